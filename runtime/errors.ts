@@ -1,0 +1,40 @@
+// Base of every typed error the runtime raises: a stable string `code`, a readable message and a chained cause.
+
+/**
+ * Every error a caller may handle derives from `AnxError` and carries a stable `code`
+ * (for example `ANX_DID_INVALID`). Messages say what was expected and what came.
+ */
+export class AnxError extends Error {
+  readonly code: string;
+  /** Optional hint: what the user or caller can do about it. */
+  readonly hint: string | undefined;
+
+  constructor(code: string, message: string, options?: { cause?: unknown; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options?.hint;
+  }
+
+  toJSON(): { code: string; message: string; hint?: string } {
+    return this.hint === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, hint: this.hint };
+  }
+}
+
+/** True when `err` is an `AnxError` with the given code. */
+export function isAnxError(err: unknown, code?: string): err is AnxError {
+  return err instanceof AnxError && (code === undefined || err.code === code);
+}
+
+/** Describes a value for error messages without dumping large or binary payloads. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 61)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return `a ${typeof value}`;
+}
