@@ -1,0 +1,219 @@
+// The DID actor's statechart: presence (online/offline with a heartbeat deadline), its inbox, and the gatekeeper hook.
+import { assign, emit, setup } from 'xstate';
+
+/** Version recorded in every persisted DID snapshot; bump it when the context or states change shape. */
+export const DID_MACHINE_VERSION = 1;
+
+export type GatekeeperMode = 'public' | 'ask' | 'private';
+
+export interface DidContext {
+  did: string;
+  name: string | undefined;
+  /** Messages accepted into the inbox, ever. */
+  received: number;
+  /** Accepted messages not yet marked read. */
+  unread: number;
+  /** Messages refused by the gatekeeper, ever. */
+  refused: number;
+  /** Messages waiting for the Owner's approval (gatekeeper `ask`). */
+  held: number;
+  lastMessageId: string | undefined;
+  gatekeeper: { mode: GatekeeperMode; allow: string[]; block: string[] };
+  /** How long presence stays online without a heartbeat (ms). */
+  presenceTtlMs: number;
+}
+
+export interface DidInput {
+  did: string;
+  name?: string;
+  presenceTtlMs?: number;
+}
+
+/** Any envelope delivered to the actor: its `type` is the message type. */
+export interface DidEnvelopeEvent {
+  type: string;
+  id: string;
+  from: string;
+  to: string;
+  ts: number;
+  body?: unknown;
+  thread?: string;
+  reply?: string;
+  ctx?: Record<string, string>;
+}
+
+/** Message types that address the DID actor itself rather than its inbox. Only the DID (or its host) sends them. */
+export const DID_CONTROL_TYPES = [
+  'presence.online',
+  'presence.offline',
+  'presence.heartbeat',
+  'inbox.read',
+  'gatekeeper.set',
+] as const;
+
+const HOST_ADDRESS = 'host';
+
+function isControl(type: string): boolean {
+  return (DID_CONTROL_TYPES as readonly string[]).includes(type);
+}
+
+function fromSelfOrHost(context: DidContext, event: DidEnvelopeEvent): boolean {
+  return event.from === context.did || event.from === HOST_ADDRESS;
+}
+
+/**
+ * Presence and inbox run in parallel. Inbox messages are appended to the actor's `inbox` collection
+ * (not kept in the snapshot, whose size must not grow with traffic) and announced by a `message` event.
+ */
+export const didMachine = setup({
+  types: {
+    context: {} as DidContext,
+    input: {} as DidInput,
+    events: {} as DidEnvelopeEvent,
+    emitted: {} as
+      | { type: 'anx.append'; collection: string; value: unknown }
+      | { type: 'anx.event'; kind: 'message' | 'status' | 'error'; payload: unknown },
+  },
+  delays: {
+    presenceTtl: ({ context }) => context.presenceTtlMs,
+  },
+  guards: {
+    isControlFromSelf: ({ context, event }) => isControl(event.type) && fromSelfOrHost(context, event),
+    isControlFromStranger: ({ context, event }) => isControl(event.type) && !fromSelfOrHost(context, event),
+    senderBlocked: ({ context, event }) => context.gatekeeper.block.includes(event.from),
+    gatekeeperAllows: ({ context, event }) => {
+      const { mode, allow } = context.gatekeeper;
+      if (mode === 'public') return true;
+      return event.from === context.did || allow.includes(event.from);
+    },
+    gatekeeperAsks: ({ context }) => context.gatekeeper.mode === 'ask',
+    isControlType: ({ event }) => isControl(event.type),
+  },
+  actions: {
+    storeMessage: assign(({ context }) => ({
+      received: context.received + 1,
+      unread: context.unread + 1,
+    })),
+    appendToInbox: emit(({ event }) => ({
+      type: 'anx.append' as const,
+      collection: 'inbox',
+      value: {
+        id: event.id,
+        type: event.type,
+        from: event.from,
+        ts: event.ts,
+        ...(event.thread === undefined ? {} : { thread: event.thread }),
+        ...(event.reply === undefined ? {} : { reply: event.reply }),
+        ...(event.ctx === undefined ? {} : { ctx: event.ctx }),
+        body: event.body ?? null,
+      },
+    })),
+    rememberLast: assign({ lastMessageId: ({ event }) => event.id }),
+    announceMessage: emit(({ event }) => ({
+      type: 'anx.event' as const,
+      kind: 'message' as const,
+      payload: { id: event.id, from: event.from, type: event.type },
+    })),
+    holdMessage: assign(({ context }) => ({ held: context.held + 1 })),
+    appendToPending: emit(({ event }) => ({
+      type: 'anx.append' as const,
+      collection: 'pending',
+      value: { id: event.id, type: event.type, from: event.from, ts: event.ts, body: event.body ?? null },
+    })),
+    announceHeld: emit(({ event }) => ({
+      type: 'anx.event' as const,
+      kind: 'status' as const,
+      payload: { status: 'held_for_approval', id: event.id, from: event.from },
+    })),
+    countRefused: assign(({ context }) => ({ refused: context.refused + 1 })),
+    announceRefused: emit(({ event }, params: { code: string }) => ({
+      type: 'anx.event' as const,
+      kind: 'error' as const,
+      payload: { code: params.code, id: event.id, from: event.from, type: event.type },
+    })),
+    markRead: assign(({ context, event }) => {
+      const body = event.body as { count?: unknown } | undefined;
+      const count = typeof body?.count === 'number' ? body.count : context.unread;
+      return { unread: Math.max(0, context.unread - Math.max(0, Math.floor(count))) };
+    }),
+    setGatekeeper: assign(({ context, event }) => {
+      const body = (event.body ?? {}) as { mode?: unknown; allow?: unknown; block?: unknown };
+      const mode = body.mode === 'public' || body.mode === 'ask' || body.mode === 'private' ? body.mode : context.gatekeeper.mode;
+      const strings = (v: unknown, fallback: string[]) =>
+        Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : fallback;
+      return {
+        gatekeeper: {
+          mode,
+          allow: strings(body.allow, context.gatekeeper.allow),
+          block: strings(body.block, context.gatekeeper.block),
+        },
+      };
+    }),
+  },
+}).createMachine({
+  id: 'did',
+  type: 'parallel',
+  context: ({ input }) => ({
+    did: input.did,
+    name: input.name,
+    received: 0,
+    unread: 0,
+    refused: 0,
+    held: 0,
+    lastMessageId: undefined,
+    gatekeeper: { mode: 'public', allow: [], block: [] },
+    presenceTtlMs: input.presenceTtlMs ?? 30_000,
+  }),
+  states: {
+    presence: {
+      initial: 'offline',
+      states: {
+        offline: {
+          on: {
+            'presence.online': { target: 'online', guard: 'isControlFromSelf' },
+            'presence.heartbeat': { target: 'online', guard: 'isControlFromSelf' },
+          },
+        },
+        online: {
+          after: { presenceTtl: 'offline' },
+          on: {
+            'presence.offline': { target: 'offline', guard: 'isControlFromSelf' },
+            // Re-entering restarts the presence deadline.
+            'presence.heartbeat': { target: 'online', reenter: true, guard: 'isControlFromSelf' },
+          },
+        },
+      },
+    },
+    inbox: {
+      initial: 'open',
+      states: {
+        open: {
+          on: {
+            'inbox.read': { guard: 'isControlFromSelf', actions: 'markRead' },
+            'gatekeeper.set': { guard: 'isControlFromSelf', actions: 'setGatekeeper' },
+            '*': [
+              {
+                guard: 'isControlFromStranger',
+                actions: [{ type: 'countRefused' }, { type: 'announceRefused', params: { code: 'ANX_CONTROL_FORBIDDEN' } }],
+              },
+              // Control messages from the DID itself were handled by the explicit transitions above.
+              { guard: 'isControlType' },
+              {
+                guard: 'senderBlocked',
+                actions: [{ type: 'countRefused' }, { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_BLOCKED' } }],
+              },
+              {
+                guard: 'gatekeeperAllows',
+                actions: ['storeMessage', 'rememberLast', 'appendToInbox', 'announceMessage'],
+              },
+              { guard: 'gatekeeperAsks', actions: ['holdMessage', 'appendToPending', 'announceHeld'] },
+              {
+                actions: [{ type: 'countRefused' }, { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_PRIVATE' } }],
+              },
+            ],
+          },
+        },
+      },
+    },
+  },
+});

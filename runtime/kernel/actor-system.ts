@@ -1,0 +1,743 @@
+// The actor system: XState v5 actors addressed by DID or kind/id, with mailboxes, group commits,
+// an outbox, durable timers and passivation.
+import { type Actor, type AnyStateMachine, createActor } from 'xstate';
+import { type Clock, systemClock } from '../clock.ts';
+import { AnxError } from '../errors.ts';
+import type { EventInput, EventV1 } from '../events/event.ts';
+import { EventLog } from '../events/log.ts';
+import { CommitQueue } from '../store/commit-queue.ts';
+import { lastNumericKey, type Store } from '../store/store.ts';
+import { isKernelEffect, type KernelEffect } from './effects.ts';
+import {
+  ActorExistsError,
+  ActorFailedError,
+  MachineVersionError,
+  MessageExpiredError,
+  SystemStoppedError,
+  UnknownActorError,
+  UnknownMachineError,
+} from './errors.ts';
+import { Mailbox } from './mailbox.ts';
+import { decodeKernelEnvelope, encodeKernelEnvelope, type KernelEnvelope, newMessageId } from './message.ts';
+import { type TimerRecord, TimerService } from './timers.ts';
+
+/** A machine the system can host, with the version recorded in every snapshot it persists. */
+export interface MachineDefinition {
+  kind: string;
+  version: number;
+  machine: AnyStateMachine;
+  /** Input for a new actor of this kind at `address`, from what `spawn` was given. */
+  input?: (address: string, init: unknown) => unknown;
+}
+
+/** What the kernel persists per actor (short keys: this record is written on every transition). */
+export interface ActorRecord {
+  /** machine kind */
+  k: string;
+  /** machine version */
+  mv: number;
+  /** XState persisted snapshot */
+  s: unknown;
+  /** kernel status */
+  st: 'active' | 'done' | 'error';
+  /** pending timers with absolute deadlines */
+  t?: TimerRecord[];
+  /** error message when st is 'error' */
+  e?: string;
+}
+
+/** Routes envelopes whose receiver is not on this host (the relay transport plugs in here). */
+export interface RemoteRouter {
+  /** Takes responsibility for the envelope, or returns false when the address is unknown everywhere. */
+  route(envelope: KernelEnvelope, bytes: Uint8Array, outboxKey: number): boolean;
+}
+
+export interface ActorSystemOptions {
+  store: Store;
+  clock?: Clock;
+  /** Live actors kept in memory before the least recently used idle ones are passivated. */
+  maxActive?: number;
+  /** Idle time after which an actor is passivated (ms). */
+  idleMs?: number;
+  /** Messages handled per scheduling turn before the group commit is started. */
+  turnSize?: number;
+}
+
+type Mail =
+  | { env: KernelEnvelope; outboxKey: number | undefined }
+  | { timer: string };
+
+type EmittedEvent = { type: string; [key: string]: unknown };
+
+interface LiveActor {
+  address: string;
+  def: MachineDefinition;
+  actor: Actor<AnyStateMachine>;
+  durable: boolean;
+  mailbox: Mailbox<Mail>;
+  queued: boolean;
+  timers: Map<string, TimerRecord & { ref?: unknown }>;
+  effects: EmittedEvent[];
+  /** Group commits holding this actor's writes that have not committed yet. */
+  inflight: number;
+  lastActive: number;
+  status: ActorRecord['st'];
+}
+
+/** Never fires: XState's delays are taken over by the kernel's durable timers. */
+const inertClock = { setTimeout: () => 0, clearTimeout: () => {} };
+
+/** Summary of one actor for status and listings. */
+export interface ActorInfo {
+  address: string;
+  kind: string;
+  version: number;
+  status: ActorRecord['st'];
+  live: boolean;
+  value: unknown;
+}
+
+/**
+ * Hosts durable XState actors. Handling a message commits, in one group transaction, the actor's
+ * new snapshot, the envelopes it sends (outbox), its events and the removal of the message it
+ * handled from the outbox; only then are the sent envelopes dispatched. After a crash, `start()`
+ * replays the outbox: a message is handled exactly once because its outbox entry disappears in the
+ * same transaction as the handling.
+ */
+export class ActorSystem {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly commits: CommitQueue;
+  readonly events: EventLog;
+  private readonly machines = new Map<string, MachineDefinition>();
+  /** Live actors in least-recently-active order (a Map keeps insertion order). */
+  private readonly live = new Map<string, LiveActor>();
+  /** Actors that could not be restored, with the reason; their mail stays in the outbox. */
+  private readonly refused = new Map<string, AnxError>();
+  private readonly ready = new Mailbox<LiveActor>();
+  private readonly timers: TimerService;
+  private readonly maxActive: number;
+  private readonly idleMs: number;
+  private readonly turnSize: number;
+  private outboxSeq: number;
+  private recordSeq: number;
+  private recordSeqPersisted: number;
+  private pumpScheduled = false;
+  private running = false;
+  private stopped = false;
+  private readonly stagedAccepts = new Set<string>();
+  private quiesceWaiters: Array<() => void> = [];
+  private fatal: unknown;
+  router: RemoteRouter | undefined;
+
+  constructor(options: ActorSystemOptions) {
+    this.store = options.store;
+    this.clock = options.clock ?? systemClock;
+    this.maxActive = options.maxActive ?? 100_000;
+    this.idleMs = options.idleMs ?? 5 * 60_000;
+    this.turnSize = options.turnSize ?? 1024;
+    this.commits = new CommitQueue(this.store.root);
+    this.commits.onFailure((err) => {
+      this.fatal = err;
+    });
+    this.events = new EventLog(this.store, this.commits, this.clock);
+    this.timers = new TimerService(this.clock, (address, id) => this.enqueueTimer(address, id));
+    this.outboxSeq = lastNumericKey(this.store.outbox);
+    this.recordSeq = (this.store.meta.get('seq.records') as number | undefined) ?? 0;
+    this.recordSeqPersisted = this.recordSeq;
+  }
+
+  /** Makes a machine kind available. Register every kind before `start()`. */
+  register(def: MachineDefinition): void {
+    this.machines.set(def.kind, def);
+  }
+
+  machine(kind: string): MachineDefinition | undefined {
+    return this.machines.get(kind);
+  }
+
+  /**
+   * Restores the host: re-arms every persisted timer, restores actors that have pending work and
+   * replays the outbox in order. Actors without pending work stay passivated until their next message.
+   */
+  async start(): Promise<{ restored: number; replayed: number; refused: number }> {
+    this.running = true;
+    for (const { key, value } of this.store.timers.getRange({})) {
+      const [at, address, id] = key as [number, string, string];
+      void value;
+      this.timers.schedule(address, id, at);
+    }
+    let replayed = 0;
+    for (const { key, value } of this.store.outbox.getRange({})) {
+      const env = decodeKernelEnvelope(value);
+      this.route(env, value, key as number);
+      replayed++;
+    }
+    this.schedulePump();
+    return { restored: this.live.size, replayed, refused: this.refused.size };
+  }
+
+  /**
+   * Restores every persisted actor into memory (for hosts that want all actors live, and for the
+   * restore benchmark). Refused snapshots are reported, not thrown.
+   */
+  restoreAll(kind?: string): { restored: number; refused: AnxError[] } {
+    let restored = 0;
+    const refused: AnxError[] = [];
+    for (const { key } of this.store.actors.getRange({})) {
+      const address = key as string;
+      if (this.live.has(address)) continue;
+      try {
+        const live = this.activate(address, kind);
+        if (live !== undefined) restored++;
+      } catch (err) {
+        if (err instanceof AnxError) refused.push(err);
+        else throw err;
+      }
+    }
+    return { restored, refused };
+  }
+
+  /**
+   * Creates a durable actor of `kind` at `address` and commits its initial snapshot (with whatever its
+   * initial state emits). Resolves once committed.
+   */
+  async spawn(kind: string, address: string, init?: unknown, options: { durable?: boolean } = {}): Promise<void> {
+    this.assertRunning();
+    const def = this.machines.get(kind);
+    if (def === undefined) throw new UnknownMachineError(kind, address);
+    if (this.live.has(address) || this.store.actors.doesExist(address)) throw new ActorExistsError(address);
+    const live = this.instantiate(def, address, undefined, def.input ? def.input(address, init) : init);
+    live.durable = options.durable ?? true;
+    this.live.set(address, live);
+    this.afterTransition(live, undefined);
+    await this.flush();
+  }
+
+  /** True when an actor lives at `address` (in memory or passivated). */
+  has(address: string): boolean {
+    return this.live.has(address) || this.store.actors.doesExist(address);
+  }
+
+  /** The persisted or live record summary of an actor. */
+  info(address: string): ActorInfo | undefined {
+    const live = this.live.get(address);
+    if (live !== undefined) {
+      const snap = live.actor.getSnapshot() as { value: unknown };
+      return {
+        address,
+        kind: live.def.kind,
+        version: live.def.version,
+        status: live.status,
+        live: true,
+        value: snap.value,
+      };
+    }
+    const record = this.store.actors.get(address) as ActorRecord | undefined;
+    if (record === undefined) return undefined;
+    return {
+      address,
+      kind: record.k,
+      version: record.mv,
+      status: record.st,
+      live: false,
+      value: (record.s as { value?: unknown } | undefined)?.value,
+    };
+  }
+
+  /** The current snapshot (context, value) of an actor, activating it if passivated. */
+  snapshot(address: string): { value: unknown; context: unknown; status: string } {
+    const live = this.activate(address);
+    if (live === undefined) throw new UnknownActorError(address);
+    const snap = live.actor.getSnapshot() as { value: unknown; context: unknown; status: string };
+    return { value: snap.value, context: snap.context, status: snap.status };
+  }
+
+  /** Addresses of persisted actors, optionally of one kind. */
+  *addresses(kind?: string): Iterable<string> {
+    for (const { key, value } of this.store.actors.getRange({})) {
+      if (kind === undefined || (value as ActorRecord).k === kind) yield key as string;
+    }
+  }
+
+  /** An actor's records in one collection (e.g. a DID's inbox), oldest first. */
+  records(collection: string, owner: string, options: { afterSeq?: number; limit?: number } = {}) {
+    const out: Array<{ seq: number; value: unknown }> = [];
+    for (const { key, value } of this.store.records.getRange({
+      start: [collection, owner, (options.afterSeq ?? 0) + 1],
+      end: [collection, owner, Number.MAX_SAFE_INTEGER],
+      limit: options.limit,
+    })) {
+      out.push({ seq: (key as [string, string, number])[2], value });
+    }
+    return out;
+  }
+
+  countRecords(collection: string, owner: string): number {
+    return this.store.records.getKeysCount({
+      start: [collection, owner, 0],
+      end: [collection, owner, Number.MAX_SAFE_INTEGER],
+    });
+  }
+
+  /**
+   * Accepts envelopes from outside the actors (the local API, a test, a bridge): each is committed to
+   * the outbox before this resolves, then dispatched. Idempotent on (`to`, `id`): an envelope
+   * accepted before is reported as a duplicate and not sent again.
+   */
+  async accept(envelopes: KernelEnvelope[]): Promise<Array<{ id: string; duplicate: boolean }>> {
+    this.assertRunning();
+    const results: Array<{ id: string; duplicate: boolean }> = [];
+    for (const env of envelopes) {
+      const key = `${env.to}\u0000${env.id}`;
+      if (this.stagedAccepts.has(key) || this.store.seen.doesExist([env.to, env.id])) {
+        results.push({ id: env.id, duplicate: true });
+        continue;
+      }
+      this.stagedAccepts.add(key);
+      this.commits.put(this.store.seen, [env.to, env.id], env.ts);
+      const bytes = encodeKernelEnvelope(env);
+      const outboxKey = ++this.outboxSeq;
+      this.commits.put(this.store.outbox, outboxKey, bytes);
+      this.commits.afterCommit(() => {
+        this.stagedAccepts.delete(key);
+        this.route(env, bytes, outboxKey);
+      });
+      results.push({ id: env.id, duplicate: false });
+    }
+    await this.flush();
+    return results;
+  }
+
+  /** Builds an envelope with a fresh id and timestamp. */
+  envelope(fields: Omit<KernelEnvelope, 'v' | 'id' | 'ts'> & { id?: string; ts?: number }): KernelEnvelope {
+    return { v: 1, ...fields, id: fields.id ?? newMessageId(), ts: fields.ts ?? this.clock.now() } as KernelEnvelope;
+  }
+
+  /** Appends a host-level event (not caused by an actor transition) and commits it. */
+  async emitEvent(input: EventInput): Promise<EventV1> {
+    const event = this.events.append(input);
+    await this.flush();
+    return event;
+  }
+
+  /** Resolves when every mailbox is empty, no timer is due and every commit has landed. */
+  async quiesce(): Promise<void> {
+    for (;;) {
+      if (this.fatal !== undefined) throw this.fatal;
+      if (this.ready.length === 0 && !this.pumpScheduled) {
+        await this.commits.drain();
+        if (this.ready.length === 0 && !this.pumpScheduled) return;
+      }
+      await new Promise<void>((resolve) => this.quiesceWaiters.push(resolve));
+    }
+  }
+
+  /** Number of actors held in memory. */
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  get pendingTimers(): number {
+    return this.timers.size;
+  }
+
+  /** Passivates every idle actor now (snapshot kept on disk, memory freed). Returns how many. */
+  async passivateIdle(olderThanMs = 0): Promise<number> {
+    await this.commits.drain();
+    const cutoff = this.clock.now() - olderThanMs;
+    let n = 0;
+    for (const live of [...this.live.values()]) {
+      if (live.lastActive <= cutoff && this.passivate(live)) n++;
+    }
+    return n;
+  }
+
+  /** Stops taking work, lets in-flight commits land and stops every live actor. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.running = false;
+    this.stopped = true;
+    this.timers.stop();
+    await this.commits.drain();
+    for (const live of this.live.values()) live.actor.stop();
+    this.live.clear();
+    this.wakeQuiesce();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private assertRunning(): void {
+    if (this.stopped) throw new SystemStoppedError();
+    if (this.fatal !== undefined) throw this.fatal;
+  }
+
+  private instantiate(def: MachineDefinition, address: string, snapshot: unknown, input: unknown): LiveActor {
+    const actor = createActor(def.machine, {
+      id: address,
+      clock: inertClock,
+      ...(snapshot === undefined ? { input } : { snapshot: snapshot as never }),
+    });
+    const live: LiveActor = {
+      address,
+      def,
+      actor,
+      durable: true,
+      mailbox: new Mailbox<Mail>(),
+      queued: false,
+      timers: new Map(),
+      effects: [],
+      inflight: 0,
+      lastActive: this.clock.now(),
+      status: 'active',
+    };
+    actor.on('*', (emitted: EmittedEvent) => {
+      live.effects.push(emitted);
+    });
+    // An error inside an action stops the actor with an error status; observing it here keeps
+    // XState from rethrowing it asynchronously, which would take the whole host down.
+    actor.subscribe({ error: () => {} });
+    actor.start();
+    return live;
+  }
+
+  /**
+   * The live actor at `address`, restoring it from its snapshot when passivated; undefined when no
+   * such actor exists. Throws the refusal when its snapshot cannot be restored.
+   */
+  private activate(address: string, kind?: string): LiveActor | undefined {
+    const existing = this.live.get(address);
+    if (existing !== undefined) return existing;
+    const refusal = this.refused.get(address);
+    if (refusal !== undefined) throw refusal;
+    const record = this.store.actors.get(address) as ActorRecord | undefined;
+    if (record === undefined) return undefined;
+    if (kind !== undefined && record.k !== kind) return undefined;
+    const def = this.machines.get(record.k);
+    let error: AnxError | undefined;
+    if (def === undefined) error = new UnknownMachineError(record.k, address);
+    else if (def.version !== record.mv) error = new MachineVersionError(record.k, address, record.mv, def.version);
+    if (error !== undefined || def === undefined) {
+      this.refuse(address, error as AnxError);
+      throw error;
+    }
+    const live = this.instantiate(def, address, record.s, undefined);
+    live.status = record.st;
+    for (const t of record.t ?? []) live.timers.set(t.id, t);
+    this.live.set(address, live);
+    this.evictIfNeeded();
+    return live;
+  }
+
+  private refuse(address: string, error: AnxError): void {
+    this.refused.set(address, error);
+    this.events.append({
+      kind: 'error',
+      actor: address,
+      payload: { code: error.code, message: error.message, hint: error.hint },
+    });
+    void this.flush();
+  }
+
+  /** Dispatches a committed envelope to a local mailbox or the remote router. */
+  private route(env: KernelEnvelope, bytes: Uint8Array, outboxKey: number | undefined): void {
+    let live: LiveActor | undefined;
+    try {
+      live = this.activate(env.to);
+    } catch {
+      // Refused actor: its mail stays in the outbox until a host that can restore it runs.
+      return;
+    }
+    if (live !== undefined) {
+      this.enqueue(live, { env, outboxKey });
+      return;
+    }
+    if (this.router?.route(env, bytes, outboxKey ?? 0)) return;
+    this.deadLetter(env, outboxKey, new UnknownActorError(env.to));
+  }
+
+  /** Drops an undeliverable envelope with an error event, removing it from the outbox. */
+  private deadLetter(env: KernelEnvelope, outboxKey: number | undefined, error: AnxError): void {
+    if (outboxKey !== undefined) this.commits.remove(this.store.outbox, outboxKey);
+    this.events.append({
+      kind: 'error',
+      actor: env.to,
+      ...(env.ctx?.run_id !== undefined ? { run_id: env.ctx.run_id } : {}),
+      ...(env.ctx?.task_id !== undefined ? { task_id: env.ctx.task_id } : {}),
+      payload: { code: error.code, message: error.message, id: env.id, from: env.from, type: env.type },
+    });
+    this.schedulePump();
+  }
+
+  private enqueue(live: LiveActor, mail: Mail): void {
+    live.mailbox.push(mail);
+    if (!live.queued) {
+      live.queued = true;
+      this.ready.push(live);
+    }
+    this.schedulePump();
+  }
+
+  private enqueueTimer(address: string, id: string): void {
+    let live: LiveActor | undefined;
+    try {
+      live = this.activate(address);
+    } catch {
+      return;
+    }
+    if (live === undefined || !live.timers.has(id)) return;
+    this.enqueue(live, { timer: id });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.stopped) return;
+    this.pumpScheduled = true;
+    setImmediate(() => this.pump());
+  }
+
+  /** One scheduling turn: handle up to `turnSize` messages round-robin, then start their group commit. */
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (this.stopped) return;
+    let handled = 0;
+    while (handled < this.turnSize) {
+      const live = this.ready.shift();
+      if (live === undefined) break;
+      const mail = live.mailbox.shift();
+      if (mail !== undefined) {
+        this.handle(live, mail);
+        handled++;
+      }
+      if (live.mailbox.length > 0) this.ready.push(live);
+      else live.queued = false;
+    }
+    void this.flush();
+    if (this.ready.length > 0) this.schedulePump();
+    else this.wakeQuiesce();
+  }
+
+  private handle(live: LiveActor, mail: Mail): void {
+    let event: EmittedEvent;
+    let env: KernelEnvelope | undefined;
+    let outboxKey: number | undefined;
+    if ('timer' in mail) {
+      const timer = live.timers.get(mail.timer);
+      if (timer === undefined) return;
+      live.timers.delete(mail.timer);
+      const scheduled = scheduledEvents(live.actor)[mail.timer];
+      if (scheduled !== undefined) live.actor.system.scheduler.cancel(scheduled.source, mail.timer);
+      event = timer.event;
+    } else {
+      env = mail.env;
+      outboxKey = mail.outboxKey;
+      if (env.exp !== undefined && env.exp < this.clock.now()) {
+        this.deadLetter(env, outboxKey, new MessageExpiredError(env.id, env.exp));
+        return;
+      }
+      event = env as unknown as EmittedEvent;
+    }
+    if (live.status !== 'active') {
+      if (env !== undefined) {
+        this.deadLetter(env, outboxKey, new AnxError('ANX_ACTOR_STOPPED', `actor "${live.address}" is ${live.status} and takes no more messages`));
+      }
+      return;
+    }
+    live.lastActive = this.clock.now();
+    this.live.delete(live.address);
+    this.live.set(live.address, live);
+    live.actor.send(event);
+    if (outboxKey !== undefined && live.durable) this.commits.remove(this.store.outbox, outboxKey);
+    this.afterTransition(live, env);
+  }
+
+  /** Stages the actor's new snapshot, timers, sent envelopes, records and events in the group commit. */
+  private afterTransition(live: LiveActor, cause: KernelEnvelope | undefined): void {
+    const snap = live.actor.getSnapshot() as { status: string; error?: unknown };
+    const effects = live.effects;
+    live.effects = [];
+    if (snap.status === 'error') {
+      live.status = 'error';
+      const failure = new ActorFailedError(live.address, snap.error);
+      this.events.append({
+        kind: 'error',
+        actor: live.address,
+        payload: { code: failure.code, message: failure.message, cause_id: cause?.id },
+      });
+    } else if (snap.status === 'done') {
+      live.status = 'done';
+    }
+    if (live.status === 'active') this.syncTimers(live);
+    else this.clearTimers(live);
+    const sends: Array<{ env: KernelEnvelope; bytes: Uint8Array; key: number | undefined }> = [];
+    for (const effect of effects) {
+      if (!isKernelEffect(effect)) continue;
+      this.applyEffect(live, effect as KernelEffect, cause, sends);
+    }
+    if (live.durable) {
+      const record: ActorRecord = {
+        k: live.def.kind,
+        mv: live.def.version,
+        s: live.status === 'error' ? undefined : live.actor.getPersistedSnapshot(),
+        st: live.status,
+      };
+      if (live.timers.size > 0) record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
+      if (live.status === 'error') {
+        // Keep the last good snapshot for diagnosis; the failed state itself cannot be restored.
+        record.s = (this.store.actors.get(live.address) as ActorRecord | undefined)?.s;
+        record.e = (snap.error as Error | undefined)?.message ?? String(snap.error);
+      }
+      this.commits.put(this.store.actors, live.address, record);
+      live.inflight++;
+      this.commits.afterCommit(() => {
+        live.inflight--;
+      });
+    }
+    if (sends.length > 0) {
+      if (live.durable) {
+        this.commits.afterCommit(() => {
+          for (const s of sends) this.route(s.env, s.bytes, s.key);
+        });
+      } else {
+        for (const s of sends) this.route(s.env, s.bytes, s.key);
+      }
+    }
+  }
+
+  private applyEffect(
+    live: LiveActor,
+    effect: KernelEffect,
+    cause: KernelEnvelope | undefined,
+    sends: Array<{ env: KernelEnvelope; bytes: Uint8Array; key: number | undefined }>,
+  ): void {
+    switch (effect.type) {
+      case 'anx.send': {
+        const env: KernelEnvelope = { v: 1, id: newMessageId(), type: effect.msgType, from: live.address, to: effect.to, ts: this.clock.now() };
+        if (effect.body !== undefined) env.body = effect.body;
+        const ctx = effect.ctx ?? cause?.ctx;
+        if (ctx !== undefined) env.ctx = ctx;
+        if (effect.thread !== undefined) env.thread = effect.thread;
+        if (effect.reply !== undefined) env.reply = effect.reply;
+        if (effect.exp !== undefined) env.exp = effect.exp;
+        const bytes = encodeKernelEnvelope(env);
+        let key: number | undefined;
+        if (live.durable) {
+          key = ++this.outboxSeq;
+          this.commits.put(this.store.outbox, key, bytes);
+        }
+        // In-process delivery decodes the committed bytes, exactly as a replay after a crash would.
+        sends.push({ env: decodeKernelEnvelope(bytes), bytes, key });
+        return;
+      }
+      case 'anx.event': {
+        const { type: _t, ...rest } = effect;
+        const input = { ...rest, actor: live.address, payload: effect.payload ?? null } as EventInput;
+        if (input.run_id === undefined && cause?.ctx?.run_id !== undefined) input.run_id = cause.ctx.run_id;
+        if (input.task_id === undefined && cause?.ctx?.task_id !== undefined) input.task_id = cause.ctx.task_id;
+        if (live.durable) this.events.append(input);
+        return;
+      }
+      case 'anx.append': {
+        if (!live.durable) return;
+        const seq = ++this.recordSeq;
+        this.commits.put(this.store.records, [effect.collection, live.address, seq], effect.value);
+        return;
+      }
+    }
+  }
+
+  /** Reconciles the kernel's durable timers with the delays XState scheduled in this transition. */
+  private syncTimers(live: LiveActor): void {
+    const scheduled = scheduledEvents(live.actor);
+    if (scheduled === NO_EVENTS && live.timers.size === 0) return;
+    for (const id in scheduled) {
+      const entry = scheduled[id]!;
+      const known = live.timers.get(entry.id);
+      if (known !== undefined && known.ref === entry) continue;
+      if (known !== undefined && live.durable) this.commits.remove(this.store.timers, [known.at, live.address, known.id]);
+      const at = this.clock.now() + entry.delay;
+      const timer = { id: entry.id, at, event: entry.event as TimerRecord['event'], ref: entry as unknown };
+      live.timers.set(entry.id, timer);
+      if (live.durable) this.commits.put(this.store.timers, [at, live.address, entry.id], entry.event);
+      this.timers.schedule(live.address, entry.id, at);
+    }
+    // Timers XState cancelled (state left before the deadline). Timers restored from disk are not in
+    // XState's table; they stay armed and, if their state was left, fire as a harmless no-op event.
+    for (const timer of [...live.timers.values()]) {
+      if (timer.ref !== undefined && scheduled[timer.id] !== timer.ref) {
+        live.timers.delete(timer.id);
+        if (live.durable) this.commits.remove(this.store.timers, [timer.at, live.address, timer.id]);
+        this.timers.cancel(live.address, timer.id);
+      }
+    }
+  }
+
+  private clearTimers(live: LiveActor): void {
+    if (live.timers.size === 0) return;
+    for (const timer of live.timers.values()) {
+      if (live.durable) this.commits.remove(this.store.timers, [timer.at, live.address, timer.id]);
+      this.timers.cancel(live.address, timer.id);
+    }
+    live.timers.clear();
+  }
+
+  private flush(): Promise<void> {
+    if (this.recordSeq !== this.recordSeqPersisted) {
+      this.recordSeqPersisted = this.recordSeq;
+      this.commits.put(this.store.meta, 'seq.records', this.recordSeq);
+    }
+    return this.commits.flush();
+  }
+
+  private evictIfNeeded(): void {
+    if (this.live.size <= this.maxActive) return;
+    const cutoff = this.clock.now() - this.idleMs;
+    for (const live of this.live.values()) {
+      if (this.live.size <= this.maxActive * 0.9) break;
+      if (live.lastActive > cutoff && this.live.size <= this.maxActive) break;
+      this.passivate(live);
+    }
+  }
+
+  /** Drops an idle actor from memory; its snapshot and timers stay on disk. False if it is busy. */
+  private passivate(live: LiveActor): boolean {
+    if (live.mailbox.length > 0 || live.queued || live.inflight > 0 || !live.durable) return false;
+    live.actor.stop();
+    this.live.delete(live.address);
+    return true;
+  }
+
+  private wakeQuiesce(): void {
+    if (this.quiesceWaiters.length === 0) return;
+    const waiters = this.quiesceWaiters;
+    this.quiesceWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+const NO_EVENTS: Record<string, ScheduledEvent> = Object.freeze({}) as Record<string, ScheduledEvent>;
+
+interface ScheduledEvent {
+  id: string;
+  delay: number;
+  event: unknown;
+  source: Actor<AnyStateMachine>;
+}
+
+/** XState's table of pending delayed events for an actor's system (read without copying). */
+function scheduledEvents(actor: Actor<AnyStateMachine>): Record<string, ScheduledEvent> {
+  const system = actor.system as unknown as { _snapshot: { _scheduledEvents: Record<string, ScheduledEvent> } };
+  const all = system._snapshot._scheduledEvents;
+  let empty = true;
+  for (const _ in all) {
+    empty = false;
+    break;
+  }
+  if (empty) return NO_EVENTS;
+  // Keyed by `${sessionId}.${id}` in XState; the kernel keys timers by the id alone.
+  const out: Record<string, ScheduledEvent> = {};
+  for (const key in all) {
+    const entry = all[key]!;
+    out[entry.id] = entry;
+  }
+  return out;
+}

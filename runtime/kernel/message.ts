@@ -1,0 +1,61 @@
+// The kernel's view of an envelope (DESIGN §4 wire names) and its in-process msgpack codec.
+import { randomBytes } from 'node:crypto';
+import { Packr } from 'msgpackr';
+
+/** Correlation ids an envelope may carry. */
+export interface EnvelopeContext {
+  session_id?: string;
+  run_id?: string;
+  enclave_id?: string;
+  task_id?: string;
+  stage?: string;
+}
+
+/**
+ * An envelope as actors see it. Inside one host the kernel is trusted, so in-process envelopes carry
+ * no signature; crossing a host boundary they are signed or sealed (see `runtime/envelope`).
+ */
+export interface KernelEnvelope {
+  v: 1;
+  id: string;
+  type: string;
+  from: string;
+  to: string;
+  ts: number;
+  exp?: number;
+  thread?: string;
+  reply?: string;
+  ctx?: EnvelopeContext;
+  actor?: string;
+  cap?: unknown;
+  body?: unknown;
+  sig?: Uint8Array;
+}
+
+// Plain maps, no record extension: the bytes are readable by any msgpack implementation.
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+export function encodeKernelEnvelope(env: KernelEnvelope): Uint8Array {
+  return packr.pack(env);
+}
+
+export function decodeKernelEnvelope(bytes: Uint8Array): KernelEnvelope {
+  return packr.unpack(bytes) as KernelEnvelope;
+}
+
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+
+/**
+ * A new message id: 16 random bytes as base64url (22 characters). Random bytes are drawn in
+ * blocks because one `randomBytes` call per message would dominate in-process delivery.
+ */
+export function newMessageId(): string {
+  if (idOffset + 16 > idPool.length) {
+    idPool = randomBytes(16 * 1024);
+    idOffset = 0;
+  }
+  const id = idPool.toString('base64url', idOffset, idOffset + 16);
+  idOffset += 16;
+  return id;
+}

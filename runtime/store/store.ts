@@ -1,0 +1,88 @@
+// The host's one LMDB environment and the named databases the kernel keeps in it.
+import { mkdirSync } from 'node:fs';
+import { type Database, type Key, open, type RootDatabase } from 'lmdb';
+import { AnxError } from '../errors.ts';
+
+/** Raised when the data directory cannot be opened (permissions, another process holding it, disk full). */
+export class StoreError extends AnxError {}
+
+/**
+ * Named databases. Keys use lmdb's ordered-binary encoding, so arrays sort element by element:
+ * `[run_id, seq]` ranges give one run's events in order.
+ */
+export interface Store {
+  readonly path: string;
+  readonly root: RootDatabase;
+  /** Host metadata: counters, host identity, format version. */
+  readonly meta: Database<unknown, string>;
+  /** Persisted actors by address: kind, machine version, snapshot, status, timers. */
+  readonly actors: Database<unknown, string>;
+  /** Envelopes committed but not yet acknowledged by their receiver, by host sequence. */
+  readonly outbox: Database<Uint8Array, number>;
+  /** Ids already accepted per receiver (`[to, id]` → ts): dedupe and replay protection. */
+  readonly seen: Database<number, Key>;
+  /** EventV1 by host sequence. */
+  readonly events: Database<unknown, number>;
+  /** Event indexes: `[value, seq]` → null. */
+  readonly eventsByRun: Database<null, Key>;
+  readonly eventsByTask: Database<null, Key>;
+  readonly eventsByActor: Database<null, Key>;
+  /** Actor-owned append-only records (`[collection, owner, seq]`), e.g. a DID's inbox. */
+  readonly records: Database<unknown, Key>;
+  /** Pending timers by absolute deadline (`[at, address, timerId]` → event), so passivated actors wake up. */
+  readonly timers: Database<unknown, Key>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Skip fsync on commit: only for benchmarks and throwaway tests; a machine crash may lose commits. */
+  noSync?: boolean;
+}
+
+/** Opens (creating if needed) the LMDB environment under `dir`. */
+export function openStore(dir: string, options: StoreOptions = {}): Store {
+  let root: RootDatabase;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    root = open({
+      path: dir,
+      maxDbs: 64,
+      compression: false,
+      noSync: options.noSync ?? false,
+      // Each host process owns its environment; reads happen on the main thread.
+      maxReaders: 256,
+    });
+  } catch (err) {
+    throw new StoreError('ANX_STORE_OPEN', `cannot open the data directory ${dir}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'check that the directory is writable and not on a full disk, or pass another --data-dir',
+    });
+  }
+  const db = <V, K extends Key>(name: string, extra: Record<string, unknown> = {}) =>
+    root.openDB<V, K>({ name, ...extra });
+  const store: Store = {
+    path: dir,
+    root,
+    meta: db('meta'),
+    actors: db('actors'),
+    outbox: db('outbox', { encoding: 'binary' }),
+    seen: db('seen'),
+    events: db('events'),
+    eventsByRun: db('events_by_run'),
+    eventsByTask: db('events_by_task'),
+    eventsByActor: db('events_by_actor'),
+    records: db('records'),
+    timers: db('timers'),
+    close: async () => {
+      await root.flushed;
+      await root.close();
+    },
+  };
+  return store;
+}
+
+/** The last key of a numerically keyed database, or 0 when it is empty. */
+export function lastNumericKey(database: Database<unknown, number> | Database<Uint8Array, number>): number {
+  for (const key of database.getKeys({ reverse: true, limit: 1 })) return key as number;
+  return 0;
+}
