@@ -1,0 +1,245 @@
+// Field checks of an envelope at the edge: every wire field's type and shape, unknown fields refused.
+import { describeValue } from '../errors.ts';
+import { DID_PREFIX, publicKeyOfDid } from '../identity/did.ts';
+import { CONTEXT_KEYS, ENVELOPE_VERSION, type Envelope, SEALED_ENC } from './envelope.ts';
+import { EnvelopeFieldError, EnvelopeVersionError } from './errors.ts';
+
+/** Limits on header fields; see docs/protocol.md, "Fields". */
+export const FIELD_LIMITS = {
+  idMin: 16,
+  idMax: 64,
+  typeMax: 128,
+  addressMax: 256,
+  ctxValueMax: 256,
+  capStringMax: 1024,
+  capBytesMax: 65536,
+  fromMax: 256,
+} as const;
+
+const ID_RE = /^[0-9A-Za-z_-]{16,64}$/;
+const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+// `kind/name`: the kind says which actor family routes it (enclave, run, task, inbox...).
+const ADDRESS_RE = /^[a-z][a-z0-9_-]{0,31}\/[A-Za-z0-9._:~@+=/-]{1,223}$/;
+// Lone surrogates would be replaced during UTF-8 encoding, so two different strings could sign alike.
+const LONE_SURROGATE_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const MAX_SAFE_TS = Number.MAX_SAFE_INTEGER;
+
+const KNOWN_FIELDS = new Set([
+  'v',
+  'id',
+  'type',
+  'from',
+  'to',
+  'ts',
+  'exp',
+  'thread',
+  'reply',
+  'ctx',
+  'actor',
+  'cap',
+  'enc',
+  'epk',
+  'nonce',
+  'body',
+  'sig',
+]);
+const KNOWN_CTX = new Set<string>(CONTEXT_KEYS);
+
+// Binary fields and the body may be secret or large: name their type, never their content.
+function describeType(value: unknown): string {
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/**
+ * True for a canonical `did:agentnexus:z6Mk…` DID whose key decodes. The did:key alias is not
+ * accepted on the wire: one spelling per sender keeps dedupe by (`from`, `id`) sound.
+ */
+export function isWireDid(text: unknown): text is string {
+  if (typeof text !== 'string' || !text.startsWith(DID_PREFIX) || text.length > 128) return false;
+  try {
+    publicKeyOfDid(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True for an actor address such as `enclave/abc` (a kind, a slash, a name). */
+export function isActorAddress(text: unknown): text is string {
+  return typeof text === 'string' && text.length <= FIELD_LIMITS.addressMax && ADDRESS_RE.test(text);
+}
+
+/** True for a well-formed message id: 16 to 64 characters of `[0-9A-Za-z_-]`. */
+export function isEnvelopeId(text: unknown): text is string {
+  return typeof text === 'string' && ID_RE.test(text);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function isTimestamp(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_SAFE_TS;
+}
+
+/**
+ * Checks a decoded msgpack map field by field and returns it typed as an `Envelope` (the same
+ * object, not a copy). Throws `EnvelopeVersionError` when `v` is not 1, and `EnvelopeFieldError`
+ * for a missing, wrongly typed, malformed or unknown field; once `id` and `from` are read they ride
+ * along on later errors so the event can name them.
+ *
+ * @example
+ * ```ts
+ * const env = validateEnvelope(unpacked);
+ * ```
+ */
+export function validateEnvelope(raw: Record<string, unknown>): Envelope {
+  if (raw.v !== ENVELOPE_VERSION) {
+    throw new EnvelopeVersionError(
+      `"v" expected ${ENVELOPE_VERSION}, got ${typeof raw.v === 'number' ? raw.v : describeType(raw.v)}`,
+      { hint: 'this host speaks envelope version 1 only' },
+    );
+  }
+  const context: { id?: string; from?: string } = {};
+  const fail = (field: string, expected: string, got: string): never => {
+    throw new EnvelopeFieldError(field, `"${field}" expected ${expected}, got ${got}`, context);
+  };
+
+  const id = raw.id;
+  if (!isEnvelopeId(id)) fail('id', 'a message id of 16 to 64 characters [0-9A-Za-z_-]', describeValue(id));
+  context.id = id as string;
+
+  const from = raw.from;
+  if (typeof from !== 'string' || from.length === 0 || from.length > FIELD_LIMITS.fromMax) {
+    fail('from', 'a DID string', describeValue(from));
+  }
+  // Only a well-formed string is echoed into error events; the key itself is checked with the signature.
+  if (!LONE_SURROGATE_RE.test(from as string)) context.from = from as string;
+
+  let present = 4; // v, id, from, and body or a failure below
+  const type = raw.type;
+  if (typeof type !== 'string' || !TYPE_RE.test(type)) {
+    fail('type', 'a message type of 1 to 128 characters [A-Za-z0-9._:/-]', describeValue(type));
+  }
+  present++;
+
+  const to = raw.to;
+  if (!isActorAddress(to) && !isWireDid(to)) {
+    fail('to', 'a DID or actor address', describeValue(to));
+  }
+  present++;
+
+  if (!isTimestamp(raw.ts))
+    fail('ts', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.ts));
+  present++;
+
+  if (raw.exp !== undefined) {
+    if (!isTimestamp(raw.exp)) {
+      fail('exp', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.exp));
+    }
+    present++;
+  }
+  if (raw.thread !== undefined) {
+    if (!isEnvelopeId(raw.thread)) fail('thread', 'a message id', describeValue(raw.thread));
+    present++;
+  }
+  if (raw.reply !== undefined) {
+    if (!isEnvelopeId(raw.reply)) fail('reply', 'a message id', describeValue(raw.reply));
+    present++;
+  }
+  if (raw.ctx !== undefined) {
+    validateContext(raw.ctx, fail);
+    present++;
+  }
+  if (raw.actor !== undefined) {
+    if (!isWireDid(raw.actor)) fail('actor', 'a did:agentnexus DID', describeValue(raw.actor));
+    present++;
+  }
+  if (raw.cap !== undefined) {
+    const cap = raw.cap;
+    if (typeof cap === 'string') {
+      if (cap.length === 0 || cap.length > FIELD_LIMITS.capStringMax || LONE_SURROGATE_RE.test(cap)) {
+        fail(
+          'cap',
+          `a token reference of 1 to ${FIELD_LIMITS.capStringMax} characters`,
+          `${cap.length} characters`,
+        );
+      }
+    } else if (cap instanceof Uint8Array) {
+      if (cap.length === 0 || cap.length > FIELD_LIMITS.capBytesMax) {
+        fail('cap', `a token of 1 to ${FIELD_LIMITS.capBytesMax} bytes`, describeType(cap));
+      }
+    } else {
+      fail('cap', 'a token (bytes) or token reference (string)', describeType(cap));
+    }
+    present++;
+  }
+  if (raw.enc !== undefined) {
+    if (raw.enc !== SEALED_ENC) fail('enc', `"${SEALED_ENC}"`, describeValue(raw.enc));
+    if (!(raw.epk instanceof Uint8Array) || raw.epk.length !== 32) {
+      fail('epk', 'a 32-byte X25519 public key', describeType(raw.epk));
+    }
+    if (!(raw.nonce instanceof Uint8Array) || raw.nonce.length !== 12) {
+      fail('nonce', 'a 12-byte nonce', describeType(raw.nonce));
+    }
+    present += 3;
+  } else if (raw.epk !== undefined || raw.nonce !== undefined) {
+    fail(raw.epk !== undefined ? 'epk' : 'nonce', `no value without "enc"`, 'a value');
+  }
+
+  const body = raw.body;
+  if (!(body instanceof Uint8Array)) fail('body', 'bytes (msgpack bin)', describeType(body));
+  if (raw.enc !== undefined && (body as Uint8Array).length < 16) {
+    fail('body', 'sealed ciphertext of at least 16 bytes', describeType(body));
+  }
+
+  if (raw.sig !== undefined) {
+    if (!(raw.sig instanceof Uint8Array) || raw.sig.length !== 64) {
+      fail('sig', 'a 64-byte Ed25519 signature', describeType(raw.sig));
+    }
+    present++;
+  }
+
+  // Counting beats walking the keys on the common path; walk only to name the culprit.
+  const keys = Object.keys(raw);
+  if (keys.length !== present) {
+    for (const key of keys) {
+      if (!KNOWN_FIELDS.has(key)) {
+        fail(JSON.stringify(key).slice(1, -1).slice(0, 64), 'no such field in envelope v1', 'a value');
+      }
+      if (raw[key] === undefined) fail(key, 'a value or no key at all', 'undefined');
+    }
+  }
+  return raw as unknown as Envelope;
+}
+
+function validateContext(ctx: unknown, fail: (field: string, expected: string, got: string) => never): void {
+  if (!isPlainObject(ctx)) fail('ctx', 'a map of context strings', describeType(ctx));
+  const entries = ctx as Record<string, unknown>;
+  let count = 0;
+  for (const key of Object.keys(entries)) {
+    if (!KNOWN_CTX.has(key)) {
+      fail(
+        `ctx.${JSON.stringify(key).slice(1, -1).slice(0, 64)}`,
+        `one of ${CONTEXT_KEYS.join(', ')}`,
+        'a value',
+      );
+    }
+    const value = entries[key];
+    if (
+      typeof value !== 'string' ||
+      value.length === 0 ||
+      value.length > FIELD_LIMITS.ctxValueMax ||
+      LONE_SURROGATE_RE.test(value)
+    ) {
+      fail(`ctx.${key}`, `a string of 1 to ${FIELD_LIMITS.ctxValueMax} characters`, describeValue(value));
+    }
+    count++;
+  }
+  if (count === 0) fail('ctx', 'at least one context key (leave ctx out when empty)', 'an empty map');
+}
