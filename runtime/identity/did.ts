@@ -101,12 +101,24 @@ export function publicKeyOfMultikey(multikey: string, field?: string): Uint8Arra
       `${multikey.length} characters: ${describeValue(multikey)}`,
     );
   }
+  // Text that reads as an Ed25519 multikey but has extra or missing characters would otherwise
+  // decode to a meaningless multicodec; say what is actually wrong.
+  if (multikey.startsWith('z6Mk') && multikey.length !== MULTIKEY_LENGTH) {
+    fail(
+      field,
+      `an Ed25519 multikey of ${MULTIKEY_LENGTH} characters ("z6Mk…")`,
+      `${multikey.length} characters: ${describeValue(multikey)}`,
+    );
+  }
   let bytes: Uint8Array;
   try {
     bytes = base58Decode(multikey.slice(1));
   } catch (cause) {
     const detail = cause instanceof Base58Error ? cause.message : 'undecodable text';
     fail(field, 'base58btc after "z"', `${describeValue(multikey)} (${detail})`, cause);
+  }
+  if (bytes.length < 2) {
+    fail(field, 'a multikey of a 32-byte Ed25519 key', `${bytes.length} bytes after decoding`);
   }
   if (bytes[0] !== 0xed || bytes[1] !== 0x01) {
     const codec = Buffer.from(bytes.subarray(0, 2)).toString('hex');
