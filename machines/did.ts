@@ -138,7 +138,10 @@ export const didMachine = setup({
     }),
     setGatekeeper: assign(({ context, event }) => {
       const body = (event.body ?? {}) as { mode?: unknown; allow?: unknown; block?: unknown };
-      const mode = body.mode === 'public' || body.mode === 'ask' || body.mode === 'private' ? body.mode : context.gatekeeper.mode;
+      const mode =
+        body.mode === 'public' || body.mode === 'ask' || body.mode === 'private'
+          ? body.mode
+          : context.gatekeeper.mode;
       const strings = (v: unknown, fallback: string[]) =>
         Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : fallback;
       return {
@@ -194,13 +197,19 @@ export const didMachine = setup({
             '*': [
               {
                 guard: 'isControlFromStranger',
-                actions: [{ type: 'countRefused' }, { type: 'announceRefused', params: { code: 'ANX_CONTROL_FORBIDDEN' } }],
+                actions: [
+                  { type: 'countRefused' },
+                  { type: 'announceRefused', params: { code: 'ANX_CONTROL_FORBIDDEN' } },
+                ],
               },
               // Control messages from the DID itself were handled by the explicit transitions above.
               { guard: 'isControlType' },
               {
                 guard: 'senderBlocked',
-                actions: [{ type: 'countRefused' }, { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_BLOCKED' } }],
+                actions: [
+                  { type: 'countRefused' },
+                  { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_BLOCKED' } },
+                ],
               },
               {
                 guard: 'gatekeeperAllows',
@@ -208,7 +217,10 @@ export const didMachine = setup({
               },
               { guard: 'gatekeeperAsks', actions: ['holdMessage', 'appendToPending', 'announceHeld'] },
               {
-                actions: [{ type: 'countRefused' }, { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_PRIVATE' } }],
+                actions: [
+                  { type: 'countRefused' },
+                  { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_PRIVATE' } },
+                ],
               },
             ],
           },

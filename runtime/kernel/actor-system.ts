@@ -63,9 +63,7 @@ export interface ActorSystemOptions {
   turnSize?: number;
 }
 
-type Mail =
-  | { env: KernelEnvelope; outboxKey: number | undefined }
-  | { timer: string };
+type Mail = { env: KernelEnvelope; outboxKey: number | undefined } | { timer: string };
 
 type EmittedEvent = { type: string; [key: string]: unknown };
 
@@ -123,7 +121,6 @@ export class ActorSystem {
   private recordSeq: number;
   private recordSeqPersisted: number;
   private pumpScheduled = false;
-  private running = false;
   private stopped = false;
   private readonly stagedAccepts = new Set<string>();
   private quiesceWaiters: Array<() => void> = [];
@@ -161,7 +158,6 @@ export class ActorSystem {
    * replays the outbox in order. Actors without pending work stay passivated until their next message.
    */
   async start(): Promise<{ restored: number; replayed: number; refused: number }> {
-    this.running = true;
     for (const { key, value } of this.store.timers.getRange({})) {
       const [at, address, id] = key as [number, string, string];
       void value;
@@ -202,7 +198,12 @@ export class ActorSystem {
    * Creates a durable actor of `kind` at `address` and commits its initial snapshot (with whatever its
    * initial state emits). Resolves once committed.
    */
-  async spawn(kind: string, address: string, init?: unknown, options: { durable?: boolean } = {}): Promise<void> {
+  async spawn(
+    kind: string,
+    address: string,
+    init?: unknown,
+    options: { durable?: boolean } = {},
+  ): Promise<void> {
     this.assertRunning();
     const def = this.machines.get(kind);
     if (def === undefined) throw new UnknownMachineError(kind, address);
@@ -311,7 +312,12 @@ export class ActorSystem {
 
   /** Builds an envelope with a fresh id and timestamp. */
   envelope(fields: Omit<KernelEnvelope, 'v' | 'id' | 'ts'> & { id?: string; ts?: number }): KernelEnvelope {
-    return { v: 1, ...fields, id: fields.id ?? newMessageId(), ts: fields.ts ?? this.clock.now() } as KernelEnvelope;
+    return {
+      v: 1,
+      ...fields,
+      id: fields.id ?? newMessageId(),
+      ts: fields.ts ?? this.clock.now(),
+    } as KernelEnvelope;
   }
 
   /** Appends a host-level event (not caused by an actor transition) and commits it. */
@@ -356,7 +362,6 @@ export class ActorSystem {
   /** Stops taking work, lets in-flight commits land and stops every live actor. */
   async stop(): Promise<void> {
     if (this.stopped) return;
-    this.running = false;
     this.stopped = true;
     this.timers.stop();
     await this.commits.drain();
@@ -416,7 +421,8 @@ export class ActorSystem {
     const def = this.machines.get(record.k);
     let error: AnxError | undefined;
     if (def === undefined) error = new UnknownMachineError(record.k, address);
-    else if (def.version !== record.mv) error = new MachineVersionError(record.k, address, record.mv, def.version);
+    else if (def.version !== record.mv)
+      error = new MachineVersionError(record.k, address, record.mv, def.version);
     if (error !== undefined || def === undefined) {
       this.refuse(address, error as AnxError);
       throw error;
@@ -538,7 +544,14 @@ export class ActorSystem {
     }
     if (live.status !== 'active') {
       if (env !== undefined) {
-        this.deadLetter(env, outboxKey, new AnxError('ANX_ACTOR_STOPPED', `actor "${live.address}" is ${live.status} and takes no more messages`));
+        this.deadLetter(
+          env,
+          outboxKey,
+          new AnxError(
+            'ANX_ACTOR_STOPPED',
+            `actor "${live.address}" is ${live.status} and takes no more messages`,
+          ),
+        );
       }
       return;
     }
@@ -580,7 +593,8 @@ export class ActorSystem {
         s: live.status === 'error' ? undefined : live.actor.getPersistedSnapshot(),
         st: live.status,
       };
-      if (live.timers.size > 0) record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
+      if (live.timers.size > 0)
+        record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
       if (live.status === 'error') {
         // Keep the last good snapshot for diagnosis; the failed state itself cannot be restored.
         record.s = (this.store.actors.get(live.address) as ActorRecord | undefined)?.s;
@@ -611,7 +625,14 @@ export class ActorSystem {
   ): void {
     switch (effect.type) {
       case 'anx.send': {
-        const env: KernelEnvelope = { v: 1, id: newMessageId(), type: effect.msgType, from: live.address, to: effect.to, ts: this.clock.now() };
+        const env: KernelEnvelope = {
+          v: 1,
+          id: newMessageId(),
+          type: effect.msgType,
+          from: live.address,
+          to: effect.to,
+          ts: this.clock.now(),
+        };
         if (effect.body !== undefined) env.body = effect.body;
         const ctx = effect.ctx ?? cause?.ctx;
         if (ctx !== undefined) env.ctx = ctx;
@@ -632,7 +653,8 @@ export class ActorSystem {
         const { type: _t, ...rest } = effect;
         const input = { ...rest, actor: live.address, payload: effect.payload ?? null } as EventInput;
         if (input.run_id === undefined && cause?.ctx?.run_id !== undefined) input.run_id = cause.ctx.run_id;
-        if (input.task_id === undefined && cause?.ctx?.task_id !== undefined) input.task_id = cause.ctx.task_id;
+        if (input.task_id === undefined && cause?.ctx?.task_id !== undefined)
+          input.task_id = cause.ctx.task_id;
         if (live.durable) this.events.append(input);
         return;
       }
@@ -653,7 +675,8 @@ export class ActorSystem {
       const entry = scheduled[id]!;
       const known = live.timers.get(entry.id);
       if (known !== undefined && known.ref === entry) continue;
-      if (known !== undefined && live.durable) this.commits.remove(this.store.timers, [known.at, live.address, known.id]);
+      if (known !== undefined && live.durable)
+        this.commits.remove(this.store.timers, [known.at, live.address, known.id]);
       const at = this.clock.now() + entry.delay;
       const timer = { id: entry.id, at, event: entry.event as TimerRecord['event'], ref: entry as unknown };
       live.timers.set(entry.id, timer);
@@ -725,7 +748,9 @@ interface ScheduledEvent {
 
 /** XState's table of pending delayed events for an actor's system (read without copying). */
 function scheduledEvents(actor: Actor<AnyStateMachine>): Record<string, ScheduledEvent> {
-  const system = actor.system as unknown as { _snapshot: { _scheduledEvents: Record<string, ScheduledEvent> } };
+  const system = actor.system as unknown as {
+    _snapshot: { _scheduledEvents: Record<string, ScheduledEvent> };
+  };
   const all = system._snapshot._scheduledEvents;
   let empty = true;
   for (const _ in all) {

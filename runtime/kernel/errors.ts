@@ -20,9 +20,13 @@ export class ActorExistsError extends AnxError {
 /** A persisted snapshot names a machine kind this host does not have. */
 export class UnknownMachineError extends AnxError {
   constructor(kind: string, address: string) {
-    super('ANX_MACHINE_UNKNOWN', `actor "${address}" was persisted by machine kind "${kind}", which this host does not know`, {
-      hint: 'run the anx-runtime version that created this data directory',
-    });
+    super(
+      'ANX_MACHINE_UNKNOWN',
+      `actor "${address}" was persisted by machine kind "${kind}", which this host does not know`,
+      {
+        hint: 'run the anx-runtime version that created this data directory',
+      },
+    );
   }
 }
 
@@ -32,7 +36,9 @@ export class MachineVersionError extends AnxError {
     super(
       'ANX_MACHINE_VERSION',
       `actor "${address}" was persisted by ${kind} machine version ${persisted}, this host runs version ${known}`,
-      { hint: 'upgrade (or downgrade) anx-runtime to a version that can migrate this snapshot; its mail is kept' },
+      {
+        hint: 'upgrade (or downgrade) anx-runtime to a version that can migrate this snapshot; its mail is kept',
+      },
     );
   }
 }
@@ -40,7 +46,9 @@ export class MachineVersionError extends AnxError {
 /** The actor threw while handling a message and was stopped with an error status. */
 export class ActorFailedError extends AnxError {
   constructor(address: string, cause: unknown) {
-    super('ANX_ACTOR_FAILED', `actor "${address}" failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super('ANX_ACTOR_FAILED', `actor "${address}" failed: ${(cause as Error)?.message ?? String(cause)}`, {
+      cause,
+    });
   }
 }
 

@@ -110,7 +110,8 @@ export class TimerService {
       const left = 2 * i + 1;
       if (left >= heap.length) break;
       const right = left + 1;
-      const child = right < heap.length && (heap[right] as Entry).at < (heap[left] as Entry).at ? right : left;
+      const child =
+        right < heap.length && (heap[right] as Entry).at < (heap[left] as Entry).at ? right : left;
       if ((heap[child] as Entry).at >= last.at) break;
       heap[i] = heap[child] as Entry;
       i = child;

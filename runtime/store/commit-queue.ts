@@ -1,9 +1,12 @@
 // Groups many actors' writes into one LMDB transaction, and runs follow-ups only after that transaction commits.
 import type { Database, Key, RootDatabase } from 'lmdb';
 
+// biome-ignore lint/suspicious/noExplicitAny: one queue carries writes to databases of every value and key type.
+type AnyDatabase = Database<any, any>;
+
 type Op =
-  | { put: true; db: Database<any, any>; key: Key; value: unknown }
-  | { put: false; db: Database<any, any>; key: Key };
+  | { put: true; db: AnyDatabase; key: Key; value: unknown }
+  | { put: false; db: AnyDatabase; key: Key };
 
 /**
  * Writes staged with `put`/`remove` go into the next group commit. `flush()` starts that commit and
@@ -20,11 +23,11 @@ export class CommitQueue {
 
   constructor(private readonly root: RootDatabase) {}
 
-  put(db: Database<any, any>, key: Key, value: unknown): void {
+  put(db: AnyDatabase, key: Key, value: unknown): void {
     this.ops.push({ put: true, db, key, value });
   }
 
-  remove(db: Database<any, any>, key: Key): void {
+  remove(db: AnyDatabase, key: Key): void {
     this.ops.push({ put: false, db, key });
   }
 

@@ -53,10 +53,14 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
       maxReaders: 256,
     });
   } catch (err) {
-    throw new StoreError('ANX_STORE_OPEN', `cannot open the data directory ${dir}: ${(err as Error).message}`, {
-      cause: err,
-      hint: 'check that the directory is writable and not on a full disk, or pass another --data-dir',
-    });
+    throw new StoreError(
+      'ANX_STORE_OPEN',
+      `cannot open the data directory ${dir}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: 'check that the directory is writable and not on a full disk, or pass another --data-dir',
+      },
+    );
   }
   const db = <V, K extends Key>(name: string, extra: Record<string, unknown> = {}) =>
     root.openDB<V, K>({ name, ...extra });

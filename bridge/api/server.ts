@@ -1,0 +1,271 @@
+// The daemon's local HTTP/SSE API: loopback only, every request authenticated by the token file's secret.
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AnxError } from '../../runtime/errors.ts';
+import type { EventV1 } from '../../runtime/events/event.ts';
+import type { TraceFilter } from '../../runtime/events/log.ts';
+import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
+
+export interface ApiServerOptions {
+  /** Port on 127.0.0.1; 0 picks a free one. */
+  port: number;
+  token: string;
+  /** Called when a client asks the daemon to stop (after the reply is sent). */
+  onStop?: () => void;
+}
+
+export interface ApiServer {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+type Handler = (
+  req: IncomingMessage,
+  url: URL,
+  params: string[],
+  body: unknown,
+) => Promise<unknown> | unknown;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+}
+
+/** HTTP status for a typed error: the caller's mistakes are 4xx, everything else 500. */
+function statusOf(err: AnxError): number {
+  if (err.code === 'ANX_ACTOR_UNKNOWN' || err.code === 'ANX_NOT_FOUND') return 404;
+  if (err.code === 'ANX_NOT_LOCAL_IDENTITY' || err.code.startsWith('ANX_FORBIDDEN')) return 403;
+  if (err.code === 'ANX_UNAUTHORIZED') return 401;
+  if (err.code === 'ANX_SYSTEM_STOPPED') return 503;
+  if (err instanceof RequestError || err.code.endsWith('_INVALID') || err.code.startsWith('ANX_ENVELOPE'))
+    return 400;
+  return 500;
+}
+
+/** Starts the API on 127.0.0.1 only: it is never exposed beyond the machine. */
+export async function startApiServer(host: Host, options: ApiServerOptions): Promise<ApiServer> {
+  const expected = Buffer.from(options.token, 'utf8');
+  const routes: Route[] = [];
+  const route = (method: string, path: string, handler: Handler) =>
+    routes.push({ method, pattern: new RegExp(`^${path.replace(/:\w+/g, '([^/]+)')}$`), handler });
+
+  route('GET', '/v1/status', () => host.status());
+  route('POST', '/v1/stop', () => {
+    setImmediate(() => options.onStop?.());
+    return { stopping: true };
+  });
+  route('GET', '/v1/identities', () => ({ identities: host.identities() }));
+  route('POST', '/v1/identities', async (_req, _url, _p, body) => {
+    const { name } = (body ?? {}) as { name?: string };
+    return host.createIdentity(name === undefined ? {} : { name });
+  });
+  route('POST', '/v1/messages', async (_req, _url, _p, body) => {
+    const payload = body as { messages?: SendRequest[] } | SendRequest;
+    const list = Array.isArray((payload as { messages?: unknown }).messages)
+      ? (payload as { messages: SendRequest[] }).messages
+      : [payload as SendRequest];
+    if (list.length === 0 || list.length > 10_000) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"messages" expected 1 to 10000 messages, got ${list.length}`,
+      );
+    }
+    return { results: await host.send(list) };
+  });
+  route('GET', '/v1/inbox/:did', (_req, url, [did]) =>
+    host.inbox(decodeURIComponent(did as string), {
+      ...optionalInt(url, 'after', 'afterSeq'),
+      ...optionalInt(url, 'limit', 'limit'),
+    }),
+  );
+  route('GET', '/v1/trace/:id', (_req, url, [id]) => ({
+    id: decodeURIComponent(id as string),
+    events: host.trace(decodeURIComponent(id as string), traceFilter(url)),
+  }));
+  route('GET', '/v1/actors/:address', (_req, _url, [address]) => {
+    const info = host.system.info(decodeURIComponent(address as string));
+    if (info === undefined)
+      throw new AnxError('ANX_NOT_FOUND', `no actor at ${decodeURIComponent(address as string)}`);
+    return info;
+  });
+
+  const server: Server = createServer((req, res) => {
+    void handle(req, res);
+  });
+  const streams = new Set<ServerResponse>();
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    try {
+      if (!authorized(req, url)) {
+        throw new AnxError('ANX_UNAUTHORIZED', 'missing or wrong API token', {
+          hint: 'send "Authorization: Bearer <token>" with the token from the data directory\'s api.token file',
+        });
+      }
+      if (req.method === 'GET' && url.pathname === '/v1/events') {
+        streamEvents(url, res);
+        return;
+      }
+      for (const r of routes) {
+        if (r.method !== req.method) continue;
+        const match = r.pattern.exec(url.pathname);
+        if (match === null) continue;
+        const body = req.method === 'POST' ? await readJson(req) : undefined;
+        const result = await r.handler(req, url, match.slice(1), body);
+        reply(res, 200, result);
+        return;
+      }
+      reply(res, 404, {
+        error: { code: 'ANX_NOT_FOUND', message: `no route ${req.method} ${url.pathname}` },
+      });
+    } catch (err) {
+      if (err instanceof AnxError) {
+        reply(res, statusOf(err), { error: err.toJSON() });
+      } else {
+        reply(res, 500, { error: { code: 'ANX_INTERNAL', message: (err as Error)?.message ?? String(err) } });
+      }
+    }
+  }
+
+  function authorized(req: IncomingMessage, url: URL): boolean {
+    const header = req.headers.authorization;
+    // EventSource cannot set headers: the events stream also takes the token as a query parameter.
+    const presented = header?.startsWith('Bearer ')
+      ? header.slice(7)
+      : url.pathname === '/v1/events'
+        ? url.searchParams.get('token')
+        : null;
+    if (presented === null || presented === undefined) return false;
+    const got = Buffer.from(presented, 'utf8');
+    return got.length === expected.length && timingSafeEqual(got, expected);
+  }
+
+  function streamEvents(url: URL, res: ServerResponse): void {
+    const id = url.searchParams.get('id') ?? '*';
+    const filter = traceFilter(url);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
+    streams.add(res);
+    let last = filter.afterSeq ?? 0;
+    const write = (events: readonly EventV1[]) => {
+      for (const event of events) {
+        if (event.seq <= last) continue;
+        if (id !== '*' && event.run_id !== id && event.task_id !== id && event.actor !== id) continue;
+        if (filter.kinds !== undefined && !filter.kinds.includes(event.kind)) continue;
+        last = event.seq;
+        res.write(`id: ${event.seq}\nevent: anx\ndata: ${JSON.stringify(event)}\n\n`);
+      }
+    };
+    const unsubscribe = host.system.events.subscribe(write);
+    write(host.trace(id, { ...filter, afterSeq: last }));
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    keepAlive.unref();
+    res.on('close', () => {
+      clearInterval(keepAlive);
+      unsubscribe();
+      streams.delete(res);
+    });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new AnxError('ANX_PORT_IN_USE', `port ${options.port} on 127.0.0.1 is in use`, {
+              hint: 'stop what holds it, or start with another --port (0 picks a free one)',
+            })
+          : err,
+      );
+    });
+    server.listen(options.port, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of streams) s.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      throw new RequestError('ANX_REQUEST_INVALID', `request body expected at most ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new RequestError('ANX_REQUEST_INVALID', `request body expected JSON: ${(err as Error).message}`);
+  }
+}
+
+function optionalInt(url: URL, name: string, as: string): Record<string, number> {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return {};
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RequestError(
+      'ANX_REQUEST_INVALID',
+      `"${name}" expected a non-negative integer, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return { [as]: n };
+}
+
+function optionalTime(url: URL, name: string): number | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return undefined;
+  const n = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (Number.isNaN(n)) {
+    throw new RequestError(
+      'ANX_REQUEST_INVALID',
+      `"${name}" expected ms since the epoch or an ISO date, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return n;
+}
+
+function traceFilter(url: URL): TraceFilter {
+  const filter: TraceFilter = {};
+  const kinds = parseKinds(url.searchParams.get('kind') ?? undefined);
+  if (kinds !== undefined) filter.kinds = kinds;
+  const actor = url.searchParams.get('actor');
+  if (actor !== null) filter.actor = actor;
+  const since = optionalTime(url, 'since');
+  if (since !== undefined) filter.since = since;
+  const until = optionalTime(url, 'until');
+  if (until !== undefined) filter.until = until;
+  const after = optionalInt(url, 'after', 'afterSeq');
+  if (after.afterSeq !== undefined) filter.afterSeq = after.afterSeq;
+  const limit = optionalInt(url, 'limit', 'limit');
+  if (limit.limit !== undefined) filter.limit = limit.limit;
+  return filter;
+}

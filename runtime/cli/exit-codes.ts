@@ -1,0 +1,29 @@
+// The CLI's documented exit codes (docs/cli.md), derived from an error's stable code.
+import type { AnxError } from '../errors.ts';
+
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  noDaemon: 3,
+  notFound: 4,
+  refused: 5,
+} as const;
+
+export function exitCodeOf(err: AnxError): number {
+  const code = err.code;
+  if (code === 'ANX_DAEMON_NOT_RUNNING') return EXIT.noDaemon;
+  if (code === 'ANX_ACTOR_UNKNOWN' || code === 'ANX_NOT_FOUND') return EXIT.notFound;
+  if (
+    code === 'ANX_DAEMON_RUNNING' ||
+    code === 'ANX_NOT_LOCAL_IDENTITY' ||
+    code === 'ANX_UNAUTHORIZED' ||
+    code === 'ANX_PORT_IN_USE' ||
+    code.startsWith('ANX_FORBIDDEN')
+  ) {
+    return EXIT.refused;
+  }
+  if (code.endsWith('_INVALID') || code.startsWith('ANX_ARGUMENT') || code.startsWith('ANX_REQUEST'))
+    return EXIT.usage;
+  return EXIT.internal;
+}

@@ -1,0 +1,355 @@
+// The `anx-runtime` command line: a thin shell over the daemon and its local API.
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { startDaemon } from '../daemon.ts';
+import { AnxError } from '../errors.ts';
+import type { EventV1 } from '../events/event.ts';
+import { dataFiles, resolveDataDir } from '../paths.ts';
+import { VERSION } from '../version.ts';
+import { EXIT, exitCodeOf } from './exit-codes.ts';
+import { formatEvent, formatTable } from './format.ts';
+
+interface GlobalOptions {
+  dataDir?: string;
+  json?: boolean;
+}
+
+const program = new Command();
+program
+  .name('anx-runtime')
+  .description('AgentNexus Runtime: durable actors, DIDs and signed envelopes for teams of AI agents.')
+  .version(VERSION, '-v, --version', 'print the version')
+  .option('-d, --data-dir <dir>', 'data directory (default: $ANX_DATA_DIR or ~/.local/share/anx-runtime)')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Exit codes:
+  0  success
+  1  unexpected internal error
+  2  invalid arguments or request
+  3  no daemon running for the data directory (or it does not answer)
+  4  not found (unknown DID, actor, run)
+  5  refused (already running, not authorized, not a local identity)
+
+Examples:
+  anx-runtime start                      # run a host in the foreground
+  anx-runtime start --detach             # run it in the background
+  anx-runtime id new --name alice
+  anx-runtime send --from <did> --to <did> "hello"
+  anx-runtime inbox <did>
+  anx-runtime trace <did|run_id|task_id>`,
+  );
+program.exitOverride();
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+function dataDirOf(cmd: Command): string {
+  return resolveDataDir(globals(cmd).dataDir);
+}
+
+function client(cmd: Command): ApiClient {
+  return ApiClient.forDataDir(dataDirOf(cmd));
+}
+
+function out(cmd: Command, json: unknown, text: () => string): void {
+  if (globals(cmd).json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new AnxError('ANX_ARGUMENT_INVALID', `--port expected an integer from 0 to 65535, got "${value}"`);
+  }
+  return n;
+}
+
+function parseCount(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new AnxError('ANX_ARGUMENT_INVALID', `${name} expected a non-negative integer, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+program
+  .command('start')
+  .description('start a host: restores every persisted actor and serves the local API on 127.0.0.1')
+  .addOption(
+    new Option('-p, --port <port>', 'local API port on 127.0.0.1 (0 picks a free one)')
+      .default(8765)
+      .argParser(parsePort),
+  )
+  .option('--detach', 'run in the background; prints where it listens and returns')
+  .action(async (options: { port: number; detach?: boolean }, cmd: Command) => {
+    const dataDir = dataDirOf(cmd);
+    if (options.detach) {
+      await startDetached(cmd, dataDir, options.port);
+      return;
+    }
+    const daemon = await startDaemon({
+      dataDir,
+      port: options.port,
+      onReady: (info) =>
+        out(cmd, { ...info, version: VERSION }, () =>
+          [
+            `anx-runtime ${VERSION} listening on ${info.url} (pid ${info.pid})`,
+            `data directory: ${info.dataDir}${info.replayed > 0 ? ` — replayed ${info.replayed} pending messages` : ''}`,
+            `API token: ${dataFiles.token(info.dataDir)} (readable by you only)`,
+            'Press Ctrl+C to stop.',
+          ].join('\n'),
+        ),
+    });
+    const stop = () => void daemon.shutdown();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await daemon.done;
+    if (!globals(cmd).json) process.stderr.write('anx-runtime stopped.\n');
+  });
+
+async function startDetached(cmd: Command, dataDir: string, port: number): Promise<void> {
+  const launcher = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const log = openSync(dataFiles.log(dataDir), 'a', 0o600);
+  const child = spawn(
+    process.execPath,
+    [launcher, '--data-dir', dataDir, '--json', 'start', '--port', String(port)],
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+    },
+  );
+  closeSync(log);
+  let exited: number | null = null;
+  child.once('exit', (code) => {
+    exited = code ?? 1;
+  });
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const info = readDaemonInfo(dataDir);
+    if (info !== undefined && info.pid === child.pid) {
+      child.unref();
+      out(
+        cmd,
+        info,
+        () =>
+          `anx-runtime ${info.version} started in the background on ${info.url} (pid ${info.pid})\nlog: ${dataFiles.log(dataDir)}`,
+      );
+      return;
+    }
+    if (exited !== null) {
+      throw new AnxError('ANX_DAEMON_START', `the daemon exited with code ${exited} before it was ready`, {
+        hint: `read ${dataFiles.log(dataDir)} for the reason`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new AnxError('ANX_DAEMON_START', 'the daemon did not become ready within 30 s', {
+    hint: `read ${dataFiles.log(dataDir)}`,
+  });
+}
+
+program
+  .command('status')
+  .description('show whether a daemon runs for the data directory, and what it holds')
+  .action(async (_options: unknown, cmd: Command) => {
+    const status = await client(cmd).get<
+      Record<string, unknown> & { actors: { live: number; timers: number } }
+    >('/v1/status');
+    out(cmd, { running: true, ...status }, () =>
+      formatTable([
+        ['running', 'yes'],
+        ['version', String(status.version)],
+        ['pid', String(status.pid)],
+        ['data directory', String(status.dataDir)],
+        ['uptime', `${Math.round(Number(status.uptimeMs) / 1000)} s`],
+        ['identities', String(status.identities)],
+        ['live actors', String(status.actors.live)],
+        ['pending timers', String(status.actors.timers)],
+        ['outbox (unacknowledged)', String(status.outbox)],
+        ['last event seq', String(status.lastEventSeq)],
+      ]),
+    );
+  });
+
+program
+  .command('stop')
+  .description('stop the daemon of the data directory (pending work is kept and resumes at next start)')
+  .action(async (_options: unknown, cmd: Command) => {
+    const dataDir = dataDirOf(cmd);
+    const info = readDaemonInfo(dataDir);
+    await client(cmd).post('/v1/stop');
+    // Wait until it has let go of its files, so a following `start` finds the directory free.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && readDaemonInfo(dataDir) !== undefined)
+      await new Promise((r) => setTimeout(r, 50));
+    out(cmd, { stopped: true, pid: info?.pid }, () => `anx-runtime (pid ${info?.pid}) stopped.`);
+  });
+
+const id = program.command('id').description('manage the identities (DIDs) this host holds keys for');
+id.command('new')
+  .description('create a new identity: an Ed25519 key in the keystore and its DID actor')
+  .option('-n, --name <name>', 'a human-readable name')
+  .action(async (options: { name?: string }, cmd: Command) => {
+    const record = await client(cmd).post<{ did: string; name: string | null; createdAt: number }>(
+      '/v1/identities',
+      options.name === undefined ? {} : { name: options.name },
+    );
+    out(cmd, record, () => record.did);
+  });
+id.command('list')
+  .description('list local identities with their inbox counters')
+  .action(async (_options: unknown, cmd: Command) => {
+    const { identities } = await client(cmd).get<{
+      identities: Array<{
+        did: string;
+        name: string | null;
+        received: number;
+        unread: number;
+        presence: string;
+      }>;
+    }>('/v1/identities');
+    out(cmd, identities, () =>
+      identities.length === 0
+        ? 'no identities yet — create one with `anx-runtime id new`'
+        : formatTable([
+            ['DID', 'NAME', 'RECEIVED', 'UNREAD'],
+            ...identities.map((i) => [i.did, i.name ?? '', String(i.received), String(i.unread)]),
+          ]),
+    );
+  });
+
+program
+  .command('send')
+  .description('send a message from a local identity to a DID')
+  .requiredOption('--from <did>', 'a local identity to send as')
+  .requiredOption('--to <did>', 'the recipient DID (or actor address)')
+  .option('-t, --type <type>', 'message type', 'message')
+  .option('--body-json <json>', 'send this JSON as the body instead of TEXT')
+  .option('--id <id>', 'message id for idempotent retries (8-64 of [A-Za-z0-9_-])')
+  .argument('[text...]', 'message text (body becomes {"text": TEXT})')
+  .action(
+    async (
+      text: string[],
+      options: { from: string; to: string; type: string; bodyJson?: string; id?: string },
+      cmd: Command,
+    ) => {
+      let body: unknown;
+      if (options.bodyJson !== undefined) {
+        try {
+          body = JSON.parse(options.bodyJson);
+        } catch (err) {
+          throw new AnxError('ANX_ARGUMENT_INVALID', `--body-json expected JSON: ${(err as Error).message}`);
+        }
+      } else if (text.length > 0) {
+        body = { text: text.join(' ') };
+      } else {
+        throw new AnxError('ANX_ARGUMENT_INVALID', 'send expected TEXT or --body-json', {
+          hint: 'anx-runtime send --from <did> --to <did> "hello"',
+        });
+      }
+      const { results } = await client(cmd).post<{ results: Array<{ id: string; duplicate: boolean }> }>(
+        '/v1/messages',
+        {
+          from: options.from,
+          to: options.to,
+          type: options.type,
+          body,
+          ...(options.id === undefined ? {} : { id: options.id }),
+        },
+      );
+      const result = results[0]!;
+      out(cmd, result, () =>
+        result.duplicate ? `${result.id} (already accepted earlier; not sent again)` : result.id,
+      );
+    },
+  );
+
+program
+  .command('inbox')
+  .description("show a local identity's inbox, oldest first")
+  .argument('<did>', 'a local identity')
+  .option('--after <seq>', 'only messages after this inbox sequence number', parseCount('--after'))
+  .option('--limit <n>', 'at most this many messages', parseCount('--limit'))
+  .action(async (did: string, options: { after?: number; limit?: number }, cmd: Command) => {
+    const query = new URLSearchParams();
+    if (options.after !== undefined) query.set('after', String(options.after));
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    const inbox = await client(cmd).get<{
+      did: string;
+      received: number;
+      unread: number;
+      messages: Array<{ seq: number; id: string; type: string; from: string; ts: number; body: unknown }>;
+    }>(`/v1/inbox/${encodeURIComponent(did)}${query.size > 0 ? `?${query}` : ''}`);
+    out(cmd, inbox, () => {
+      const lines = [`${inbox.did}: ${inbox.received} received, ${inbox.unread} unread`];
+      for (const m of inbox.messages) {
+        const body = (m.body as { text?: unknown } | null)?.text ?? JSON.stringify(m.body);
+        lines.push(`#${m.seq} ${new Date(m.ts).toISOString()} ${m.type} from ${m.from}: ${String(body)}`);
+      }
+      return lines.join('\n');
+    });
+  });
+
+program
+  .command('trace')
+  .description('show the events of a run, task or actor (DID) in order; `*` for the whole host')
+  .argument('<id>', 'a run_id, task_id, DID or actor address')
+  .option(
+    '-k, --kind <kinds>',
+    'only these kinds, comma-separated (status,message,artifact,tool,reasoning,error)',
+  )
+  .option('--since <time>', 'only events at or after this time (ms since epoch or ISO date)')
+  .option('--until <time>', 'only events before this time')
+  .option('--limit <n>', 'at most this many events', parseCount('--limit'))
+  .action(
+    async (
+      traceId: string,
+      options: { kind?: string; since?: string; until?: string; limit?: number },
+      cmd: Command,
+    ) => {
+      const query = new URLSearchParams();
+      if (options.kind !== undefined) query.set('kind', options.kind);
+      if (options.since !== undefined) query.set('since', options.since);
+      if (options.until !== undefined) query.set('until', options.until);
+      if (options.limit !== undefined) query.set('limit', String(options.limit));
+      const { events } = await client(cmd).get<{ events: EventV1[] }>(
+        `/v1/trace/${encodeURIComponent(traceId)}${query.size > 0 ? `?${query}` : ''}`,
+      );
+      out(cmd, events, () =>
+        events.length === 0 ? `no events for ${traceId}` : events.map(formatEvent).join('\n'),
+      );
+    },
+  );
+
+function report(err: unknown, json: boolean): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  const anx =
+    err instanceof AnxError
+      ? err
+      : new AnxError('ANX_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ error: anx.toJSON() }, null, 2)}\n`);
+  } else {
+    process.stderr.write(`error: ${anx.message}\n`);
+    if (anx.hint) process.stderr.write(`hint: ${anx.hint}\n`);
+    if (!(err instanceof AnxError) && process.env.ANX_DEBUG)
+      process.stderr.write(`${(err as Error)?.stack}\n`);
+  }
+  return exitCodeOf(anx);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = report(err, process.argv.includes('--json'));
+}

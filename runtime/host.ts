@@ -1,0 +1,269 @@
+// The composition root: one host = one LMDB environment, its keystore, the actor system and the machines it runs.
+import { join } from 'node:path';
+import { DID_KIND, didActor } from '../actors/did.ts';
+import { type Clock, systemClock } from './clock.ts';
+import { AnxError } from './errors.ts';
+import type { EventKind, EventV1 } from './events/event.ts';
+import type { TraceFilter } from './events/log.ts';
+import { parseDid } from './identity/did.ts';
+import { type KeyRecord, Keystore } from './identity/keystore.ts';
+import { ActorSystem } from './kernel/actor-system.ts';
+import { UnknownActorError } from './kernel/errors.ts';
+import type { EnvelopeContext, KernelEnvelope } from './kernel/message.ts';
+import { openStore, type Store } from './store/store.ts';
+import { VERSION } from './version.ts';
+
+export interface HostOptions {
+  dataDir: string;
+  clock?: Clock;
+  /** Skip fsync (benchmarks, throwaway tests only). */
+  noSync?: boolean;
+  /** Live actors kept in memory before idle ones are passivated. */
+  maxActive?: number;
+}
+
+/** A message to send, as the local API and SDK take it. */
+export interface SendRequest {
+  from: string;
+  to: string;
+  type?: string;
+  body?: unknown;
+  /** Client-chosen id: resending the same id is a no-op (idempotent retries). */
+  id?: string;
+  thread?: string;
+  reply?: string;
+  exp?: number;
+  ctx?: EnvelopeContext;
+}
+
+/** An identity this host holds the key of, with its inbox counters. */
+export interface IdentityInfo extends KeyRecord {
+  received: number;
+  unread: number;
+  presence: string;
+}
+
+export interface InboxMessage {
+  seq: number;
+  id: string;
+  type: string;
+  from: string;
+  ts: number;
+  thread?: string;
+  reply?: string;
+  body: unknown;
+}
+
+/** A request that names something wrong (a malformed DID, a missing field): the caller's mistake. */
+export class RequestError extends AnxError {}
+
+/** The caller asked to act as an identity whose key this host does not hold. */
+export class NotLocalIdentityError extends AnxError {
+  constructor(did: string) {
+    super('ANX_NOT_LOCAL_IDENTITY', `this host holds no key for ${did}, so it cannot send as it`, {
+      hint: 'list local identities with `anx-runtime id list`, or create one with `anx-runtime id new`',
+    });
+  }
+}
+
+const MESSAGE_TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
+
+/**
+ * One running host. `Host.open` restores every persisted actor's pending work (outbox, timers)
+ * before resolving; `close` lets in-flight commits land.
+ */
+export class Host {
+  readonly startedAt: number;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly store: Store,
+    readonly keystore: Keystore,
+    readonly system: ActorSystem,
+    readonly clock: Clock,
+    readonly restored: { replayed: number; refused: number },
+  ) {
+    this.startedAt = clock.now();
+  }
+
+  static async open(options: HostOptions): Promise<Host> {
+    const clock = options.clock ?? systemClock;
+    const store = openStore(options.dataDir, options.noSync === undefined ? {} : { noSync: options.noSync });
+    try {
+      const hostKey = Keystore.loadOrCreateHostKey(join(options.dataDir, 'host.key'));
+      const keystore = new Keystore(store.root.openDB({ name: 'keystore' }), hostKey, {
+        now: () => clock.now(),
+      });
+      const system = new ActorSystem({
+        store,
+        clock,
+        ...(options.maxActive === undefined ? {} : { maxActive: options.maxActive }),
+      });
+      system.register(didActor);
+      // A key created just before a crash may lack its actor: every local key gets one.
+      for (const record of keystore.list()) {
+        if (!system.has(record.did))
+          await system.spawn(DID_KIND, record.did, { name: record.name ?? undefined });
+      }
+      const { replayed, refused } = await system.start();
+      const host = new Host(options.dataDir, store, keystore, system, clock, { replayed, refused });
+      await system.emitEvent({
+        kind: 'status',
+        actor: 'host',
+        payload: { status: 'host.started', version: VERSION, replayed },
+      });
+      return host;
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Creates a new identity: a key in the keystore and its DID actor. */
+  async createIdentity(options: { name?: string } = {}): Promise<KeyRecord> {
+    if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length > 128)) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"name" expected a string of at most 128 characters, got ${typeof options.name}`,
+      );
+    }
+    const record = await this.keystore.create(options.name === undefined ? {} : { name: options.name });
+    await this.system.spawn(DID_KIND, record.did, { name: options.name });
+    return record;
+  }
+
+  /** Local identities with their inbox counters. */
+  identities(): IdentityInfo[] {
+    return this.keystore.list().map((record) => {
+      const info = this.didState(record.did);
+      return { ...record, ...info };
+    });
+  }
+
+  /** Accepts one or more messages; each is durable (committed) when this resolves. */
+  async send(requests: SendRequest[]): Promise<Array<{ id: string; duplicate: boolean }>> {
+    const envelopes = requests.map((request, i) =>
+      this.toEnvelope(request, requests.length > 1 ? `messages[${i}].` : ''),
+    );
+    return this.system.accept(envelopes);
+  }
+
+  /** Messages in a local DID's inbox, oldest first. */
+  inbox(
+    did: string,
+    options: { afterSeq?: number; limit?: number } = {},
+  ): { did: string; received: number; unread: number; messages: InboxMessage[] } {
+    parseDid(did, 'did');
+    if (!this.system.has(did)) throw new UnknownActorError(did);
+    const messages = this.system
+      .records('inbox', did, options)
+      .map(({ seq, value }) => ({ seq, ...(value as Omit<InboxMessage, 'seq'>) }));
+    const { received, unread } = this.didState(did);
+    return { did, received, unread, messages };
+  }
+
+  /** Events of a run, task or actor (or `*` for all), in order. */
+  trace(id: string, filter: TraceFilter = {}): EventV1[] {
+    return this.system.events.trace(id, filter);
+  }
+
+  status() {
+    return {
+      version: VERSION,
+      pid: process.pid,
+      dataDir: this.dataDir,
+      startedAt: this.startedAt,
+      uptimeMs: this.clock.now() - this.startedAt,
+      identities: this.keystore.list().length,
+      actors: { live: this.system.liveCount, timers: this.system.pendingTimers },
+      outbox: this.store.outbox.getKeysCount(),
+      lastEventSeq: this.system.events.lastSeq,
+      restored: this.restored,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.system.stop();
+    await this.store.close();
+  }
+
+  private didState(did: string): { received: number; unread: number; presence: string } {
+    try {
+      const snap = this.system.snapshot(did) as {
+        context: { received: number; unread: number };
+        value: { presence?: string };
+      };
+      return {
+        received: snap.context.received,
+        unread: snap.context.unread,
+        presence: snap.value.presence ?? 'unknown',
+      };
+    } catch {
+      return { received: 0, unread: 0, presence: 'unknown' };
+    }
+  }
+
+  private toEnvelope(request: SendRequest, path: string): KernelEnvelope {
+    if (request === null || typeof request !== 'object') {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `${path || 'message'} expected an object, got ${request === null ? 'null' : typeof request}`,
+      );
+    }
+    parseDid(request.from, `${path}from`);
+    if (!this.keystore.has(request.from)) throw new NotLocalIdentityError(request.from);
+    if (typeof request.to !== 'string' || request.to.length === 0) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"${path}to" expected a DID or actor address, got ${JSON.stringify(request.to)}`,
+      );
+    }
+    if (request.to.startsWith('did:')) parseDid(request.to, `${path}to`);
+    if (!this.system.has(request.to) && this.system.router === undefined)
+      throw new UnknownActorError(request.to);
+    const type = request.type ?? 'message';
+    if (typeof type !== 'string' || !MESSAGE_TYPE.test(type)) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"${path}type" expected a lowercase message type like "message" or "task.propose", got ${JSON.stringify(type)}`,
+      );
+    }
+    if (
+      request.id !== undefined &&
+      (typeof request.id !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(request.id))
+    ) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"${path}id" expected 8-64 characters of [A-Za-z0-9_-], got ${JSON.stringify(request.id)}`,
+      );
+    }
+    const env = this.system.envelope({
+      type,
+      from: request.from,
+      to: request.to,
+      ...(request.id === undefined ? {} : { id: request.id }),
+    });
+    if (request.body !== undefined) env.body = request.body;
+    if (request.thread !== undefined) env.thread = String(request.thread);
+    if (request.reply !== undefined) env.reply = String(request.reply);
+    if (request.exp !== undefined) env.exp = Number(request.exp);
+    if (request.ctx !== undefined) env.ctx = request.ctx;
+    return env;
+  }
+}
+
+/** Event kinds accepted by trace filters, for validating user input. */
+export function parseKinds(value: string | undefined): EventKind[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  const kinds = value.split(',').map((k) => k.trim());
+  const allowed = ['status', 'message', 'artifact', 'tool', 'reasoning', 'error'];
+  for (const k of kinds) {
+    if (!allowed.includes(k)) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"kind" expected one of ${allowed.join(', ')}, got ${JSON.stringify(k)}`,
+      );
+    }
+  }
+  return kinds as EventKind[];
+}
