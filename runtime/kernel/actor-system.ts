@@ -125,6 +125,7 @@ export class ActorSystem {
   private readonly stagedAccepts = new Set<string>();
   private quiesceWaiters: Array<() => void> = [];
   private fatal: unknown;
+  private sweepHandle: unknown;
   router: RemoteRouter | undefined;
 
   constructor(options: ActorSystemOptions) {
@@ -170,6 +171,7 @@ export class ActorSystem {
       replayed++;
     }
     this.schedulePump();
+    this.scheduleSweep();
     return { restored: this.live.size, replayed, refused: this.refused.size };
   }
 
@@ -364,6 +366,7 @@ export class ActorSystem {
     if (this.stopped) return;
     this.stopped = true;
     this.timers.stop();
+    if (this.sweepHandle !== undefined) this.clock.clearTimeout(this.sweepHandle);
     await this.commits.drain();
     for (const live of this.live.values()) live.actor.stop();
     this.live.clear();
@@ -431,7 +434,6 @@ export class ActorSystem {
     live.status = record.st;
     for (const t of record.t ?? []) live.timers.set(t.id, t);
     this.live.set(address, live);
-    this.evictIfNeeded();
     return live;
   }
 
@@ -517,7 +519,8 @@ export class ActorSystem {
       if (live.mailbox.length > 0) this.ready.push(live);
       else live.queued = false;
     }
-    void this.flush();
+    // Passivation waits for the commit: an actor is dropped from memory only once its writes are durable.
+    void this.flush().then(() => this.evictIfNeeded());
     if (this.ready.length > 0) this.schedulePump();
     else this.wakeQuiesce();
   }
@@ -709,6 +712,17 @@ export class ActorSystem {
       this.commits.put(this.store.meta, 'seq.records', this.recordSeq);
     }
     return this.commits.flush();
+  }
+
+  /** Periodically passivates actors idle for longer than `idleMs`. */
+  private scheduleSweep(): void {
+    if (this.stopped) return;
+    this.sweepHandle = this.clock.setTimeout(
+      () => {
+        void this.passivateIdle(this.idleMs).finally(() => this.scheduleSweep());
+      },
+      Math.max(1_000, this.idleMs / 2),
+    );
   }
 
   private evictIfNeeded(): void {

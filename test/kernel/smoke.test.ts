@@ -14,7 +14,14 @@ it('delivers a message into a DID inbox durably', async () => {
   await sys.start();
   await sys.spawn('did', 'did:agentnexus:zA');
   await sys.spawn('did', 'did:agentnexus:zB');
-  await sys.accept([sys.envelope({ type: 'message', from: 'did:agentnexus:zA', to: 'did:agentnexus:zB', body: { text: 'hi' } })]);
+  await sys.accept([
+    sys.envelope({
+      type: 'message',
+      from: 'did:agentnexus:zA',
+      to: 'did:agentnexus:zB',
+      body: { text: 'hi' },
+    }),
+  ]);
   await sys.quiesce();
   expect(sys.records('inbox', 'did:agentnexus:zB').length).toBe(1);
   expect(sys.events.trace('did:agentnexus:zB').map((e) => e.kind)).toEqual(['message']);

@@ -1,0 +1,269 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { didActor } from '../../actors/did.ts';
+import { ManualClock } from '../../runtime/clock.ts';
+import { ActorSystem, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
+import { openStore, type Store } from '../../runtime/store/store.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { counterActor, delayActor } from './fixtures.ts';
+
+const open: Array<{ sys: ActorSystem; store: Store }> = [];
+
+async function boot(dir: string, defs: MachineDefinition[], clock?: ManualClock, maxActive?: number) {
+  const store = openStore(dir);
+  const sys = new ActorSystem({ store, ...(clock ? { clock } : {}), ...(maxActive ? { maxActive } : {}) });
+  for (const d of defs) sys.register(d);
+  const started = await sys.start();
+  open.push({ sys, store });
+  return { sys, store, started };
+}
+
+async function shutdown(entry: { sys: ActorSystem; store: Store }) {
+  const i = open.indexOf(entry);
+  if (i >= 0) open.splice(i, 1);
+  await entry.sys.stop();
+  await entry.store.close();
+}
+
+afterEach(async () => {
+  for (const entry of open.splice(0)) {
+    await entry.sys.stop();
+    await entry.store.close();
+  }
+  cleanupTempDirs();
+});
+
+const tick = (sys: ActorSystem, to: string, body: unknown = {}, id?: string) =>
+  sys.envelope({ type: 'tick', from: 'host', to, body, ...(id ? { id } : {}) });
+
+describe('actor system', () => {
+  it('commits snapshot, sent envelopes, records and events of a transition together', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    await host.sys.spawn('counter', 'counter/b');
+    await host.sys.accept([tick(host.sys, 'counter/a', { next: 'counter/b' })]);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot('counter/a').context).toEqual({ count: 1, ids: 0 });
+    expect(host.sys.snapshot('counter/b').context).toEqual({ count: 1, ids: 0 });
+    expect(host.sys.countRecords('seen', 'counter/b')).toBe(1);
+    expect(host.sys.events.trace('counter/a')).toHaveLength(1);
+    expect(host.store.outbox.getKeysCount()).toBe(0);
+  });
+
+  it('keeps per-sender order and handles each accepted message once', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    const envs = Array.from({ length: 500 }, (_, i) =>
+      tick(host.sys, 'counter/a', {}, `msg-${String(i).padStart(6, '0')}`),
+    );
+    await host.sys.accept(envs);
+    const again = await host.sys.accept(envs.slice(0, 10));
+    expect(again.every((r) => r.duplicate)).toBe(true);
+    await host.sys.quiesce();
+    const seen = host.sys.records('seen', 'counter/a').map((r) => r.value);
+    expect(seen).toEqual(envs.map((e) => e.id));
+  });
+
+  it('resumes after a restart: replays the outbox and restores snapshots', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [counterActor()]);
+    await first.sys.spawn('counter', 'counter/a');
+    await first.sys.accept([tick(first.sys, 'counter/a')]);
+    await first.sys.quiesce();
+    await shutdown(first);
+    // Write mail straight into the outbox, as a crash between commit and dispatch would leave it.
+    const second = await boot(dir, [counterActor()]);
+    await second.sys.accept([tick(second.sys, 'counter/a'), tick(second.sys, 'counter/a')]);
+    await second.sys.quiesce();
+    expect(second.sys.snapshot('counter/a').context).toEqual({ count: 3, ids: 0 });
+  });
+
+  it('dead-letters mail to an unknown address with an error event and keeps running', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    await host.sys.accept([tick(host.sys, 'counter/nobody'), tick(host.sys, 'counter/a')]);
+    await host.sys.quiesce();
+    const errors = host.sys.events.trace('counter/nobody');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.payload).toMatchObject({ code: 'ANX_ACTOR_UNKNOWN' });
+    expect(host.sys.snapshot('counter/a').context).toMatchObject({ count: 1 });
+    expect(host.store.outbox.getKeysCount()).toBe(0);
+  });
+
+  it('stops an actor that throws with an error status; others are untouched', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/bad');
+    await host.sys.spawn('counter', 'counter/good');
+    await host.sys.accept([
+      host.sys.envelope({ type: 'boom', from: 'host', to: 'counter/bad' }),
+      tick(host.sys, 'counter/good'),
+      tick(host.sys, 'counter/bad'),
+    ]);
+    await host.sys.quiesce();
+    expect(host.sys.info('counter/bad')?.status).toBe('error');
+    const codes = host.sys.events.trace('counter/bad').map((e) => (e.payload as { code?: string }).code);
+    expect(codes).toEqual(['ANX_ACTOR_FAILED', 'ANX_ACTOR_STOPPED']);
+    expect(host.sys.snapshot('counter/good').context).toMatchObject({ count: 1 });
+  });
+
+  it('refuses a snapshot persisted by another machine version, keeping its mail', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [counterActor(1)]);
+    await first.sys.spawn('counter', 'counter/a');
+    await first.sys.spawn('counter', 'counter/other');
+    await shutdown(first);
+
+    const second = await boot(dir, [counterActor(2)]);
+    await second.sys.accept([tick(second.sys, 'counter/a')]);
+    await second.sys.quiesce();
+    expect(() => second.sys.snapshot('counter/a')).toThrow(/machine version 1, this host runs version 2/);
+    const errors = second.sys.events.trace('counter/a', { kinds: ['error'] });
+    expect(errors[0]?.payload).toMatchObject({ code: 'ANX_MACHINE_VERSION' });
+    expect(second.store.outbox.getKeysCount()).toBe(1);
+    await shutdown(second);
+
+    // The right version picks the kept mail up.
+    const third = await boot(dir, [counterActor(1)]);
+    await third.sys.quiesce();
+    expect(third.sys.snapshot('counter/a').context).toMatchObject({ count: 1 });
+  });
+
+  it('passivates idle actors and reactivates them on their next message', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    for (let i = 0; i < 50; i++) await host.sys.spawn('counter', `counter/${i}`);
+    await host.sys.accept(Array.from({ length: 50 }, (_, i) => tick(host.sys, `counter/${i}`)));
+    await host.sys.quiesce();
+    expect(await host.sys.passivateIdle()).toBe(50);
+    expect(host.sys.liveCount).toBe(0);
+    await host.sys.accept([tick(host.sys, 'counter/7')]);
+    await host.sys.quiesce();
+    expect(host.sys.liveCount).toBe(1);
+    expect(host.sys.snapshot('counter/7').context).toMatchObject({ count: 2 });
+  });
+
+  it('passivates least recently active actors beyond maxActive', async () => {
+    const host = await boot(tempDir(), [counterActor()], undefined, 20);
+    for (let i = 0; i < 100; i++) await host.sys.spawn('counter', `counter/${i}`);
+    await host.sys.passivateIdle();
+    await host.sys.accept(Array.from({ length: 100 }, (_, i) => tick(host.sys, `counter/${i}`)));
+    await host.sys.quiesce();
+    expect(host.sys.liveCount).toBeLessThanOrEqual(20);
+    for (let i = 0; i < 100; i += 9)
+      expect(host.sys.snapshot(`counter/${i}`).context).toMatchObject({ count: 1 });
+  });
+});
+
+describe('durable timers', () => {
+  it('fires a delayed transition at its deadline', async () => {
+    const clock = new ManualClock();
+    const host = await boot(tempDir(), [delayActor], clock);
+    await host.sys.spawn('delay', 'delay/a', { delayMs: 10_000 });
+    await host.sys.accept([host.sys.envelope({ type: 'go', from: 'host', to: 'delay/a' })]);
+    await host.sys.quiesce();
+    clock.advance(9_999);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot('delay/a').value).toBe('waiting');
+    clock.advance(1);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot('delay/a').value).toBe('fired');
+    expect(host.sys.pendingTimers).toBe(0);
+  });
+
+  it('keeps the original deadline across a restart', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock();
+    const first = await boot(dir, [delayActor], clock);
+    await first.sys.spawn('delay', 'delay/a', { delayMs: 10_000 });
+    await first.sys.accept([first.sys.envelope({ type: 'go', from: 'host', to: 'delay/a' })]);
+    await first.sys.quiesce();
+    clock.advance(6_000);
+    await shutdown(first);
+
+    const second = await boot(dir, [delayActor], clock);
+    expect(second.sys.pendingTimers).toBe(1);
+    clock.advance(3_999);
+    await second.sys.quiesce();
+    expect(second.sys.snapshot('delay/a').value).toBe('waiting');
+    clock.advance(1);
+    await second.sys.quiesce();
+    expect(second.sys.snapshot('delay/a').value).toBe('fired');
+    expect(second.sys.events.trace('delay/a').map((e) => e.payload)).toEqual([{ status: 'fired' }]);
+  });
+
+  it('drops the timer when its state is left before the deadline', async () => {
+    const clock = new ManualClock();
+    const host = await boot(tempDir(), [delayActor], clock);
+    await host.sys.spawn('delay', 'delay/a', { delayMs: 1_000 });
+    await host.sys.accept([host.sys.envelope({ type: 'go', from: 'host', to: 'delay/a' })]);
+    await host.sys.quiesce();
+    await host.sys.accept([host.sys.envelope({ type: 'cancel', from: 'host', to: 'delay/a' })]);
+    await host.sys.quiesce();
+    expect(host.sys.pendingTimers).toBe(0);
+    expect(host.store.timers.getKeysCount()).toBe(0);
+    clock.advance(5_000);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot('delay/a').value).toBe('idle');
+  });
+
+  it('wakes a passivated actor when its timer is due', async () => {
+    const clock = new ManualClock();
+    const host = await boot(tempDir(), [delayActor], clock);
+    await host.sys.spawn('delay', 'delay/a', { delayMs: 1_000 });
+    await host.sys.accept([host.sys.envelope({ type: 'go', from: 'host', to: 'delay/a' })]);
+    await host.sys.quiesce();
+    await host.sys.passivateIdle();
+    expect(host.sys.liveCount).toBe(0);
+    clock.advance(1_000);
+    await host.sys.quiesce();
+    expect(host.sys.info('delay/a')?.value).toBe('fired');
+  });
+});
+
+describe('DID actor', () => {
+  const A = 'did:agentnexus:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
+  const B = 'did:agentnexus:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG';
+  const C = 'did:agentnexus:z6MknGc3ocHs3zdPiJbnaaqDi58NGb4pk1Sp9WxWufuXSdxf';
+
+  it('goes offline when heartbeats stop, and online again when they resume', async () => {
+    const clock = new ManualClock();
+    const host = await boot(tempDir(), [didActor], clock);
+    await host.sys.spawn('did', A, { presenceTtlMs: 3_000 });
+    const beat = () =>
+      host.sys.accept([host.sys.envelope({ type: 'presence.heartbeat', from: 'host', to: A })]);
+    await beat();
+    await host.sys.quiesce();
+    expect(host.sys.snapshot(A).value).toMatchObject({ presence: 'online' });
+    clock.advance(2_000);
+    await beat();
+    await host.sys.quiesce();
+    clock.advance(2_000);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot(A).value).toMatchObject({ presence: 'online' });
+    clock.advance(1_000);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot(A).value).toMatchObject({ presence: 'offline' });
+    await beat();
+    await host.sys.quiesce();
+    expect(host.sys.snapshot(A).value).toMatchObject({ presence: 'online' });
+  });
+
+  it('enforces the gatekeeper hook: block list, private allow-list, control only from itself', async () => {
+    const host = await boot(tempDir(), [didActor]);
+    await host.sys.spawn('did', A);
+    const send = (from: string, type: string, body: unknown = {}) =>
+      host.sys.accept([host.sys.envelope({ type, from, to: A, body })]);
+    await send(C, 'gatekeeper.set', { mode: 'public', block: [C] });
+    await send(A, 'gatekeeper.set', { mode: 'private', allow: [B], block: [C] });
+    await send(B, 'message', { text: 'allowed' });
+    await send(C, 'message', { text: 'blocked' });
+    await send('did:agentnexus:z6MkfrQREqT2tzM5JJhJb4M3ZJTDbZqL1FhCbbpq2Hk9b4Jz', 'message', {
+      text: 'stranger',
+    });
+    await host.sys.quiesce();
+    const inbox = host.sys.records('inbox', A).map((r) => (r.value as { body: { text: string } }).body.text);
+    expect(inbox).toEqual(['allowed']);
+    const codes = host.sys.events
+      .trace(A, { kinds: ['error'] })
+      .map((e) => (e.payload as { code: string }).code);
+    expect(codes).toEqual(['ANX_CONTROL_FORBIDDEN', 'ANX_GATEKEEPER_BLOCKED', 'ANX_GATEKEEPER_PRIVATE']);
+  });
+});
