@@ -14,6 +14,7 @@ import {
 } from '../../runtime/identity/did.ts';
 
 const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const hex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text, 'hex'));
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 
 // The first example of the W3C did:key specification.
@@ -74,6 +75,17 @@ describe('DIDs', () => {
     expect(didFromPublicKey(fromKey.publicKey)).toBe(fromKey.did);
     expect(toHex(parseDid(fromKey.did).publicKey)).toBe(toHex(fromKey.publicKey));
     expect(toDidKey(fromKey.did)).toBe(SPEC_DID_KEY);
+  });
+
+  it('gives the did:key that other implementations give for the RFC 8032 test keys', () => {
+    const test1 = hex('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
+    const test2 = hex('3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c');
+    expect(toDidKey(didFromPublicKey(test1))).toBe(
+      'did:key:z6MktwupdmLXVVqTzCw4i46r4uGyosGXRnR3XjN4Zq7oMMsw',
+    );
+    expect(toDidKey(didFromPublicKey(test2))).toBe(
+      'did:key:z6MkiaMbhXHNA4eJVCCj8dbzKzTgYDKf6crKgHVHid1F1WCT',
+    );
   });
 
   it('says which field was wrong, what was expected and what came', () => {
