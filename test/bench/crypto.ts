@@ -24,7 +24,9 @@ function race(contenders: Record<string, () => void>, ms: number, batch: number)
   const samples: Record<string, number[]> = {};
   for (let r = 0; r < REPEATS; r++) {
     for (const [name, fn] of Object.entries(contenders)) {
-      (samples[name] ??= []).push(opsPerSecond(fn, ms, batch));
+      const list = samples[name] ?? [];
+      list.push(opsPerSecond(fn, ms, batch));
+      samples[name] = list;
     }
   }
   const out: Record<string, number> = {};
