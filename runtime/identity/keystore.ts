@@ -129,7 +129,9 @@ function readHostKey(file: string): Uint8Array {
       { hint: `chmod 600 ${file}` },
     );
   }
-  const key = new Uint8Array(readFileSync(file));
+  const content = readFileSync(file);
+  const key = new Uint8Array(content);
+  content.fill(0);
   if (key.length !== 32) {
     throw new HostKeyError(
       'ANX_HOST_KEY_INVALID',
@@ -148,7 +150,12 @@ function createHostKey(file: string): void {
   // 'wx' refuses to overwrite: two hosts starting at once must not replace each other's key.
   const fd = openSync(file, 'wx', 0o600);
   try {
-    writeSync(fd, key);
+    if (writeSync(fd, key) !== key.length) {
+      throw new HostKeyError(
+        'ANX_HOST_KEY_INVALID',
+        `host key file ${file} expected 32 bytes written, got fewer`,
+      );
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -265,7 +272,7 @@ export class Keystore {
     return { did, name: entry.name, createdAt: entry.createdAt };
   }
 
-  /** Public records of every held key, in DID order. */
+  /** Public records of every held key, in DID order. DIDs are always in their did:agentnexus form. */
   list(): KeyRecord[] {
     const records: KeyRecord[] = [];
     for (const { key, value } of this.#db.getRange()) {
