@@ -1,0 +1,58 @@
+// Starts real `anx-runtime start` daemon processes for end-to-end tests, and kills them by their own PID.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+
+export const CLI = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  api: ApiClient;
+  pid: number;
+  output: () => string;
+}
+
+/** Spawns a daemon on a free loopback port and resolves once its API answers. */
+export async function startDaemonProcess(dataDir: string, timeoutMs = 30_000): Promise<DaemonProcess> {
+  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, '--json', 'start', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${output}`);
+    const info = readDaemonInfo(dataDir);
+    if (info !== undefined && info.pid === child.pid && existsSync(`${dataDir}/api.token`)) {
+      const api = new ApiClient(info.url, readFileSync(`${dataDir}/api.token`, 'utf8').trim());
+      return { child, api, pid: child.pid as number, output: () => output };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`daemon did not start within ${timeoutMs} ms: ${output}`);
+}
+
+/** `kill -9` of the daemon we started, resolving once it has exited. */
+export async function killHard(daemon: DaemonProcess): Promise<void> {
+  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => daemon.child.once('exit', () => resolve()));
+  process.kill(daemon.pid, 'SIGKILL');
+  await exited;
+}
+
+/** Polls `probe` until it returns true, failing after `timeoutMs`. */
+export async function waitFor(
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
