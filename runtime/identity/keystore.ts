@@ -15,7 +15,7 @@ import { ed25519SeedToX25519Private } from '../crypto/convert.ts';
 import { defaultSuite } from '../crypto/index.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
 import { AnxError, describeValue } from '../errors.ts';
-import { DID_PREFIX, type Did, didFromPublicKey, parseDid } from './did.ts';
+import { DID_KEY_PREFIX, DID_PREFIX, type Did, didFromPublicKey } from './did.ts';
 
 /** Base of the keystore's errors; its own code `ANX_KEYSTORE_INPUT` / `ANX_KEYSTORE_CORRUPT` otherwise. */
 export class KeystoreError extends AnxError {}
@@ -80,6 +80,11 @@ interface StoredEntry {
 const SEAL_INFO = new TextEncoder().encode('anx/keystore/seed-seal/v1');
 const NAME_MAX = 200;
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/** The storage key of a DID: its did:agentnexus form (a did:key shares the multikey, so a prefix swap does). */
+function canonical(did: Did): Did {
+  return did.startsWith(DID_KEY_PREFIX) ? DID_PREFIX + did.slice(DID_KEY_PREFIX.length) : did;
+}
 
 function isStoredEntry(value: unknown): value is StoredEntry {
   if (typeof value !== 'object' || value === null) return false;
@@ -283,19 +288,21 @@ export class Keystore {
     return records;
   }
 
-  /** The public record of `did`, or `undefined` when this host does not hold it. */
+  /** The public record of `did` (either DID form), or `undefined` when this host does not hold it. */
   get(did: Did): KeyRecord | undefined {
-    const entry = this.#entry(did);
-    return entry === undefined ? undefined : { did, name: entry.name, createdAt: entry.createdAt };
+    if (typeof did !== 'string') return undefined;
+    const key = canonical(did);
+    const entry = this.#entry(key);
+    return entry === undefined ? undefined : { did: key, name: entry.name, createdAt: entry.createdAt };
   }
 
-  /** True when this host holds the key of `did`. */
+  /** True when this host holds the key of `did` (either DID form). */
   has(did: Did): boolean {
-    return this.#entry(did) !== undefined;
+    return typeof did === 'string' && this.#entry(canonical(did)) !== undefined;
   }
 
   /**
-   * Signs `message` with the key of `did` (Ed25519). Throws `KeyNotFoundError` or
+   * Signs `message` with the key of `did` (Ed25519; either DID form). Throws `KeyNotFoundError` or
    * `KeystoreLockedError`.
    *
    * @example
@@ -333,15 +340,17 @@ export class Keystore {
     }
   }
 
-  /** Removes the key of `did`; resolves to false when it was not held. */
+  /** Removes the key of `did` (either DID form); resolves to false when it was not held. */
   async delete(did: Did): Promise<boolean> {
-    const cached = this.#seeds.get(did);
+    if (typeof did !== 'string') return false;
+    const key = canonical(did);
+    const cached = this.#seeds.get(key);
     if (cached !== undefined) {
       cached.fill(0);
-      this.#seeds.delete(did);
+      this.#seeds.delete(key);
     }
-    if (!this.#db.doesExist(did)) return false;
-    return await this.#db.remove(did);
+    if (!this.#db.doesExist(key)) return false;
+    return await this.#db.remove(key);
   }
 
   /** Forgets every decrypted seed held in memory (they are decrypted again on next use). */
@@ -359,7 +368,6 @@ export class Keystore {
   }
 
   #entry(did: Did): StoredEntry | undefined {
-    if (typeof did !== 'string') return undefined;
     const value: unknown = this.#db.get(did);
     if (value === undefined) return undefined;
     if (!isStoredEntry(value)) {
@@ -371,11 +379,13 @@ export class Keystore {
     return value;
   }
 
-  #seed(did: Did): Uint8Array {
+  #seed(input: Did): Uint8Array {
+    if (typeof input !== 'string') throw new KeyNotFoundError(describeValue(input));
+    const did = canonical(input);
     const cached = this.#seeds.get(did);
     if (cached !== undefined) return cached;
     const entry = this.#entry(did);
-    if (entry === undefined) throw new KeyNotFoundError(typeof did === 'string' ? did : describeValue(did));
+    if (entry === undefined) throw new KeyNotFoundError(input);
     let seed: Uint8Array;
     try {
       seed = this.#suite.aesGcmDecrypt(
@@ -388,7 +398,7 @@ export class Keystore {
       throw new KeystoreLockedError(did, cause);
     }
     // The associated data binds the entry to its DID; this also catches a seed sealed for another key.
-    if (seed.length !== 32 || didFromPublicKey(this.#suite.ed25519PublicKey(seed)) !== parseDid(did).did) {
+    if (seed.length !== 32 || didFromPublicKey(this.#suite.ed25519PublicKey(seed)) !== did) {
       seed.fill(0);
       throw new KeystoreLockedError(did);
     }

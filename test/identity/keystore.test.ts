@@ -7,7 +7,7 @@ import { type Database, open, type RootDatabase } from 'lmdb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ed25519SeedToX25519Private, nobleSuite, nodeSuite } from '../../runtime/crypto/index.ts';
 import { isAnxError } from '../../runtime/errors.ts';
-import { parseDid } from '../../runtime/identity/did.ts';
+import { parseDid, toDidKey } from '../../runtime/identity/did.ts';
 import { keyAgreementKeyOfDid } from '../../runtime/identity/did-document.ts';
 import { identityFromSeed } from '../../runtime/identity/keys.ts';
 import {
@@ -165,11 +165,26 @@ describe('Keystore', () => {
     expect(isAnxError(err, 'ANX_KEYSTORE_CORRUPT')).toBe(true);
   });
 
+  it('accepts the did:key form of a held DID everywhere', async () => {
+    const keys = new Keystore(db, hostKey);
+    const record = await keys.create({ name: 'both' });
+    const didKey = toDidKey(record.did);
+    expect(keys.has(didKey)).toBe(true);
+    expect(keys.get(didKey)).toEqual(record);
+    expect(toHex(keys.sign(didKey, utf8('m')))).toBe(toHex(keys.sign(record.did, utf8('m'))));
+    expect(await keys.delete(didKey)).toBe(true);
+    expect(() => keys.sign(record.did, utf8('m'))).toThrow(KeyNotFoundError);
+    expect(keys.has(record.did)).toBe(false);
+  });
+
   it('throws KeyNotFoundError for a DID it does not hold', () => {
     const keys = new Keystore(db, hostKey);
     const did = identityFromSeed(new Uint8Array(32).fill(5)).did;
     expect(() => keys.sign(did, utf8('x'))).toThrow(KeyNotFoundError);
     expect(() => keys.x25519Private(did)).toThrow(KeyNotFoundError);
+    expect(() => keys.sign(42 as unknown as string, utf8('x'))).toThrow(KeyNotFoundError);
+    expect(keys.has(42 as unknown as string)).toBe(false);
+    expect(keys.get('bob')).toBeUndefined();
   });
 
   it('deletes keys, including their cached seeds', async () => {
