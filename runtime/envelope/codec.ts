@@ -34,8 +34,7 @@ function isMapHead(byte: number): boolean {
   return (byte & 0xf0) === 0x80 || byte === 0xde || byte === 0xdf;
 }
 
-// Entry count from the map header: msgpackr keeps the last of duplicate keys silently, so comparing
-// counts is how duplicates (which another decoder might resolve the other way) are caught.
+// Entry count from the map header; comparing it with the decoded keys catches repeated keys.
 function mapHeadCount(bytes: Uint8Array): number {
   const head = bytes[0] as number;
   if (head <= 0x8f) return head & 0x0f;
@@ -145,11 +144,7 @@ export function decodeEnvelope(bytes: Uint8Array, options: DecodeOptions = {}): 
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || raw instanceof Uint8Array) {
     throw new EnvelopeDecodeError('envelope expected a msgpack map, got another value');
   }
-  const record = raw as Record<string, unknown>;
-  if (Object.keys(record).length !== mapHeadCount(bytes)) {
-    throw new EnvelopeDecodeError('envelope expected a map with distinct keys, got a repeated key');
-  }
-  return validateEnvelope(record);
+  return validateEnvelope(raw as Record<string, unknown>, mapHeadCount(bytes));
 }
 
 /**

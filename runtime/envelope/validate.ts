@@ -2,7 +2,7 @@
 import { describeValue } from '../errors.ts';
 import { DID_PREFIX, publicKeyOfDid } from '../identity/did.ts';
 import { CONTEXT_KEYS, ENVELOPE_VERSION, type Envelope, SEALED_ENC } from './envelope.ts';
-import { EnvelopeFieldError, EnvelopeVersionError } from './errors.ts';
+import { EnvelopeDecodeError, EnvelopeFieldError, EnvelopeVersionError } from './errors.ts';
 
 /** Limits on header fields; see docs/protocol.md, "Fields". */
 export const FIELD_LIMITS = {
@@ -44,6 +44,8 @@ const KNOWN_FIELDS = new Set([
   'sig',
 ]);
 const KNOWN_CTX = new Set<string>(CONTEXT_KEYS);
+const KNOWN_DIDS_LIMIT = 4096;
+const knownDids = new Set<string>();
 
 // Binary fields and the body may be secret or large: name their type, never their content.
 function describeType(value: unknown): string {
@@ -58,13 +60,18 @@ function describeType(value: unknown): string {
  * accepted on the wire: one spelling per sender keeps dedupe by (`from`, `id`) sound.
  */
 export function isWireDid(text: unknown): text is string {
-  if (typeof text !== 'string' || !text.startsWith(DID_PREFIX) || text.length > 128) return false;
+  if (typeof text !== 'string') return false;
+  if (knownDids.has(text)) return true;
+  if (!text.startsWith(DID_PREFIX) || text.length > 128) return false;
   try {
     publicKeyOfDid(text);
-    return true;
   } catch {
     return false;
   }
+  // Peers repeat: skip the key decoding for DIDs already seen well-formed (dropped wholesale when full).
+  if (knownDids.size >= KNOWN_DIDS_LIMIT) knownDids.clear();
+  knownDids.add(text);
+  return true;
 }
 
 /** True for an actor address such as `enclave/abc` (a kind, a slash, a name). */
@@ -87,36 +94,43 @@ function isTimestamp(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_SAFE_TS;
 }
 
+type ErrorContext = { id?: string; from?: string };
+
+function fail(context: ErrorContext, field: string, expected: string, got: string): never {
+  throw new EnvelopeFieldError(field, `"${field}" expected ${expected}, got ${got}`, context);
+}
+
 /**
  * Checks a decoded msgpack map field by field and returns it typed as an `Envelope` (the same
  * object, not a copy). Throws `EnvelopeVersionError` when `v` is not 1, and `EnvelopeFieldError`
  * for a missing, wrongly typed, malformed or unknown field; once `id` and `from` are read they ride
- * along on later errors so the event can name them.
+ * along on later errors so the event can name them. `wireEntries`, the entry count of the map
+ * header on the wire, lets repeated keys be refused (`EnvelopeDecodeError`).
  *
  * @example
  * ```ts
  * const env = validateEnvelope(unpacked);
  * ```
  */
-export function validateEnvelope(raw: Record<string, unknown>): Envelope {
+export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: number): Envelope {
   if (raw.v !== ENVELOPE_VERSION) {
     throw new EnvelopeVersionError(
       `"v" expected ${ENVELOPE_VERSION}, got ${typeof raw.v === 'number' ? raw.v : describeType(raw.v)}`,
       { hint: 'this host speaks envelope version 1 only' },
     );
   }
-  const context: { id?: string; from?: string } = {};
-  const fail = (field: string, expected: string, got: string): never => {
-    throw new EnvelopeFieldError(field, `"${field}" expected ${expected}, got ${got}`, context);
-  };
+  // Filled in as `id` and `from` pass, so later errors can name them. Module-level helpers (no
+  // closures) keep this hot path free of per-call allocations.
+  const context: ErrorContext = {};
 
   const id = raw.id;
-  if (!isEnvelopeId(id)) fail('id', 'a message id of 16 to 64 characters [0-9A-Za-z_-]', describeValue(id));
+  if (!isEnvelopeId(id))
+    fail(context, 'id', 'a message id of 16 to 64 characters [0-9A-Za-z_-]', describeValue(id));
   context.id = id as string;
 
   const from = raw.from;
   if (typeof from !== 'string' || from.length === 0 || from.length > FIELD_LIMITS.fromMax) {
-    fail('from', 'a DID string', describeValue(from));
+    fail(context, 'from', 'a DID string', describeValue(from));
   }
   // Only a well-formed string is echoed into error events; the key itself is checked with the signature.
   if (!LONE_SURROGATE_RE.test(from as string)) context.from = from as string;
@@ -124,40 +138,40 @@ export function validateEnvelope(raw: Record<string, unknown>): Envelope {
   let present = 4; // v, id, from, and body or a failure below
   const type = raw.type;
   if (typeof type !== 'string' || !TYPE_RE.test(type)) {
-    fail('type', 'a message type of 1 to 128 characters [A-Za-z0-9._:/-]', describeValue(type));
+    fail(context, 'type', 'a message type of 1 to 128 characters [A-Za-z0-9._:/-]', describeValue(type));
   }
   present++;
 
   const to = raw.to;
   if (!isActorAddress(to) && !isWireDid(to)) {
-    fail('to', 'a DID or actor address', describeValue(to));
+    fail(context, 'to', 'a DID or actor address', describeValue(to));
   }
   present++;
 
   if (!isTimestamp(raw.ts))
-    fail('ts', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.ts));
+    fail(context, 'ts', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.ts));
   present++;
 
   if (raw.exp !== undefined) {
     if (!isTimestamp(raw.exp)) {
-      fail('exp', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.exp));
+      fail(context, 'exp', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.exp));
     }
     present++;
   }
   if (raw.thread !== undefined) {
-    if (!isEnvelopeId(raw.thread)) fail('thread', 'a message id', describeValue(raw.thread));
+    if (!isEnvelopeId(raw.thread)) fail(context, 'thread', 'a message id', describeValue(raw.thread));
     present++;
   }
   if (raw.reply !== undefined) {
-    if (!isEnvelopeId(raw.reply)) fail('reply', 'a message id', describeValue(raw.reply));
+    if (!isEnvelopeId(raw.reply)) fail(context, 'reply', 'a message id', describeValue(raw.reply));
     present++;
   }
   if (raw.ctx !== undefined) {
-    validateContext(raw.ctx, fail);
+    validateContext(raw.ctx, context);
     present++;
   }
   if (raw.actor !== undefined) {
-    if (!isWireDid(raw.actor)) fail('actor', 'a did:agentnexus DID', describeValue(raw.actor));
+    if (!isWireDid(raw.actor)) fail(context, 'actor', 'a did:agentnexus DID', describeValue(raw.actor));
     present++;
   }
   if (raw.cap !== undefined) {
@@ -165,6 +179,7 @@ export function validateEnvelope(raw: Record<string, unknown>): Envelope {
     if (typeof cap === 'string') {
       if (cap.length === 0 || cap.length > FIELD_LIMITS.capStringMax || LONE_SURROGATE_RE.test(cap)) {
         fail(
+          context,
           'cap',
           `a token reference of 1 to ${FIELD_LIMITS.capStringMax} characters`,
           `${cap.length} characters`,
@@ -172,59 +187,69 @@ export function validateEnvelope(raw: Record<string, unknown>): Envelope {
       }
     } else if (cap instanceof Uint8Array) {
       if (cap.length === 0 || cap.length > FIELD_LIMITS.capBytesMax) {
-        fail('cap', `a token of 1 to ${FIELD_LIMITS.capBytesMax} bytes`, describeType(cap));
+        fail(context, 'cap', `a token of 1 to ${FIELD_LIMITS.capBytesMax} bytes`, describeType(cap));
       }
     } else {
-      fail('cap', 'a token (bytes) or token reference (string)', describeType(cap));
+      fail(context, 'cap', 'a token (bytes) or token reference (string)', describeType(cap));
     }
     present++;
   }
   if (raw.enc !== undefined) {
-    if (raw.enc !== SEALED_ENC) fail('enc', `"${SEALED_ENC}"`, describeValue(raw.enc));
+    if (raw.enc !== SEALED_ENC) fail(context, 'enc', `"${SEALED_ENC}"`, describeValue(raw.enc));
     if (!(raw.epk instanceof Uint8Array) || raw.epk.length !== 32) {
-      fail('epk', 'a 32-byte X25519 public key', describeType(raw.epk));
+      fail(context, 'epk', 'a 32-byte X25519 public key', describeType(raw.epk));
     }
     if (!(raw.nonce instanceof Uint8Array) || raw.nonce.length !== 12) {
-      fail('nonce', 'a 12-byte nonce', describeType(raw.nonce));
+      fail(context, 'nonce', 'a 12-byte nonce', describeType(raw.nonce));
     }
     present += 3;
   } else if (raw.epk !== undefined || raw.nonce !== undefined) {
-    fail(raw.epk !== undefined ? 'epk' : 'nonce', `no value without "enc"`, 'a value');
+    fail(context, raw.epk !== undefined ? 'epk' : 'nonce', `no value without "enc"`, 'a value');
   }
 
   const body = raw.body;
-  if (!(body instanceof Uint8Array)) fail('body', 'bytes (msgpack bin)', describeType(body));
+  if (!(body instanceof Uint8Array)) fail(context, 'body', 'bytes (msgpack bin)', describeType(body));
   if (raw.enc !== undefined && (body as Uint8Array).length < 16) {
-    fail('body', 'sealed ciphertext of at least 16 bytes', describeType(body));
+    fail(context, 'body', 'sealed ciphertext of at least 16 bytes', describeType(body));
   }
 
   if (raw.sig !== undefined) {
     if (!(raw.sig instanceof Uint8Array) || raw.sig.length !== 64) {
-      fail('sig', 'a 64-byte Ed25519 signature', describeType(raw.sig));
+      fail(context, 'sig', 'a 64-byte Ed25519 signature', describeType(raw.sig));
     }
     present++;
   }
 
   // Counting beats walking the keys on the common path; walk only to name the culprit.
   const keys = Object.keys(raw);
+  // msgpackr keeps the last of repeated keys silently; another decoder might keep the first.
+  if (wireEntries !== undefined && wireEntries !== keys.length) {
+    throw new EnvelopeDecodeError('envelope expected a map with distinct keys, got a repeated key', context);
+  }
   if (keys.length !== present) {
     for (const key of keys) {
       if (!KNOWN_FIELDS.has(key)) {
-        fail(JSON.stringify(key).slice(1, -1).slice(0, 64), 'no such field in envelope v1', 'a value');
+        fail(
+          context,
+          JSON.stringify(key).slice(1, -1).slice(0, 64),
+          'no such field in envelope v1',
+          'a value',
+        );
       }
-      if (raw[key] === undefined) fail(key, 'a value or no key at all', 'undefined');
+      if (raw[key] === undefined) fail(context, key, 'a value or no key at all', 'undefined');
     }
   }
   return raw as unknown as Envelope;
 }
 
-function validateContext(ctx: unknown, fail: (field: string, expected: string, got: string) => never): void {
-  if (!isPlainObject(ctx)) fail('ctx', 'a map of context strings', describeType(ctx));
+function validateContext(ctx: unknown, context: ErrorContext): void {
+  if (!isPlainObject(ctx)) fail(context, 'ctx', 'a map of context strings', describeType(ctx));
   const entries = ctx as Record<string, unknown>;
   let count = 0;
   for (const key of Object.keys(entries)) {
     if (!KNOWN_CTX.has(key)) {
       fail(
+        context,
         `ctx.${JSON.stringify(key).slice(1, -1).slice(0, 64)}`,
         `one of ${CONTEXT_KEYS.join(', ')}`,
         'a value',
@@ -237,9 +262,15 @@ function validateContext(ctx: unknown, fail: (field: string, expected: string, g
       value.length > FIELD_LIMITS.ctxValueMax ||
       LONE_SURROGATE_RE.test(value)
     ) {
-      fail(`ctx.${key}`, `a string of 1 to ${FIELD_LIMITS.ctxValueMax} characters`, describeValue(value));
+      fail(
+        context,
+        `ctx.${key}`,
+        `a string of 1 to ${FIELD_LIMITS.ctxValueMax} characters`,
+        describeValue(value),
+      );
     }
     count++;
   }
-  if (count === 0) fail('ctx', 'at least one context key (leave ctx out when empty)', 'an empty map');
+  if (count === 0)
+    fail(context, 'ctx', 'at least one context key (leave ctx out when empty)', 'an empty map');
 }
