@@ -91,7 +91,11 @@ export function parseDuration(value: unknown): number | undefined {
   return Number.isFinite(ms) ? Math.round(ms) : undefined;
 }
 
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Appends a field to a JSON path; names that are not plain identifiers are quoted: `stages[0]["a b"]`. */
 function join(path: string, field: string): string {
+  if (!IDENT.test(field)) return `${path === '' ? '$' : path}[${JSON.stringify(field)}]`;
   return path === '' ? field : `${path}.${field}`;
 }
 
