@@ -215,8 +215,9 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 /** Every location in a JSON value, as a list of keys/indexes. */
 function locations(v: Json, at: Array<string | number> = []): Array<Array<string | number>> {
   const out = [at];
-  if (Array.isArray(v)) v.forEach((x, i) => out.push(...locations(x, [...at, i])));
-  else if (v !== null && typeof v === 'object')
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) out.push(...locations(x, [...at, i]));
+  } else if (v !== null && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) out.push(...locations(x, [...at, k]));
   return out;
 }
