@@ -56,6 +56,12 @@ function firstByteKind(byte: number): string {
   return `the unused byte 0x${byte.toString(16)}`;
 }
 
+// msgpackr writes integers above 2^32 as float 64, which strictly typed decoders (Rust, Go) refuse
+// for an integer field; a bigint makes it write int 64 (0xd3) instead.
+function wireTime(ms: number): number | bigint {
+  return Number.isSafeInteger(ms) ? BigInt(ms) : ms;
+}
+
 /**
  * Encodes an envelope as one msgpack map, keys in the documented order and absent optional fields
  * left out. Trusts its input (build envelopes with `createEnvelope`, `signEnvelope`, `seal`); the
@@ -74,9 +80,9 @@ export function encodeEnvelope(env: Envelope): Uint8Array {
     type: env.type,
     from: env.from,
     to: env.to,
-    ts: env.ts,
+    ts: wireTime(env.ts),
   };
-  if (env.exp !== undefined) wire.exp = env.exp;
+  if (env.exp !== undefined) wire.exp = wireTime(env.exp);
   if (env.thread !== undefined) wire.thread = env.thread;
   if (env.reply !== undefined) wire.reply = env.reply;
   if (env.ctx !== undefined) {
