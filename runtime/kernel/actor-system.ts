@@ -217,6 +217,38 @@ export class ActorSystem {
     await this.flush();
   }
 
+  /**
+   * Creates many durable actors in one group commit (bulk registration, e.g. importing a directory
+   * of DIDs). Existing addresses are skipped. New actors are passivated at once: they cost no memory
+   * until their first message.
+   */
+  async spawnMany(kind: string, entries: Iterable<{ address: string; init?: unknown }>): Promise<number> {
+    this.assertRunning();
+    const def = this.machines.get(kind);
+    if (def === undefined) throw new UnknownMachineError(kind, '(bulk)');
+    let created = 0;
+    for (const { address, init } of entries) {
+      if (this.live.has(address) || this.store.actors.doesExist(address)) continue;
+      const live = this.instantiate(def, address, undefined, def.input ? def.input(address, init) : init);
+      this.afterTransition(live, undefined);
+      live.actor.stop();
+      created++;
+      if (this.commits.staged >= 50_000) await this.flush();
+    }
+    await this.flush();
+    return created;
+  }
+
+  /**
+   * Delivers an envelope in-process without persisting it: at-most-once, for ephemeral traffic
+   * between actors that do not need to survive a crash (and for measuring the kernel's raw path).
+   */
+  tell(env: KernelEnvelope): void {
+    this.assertRunning();
+    const bytes = encodeKernelEnvelope(env);
+    this.route(decodeKernelEnvelope(bytes), bytes, undefined);
+  }
+
   /** True when an actor lives at `address` (in memory or passivated). */
   has(address: string): boolean {
     return this.live.has(address) || this.store.actors.doesExist(address);
