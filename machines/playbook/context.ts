@@ -69,6 +69,9 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   return out + '…';
 }
 
+/** Objective, brief and feedback are cut no shorter than this before input ref summaries are given up. */
+const TEXT_FLOOR_BYTES = 160;
+
 /** Longest summary any single stage keeps in the run context or shows in a snapshot. */
 export const SUMMARY_MAX_BYTES = 512;
 
@@ -141,19 +144,24 @@ export function buildContextSnapshot(
   if (shard && stage.fanout) snap.stage.shard = { ...shard, partition: stage.fanout.partition };
   const fits = () => jsonBytes(snap) <= budgetBytes;
 
-  // Fixed part first: it must fit before any summary is worth adding.
+  // Fixed part first: it must fit before any summary is worth adding. Text is cut down to a useful floor,
+  // then input ref summaries go, then text is cut further, and only then are input refs themselves dropped.
   let textCap = Math.max(jsonBytes(snap.stage.brief), jsonBytes(snap.objective), jsonBytes(snap.feedback));
-  while (!fits() && textCap > 0) {
-    textCap = Math.floor(textCap / 2);
-    snap.stage.brief = truncateUtf8(stage.brief, textCap);
-    snap.objective = truncateUtf8(run.objective, textCap);
-    if (snap.feedback !== null) snap.feedback = truncateUtf8(exec?.last_error ?? '', textCap);
-    snap.truncated = true;
-  }
+  const shrinkText = (floor: number) => {
+    while (!fits() && textCap > floor) {
+      textCap = Math.max(floor, Math.floor(textCap / 2));
+      snap.stage.brief = truncateUtf8(stage.brief, textCap);
+      snap.objective = truncateUtf8(run.objective, textCap);
+      if (snap.feedback !== null) snap.feedback = truncateUtf8(exec?.last_error ?? '', textCap);
+      snap.truncated = true;
+    }
+  };
+  shrinkText(TEXT_FLOOR_BYTES);
   if (!fits()) {
     snap.inputs = snap.inputs.map((r) => ({ ...r, summary: '' }));
     snap.truncated = true;
   }
+  shrinkText(0);
   while (!fits() && snap.inputs.length > 0) {
     snap.inputs.pop();
     snap.omitted_inputs += 1;
@@ -192,7 +200,7 @@ export function buildContextSnapshot(
   ) {
     snap.truncated = true;
   }
-  // Flipping `truncated` to true can add one byte; take the last summary out again if that overflows.
+  // A last guard, so no future field can make the snapshot overflow silently.
   while (!fits() && snap.earlier.length > 0) {
     snap.earlier.pop();
     snap.omitted_summaries += 1;
