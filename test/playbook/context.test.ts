@@ -35,8 +35,8 @@ describe('buildContextSnapshot', () => {
       run.deliver(`s${i}`, { summary });
     }
     expect(run.value()).toContain('s50');
-    const assign = run.sends('stage.assign').at(-1);
-    const snap = (assign?.body as { context: ReturnType<typeof buildContextSnapshot> }).context;
+    const assign = run.sends('stage.assign').at(-1)!;
+    const snap = (assign.body as { context: ReturnType<typeof buildContextSnapshot> }).context;
     expect(snap.stage.id).toBe('s50');
     expect(totalSummaries).toBeGreaterThan(1_000_000);
     expect(jsonBytes(snap)).toBeLessThanOrEqual(4096);
