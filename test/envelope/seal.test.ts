@@ -1,0 +1,165 @@
+// Sealed mode: both suites seal identically and open each other's output; tampering and wrong keys are refused.
+import { describe, expect, it } from 'vitest';
+import { nobleSuite } from '../../runtime/crypto/noble.ts';
+import { nodeSuite } from '../../runtime/crypto/node.ts';
+import {
+  acceptEnvelope,
+  createEnvelope,
+  decodeBody,
+  decodeEnvelope,
+  type Envelope,
+  EnvelopeDecryptError,
+  EnvelopeFieldError,
+  EnvelopeSenderKeyError,
+  EnvelopeSignatureError,
+  encodeEnvelope,
+  MemoryReplayGuard,
+  openSealed,
+  SEALED_ENC,
+  seal,
+  signEnvelope,
+} from '../../runtime/envelope/index.ts';
+import {
+  alice,
+  bob,
+  bobX25519Private,
+  carol,
+  carolX25519Private,
+  fixedClock,
+  hex,
+  seedOf,
+  T0,
+} from './fixtures.ts';
+
+const plain = createEnvelope({
+  ts: T0,
+  type: 'artifact.deliver',
+  from: alice.did,
+  to: bob.did,
+  ctx: { enclave_id: 'demo', stage: 'implement' },
+  body: { key: 'impl/diff.patch', text: 'secret diff '.repeat(20) },
+});
+const fixed = { ephemeralPrivate: seedOf(0x99), nonce: new Uint8Array(12).fill(7) };
+const flip = (bytes: Uint8Array, at: number): Uint8Array => {
+  const out = bytes.slice();
+  out[at] = (out[at] as number) ^ 0x01;
+  return out;
+};
+
+describe('sealed envelopes across suites', () => {
+  it('node and noble produce the same sealed bytes for fixed inputs', () => {
+    const byNode = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite: nodeSuite, ...fixed });
+    const byNoble = seal(plain, {
+      senderSeed: alice.seed,
+      recipientDid: bob.did,
+      suite: nobleSuite,
+      ...fixed,
+    });
+    expect(hex(encodeEnvelope(byNode))).toBe(hex(encodeEnvelope(byNoble)));
+  });
+
+  it.each([
+    ['node', 'noble', nodeSuite, nobleSuite],
+    ['noble', 'node', nobleSuite, nodeSuite],
+  ] as const)('%s seals with random keys and %s opens it', (_a, _b, sealer, opener) => {
+    const sealed = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite: sealer });
+    expect(sealed.enc).toBe(SEALED_ENC);
+    expect(sealed.epk?.length).toBe(32);
+    expect(sealed.nonce?.length).toBe(12);
+    expect(hex(sealed.body)).not.toContain(hex(new TextEncoder().encode('secret diff')));
+    const decoded = decodeEnvelope(encodeEnvelope(sealed));
+    const payload = openSealed(decoded, { recipientX25519Private: bobX25519Private, suite: opener });
+    expect(hex(payload)).toBe(hex(plain.body));
+    const accepted = acceptEnvelope(encodeEnvelope(sealed), {
+      suite: opener,
+      guard: new MemoryReplayGuard(),
+      clock: fixedClock(),
+      recipientX25519Private: bobX25519Private,
+    });
+    expect(accepted.body).toEqual(decodeBody(plain.body));
+  });
+
+  it('uses a fresh ephemeral key and nonce for every seal', () => {
+    const a = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite: nodeSuite });
+    const b = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite: nodeSuite });
+    expect(hex(a.epk as Uint8Array)).not.toBe(hex(b.epk as Uint8Array));
+    expect(hex(a.nonce as Uint8Array)).not.toBe(hex(b.nonce as Uint8Array));
+    expect(hex(a.body)).not.toBe(hex(b.body));
+  });
+});
+
+describe.each([
+  ['node', nodeSuite],
+  ['noble', nobleSuite],
+] as const)('sealed envelope refusals (%s)', (_name, suite) => {
+  const sealed = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite, ...fixed });
+  const open = (env: Envelope, key = bobX25519Private) =>
+    openSealed(env, { recipientX25519Private: key, suite });
+  const accept = (env: Envelope, key = bobX25519Private) =>
+    acceptEnvelope(encodeEnvelope(env), {
+      suite,
+      guard: new MemoryReplayGuard(),
+      clock: fixedClock(),
+      recipientX25519Private: key,
+    });
+
+  const tampered: [string, (e: Envelope) => Envelope][] = [
+    ['ciphertext', (e) => ({ ...e, body: flip(e.body, 3) })],
+    ['tag', (e) => ({ ...e, body: flip(e.body, e.body.length - 1) })],
+    ['nonce', (e) => ({ ...e, nonce: flip(e.nonce as Uint8Array, 0) })],
+    ['epk', (e) => ({ ...e, epk: flip(e.epk as Uint8Array, 5) })],
+    ['header type', (e) => ({ ...e, type: 'artifact.delivered' })],
+    ['header to', (e) => ({ ...e, to: carol.did })],
+    ['header ctx', (e) => ({ ...e, ctx: { enclave_id: 'demo', stage: 'review' } })],
+    ['header ts', (e) => ({ ...e, ts: e.ts + 1 })],
+  ];
+
+  it.each(tampered)(
+    'refuses a tampered %s: the body does not open (ANX_ENVELOPE_DECRYPT)',
+    (_what, change) => {
+      expect(() => open(change(sealed))).toThrow(EnvelopeDecryptError);
+    },
+  );
+
+  it.each(tampered)('refuses a tampered %s on receipt: the signature fails first', (_what, change) => {
+    expect(() => accept(change(sealed))).toThrow(EnvelopeSignatureError);
+  });
+
+  it.each(tampered)(
+    'refuses a tampered %s re-signed by the sender: the body still does not open',
+    (_w, change) => {
+      const { sig: _s, ...rest } = change(sealed);
+      expect(() => accept(signEnvelope(rest as Envelope, alice.seed, suite))).toThrow(EnvelopeDecryptError);
+    },
+  );
+
+  it('refuses to open with the wrong recipient key', () => {
+    expect(() => open(sealed, carolX25519Private)).toThrow(EnvelopeDecryptError);
+    expect(() => accept(sealed, carolX25519Private)).toThrow(EnvelopeDecryptError);
+  });
+
+  it('refuses a malformed recipient key with a typed error', () => {
+    expect(() => open(sealed, new Uint8Array(5))).toThrow(EnvelopeDecryptError);
+  });
+
+  it('refuses a low-order ephemeral key with a typed error', () => {
+    const lowOrder = { ...sealed, epk: new Uint8Array(32) };
+    expect(() => open(lowOrder)).toThrow(EnvelopeDecryptError);
+  });
+
+  it('refuses to open a plain envelope', () => {
+    expect(() => open(signEnvelope(plain, alice.seed, suite))).toThrow(EnvelopeDecryptError);
+  });
+
+  it('refuses to seal twice, for a non-DID recipient, or with a seed that is not the sender', () => {
+    expect(() => seal(sealed, { senderSeed: alice.seed, recipientDid: bob.did, suite })).toThrow(
+      EnvelopeFieldError,
+    );
+    expect(() => seal(plain, { senderSeed: alice.seed, recipientDid: 'enclave/demo', suite })).toThrow(
+      EnvelopeFieldError,
+    );
+    expect(() => seal(plain, { senderSeed: carol.seed, recipientDid: bob.did, suite })).toThrow(
+      EnvelopeSenderKeyError,
+    );
+  });
+});
