@@ -72,15 +72,18 @@ interface LiveActor {
   def: MachineDefinition;
   actor: Actor<AnyStateMachine>;
   durable: boolean;
-  mailbox: Mailbox<Mail>;
+  /** Created on first mail: most restored actors never get any before they are passivated again. */
+  mailbox: Mailbox<Mail> | undefined;
   queued: boolean;
-  timers: Map<string, TimerRecord & { ref?: unknown }>;
-  effects: EmittedEvent[];
+  /** Pending durable timers, created on first use. */
+  timers: Map<string, TimerRecord & { ref?: unknown }> | undefined;
   /** Group commits holding this actor's writes that have not committed yet. */
   inflight: number;
   lastActive: number;
   status: ActorRecord['st'];
 }
+
+const IGNORE_ERRORS = { error: () => {} };
 
 /** Never fires: XState's delays are taken over by the kernel's durable timers. */
 const inertClock = { setTimeout: () => 0, clearTimeout: () => {} };
@@ -126,6 +129,11 @@ export class ActorSystem {
   private quiesceWaiters: Array<() => void> = [];
   private fatal: unknown;
   private sweepHandle: unknown;
+  /** Effects emitted by the actor handling the current event (actors handle one event at a time). */
+  private sink: EmittedEvent[] = [];
+  private readonly collect = (emitted: EmittedEvent): void => {
+    this.sink.push(emitted);
+  };
   router: RemoteRouter | undefined;
 
   constructor(options: ActorSystemOptions) {
@@ -182,11 +190,11 @@ export class ActorSystem {
   restoreAll(kind?: string): { restored: number; refused: AnxError[] } {
     let restored = 0;
     const refused: AnxError[] = [];
-    for (const { key } of this.store.actors.getRange({})) {
+    for (const { key, value } of this.store.actors.getRange({})) {
       const address = key as string;
       if (this.live.has(address)) continue;
       try {
-        const live = this.activate(address, kind);
+        const live = this.activate(address, kind, value as ActorRecord);
         if (live !== undefined) restored++;
       } catch (err) {
         if (err instanceof AnxError) refused.push(err);
@@ -423,20 +431,17 @@ export class ActorSystem {
       def,
       actor,
       durable: true,
-      mailbox: new Mailbox<Mail>(),
+      mailbox: undefined,
       queued: false,
-      timers: new Map(),
-      effects: [],
+      timers: undefined,
       inflight: 0,
       lastActive: this.clock.now(),
       status: 'active',
     };
-    actor.on('*', (emitted: EmittedEvent) => {
-      live.effects.push(emitted);
-    });
-    // An error inside an action stops the actor with an error status; observing it here keeps
-    // XState from rethrowing it asynchronously, which would take the whole host down.
-    actor.subscribe({ error: () => {} });
+    // One shared sink and observer for all actors: actors handle one event at a time, and per-actor
+    // closures would cost memory and garbage for every restored actor.
+    actor.on('*', this.collect);
+    actor.subscribe(IGNORE_ERRORS);
     actor.start();
     return live;
   }
@@ -445,12 +450,12 @@ export class ActorSystem {
    * The live actor at `address`, restoring it from its snapshot when passivated; undefined when no
    * such actor exists. Throws the refusal when its snapshot cannot be restored.
    */
-  private activate(address: string, kind?: string): LiveActor | undefined {
+  private activate(address: string, kind?: string, persisted?: ActorRecord): LiveActor | undefined {
     const existing = this.live.get(address);
     if (existing !== undefined) return existing;
     const refusal = this.refused.get(address);
     if (refusal !== undefined) throw refusal;
-    const record = this.store.actors.get(address) as ActorRecord | undefined;
+    const record = persisted ?? (this.store.actors.get(address) as ActorRecord | undefined);
     if (record === undefined) return undefined;
     if (kind !== undefined && record.k !== kind) return undefined;
     const def = this.machines.get(record.k);
@@ -463,8 +468,10 @@ export class ActorSystem {
       throw error;
     }
     const live = this.instantiate(def, address, record.s, undefined);
+    // Restoring runs no entry actions; anything emitted anyway must not leak into another actor's commit.
+    this.sink = [];
     live.status = record.st;
-    for (const t of record.t ?? []) live.timers.set(t.id, t);
+    if (record.t !== undefined && record.t.length > 0) live.timers = new Map(record.t.map((t) => [t.id, t]));
     this.live.set(address, live);
     return live;
   }
@@ -510,7 +517,7 @@ export class ActorSystem {
   }
 
   private enqueue(live: LiveActor, mail: Mail): void {
-    live.mailbox.push(mail);
+    (live.mailbox ??= new Mailbox<Mail>()).push(mail);
     if (!live.queued) {
       live.queued = true;
       this.ready.push(live);
@@ -525,7 +532,7 @@ export class ActorSystem {
     } catch {
       return;
     }
-    if (live === undefined || !live.timers.has(id)) return;
+    if (live === undefined || live.timers?.has(id) !== true) return;
     this.enqueue(live, { timer: id });
   }
 
@@ -543,12 +550,12 @@ export class ActorSystem {
     while (handled < this.turnSize) {
       const live = this.ready.shift();
       if (live === undefined) break;
-      const mail = live.mailbox.shift();
+      const mail = live.mailbox?.shift();
       if (mail !== undefined) {
         this.handle(live, mail);
         handled++;
       }
-      if (live.mailbox.length > 0) this.ready.push(live);
+      if (live.mailbox !== undefined && live.mailbox.length > 0) this.ready.push(live);
       else live.queued = false;
     }
     // Passivation waits for the commit: an actor is dropped from memory only once its writes are durable.
@@ -562,9 +569,9 @@ export class ActorSystem {
     let env: KernelEnvelope | undefined;
     let outboxKey: number | undefined;
     if ('timer' in mail) {
-      const timer = live.timers.get(mail.timer);
+      const timer = live.timers?.get(mail.timer);
       if (timer === undefined) return;
-      live.timers.delete(mail.timer);
+      live.timers?.delete(mail.timer);
       const scheduled = scheduledEvents(live.actor)[mail.timer];
       if (scheduled !== undefined) live.actor.system.scheduler.cancel(scheduled.source, mail.timer);
       event = timer.event;
@@ -601,8 +608,8 @@ export class ActorSystem {
   /** Stages the actor's new snapshot, timers, sent envelopes, records and events in the group commit. */
   private afterTransition(live: LiveActor, cause: KernelEnvelope | undefined): void {
     const snap = live.actor.getSnapshot() as { status: string; error?: unknown };
-    const effects = live.effects;
-    live.effects = [];
+    const effects = this.sink;
+    this.sink = [];
     if (snap.status === 'error') {
       live.status = 'error';
       const failure = new ActorFailedError(live.address, snap.error);
@@ -628,7 +635,7 @@ export class ActorSystem {
         s: live.status === 'error' ? undefined : live.actor.getPersistedSnapshot(),
         st: live.status,
       };
-      if (live.timers.size > 0)
+      if (live.timers !== undefined && live.timers.size > 0)
         record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
       if (live.status === 'error') {
         // Keep the last good snapshot for diagnosis; the failed state itself cannot be restored.
@@ -705,24 +712,25 @@ export class ActorSystem {
   /** Reconciles the kernel's durable timers with the delays XState scheduled in this transition. */
   private syncTimers(live: LiveActor): void {
     const scheduled = scheduledEvents(live.actor);
-    if (scheduled === NO_EVENTS && live.timers.size === 0) return;
+    if (scheduled === NO_EVENTS && (live.timers === undefined || live.timers.size === 0)) return;
+    const timers = (live.timers ??= new Map());
     for (const id in scheduled) {
       const entry = scheduled[id]!;
-      const known = live.timers.get(entry.id);
+      const known = timers.get(entry.id);
       if (known !== undefined && known.ref === entry) continue;
       if (known !== undefined && live.durable)
         this.commits.remove(this.store.timers, [known.at, live.address, known.id]);
       const at = this.clock.now() + entry.delay;
       const timer = { id: entry.id, at, event: entry.event as TimerRecord['event'], ref: entry as unknown };
-      live.timers.set(entry.id, timer);
+      timers.set(entry.id, timer);
       if (live.durable) this.commits.put(this.store.timers, [at, live.address, entry.id], entry.event);
       this.timers.schedule(live.address, entry.id, at);
     }
     // Timers XState cancelled (state left before the deadline). Timers restored from disk are not in
     // XState's table; they stay armed and, if their state was left, fire as a harmless no-op event.
-    for (const timer of [...live.timers.values()]) {
+    for (const timer of [...timers.values()]) {
       if (timer.ref !== undefined && scheduled[timer.id] !== timer.ref) {
-        live.timers.delete(timer.id);
+        timers.delete(timer.id);
         if (live.durable) this.commits.remove(this.store.timers, [timer.at, live.address, timer.id]);
         this.timers.cancel(live.address, timer.id);
       }
@@ -730,7 +738,7 @@ export class ActorSystem {
   }
 
   private clearTimers(live: LiveActor): void {
-    if (live.timers.size === 0) return;
+    if (live.timers === undefined || live.timers.size === 0) return;
     for (const timer of live.timers.values()) {
       if (live.durable) this.commits.remove(this.store.timers, [timer.at, live.address, timer.id]);
       this.timers.cancel(live.address, timer.id);
@@ -769,7 +777,13 @@ export class ActorSystem {
 
   /** Drops an idle actor from memory; its snapshot and timers stay on disk. False if it is busy. */
   private passivate(live: LiveActor): boolean {
-    if (live.mailbox.length > 0 || live.queued || live.inflight > 0 || !live.durable) return false;
+    if (
+      (live.mailbox !== undefined && live.mailbox.length > 0) ||
+      live.queued ||
+      live.inflight > 0 ||
+      !live.durable
+    )
+      return false;
     live.actor.stop();
     this.live.delete(live.address);
     return true;

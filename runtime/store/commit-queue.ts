@@ -67,9 +67,10 @@ export class CommitQueue {
       ops.length === 0
         ? Promise.resolve()
         : this.root.transaction(() => {
+            // Inside a transaction callback put/remove join this transaction directly.
             for (const op of ops) {
-              if (op.put) op.db.putSync(op.key, op.value);
-              else op.db.removeSync(op.key);
+              if (op.put) op.db.put(op.key, op.value);
+              else op.db.remove(op.key);
             }
           });
     return Promise.resolve(commit).then(

@@ -62,8 +62,9 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
       },
     );
   }
+  // Plain msgpack maps (no shared record structures): faster to write, readable by any msgpack reader.
   const db = <V, K extends Key>(name: string, extra: Record<string, unknown> = {}) =>
-    root.openDB<V, K>({ name, ...extra });
+    root.openDB<V, K>({ name, useRecords: false, ...extra });
   const store: Store = {
     path: dir,
     root,
