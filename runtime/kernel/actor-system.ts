@@ -517,7 +517,8 @@ export class ActorSystem {
   }
 
   private enqueue(live: LiveActor, mail: Mail): void {
-    (live.mailbox ??= new Mailbox<Mail>()).push(mail);
+    if (live.mailbox === undefined) live.mailbox = new Mailbox<Mail>();
+    live.mailbox.push(mail);
     if (!live.queued) {
       live.queued = true;
       this.ready.push(live);
@@ -713,7 +714,8 @@ export class ActorSystem {
   private syncTimers(live: LiveActor): void {
     const scheduled = scheduledEvents(live.actor);
     if (scheduled === NO_EVENTS && (live.timers === undefined || live.timers.size === 0)) return;
-    const timers = (live.timers ??= new Map());
+    if (live.timers === undefined) live.timers = new Map();
+    const timers = live.timers;
     for (const id in scheduled) {
       const entry = scheduled[id]!;
       const known = timers.get(entry.id);
