@@ -153,6 +153,9 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
       'cache-control': 'no-store',
       connection: 'keep-alive',
     });
+    // Send the headers and a first comment now: a client waits for them before it reads any event.
+    res.flushHeaders();
+    res.write(': connected\n\n');
     streams.add(res);
     let last = filter.afterSeq ?? 0;
     const write = (events: readonly EventV1[]) => {
