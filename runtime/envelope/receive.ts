@@ -37,7 +37,7 @@ export interface AcceptOptions {
 export interface AcceptedEnvelope {
   /** The envelope as it came (for a sealed one, `body` is still the ciphertext). */
   envelope: Envelope;
-  /** The plaintext payload bytes (the body, or the opened ciphertext). */
+  /** The plaintext payload bytes: for a plain envelope a view of the input bytes, else the opened ciphertext. */
   payload: Uint8Array;
   /** The decoded payload. */
   body: unknown;
