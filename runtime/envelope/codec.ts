@@ -1,7 +1,7 @@
 // Msgpack encoding of envelopes and their bodies, with a decoder that answers hostile bytes with typed errors.
 import { Packr } from 'msgpackr';
 import { CONTEXT_KEYS, type Envelope } from './envelope.ts';
-import { EnvelopeDecodeError, EnvelopeTooLargeError } from './errors.ts';
+import { EnvelopeDecodeError, EnvelopeFieldError, EnvelopeTooLargeError } from './errors.ts';
 import { validateEnvelope } from './validate.ts';
 
 /** Default largest envelope accepted, in bytes (1 MiB); checked before any decoding work. */
@@ -155,7 +155,8 @@ export function decodeEnvelope(bytes: Uint8Array, options: DecodeOptions = {}): 
 
 /**
  * Encodes a payload for an envelope body with the envelope's msgpack options (plain msgpack, no
- * extension types except the standard timestamp for `Date`; `undefined` becomes nil).
+ * extension types except the standard timestamp for `Date`; `undefined` becomes nil). Throws
+ * `EnvelopeFieldError` for a value msgpack cannot carry (a cycle, an integer beyond 64 bits...).
  *
  * @example
  * ```ts
@@ -163,7 +164,13 @@ export function decodeEnvelope(bytes: Uint8Array, options: DecodeOptions = {}): 
  * ```
  */
 export function encodeBody(value: unknown): Uint8Array {
-  return packr.pack(value === undefined ? null : value);
+  try {
+    return packr.pack(value === undefined ? null : value);
+  } catch (cause) {
+    throw new EnvelopeFieldError('body', '"body" expected a value msgpack can encode, got one it cannot', {
+      cause,
+    });
+  }
 }
 
 /**

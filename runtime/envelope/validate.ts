@@ -50,6 +50,7 @@ const knownDids = new Set<string>();
 // Binary fields and the body may be secret or large: name their type, never their content.
 function describeType(value: unknown): string {
   if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return `a ${typeof value}`;

@@ -360,3 +360,23 @@ describe('envelope decoder under hostile input', () => {
     expect(codeOf(() => decodeEnvelope(deep))).toBe('ANX_ENVELOPE_DECODE');
   });
 });
+
+describe('envelope body encoding', () => {
+  it('refuses a body msgpack cannot carry with ANX_ENVELOPE_FIELD', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => encodeBody(cyclic)).toThrow(EnvelopeFieldError);
+    expect(() => encodeBody(2n ** 70n)).toThrow(EnvelopeFieldError);
+    expect(() => createEnvelope({ type: 'x', from: alice.did, to: bob.did, body: { n: 2n ** 70n } })).toThrow(
+      EnvelopeFieldError,
+    );
+  });
+
+  it('says "nothing" for a missing field', () => {
+    const fields: Record<string, unknown> = { ...base };
+    delete fields.body;
+    expect(() => decodeEnvelope(raw.pack(fields))).toThrow(
+      '"body" expected bytes (msgpack bin), got nothing',
+    );
+  });
+});
