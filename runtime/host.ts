@@ -2,6 +2,9 @@
 import { join } from 'node:path';
 import { DID_KIND, didActor } from '../actors/did.ts';
 import { type Clock, systemClock } from './clock.ts';
+import { defaultSuite } from './crypto/index.ts';
+import type { CryptoSuite } from './crypto/suite.ts';
+import { acceptEnvelope, envelopeErrorEvent, isEnvelopeId } from './envelope/index.ts';
 import { AnxError } from './errors.ts';
 import type { EventKind, EventV1 } from './events/event.ts';
 import type { TraceFilter } from './events/log.ts';
@@ -10,6 +13,7 @@ import { type KeyRecord, Keystore } from './identity/keystore.ts';
 import { ActorSystem } from './kernel/actor-system.ts';
 import { UnknownActorError } from './kernel/errors.ts';
 import type { EnvelopeContext, KernelEnvelope } from './kernel/message.ts';
+import { DurableReplayGuard } from './kernel/replay-guard.ts';
 import { openStore, type Store } from './store/store.ts';
 import { VERSION } from './version.ts';
 
@@ -20,6 +24,8 @@ export interface HostOptions {
   noSync?: boolean;
   /** Live actors kept in memory before idle ones are passivated. */
   maxActive?: number;
+  /** Replay window for envelopes from outside the host (ms); default 5 minutes. */
+  replayWindowMs?: number;
 }
 
 /** A message to send, as the local API and SDK take it. */
@@ -68,12 +74,18 @@ export class NotLocalIdentityError extends AnxError {
 
 const MESSAGE_TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
 
+/** How long accepted message ids are remembered for idempotent retries and replay refusal. */
+const SEEN_RETENTION_MS = 24 * 60 * 60 * 1000;
+
 /**
  * One running host. `Host.open` restores every persisted actor's pending work (outbox, timers)
  * before resolving; `close` lets in-flight commits land.
  */
 export class Host {
   readonly startedAt: number;
+  readonly suite: CryptoSuite = defaultSuite();
+  private readonly replayGuard: DurableReplayGuard;
+  private pruneHandle: unknown;
 
   private constructor(
     readonly dataDir: string,
@@ -82,8 +94,11 @@ export class Host {
     readonly system: ActorSystem,
     readonly clock: Clock,
     readonly restored: { replayed: number; refused: number },
+    private readonly replayWindowMs: number,
   ) {
     this.startedAt = clock.now();
+    this.replayGuard = new DurableReplayGuard(store, system.commits);
+    this.schedulePrune();
   }
 
   static async open(options: HostOptions): Promise<Host> {
@@ -106,7 +121,15 @@ export class Host {
           await system.spawn(DID_KIND, record.did, { name: record.name ?? undefined });
       }
       const { replayed, refused } = await system.start();
-      const host = new Host(options.dataDir, store, keystore, system, clock, { replayed, refused });
+      const host = new Host(
+        options.dataDir,
+        store,
+        keystore,
+        system,
+        clock,
+        { replayed, refused },
+        options.replayWindowMs ?? 5 * 60_000,
+      );
       await system.emitEvent({
         kind: 'status',
         actor: 'host',
@@ -148,6 +171,48 @@ export class Host {
     return this.system.accept(envelopes);
   }
 
+  /**
+   * Accepts one signed (or sealed) wire envelope from outside the host: decodes, checks version,
+   * fields, signature against the `from` DID, replay window and id, opens a sealed body with the
+   * recipient's key. A refusal throws its typed `EnvelopeError` and leaves an `error` event in the
+   * trace (under the actor `host`); nothing else changes.
+   */
+  async receive(bytes: Uint8Array): Promise<{ id: string; duplicate: boolean }> {
+    let env: KernelEnvelope;
+    try {
+      const accepted = acceptEnvelope(bytes, {
+        suite: this.suite,
+        guard: this.replayGuard,
+        clock: this.clock,
+        windowMs: this.replayWindowMs,
+        recipientX25519Private: (to) => (this.keystore.has(to) ? this.keystore.x25519Private(to) : undefined),
+      });
+      const wire = accepted.envelope;
+      if (!this.system.has(wire.to) && this.system.router === undefined) throw new UnknownActorError(wire.to);
+      env = {
+        v: 1,
+        id: wire.id,
+        type: wire.type,
+        from: wire.from,
+        to: wire.to,
+        ts: wire.ts,
+        body: accepted.body,
+      };
+      if (wire.exp !== undefined) env.exp = wire.exp;
+      if (wire.thread !== undefined) env.thread = wire.thread;
+      if (wire.reply !== undefined) env.reply = wire.reply;
+      if (wire.ctx !== undefined) env.ctx = wire.ctx;
+      if (wire.actor !== undefined) env.actor = wire.actor;
+      if (wire.cap !== undefined) env.cap = wire.cap;
+    } catch (err) {
+      const event = envelopeErrorEvent(err, bytes.length, this.clock.now());
+      await this.system.emitEvent({ kind: 'error', actor: 'host', payload: event.payload });
+      throw err;
+    }
+    const [result] = await this.system.accept([env]);
+    return result as { id: string; duplicate: boolean };
+  }
+
   /** Messages in a local DID's inbox, oldest first. */
   inbox(
     did: string,
@@ -183,8 +248,30 @@ export class Host {
   }
 
   async close(): Promise<void> {
+    if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
     await this.system.stop();
     await this.store.close();
+  }
+
+  /** Forgets accepted ids older than the retention period, hourly. */
+  private schedulePrune(): void {
+    this.pruneHandle = this.clock.setTimeout(() => {
+      this.pruneSeen();
+      this.schedulePrune();
+    }, 60 * 60_000);
+  }
+
+  /** Drops `seen` entries older than the retention: retries and replays older than that are refused by their timestamp. */
+  pruneSeen(now = this.clock.now()): number {
+    let removed = 0;
+    for (const { key, value } of this.store.seen.getRange({})) {
+      if (typeof value === 'number' && value < now - SEEN_RETENTION_MS) {
+        this.system.commits.remove(this.store.seen, key);
+        removed++;
+      }
+    }
+    if (removed > 0) void this.system.commits.flush();
+    return removed;
   }
 
   private didState(did: string): { received: number; unread: number; presence: string } {

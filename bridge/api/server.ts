@@ -77,6 +77,8 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     }
     return { results: await host.send(list) };
   });
+  // A signed or sealed wire envelope (msgpack bytes, as specified in docs/protocol.md).
+  route('POST', '/v1/envelopes', async (_req, _url, _p, body) => host.receive(body as Uint8Array));
   route('GET', '/v1/inbox/:did', (_req, url, [did]) =>
     host.inbox(decodeURIComponent(did as string), {
       ...optionalInt(url, 'after', 'afterSeq'),
@@ -115,7 +117,12 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
         if (r.method !== req.method) continue;
         const match = r.pattern.exec(url.pathname);
         if (match === null) continue;
-        const body = req.method === 'POST' ? await readJson(req) : undefined;
+        const body =
+          req.method !== 'POST'
+            ? undefined
+            : url.pathname === '/v1/envelopes'
+              ? await readBytes(req)
+              : await readJson(req);
         const result = await r.handler(req, url, match.slice(1), body);
         reply(res, 200, result);
         return;
@@ -212,7 +219,7 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBytes(req: IncomingMessage): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -222,9 +229,14 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     }
     chunks.push(chunk as Buffer);
   }
-  if (size === 0) return undefined;
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const bytes = await readBytes(req);
+  if (bytes.length === 0) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
     throw new RequestError('ANX_REQUEST_INVALID', `request body expected JSON: ${(err as Error).message}`);
   }

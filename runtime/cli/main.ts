@@ -235,7 +235,7 @@ program
   .requiredOption('--to <did>', 'the recipient DID (or actor address)')
   .option('-t, --type <type>', 'message type', 'message')
   .option('--body-json <json>', 'send this JSON as the body instead of TEXT')
-  .option('--id <id>', 'message id for idempotent retries (8-64 of [A-Za-z0-9_-])')
+  .option('--id <id>', 'message id for idempotent retries (16-64 of [A-Za-z0-9_-])')
   .argument('[text...]', 'message text (body becomes {"text": TEXT})')
   .action(
     async (

@@ -1,6 +1,6 @@
 // The host's one LMDB environment and the named databases the kernel keeps in it.
 import { mkdirSync } from 'node:fs';
-import { type Database, type Key, open, type RootDatabase } from 'lmdb';
+import { type Database, type DatabaseOptions, type Key, open, type RootDatabase } from 'lmdb';
 import { AnxError } from '../errors.ts';
 
 /** Raised when the data directory cannot be opened (permissions, another process holding it, disk full). */
@@ -64,7 +64,7 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
   }
   // Plain msgpack maps (no shared record structures): faster to write, readable by any msgpack reader.
   const db = <V, K extends Key>(name: string, extra: Record<string, unknown> = {}) =>
-    root.openDB<V, K>({ name, useRecords: false, ...extra });
+    root.openDB<V, K>({ name, useRecords: false, ...extra } as DatabaseOptions & { name: string });
   const store: Store = {
     path: dir,
     root,

@@ -26,7 +26,7 @@ it('processes every message exactly once across a kill -9 mid-stream, with every
   const alice = await daemon.api.post<{ did: string }>('/v1/identities', { name: 'alice' });
   const bob = await daemon.api.post<{ did: string }>('/v1/identities', { name: 'bob' });
 
-  const ids = Array.from({ length: TOTAL }, (_, i) => `msg-${String(i).padStart(6, '0')}`);
+  const ids = Array.from({ length: TOTAL }, (_, i) => `message-${String(i).padStart(8, '0')}`);
   const batches: Array<Array<{ from: string; to: string; id: string; body: { n: number } }>> = [];
   for (let i = 0; i < TOTAL; i += BATCH) {
     batches.push(

@@ -45,7 +45,12 @@ export const counterActor = (version = 1): MachineDefinition => ({
 
 /** Waits `delayMs` in `waiting` then moves to `fired` and emits an event. */
 export const delayMachine = setup({
-  types: { context: {} as { delayMs: number }, input: {} as { delayMs: number }, events: {} as Ev },
+  types: {
+    context: {} as { delayMs: number },
+    input: {} as { delayMs: number },
+    events: {} as Ev,
+    emitted: {} as { type: 'anx.event'; kind: 'status'; payload: unknown },
+  },
   delays: { wait: ({ context }) => context.delayMs },
 }).createMachine({
   id: 'delay',
