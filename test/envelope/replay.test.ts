@@ -1,11 +1,14 @@
 // The bounded in-memory replay guard: remembers within the window, forgets after it, stays within its size.
 import { describe, expect, it } from 'vitest';
 import { MemoryReplayGuard } from '../../runtime/envelope/index.ts';
+import { describeReplayGuard } from './replay-guard.case.ts';
 
 function clockAt(start: number) {
   const clock = { t: start, now: () => clock.t };
   return clock;
 }
+
+describeReplayGuard('MemoryReplayGuard', (now) => new MemoryReplayGuard({ clock: { now: () => now } }));
 
 describe('MemoryReplayGuard', () => {
   it('remembers (sender, id) pairs, not ids alone', () => {
