@@ -315,13 +315,10 @@ export class Host {
         `"${path}type" expected a lowercase message type like "message" or "task.propose", got ${JSON.stringify(type)}`,
       );
     }
-    if (
-      request.id !== undefined &&
-      (typeof request.id !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(request.id))
-    ) {
+    if (request.id !== undefined && !isEnvelopeId(request.id)) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"${path}id" expected 8-64 characters of [A-Za-z0-9_-], got ${JSON.stringify(request.id)}`,
+        `"${path}id" expected 16 to 64 characters of [A-Za-z0-9_-], got ${JSON.stringify(request.id)}`,
       );
     }
     const env = this.system.envelope({
