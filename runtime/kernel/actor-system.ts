@@ -352,6 +352,17 @@ export class ActorSystem {
     return results;
   }
 
+  /**
+   * Called by a remote router once the receiving host has committed an envelope it took: the
+   * outbox entry is removed (durably) and the envelope will not be replayed. Until then it stays in
+   * the outbox and is routed again at the next start: delivery is at-least-once, and receivers drop
+   * duplicates by (`to`, `id`).
+   */
+  async acknowledge(outboxKeys: number[]): Promise<void> {
+    for (const key of outboxKeys) this.commits.remove(this.store.outbox, key);
+    await this.flush();
+  }
+
   /** Builds an envelope with a fresh id and timestamp. */
   envelope(fields: Omit<KernelEnvelope, 'v' | 'id' | 'ts'> & { id?: string; ts?: number }): KernelEnvelope {
     return {
