@@ -1,0 +1,123 @@
+// Starts real nats-server processes for tests: a JetStream hub with an authenticated leaf listener, and leaves joined to it.
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import {
+  generateCredentials,
+  hubConfig,
+  type LeafCredentials,
+  leafConfig,
+  NatsServer,
+} from '../../bridge/relay/nats-server.ts';
+import { tempDir } from './tmp.ts';
+
+/** A free TCP port on 127.0.0.1 (the OS picks it; it is released before being returned). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestHub {
+  server: NatsServer;
+  /** Client URL on loopback. */
+  url: string;
+  port: number;
+  leafPort: number;
+  credentials: LeafCredentials;
+  /** `nats-leaf://user:pass@127.0.0.1:leafPort`, as `anx-runtime start --relay` takes it. */
+  leafUrl: string;
+  stop(): Promise<void>;
+  /** Starts the hub again on the same ports with the same JetStream store. */
+  restart(): Promise<void>;
+}
+
+export interface TestLeaf {
+  server: NatsServer;
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+const running = new Set<NatsServer>();
+
+/** Starts a hub: JetStream in a temp dir, leafnode listener with generated credentials, all on loopback. */
+export async function startHub(): Promise<TestHub> {
+  const dir = tempDir('anx-hub-');
+  const [port, leafPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+  const credentials = generateCredentials();
+  const server = new NatsServer({
+    dir,
+    name: 'hub.conf',
+    port,
+    httpPort,
+    config: hubConfig({
+      port,
+      leafPort,
+      httpPort,
+      leafHost: '127.0.0.1',
+      storeDir: join(dir, 'jetstream'),
+      credentials,
+      serverName: `hub-${port}`,
+    }),
+  });
+  await server.start();
+  running.add(server);
+  return {
+    server,
+    url: server.url,
+    port,
+    leafPort,
+    credentials,
+    leafUrl: `nats-leaf://${credentials.user}:${credentials.password}@127.0.0.1:${leafPort}`,
+    stop: () => server.stop(),
+    restart: () => server.start(),
+  };
+}
+
+/** Starts a leaf joined to `hub` and resolves once its hub link is up. */
+export async function startLeaf(
+  hub: TestHub,
+  options: { credentials?: LeafCredentials; timeoutMs?: number } = {},
+): Promise<TestLeaf> {
+  const dir = tempDir('anx-leaf-');
+  const [port, httpPort] = [await freePort(), await freePort()];
+  const server = new NatsServer({
+    dir,
+    name: 'leaf.conf',
+    port,
+    httpPort,
+    waitForLeaf: true,
+    config: leafConfig({
+      port,
+      httpPort,
+      hub: `127.0.0.1:${hub.leafPort}`,
+      credentials: options.credentials ?? hub.credentials,
+      serverName: `leaf-${port}`,
+    }),
+  });
+  // Registered before it starts, so a leaf that never becomes ready is still stopped afterwards.
+  running.add(server);
+  await server.start(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  return {
+    server,
+    url: server.url,
+    port,
+    stop: () => server.stop(),
+    restart: () => server.start(),
+  };
+}
+
+/** Stops every nats-server this helper started (each by its own PID). */
+export async function stopAllNats(): Promise<void> {
+  for (const server of [...running]) {
+    await server.stop();
+    running.delete(server);
+  }
+}

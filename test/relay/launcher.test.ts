@@ -1,0 +1,39 @@
+// The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
+import { connect } from '@nats-io/transport-node';
+import { afterAll, expect, it } from 'vitest';
+import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
+import { cleanupTempDirs } from '../helpers/tmp.ts';
+
+afterAll(async () => {
+  await stopAllNats();
+  cleanupTempDirs();
+});
+
+it('carries messages leaf to hub to leaf, refuses a leaf with wrong credentials, and restarts the hub on its ports', async () => {
+  const hub = await startHub();
+  const a = await startLeaf(hub);
+  const b = await startLeaf(hub);
+  const ca = await connect({ servers: a.url });
+  const cb = await connect({ servers: b.url });
+  const got: string[] = [];
+  cb.subscribe('anx.test', { callback: (_err, msg) => got.push(msg.string()) });
+  await cb.flush();
+  // Interest crosses the hub asynchronously: publish until the first message arrives.
+  for (let i = 0; i < 100 && got.length === 0; i++) {
+    ca.publish('anx.test', 'hello');
+    await ca.flush();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(got[0]).toBe('hello');
+
+  const intruder = startLeaf(hub, { credentials: { user: 'anx-leaf', password: 'wrong' }, timeoutMs: 3_000 });
+  await expect(intruder).rejects.toThrow(/did not become ready/);
+
+  const pid = hub.server.pid;
+  await hub.stop();
+  await hub.restart();
+  expect(hub.server.pid).not.toBe(pid);
+  await a.server.waitReady();
+  await ca.close();
+  await cb.close();
+}, 90_000);
