@@ -16,7 +16,11 @@ it('carries messages leaf to hub to leaf, refuses a leaf with wrong credentials,
   const ca = await connect({ servers: a.url });
   const cb = await connect({ servers: b.url });
   const got: string[] = [];
-  cb.subscribe('anx.test', { callback: (_err, msg) => got.push(msg.string()) });
+  cb.subscribe('anx.test', {
+    callback: (_err, msg) => {
+      got.push(msg.string());
+    },
+  });
   await cb.flush();
   // Interest crosses the hub asynchronously: publish until the first message arrives.
   for (let i = 0; i < 100 && got.length === 0; i++) {
