@@ -1,8 +1,13 @@
 // Msgpack encoding of envelopes and their bodies, with a decoder that answers hostile bytes with typed errors.
 import { Packr } from 'msgpackr';
-import { CONTEXT_KEYS, type Envelope } from './envelope.ts';
-import { EnvelopeDecodeError, EnvelopeFieldError, EnvelopeTooLargeError } from './errors.ts';
-import { validateEnvelope } from './validate.ts';
+import { CONTEXT_KEYS, type Envelope, type EnvelopeContext, type SealedContent } from './envelope.ts';
+import {
+  EnvelopeDecodeError,
+  type EnvelopeErrorContext,
+  EnvelopeFieldError,
+  EnvelopeTooLargeError,
+} from './errors.ts';
+import { validateEnvelope, validateSealedContent } from './validate.ts';
 
 /** Default largest envelope accepted, in bytes (1 MiB); checked before any decoding work. */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
@@ -62,6 +67,43 @@ function wireTime(ms: number): number | bigint {
   return Number.isSafeInteger(ms) ? BigInt(ms) : ms;
 }
 
+// Exactly one msgpack map and nothing else, or a typed error; `what` names it in messages.
+function unpackMap(bytes: Uint8Array, what: string, context: EnvelopeErrorContext): Record<string, unknown> {
+  const head = bytes[0];
+  if (head === undefined)
+    throw new EnvelopeDecodeError(`${what} expected a msgpack map, got 0 bytes`, context);
+  if (!isMapHead(head)) {
+    throw new EnvelopeDecodeError(`${what} expected a msgpack map, got ${firstByteKind(head)}`, context);
+  }
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes);
+  } catch (cause) {
+    // msgpackr's own message may quote decoded content, so it stays in `cause` only.
+    const truncated =
+      typeof cause === 'object' && cause !== null && (cause as { incomplete?: boolean }).incomplete;
+    throw new EnvelopeDecodeError(
+      truncated
+        ? `${what} expected a complete msgpack map, got ${bytes.length} bytes that end inside a value`
+        : `${what} expected one well-formed msgpack map, got ${bytes.length} bytes that do not decode`,
+      { ...context, cause },
+    );
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || raw instanceof Uint8Array) {
+    throw new EnvelopeDecodeError(`${what} expected a msgpack map, got another value`, context);
+  }
+  return raw as Record<string, unknown>;
+}
+
+function orderedContext(ctx: EnvelopeContext): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of CONTEXT_KEYS) {
+    const value = ctx[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
 /**
  * Encodes an envelope as one msgpack map, keys in the documented order and absent optional fields
  * left out. Trusts its input (build envelopes with `createEnvelope`, `signEnvelope`, `seal`); the
@@ -72,7 +114,7 @@ function wireTime(ms: number): number | bigint {
  * const bytes = encodeEnvelope(signEnvelope(env, alice.seed, suite));
  * ```
  */
-export function encodeEnvelope(env: Envelope): Uint8Array {
+export function encodeEnvelope(env: Envelope): Uint8Array<ArrayBuffer> {
   // A fresh object with a fixed key order makes equal envelopes encode to equal bytes.
   const wire: Record<string, unknown> = {
     v: env.v,
@@ -85,14 +127,7 @@ export function encodeEnvelope(env: Envelope): Uint8Array {
   if (env.exp !== undefined) wire.exp = wireTime(env.exp);
   if (env.thread !== undefined) wire.thread = env.thread;
   if (env.reply !== undefined) wire.reply = env.reply;
-  if (env.ctx !== undefined) {
-    const ctx: Record<string, string> = {};
-    for (const key of CONTEXT_KEYS) {
-      const value = env.ctx[key];
-      if (value !== undefined) ctx[key] = value;
-    }
-    wire.ctx = ctx;
-  }
+  if (env.ctx !== undefined) wire.ctx = orderedContext(env.ctx);
   if (env.actor !== undefined) wire.actor = env.actor;
   if (env.cap !== undefined) wire.cap = env.cap;
   if (env.enc !== undefined) {
@@ -102,7 +137,9 @@ export function encodeEnvelope(env: Envelope): Uint8Array {
   }
   wire.body = env.body;
   if (env.sig !== undefined) wire.sig = env.sig;
-  return packr.pack(wire);
+  // msgpackr allocates its output from a plain ArrayBuffer, never a shared one; saying so lets
+  // callers hand the bytes to fetch, Blob or postMessage without a copy.
+  return packr.pack(wire) as Uint8Array<ArrayBuffer>;
 }
 
 /**
@@ -128,29 +165,44 @@ export function decodeEnvelope(bytes: Uint8Array, options: DecodeOptions = {}): 
       hint: 'large content belongs in the vault; send an artifact ref',
     });
   }
-  const head = bytes[0];
-  if (head === undefined) throw new EnvelopeDecodeError('envelope expected a msgpack map, got 0 bytes');
-  if (!isMapHead(head)) {
-    throw new EnvelopeDecodeError(`envelope expected a msgpack map, got ${firstByteKind(head)}`);
-  }
-  let raw: unknown;
-  try {
-    raw = packr.unpack(bytes);
-  } catch (cause) {
-    // msgpackr's own message may quote decoded content, so it stays in `cause` only.
-    const truncated =
-      typeof cause === 'object' && cause !== null && (cause as { incomplete?: boolean }).incomplete;
-    throw new EnvelopeDecodeError(
-      truncated
-        ? `envelope expected a complete msgpack map, got ${bytes.length} bytes that end inside a value`
-        : `envelope expected one well-formed msgpack map, got ${bytes.length} bytes that do not decode`,
-      { cause },
-    );
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || raw instanceof Uint8Array) {
-    throw new EnvelopeDecodeError('envelope expected a msgpack map, got another value');
-  }
-  return validateEnvelope(raw as Record<string, unknown>, mapHeadCount(bytes));
+  const raw = unpackMap(bytes, 'envelope', {});
+  return validateEnvelope(raw, mapHeadCount(bytes));
+}
+
+/**
+ * Encodes the content a sealed envelope encrypts: a msgpack map of `type`, the optional `thread`,
+ * `reply`, `ctx`, `actor`, `cap` (absent ones left out) and the payload bytes as `body`, keys in
+ * that order.
+ *
+ * @example
+ * ```ts
+ * const plaintext = encodeSealedContent({ type: 'vote', body: encodeBody({ yes: true }) });
+ * ```
+ */
+export function encodeSealedContent(content: SealedContent): Uint8Array {
+  const wire: Record<string, unknown> = { type: content.type };
+  if (content.thread !== undefined) wire.thread = content.thread;
+  if (content.reply !== undefined) wire.reply = content.reply;
+  if (content.ctx !== undefined) wire.ctx = orderedContext(content.ctx);
+  if (content.actor !== undefined) wire.actor = content.actor;
+  if (content.cap !== undefined) wire.cap = content.cap;
+  wire.body = content.body;
+  return packr.pack(wire);
+}
+
+/**
+ * Decodes and validates opened sealed content. Throws `EnvelopeDecodeError` for bytes that are not
+ * exactly one msgpack map and `EnvelopeFieldError` (fields named `sealed.<name>`) for bad fields;
+ * `context` (the outer `id` and `from`) is attached to either.
+ *
+ * @example
+ * ```ts
+ * const content = decodeSealedContent(plaintext, { id: env.id, from: env.from });
+ * ```
+ */
+export function decodeSealedContent(bytes: Uint8Array, context: EnvelopeErrorContext = {}): SealedContent {
+  const raw = unpackMap(bytes, 'sealed content', context);
+  return validateSealedContent(raw, context, mapHeadCount(bytes));
 }
 
 /**

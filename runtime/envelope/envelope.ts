@@ -6,6 +6,12 @@ export const ENVELOPE_VERSION = 1;
 /** Value of `enc` on a sealed envelope: ephemeral-static X25519, HKDF-SHA256, AES-256-GCM. */
 export const SEALED_ENC = 'x25519-a256gcm';
 
+/**
+ * The outer `type` of every sealed envelope. The real type, like every field that is not
+ * addressing, travels inside the ciphertext, so the relay learns nothing but who talks to whom.
+ */
+export const SEALED_TYPE = 'anx.sealed';
+
 /** The context keys an envelope may carry, in the order the signing input writes them. */
 export const CONTEXT_KEYS = ['session_id', 'run_id', 'enclave_id', 'task_id', 'stage'] as const;
 
@@ -19,13 +25,15 @@ export type EnvelopeContext = { [K in ContextKey]?: string };
  * An envelope as it travels, with its wire names. `body` is always bytes: the msgpack encoding of
  * the payload for a plain envelope, or AES-256-GCM ciphertext and tag for a sealed one. Carrying the
  * body as opaque bytes is what makes the signature independent of how any msgpack library orders maps.
+ * A sealed envelope has `type` `SEALED_TYPE` and no `thread`, `reply`, `ctx`, `actor` or `cap` in
+ * clear: those travel in its `SealedContent`.
  */
 export interface Envelope {
   /** Format version, always 1. */
   v: 1;
   /** Message id, unique per sender: dedupe and replay protection. */
   id: string;
-  /** Message type, e.g. `task.propose`. */
+  /** Message type, e.g. `task.propose` (`SEALED_TYPE` on the outside of a sealed envelope). */
   type: string;
   /** Sender DID; its key signs the envelope. */
   from: string;
@@ -55,6 +63,12 @@ export interface Envelope {
   /** Ed25519 signature, 64 bytes, by the key in `from`; absent only on in-process envelopes. */
   sig?: Uint8Array;
 }
+
+/**
+ * What a sealed envelope's ciphertext holds: a msgpack map of the fields that are not addressing,
+ * with the payload bytes as `body`.
+ */
+export type SealedContent = Pick<Envelope, 'type' | 'thread' | 'reply' | 'ctx' | 'actor' | 'cap' | 'body'>;
 
 // Crockford's base32 sorts in ASCII order, so ids sort by creation time as strings and as bytes.
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

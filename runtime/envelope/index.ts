@@ -4,8 +4,10 @@ export {
   type DecodeOptions,
   decodeBody,
   decodeEnvelope,
+  decodeSealedContent,
   encodeBody,
   encodeEnvelope,
+  encodeSealedContent,
 } from './codec.ts';
 export { createEnvelope, type EnvelopeInit } from './create.ts';
 export {
@@ -16,6 +18,8 @@ export {
   type EnvelopeContext,
   newEnvelopeId,
   SEALED_ENC,
+  SEALED_TYPE,
+  type SealedContent,
 } from './envelope.ts';
 export {
   ENVELOPE_ERROR_CODES,
@@ -46,7 +50,15 @@ export {
   type MemoryReplayGuardOptions,
   type ReplayGuard,
 } from './replay.ts';
-export { type OpenOptions, openSealed, SEAL_INFO, type SealOptions, seal, sealKey } from './seal.ts';
+export {
+  type OpenedEnvelope,
+  type OpenOptions,
+  openSealed,
+  SEAL_INFO,
+  type SealOptions,
+  seal,
+  sealKey,
+} from './seal.ts';
 export {
   AAD_PREFIX,
   envelopeAad,
@@ -56,4 +68,11 @@ export {
   signEnvelope,
   verifyEnvelopeSignature,
 } from './signing.ts';
-export { FIELD_LIMITS, isActorAddress, isEnvelopeId, isWireDid, validateEnvelope } from './validate.ts';
+export {
+  FIELD_LIMITS,
+  isActorAddress,
+  isEnvelopeId,
+  isWireDid,
+  validateEnvelope,
+  validateSealedContent,
+} from './validate.ts';

@@ -35,8 +35,13 @@ export interface AcceptOptions {
 
 /** An envelope that passed every check. */
 export interface AcceptedEnvelope {
-  /** The envelope as it came (for a sealed one, `body` is still the ciphertext). */
+  /**
+   * The envelope as its sender built it: for a sealed one, the opened form (real `type`, `ctx`...
+   * restored, the payload as `body`); for a plain one, `wire` itself.
+   */
   envelope: Envelope;
+  /** The envelope exactly as it came, with its signature (keep it as proof of what was sent). */
+  wire: Envelope;
   /** The plaintext payload bytes: for a plain envelope a view of the input bytes, else the opened ciphertext. */
   payload: Uint8Array;
   /** The decoded payload. */
@@ -51,8 +56,9 @@ export interface AcceptedEnvelope {
  * (`ANX_ENVELOPE_SIGNATURE`), `exp` (`ANX_ENVELOPE_EXPIRED`), `ts` within the window
  * (`ANX_ENVELOPE_REPLAY_WINDOW`), `id` not seen from this sender (`ANX_ENVELOPE_DUPLICATE`),
  * `from` names a key (`ANX_ENVELOPE_SENDER_KEY`), the signature verifies
- * (`ANX_ENVELOPE_SIGNATURE`), a sealed body opens (`ANX_ENVELOPE_DECRYPT`) and the payload decodes
- * (`ANX_ENVELOPE_DECODE`). Only then is the id remembered. Every refusal is an `EnvelopeError`
+ * (`ANX_ENVELOPE_SIGNATURE`), a sealed body opens (`ANX_ENVELOPE_DECRYPT`) to well-formed content
+ * (`ANX_ENVELOPE_DECODE`, `ANX_ENVELOPE_FIELD`) and the payload decodes (`ANX_ENVELOPE_DECODE`).
+ * Only then is the id remembered. Every refusal is an `EnvelopeError`
  * whatever the bytes; errors thrown by the guard or the key lookup themselves pass through.
  *
  * @example
@@ -94,6 +100,7 @@ export function acceptEnvelope(bytes: Uint8Array, options: AcceptOptions): Accep
   verifyEnvelopeSignature(env, options.suite);
 
   let payload = env.body;
+  let opened = env;
   const sealed = env.enc === SEALED_ENC;
   if (sealed) {
     const keyOption = options.recipientX25519Private;
@@ -101,7 +108,7 @@ export function acceptEnvelope(bytes: Uint8Array, options: AcceptOptions): Accep
     if (key === undefined) {
       throw new EnvelopeDecryptError(`no X25519 key to open a sealed envelope for ${env.to}`, context);
     }
-    payload = openSealed(env, { recipientX25519Private: key, suite: options.suite });
+    ({ envelope: opened, payload } = openSealed(env, { recipientX25519Private: key, suite: options.suite }));
   }
   let body: unknown;
   try {
@@ -113,7 +120,7 @@ export function acceptEnvelope(bytes: Uint8Array, options: AcceptOptions): Accep
     );
   }
   options.guard.remember(env.from, env.id, env.ts);
-  return { envelope: env, payload, body, sealed };
+  return { envelope: opened, wire: env, payload, body, sealed };
 }
 
 /** The EventV1-shaped record of a refused envelope; carries no body content and no key. */

@@ -1,7 +1,14 @@
 // Field checks of an envelope at the edge: every wire field's type and shape, unknown fields refused.
 import { describeValue } from '../errors.ts';
 import { DID_PREFIX, publicKeyOfDid } from '../identity/did.ts';
-import { CONTEXT_KEYS, ENVELOPE_VERSION, type Envelope, SEALED_ENC } from './envelope.ts';
+import {
+  CONTEXT_KEYS,
+  ENVELOPE_VERSION,
+  type Envelope,
+  SEALED_ENC,
+  SEALED_TYPE,
+  type SealedContent,
+} from './envelope.ts';
 import { EnvelopeDecodeError, EnvelopeFieldError, EnvelopeVersionError } from './errors.ts';
 
 /** Limits on header fields; see docs/protocol.md, "Fields". */
@@ -43,6 +50,8 @@ const KNOWN_FIELDS = new Set([
   'body',
   'sig',
 ]);
+// The fields a sealed envelope carries inside its ciphertext rather than in clear.
+const SEALED_CONTENT_FIELDS = new Set(['type', 'thread', 'reply', 'ctx', 'actor', 'cap', 'body']);
 const KNOWN_CTX = new Set<string>(CONTEXT_KEYS);
 const KNOWN_DIDS_LIMIT = 4096;
 const knownDids = new Set<string>();
@@ -105,8 +114,10 @@ function fail(context: ErrorContext, field: string, expected: string, got: strin
  * Checks a decoded msgpack map field by field and returns it typed as an `Envelope` (the same
  * object, not a copy). Throws `EnvelopeVersionError` when `v` is not 1, and `EnvelopeFieldError`
  * for a missing, wrongly typed, malformed or unknown field; once `id` and `from` are read they ride
- * along on later errors so the event can name them. `wireEntries`, the entry count of the map
- * header on the wire, lets repeated keys be refused (`EnvelopeDecodeError`).
+ * along on later errors so the event can name them. A sealed envelope (`enc` set) must have the
+ * outer `type` `SEALED_TYPE` and none of the fields that travel inside its ciphertext.
+ * `wireEntries`, the entry count of the map header on the wire, lets repeated keys be refused
+ * (`EnvelopeDecodeError`).
  *
  * @example
  * ```ts
@@ -136,12 +147,18 @@ export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: num
   // Only a well-formed string is echoed into error events; the key itself is checked with the signature.
   if (!LONE_SURROGATE_RE.test(from as string)) context.from = from as string;
 
-  let present = 4; // v, id, from, and body or a failure below
-  const type = raw.type;
-  if (typeof type !== 'string' || !TYPE_RE.test(type)) {
-    fail(context, 'type', 'a message type of 1 to 128 characters [A-Za-z0-9._:/-]', describeValue(type));
+  let present = 5; // v, id, from, type and body (each checked or failed below)
+  const sealed = raw.enc !== undefined;
+  if (sealed && raw.enc !== SEALED_ENC) fail(context, 'enc', `"${SEALED_ENC}"`, describeValue(raw.enc));
+  checkType(raw.type, context, 'type');
+  if (sealed && raw.type !== SEALED_TYPE) {
+    fail(
+      context,
+      'type',
+      `"${SEALED_TYPE}" on a sealed envelope (the real type is sealed inside)`,
+      describeValue(raw.type),
+    );
   }
-  present++;
 
   const to = raw.to;
   if (!isActorAddress(to) && !isWireDid(to)) {
@@ -159,44 +176,18 @@ export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: num
     }
     present++;
   }
-  if (raw.thread !== undefined) {
-    if (!isEnvelopeId(raw.thread)) fail(context, 'thread', 'a message id', describeValue(raw.thread));
-    present++;
-  }
-  if (raw.reply !== undefined) {
-    if (!isEnvelopeId(raw.reply)) fail(context, 'reply', 'a message id', describeValue(raw.reply));
-    present++;
-  }
-  if (raw.ctx !== undefined) {
-    validateContext(raw.ctx, context);
-    present++;
-  }
-  if (raw.actor !== undefined) {
-    if (!isWireDid(raw.actor)) fail(context, 'actor', 'a did:agentnexus DID', describeValue(raw.actor));
-    present++;
-  }
-  if (raw.cap !== undefined) {
-    const cap = raw.cap;
-    if (typeof cap === 'string') {
-      if (cap.length === 0 || cap.length > FIELD_LIMITS.capStringMax || LONE_SURROGATE_RE.test(cap)) {
+
+  if (sealed) {
+    for (const field of ['thread', 'reply', 'ctx', 'actor', 'cap'] as const) {
+      if (raw[field] !== undefined) {
         fail(
           context,
-          'cap',
-          `a token reference of 1 to ${FIELD_LIMITS.capStringMax} characters`,
-          `${cap.length} characters`,
+          field,
+          'no value in clear on a sealed envelope (it travels inside the ciphertext)',
+          'a value',
         );
       }
-    } else if (cap instanceof Uint8Array) {
-      if (cap.length === 0 || cap.length > FIELD_LIMITS.capBytesMax) {
-        fail(context, 'cap', `a token of 1 to ${FIELD_LIMITS.capBytesMax} bytes`, describeType(cap));
-      }
-    } else {
-      fail(context, 'cap', 'a token (bytes) or token reference (string)', describeType(cap));
     }
-    present++;
-  }
-  if (raw.enc !== undefined) {
-    if (raw.enc !== SEALED_ENC) fail(context, 'enc', `"${SEALED_ENC}"`, describeValue(raw.enc));
     if (!(raw.epk instanceof Uint8Array) || raw.epk.length !== 32) {
       fail(context, 'epk', 'a 32-byte X25519 public key', describeType(raw.epk));
     }
@@ -204,13 +195,16 @@ export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: num
       fail(context, 'nonce', 'a 12-byte nonce', describeType(raw.nonce));
     }
     present += 3;
-  } else if (raw.epk !== undefined || raw.nonce !== undefined) {
-    fail(context, raw.epk !== undefined ? 'epk' : 'nonce', `no value without "enc"`, 'a value');
+  } else {
+    present += checkRouting(raw, context, '');
+    if (raw.epk !== undefined || raw.nonce !== undefined) {
+      fail(context, raw.epk !== undefined ? 'epk' : 'nonce', `no value without "enc"`, 'a value');
+    }
   }
 
   const body = raw.body;
   if (!(body instanceof Uint8Array)) fail(context, 'body', 'bytes (msgpack bin)', describeType(body));
-  if (raw.enc !== undefined && (body as Uint8Array).length < 16) {
+  if (sealed && (body as Uint8Array).length < 16) {
     fail(context, 'body', 'sealed ciphertext of at least 16 bytes', describeType(body));
   }
 
@@ -227,31 +221,130 @@ export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: num
   if (wireEntries !== undefined && wireEntries !== keys.length) {
     throw new EnvelopeDecodeError('envelope expected a map with distinct keys, got a repeated key', context);
   }
-  if (keys.length !== present) {
-    for (const key of keys) {
-      if (!KNOWN_FIELDS.has(key)) {
-        fail(
-          context,
-          JSON.stringify(key).slice(1, -1).slice(0, 64),
-          'no such field in envelope v1',
-          'a value',
-        );
-      }
-      if (raw[key] === undefined) fail(context, key, 'a value or no key at all', 'undefined');
-    }
-  }
+  if (keys.length !== present) findStray(raw, keys, KNOWN_FIELDS, context, '', 'envelope v1');
   return raw as unknown as Envelope;
 }
 
-function validateContext(ctx: unknown, context: ErrorContext): void {
-  if (!isPlainObject(ctx)) fail(context, 'ctx', 'a map of context strings', describeType(ctx));
+/**
+ * Checks the content map a sealed envelope carries inside its ciphertext: `type` and `body`
+ * required, `thread`, `reply`, `ctx`, `actor`, `cap` optional, nothing else. Field errors name the
+ * field as `sealed.<name>`; `context` (the outer `id` and `from`) rides along.
+ *
+ * @example
+ * ```ts
+ * const content = validateSealedContent(unpacked, { id: env.id, from: env.from }, entries);
+ * ```
+ */
+export function validateSealedContent(
+  raw: Record<string, unknown>,
+  context: ErrorContext,
+  wireEntries?: number,
+): SealedContent {
+  checkType(raw.type, context, 'sealed.type');
+  if (raw.type === SEALED_TYPE) fail(context, 'sealed.type', 'a message type', describeValue(raw.type));
+  const present = 2 + checkRouting(raw, context, 'sealed.');
+  if (!(raw.body instanceof Uint8Array))
+    fail(context, 'sealed.body', 'bytes (msgpack bin)', describeType(raw.body));
+  const keys = Object.keys(raw);
+  if (wireEntries !== undefined && wireEntries !== keys.length) {
+    throw new EnvelopeDecodeError(
+      'sealed content expected a map with distinct keys, got a repeated key',
+      context,
+    );
+  }
+  if (keys.length !== present)
+    findStray(raw, keys, SEALED_CONTENT_FIELDS, context, 'sealed.', 'sealed content');
+  return raw as unknown as SealedContent;
+}
+
+function checkType(type: unknown, context: ErrorContext, field: string): void {
+  if (typeof type !== 'string' || !TYPE_RE.test(type)) {
+    fail(context, field, 'a message type of 1 to 128 characters [A-Za-z0-9._:/-]', describeValue(type));
+  }
+}
+
+// The optional fields that say where a message belongs and who may send it; returns how many are present.
+function checkRouting(raw: Record<string, unknown>, context: ErrorContext, prefix: string): number {
+  let present = 0;
+  if (raw.thread !== undefined) {
+    if (!isEnvelopeId(raw.thread))
+      fail(context, `${prefix}thread`, 'a message id', describeValue(raw.thread));
+    present++;
+  }
+  if (raw.reply !== undefined) {
+    if (!isEnvelopeId(raw.reply)) fail(context, `${prefix}reply`, 'a message id', describeValue(raw.reply));
+    present++;
+  }
+  if (raw.ctx !== undefined) {
+    validateContext(raw.ctx, context, prefix);
+    present++;
+  }
+  if (raw.actor !== undefined) {
+    if (!isWireDid(raw.actor))
+      fail(context, `${prefix}actor`, 'a did:agentnexus DID', describeValue(raw.actor));
+    present++;
+  }
+  if (raw.cap !== undefined) {
+    const cap = raw.cap;
+    const field = `${prefix}cap`;
+    if (typeof cap === 'string') {
+      if (cap.length === 0 || cap.length > FIELD_LIMITS.capStringMax || LONE_SURROGATE_RE.test(cap)) {
+        fail(
+          context,
+          field,
+          `a token reference of 1 to ${FIELD_LIMITS.capStringMax} characters`,
+          `${cap.length} characters`,
+        );
+      }
+    } else if (cap instanceof Uint8Array) {
+      if (cap.length === 0 || cap.length > FIELD_LIMITS.capBytesMax) {
+        fail(context, field, `a token of 1 to ${FIELD_LIMITS.capBytesMax} bytes`, describeType(cap));
+      }
+    } else {
+      fail(context, field, 'a token (bytes) or token reference (string)', describeType(cap));
+    }
+    present++;
+  }
+  return present;
+}
+
+// Runs only when the key count is off: names an unknown key, or a known key holding `undefined`.
+function findStray(
+  raw: Record<string, unknown>,
+  keys: string[],
+  known: Set<string>,
+  context: ErrorContext,
+  prefix: string,
+  what: string,
+): never {
+  for (const key of keys) {
+    if (!known.has(key)) {
+      fail(
+        context,
+        `${prefix}${JSON.stringify(key).slice(1, -1).slice(0, 64)}`,
+        `no such field in ${what}`,
+        'a value',
+      );
+    }
+    if (raw[key] === undefined) fail(context, `${prefix}${key}`, 'a value or no key at all', 'undefined');
+  }
+  fail(
+    context,
+    prefix === '' ? 'envelope' : 'sealed',
+    'each field once',
+    'a field count that does not add up',
+  );
+}
+
+function validateContext(ctx: unknown, context: ErrorContext, prefix: string): void {
+  if (!isPlainObject(ctx)) fail(context, `${prefix}ctx`, 'a map of context strings', describeType(ctx));
   const entries = ctx as Record<string, unknown>;
   let count = 0;
   for (const key of Object.keys(entries)) {
     if (!KNOWN_CTX.has(key)) {
       fail(
         context,
-        `ctx.${JSON.stringify(key).slice(1, -1).slice(0, 64)}`,
+        `${prefix}ctx.${JSON.stringify(key).slice(1, -1).slice(0, 64)}`,
         `one of ${CONTEXT_KEYS.join(', ')}`,
         'a value',
       );
@@ -265,7 +358,7 @@ function validateContext(ctx: unknown, context: ErrorContext): void {
     ) {
       fail(
         context,
-        `ctx.${key}`,
+        `${prefix}ctx.${key}`,
         `a string of 1 to ${FIELD_LIMITS.ctxValueMax} characters`,
         describeValue(value),
       );
@@ -273,5 +366,5 @@ function validateContext(ctx: unknown, context: ErrorContext): void {
     count++;
   }
   if (count === 0)
-    fail(context, 'ctx', 'at least one context key (leave ctx out when empty)', 'an empty map');
+    fail(context, `${prefix}ctx`, 'at least one context key (leave ctx out when empty)', 'an empty map');
 }

@@ -9,11 +9,13 @@ import {
   createEnvelope,
   type Envelope,
   encodeEnvelope,
+  encodeSealedContent,
   envelopeAad,
   envelopeSigningInput,
   newEnvelopeId,
   SEAL_INFO,
   SEALED_ENC,
+  SEALED_TYPE,
   SIGNING_PREFIX,
   seal,
   sealKey,
@@ -93,7 +95,9 @@ const sealedPlain = createEnvelope({
   type: 'discussion.vote',
   from: alice.did,
   to: bob.did,
-  ctx: { enclave_id: 'demo-1' },
+  thread: idAt(7),
+  ctx: { enclave_id: 'demo-1', stage: 'review' },
+  cap: 'cap:sha256:' + 'cd'.repeat(32),
   body: sealedBody,
 });
 const sealed = seal(sealedPlain, {
@@ -154,7 +158,9 @@ const vectors = {
       sender: 'alice',
       recipient: 'bob',
       bodyValue: sealedBody,
-      plaintextHex: hex(sealedPlain.body),
+      openedFields: fieldsOf(sealedPlain),
+      payloadHex: hex(sealedPlain.body),
+      contentHex: hex(encodeSealedContent(sealedPlain)),
       ephemeralPrivateHex: hex(ephemeralPrivate),
       epkHex: hex(epk),
       nonceHex: hex(nonce),
@@ -218,6 +224,20 @@ const undecryptable = (() => {
   const { sig: _s, ...unsigned } = env;
   return encodeEnvelope(signAs(unsigned as Envelope, alice.seed));
 })();
+
+// Sealed for bob and validly signed, but the sealed content has no "type".
+const contentWithoutType = (() => {
+  const outer: Envelope = { ...sealed, id: idAt(21), body: new Uint8Array(0) };
+  const { sig: _s, ...unsigned } = outer;
+  const key = sealKey(suite, shared, epk, bobX);
+  const plaintext = rawPackr.pack({ body: sealedPlain.body });
+  const body = suite.aesGcmEncrypt(key, nonce, plaintext, envelopeAad(unsigned as Envelope));
+  return encodeEnvelope(signAs({ ...(unsigned as Envelope), body }, alice.seed));
+})();
+const resignedSealed = (patch: Partial<Envelope>, n: number): Uint8Array => {
+  const { sig: _s, ...unsigned } = { ...sealed, id: idAt(n), ...patch };
+  return encodeEnvelope(signAs(unsigned as Envelope, alice.seed));
+};
 
 const invalid = {
   description:
@@ -361,6 +381,24 @@ const invalid = {
       why: 'signed, but the nonce is not the one the body was sealed with',
       hex: hex(undecryptable),
       code: 'ANX_ENVELOPE_DECRYPT',
+    },
+    {
+      name: 'sealed-content-without-type',
+      why: 'signed and opens, but the sealed content has no "type"',
+      hex: hex(contentWithoutType),
+      code: 'ANX_ENVELOPE_FIELD',
+    },
+    {
+      name: 'sealed-ctx-in-clear',
+      why: 'a sealed envelope with "ctx" outside the ciphertext',
+      hex: hex(resignedSealed({ ctx: { run_id: 'run-1' } }, 22)),
+      code: 'ANX_ENVELOPE_FIELD',
+    },
+    {
+      name: 'sealed-type-in-clear',
+      why: `a sealed envelope whose outer "type" is not "${SEALED_TYPE}"`,
+      hex: hex(resignedSealed({ type: 'discussion.vote' }, 23)),
+      code: 'ANX_ENVELOPE_FIELD',
     },
     {
       name: 'sealed-for-carol',

@@ -1,5 +1,6 @@
 // Sealed mode: both suites seal identically and open each other's output; tampering and wrong keys are refused.
 import { describe, expect, it } from 'vitest';
+import { ed25519PublicToX25519 } from '../../runtime/crypto/convert.ts';
 import { nobleSuite } from '../../runtime/crypto/noble.ts';
 import { nodeSuite } from '../../runtime/crypto/node.ts';
 import {
@@ -8,15 +9,20 @@ import {
   decodeBody,
   decodeEnvelope,
   type Envelope,
+  EnvelopeDecodeError,
   EnvelopeDecryptError,
   EnvelopeFieldError,
   EnvelopeSenderKeyError,
   EnvelopeSignatureError,
+  encodeBody,
   encodeEnvelope,
+  envelopeAad,
   MemoryReplayGuard,
   openSealed,
   SEALED_ENC,
+  SEALED_TYPE,
   seal,
+  sealKey,
   signEnvelope,
 } from '../../runtime/envelope/index.ts';
 import {
@@ -33,10 +39,15 @@ import {
 
 const plain = createEnvelope({
   ts: T0,
+  exp: T0 + 60_000,
   type: 'artifact.deliver',
   from: alice.did,
   to: bob.did,
+  thread: '01KDX0000000000000000THREAD',
+  reply: '01KDX00000000000000000REPLY',
   ctx: { enclave_id: 'demo', stage: 'implement' },
+  actor: carol.did,
+  cap: 'cap:secret-token-reference',
   body: { key: 'impl/diff.patch', text: 'secret diff '.repeat(20) },
 });
 const fixed = { ephemeralPrivate: seedOf(0x99), nonce: new Uint8Array(12).fill(7) };
@@ -68,8 +79,9 @@ describe('sealed envelopes across suites', () => {
     expect(sealed.nonce?.length).toBe(12);
     expect(hex(sealed.body)).not.toContain(hex(new TextEncoder().encode('secret diff')));
     const decoded = decodeEnvelope(encodeEnvelope(sealed));
-    const payload = openSealed(decoded, { recipientX25519Private: bobX25519Private, suite: opener });
-    expect(hex(payload)).toBe(hex(plain.body));
+    const opened = openSealed(decoded, { recipientX25519Private: bobX25519Private, suite: opener });
+    expect(hex(opened.payload)).toBe(hex(plain.body));
+    expect(opened.envelope).toEqual({ ...plain, body: opened.payload });
     const accepted = acceptEnvelope(encodeEnvelope(sealed), {
       suite: opener,
       guard: new MemoryReplayGuard(),
@@ -77,6 +89,33 @@ describe('sealed envelopes across suites', () => {
       recipientX25519Private: bobX25519Private,
     });
     expect(accepted.body).toEqual(decodeBody(plain.body));
+  });
+
+  it('leaves only addressing in clear: type, thread, reply, ctx, actor, cap travel inside', () => {
+    const sealed = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite: nodeSuite });
+    const bytes = encodeEnvelope(sealed);
+    const outer = decodeEnvelope(bytes);
+    expect(Object.keys(outer).sort()).toEqual(
+      ['body', 'enc', 'epk', 'exp', 'from', 'id', 'nonce', 'sig', 'to', 'ts', 'type', 'v'].sort(),
+    );
+    expect(outer.type).toBe(SEALED_TYPE);
+    const text = Buffer.from(bytes).toString('latin1');
+    for (const secret of ['artifact.deliver', 'THREAD', 'REPLY', 'implement', 'secret-token', carol.did]) {
+      expect(text).not.toContain(secret);
+    }
+  });
+
+  it('gives the receiver the envelope as the sender built it, and the sealed wire form as proof', () => {
+    const sealed = seal(plain, { senderSeed: alice.seed, recipientDid: bob.did, suite: nodeSuite });
+    const accepted = acceptEnvelope(encodeEnvelope(sealed), {
+      suite: nobleSuite,
+      guard: new MemoryReplayGuard(),
+      clock: fixedClock(),
+      recipientX25519Private: bobX25519Private,
+    });
+    expect(accepted.envelope).toEqual({ ...plain, body: accepted.payload });
+    expect(accepted.wire.type).toBe(SEALED_TYPE);
+    expect(accepted.wire.sig).toBeDefined();
   });
 
   it('uses a fresh ephemeral key and nonce for every seal', () => {
@@ -108,10 +147,10 @@ describe.each([
     ['tag', (e) => ({ ...e, body: flip(e.body, e.body.length - 1) })],
     ['nonce', (e) => ({ ...e, nonce: flip(e.nonce as Uint8Array, 0) })],
     ['epk', (e) => ({ ...e, epk: flip(e.epk as Uint8Array, 5) })],
-    ['header type', (e) => ({ ...e, type: 'artifact.delivered' })],
+    ['header id', (e) => ({ ...e, id: '01KDX000000000000000000000' })],
     ['header to', (e) => ({ ...e, to: carol.did })],
-    ['header ctx', (e) => ({ ...e, ctx: { enclave_id: 'demo', stage: 'review' } })],
     ['header ts', (e) => ({ ...e, ts: e.ts + 1 })],
+    ['header exp', (e) => ({ ...e, exp: (e.exp as number) + 1 })],
   ];
 
   it.each(tampered)(
@@ -132,6 +171,37 @@ describe.each([
       expect(() => accept(signEnvelope(rest as Envelope, alice.seed, suite))).toThrow(EnvelopeDecryptError);
     },
   );
+
+  it.each([
+    ['type', { type: 'artifact.deliver' }],
+    ['ctx', { ctx: { stage: 'implement' } }],
+    ['cap', { cap: 'cap:x' }],
+    ['actor', { actor: carol.did }],
+    ['thread', { thread: '01KDX0000000000000000THREAD' }],
+  ] as [string, Partial<Envelope>][])(
+    'refuses a sealed envelope that carries %s in clear (ANX_ENVELOPE_FIELD)',
+    (_f, patch) => {
+      const { sig: _s, ...rest } = { ...sealed, ...patch };
+      expect(() => accept(signEnvelope(rest as Envelope, alice.seed, suite))).toThrow(EnvelopeFieldError);
+    },
+  );
+
+  it('refuses malformed sealed content from a signed sender with a typed error', () => {
+    const recipientX = ed25519PublicToX25519(bob.publicKey);
+    const epk = suite.x25519PublicKey(fixed.ephemeralPrivate);
+    const key = sealKey(suite, suite.x25519(fixed.ephemeralPrivate, recipientX), epk, recipientX);
+    const craft = (plaintext: Uint8Array): Envelope => {
+      const { sig: _s, ...outer } = sealed;
+      const body = suite.aesGcmEncrypt(key, fixed.nonce, plaintext, envelopeAad(outer as Envelope));
+      return signEnvelope({ ...(outer as Envelope), body }, alice.seed, suite);
+    };
+    expect(() => accept(craft(new Uint8Array([0x93, 1, 2, 3])))).toThrow(EnvelopeDecodeError);
+    expect(() => accept(craft(encodeBody({ body: new Uint8Array(1) })))).toThrow(EnvelopeFieldError);
+    expect(() => accept(craft(encodeBody({ type: 'x', body: new Uint8Array(1), extra: 1 })))).toThrow(
+      EnvelopeFieldError,
+    );
+    expect(() => accept(craft(encodeBody({ type: 'x', body: 'text' })))).toThrow(EnvelopeFieldError);
+  });
 
   it('refuses to open with the wrong recipient key', () => {
     expect(() => open(sealed, carolX25519Private)).toThrow(EnvelopeDecryptError);

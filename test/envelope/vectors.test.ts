@@ -12,6 +12,7 @@ import {
   EnvelopeError,
   encodeBody,
   encodeEnvelope,
+  encodeSealedContent,
   envelopeAad,
   envelopeSigningInput,
   MemoryReplayGuard,
@@ -25,7 +26,7 @@ import {
   verifyEnvelopeSignature,
 } from '../../runtime/envelope/index.ts';
 import { identityFromSeed } from '../../runtime/identity/keys.ts';
-import { fixedClock, fromHex, fromJsonValue, hex, suites } from './fixtures.ts';
+import { fixedClock, fromHex, fromJsonValue, hex, suites, toJsonValue } from './fixtures.ts';
 
 interface IdentityVector {
   seedHex: string;
@@ -46,7 +47,9 @@ interface PlainVector {
 interface SealedVector extends PlainVector {
   sender: string;
   recipient: string;
-  plaintextHex: string;
+  openedFields: Record<string, unknown>;
+  payloadHex: string;
+  contentHex: string;
   ephemeralPrivateHex: string;
   epkHex: string;
   nonceHex: string;
@@ -148,7 +151,7 @@ describe.each(suites.map((suite) => [suite.name, suite] as [string, CryptoSuite]
             suite.aesGcmEncrypt(
               fromHex(v.keyHex),
               fromHex(v.nonceHex),
-              fromHex(v.plaintextHex),
+              fromHex(v.contentHex),
               fromHex(v.aadHex),
             ),
           ),
@@ -157,9 +160,13 @@ describe.each(suites.map((suite) => [suite.name, suite] as [string, CryptoSuite]
         expect(hex(envelopeSigningInput(env))).toBe(v.signingInputHex);
         expect(hex(suite.sign(fromHex(sender.seedHex), fromHex(v.signingInputHex)))).toBe(v.signatureHex);
 
+        // The sealed content is the opened envelope's non-addressing fields and payload.
+        const plain = fromJsonValue(v.openedFields) as Envelope;
+        expect(hex(plain.body)).toBe(v.payloadHex);
+        expect(hex(encodeSealedContent(plain))).toBe(v.contentHex);
+        expect(hex(encodeBody(v.bodyValue))).toBe(v.payloadHex);
+
         // The whole of seal() with the vector's fixed inputs gives the same bytes.
-        const { enc: _e, epk: _k, nonce: _n, ...header } = env;
-        const plain: Envelope = { ...header, body: fromHex(v.plaintextHex) };
         const sealed = seal(plain, {
           senderSeed: fromHex(sender.seedHex),
           recipientDid: recipient.did,
@@ -171,7 +178,9 @@ describe.each(suites.map((suite) => [suite.name, suite] as [string, CryptoSuite]
 
         const decoded = decodeEnvelope(fromHex(v.encodedHex));
         const xPriv = fromHex(recipient.x25519PrivateHex as string);
-        expect(hex(openSealed(decoded, { recipientX25519Private: xPriv, suite }))).toBe(v.plaintextHex);
+        const opened = openSealed(decoded, { recipientX25519Private: xPriv, suite });
+        expect(hex(opened.payload)).toBe(v.payloadHex);
+        expect(toJsonValue(opened.envelope)).toEqual(v.openedFields);
         const accepted = acceptEnvelope(fromHex(v.encodedHex), {
           suite,
           guard: new MemoryReplayGuard(),
@@ -180,6 +189,8 @@ describe.each(suites.map((suite) => [suite.name, suite] as [string, CryptoSuite]
         });
         expect(accepted.sealed).toBe(true);
         expect(accepted.body).toEqual(v.bodyValue);
+        expect(toJsonValue(accepted.envelope)).toEqual(v.openedFields);
+        expect(hex(encodeEnvelope(accepted.wire))).toBe(v.encodedHex);
       },
     );
 
