@@ -704,12 +704,17 @@ export class ActorSystem {
         return;
       }
       case 'anx.event': {
-        const { type: _t, ...rest } = effect;
-        const input = { ...rest, actor: live.address, payload: effect.payload ?? null } as EventInput;
-        if (input.run_id === undefined && cause?.ctx?.run_id !== undefined) input.run_id = cause.ctx.run_id;
-        if (input.task_id === undefined && cause?.ctx?.task_id !== undefined)
-          input.task_id = cause.ctx.task_id;
-        if (live.durable) this.events.append(input);
+        // Ephemeral actors leave no trace: their events would outlive nothing else they did.
+        if (!live.durable) return;
+        const input: EventInput = { kind: effect.kind, actor: live.address, payload: effect.payload ?? null };
+        const runId = effect.run_id ?? cause?.ctx?.run_id;
+        if (runId !== undefined) input.run_id = runId;
+        const taskId = effect.task_id ?? cause?.ctx?.task_id;
+        if (taskId !== undefined) input.task_id = taskId;
+        if (effect.team_run_id !== undefined) input.team_run_id = effect.team_run_id;
+        if (effect.step !== undefined) input.step = effect.step;
+        if (effect.metadata !== undefined) input.metadata = effect.metadata;
+        this.events.append(input);
         return;
       }
       case 'anx.append': {

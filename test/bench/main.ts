@@ -47,8 +47,12 @@ if (json) {
     `${JSON.stringify({ results: results.map(({ id, value, unit, raw, ratio }) => ({ id, value, unit, ...(raw === undefined ? {} : { raw }), ...(ratio === undefined ? {} : { ratio }) })) })}\n`,
   );
 } else {
-  const rows = [['id', 'value', 'unit', 'raw', 'ratio', 'note'], ...results.map((r) => [r.id, fmt(r.value), r.unit, fmt(r.raw), fmt(r.ratio), r.note ?? ''])];
+  const rows = [
+    ['id', 'value', 'unit', 'raw', 'ratio', 'note'],
+    ...results.map((r) => [r.id, fmt(r.value), r.unit, fmt(r.raw), fmt(r.ratio), r.note ?? '']),
+  ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  for (const row of rows) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}\n`);
+  for (const row of rows)
+    process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}\n`);
 }
 process.exit(0);
