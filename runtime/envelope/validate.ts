@@ -159,6 +159,14 @@ export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: num
       describeValue(raw.type),
     );
   }
+  if (!sealed && raw.type === SEALED_TYPE) {
+    fail(
+      context,
+      'type',
+      `a message type other than "${SEALED_TYPE}" on a plain envelope`,
+      describeValue(raw.type),
+    );
+  }
 
   const to = raw.to;
   if (!isActorAddress(to) && !isWireDid(to)) {

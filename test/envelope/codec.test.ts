@@ -380,3 +380,9 @@ describe('envelope body encoding', () => {
     );
   });
 });
+
+describe('reserved sealed type', () => {
+  it('refuses the sealed outer type on a plain envelope', () => {
+    expect(() => decodeEnvelope(raw.pack({ ...base, type: 'anx.sealed' }))).toThrow(EnvelopeFieldError);
+  });
+});
