@@ -56,6 +56,11 @@ const KNOWN_CTX = new Set<string>(CONTEXT_KEYS);
 const KNOWN_DIDS_LIMIT = 4096;
 const knownDids = new Set<string>();
 
+// Sealed content was confidential: errors about it name the type of a value, never the value.
+function show(value: unknown, prefix: string): string {
+  return prefix === '' ? describeValue(value) : describeType(value);
+}
+
 // Binary fields and the body may be secret or large: name their type, never their content.
 function describeType(value: unknown): string {
   if (value instanceof Uint8Array) return `${value.length} bytes`;
@@ -249,7 +254,7 @@ export function validateSealedContent(
   wireEntries?: number,
 ): SealedContent {
   checkType(raw.type, context, 'sealed.type');
-  if (raw.type === SEALED_TYPE) fail(context, 'sealed.type', 'a message type', describeValue(raw.type));
+  if (raw.type === SEALED_TYPE) fail(context, 'sealed.type', 'a message type', describeType(raw.type));
   const present = 2 + checkRouting(raw, context, 'sealed.');
   if (!(raw.body instanceof Uint8Array))
     fail(context, 'sealed.body', 'bytes (msgpack bin)', describeType(raw.body));
@@ -267,7 +272,12 @@ export function validateSealedContent(
 
 function checkType(type: unknown, context: ErrorContext, field: string): void {
   if (typeof type !== 'string' || !TYPE_RE.test(type)) {
-    fail(context, field, 'a message type of 1 to 128 characters [A-Za-z0-9._:/-]', describeValue(type));
+    fail(
+      context,
+      field,
+      'a message type of 1 to 128 characters [A-Za-z0-9._:/-]',
+      field.startsWith('sealed.') ? describeType(type) : describeValue(type),
+    );
   }
 }
 
@@ -275,12 +285,11 @@ function checkType(type: unknown, context: ErrorContext, field: string): void {
 function checkRouting(raw: Record<string, unknown>, context: ErrorContext, prefix: string): number {
   let present = 0;
   if (raw.thread !== undefined) {
-    if (!isEnvelopeId(raw.thread))
-      fail(context, `${prefix}thread`, 'a message id', describeValue(raw.thread));
+    if (!isEnvelopeId(raw.thread)) fail(context, `${prefix}thread`, 'a message id', show(raw.thread, prefix));
     present++;
   }
   if (raw.reply !== undefined) {
-    if (!isEnvelopeId(raw.reply)) fail(context, `${prefix}reply`, 'a message id', describeValue(raw.reply));
+    if (!isEnvelopeId(raw.reply)) fail(context, `${prefix}reply`, 'a message id', show(raw.reply, prefix));
     present++;
   }
   if (raw.ctx !== undefined) {
@@ -289,7 +298,7 @@ function checkRouting(raw: Record<string, unknown>, context: ErrorContext, prefi
   }
   if (raw.actor !== undefined) {
     if (!isWireDid(raw.actor))
-      fail(context, `${prefix}actor`, 'a did:agentnexus DID', describeValue(raw.actor));
+      fail(context, `${prefix}actor`, 'a did:agentnexus DID', show(raw.actor, prefix));
     present++;
   }
   if (raw.cap !== undefined) {
@@ -368,7 +377,7 @@ function validateContext(ctx: unknown, context: ErrorContext, prefix: string): v
         context,
         `${prefix}ctx.${key}`,
         `a string of 1 to ${FIELD_LIMITS.ctxValueMax} characters`,
-        describeValue(value),
+        show(value, prefix),
       );
     }
     count++;

@@ -201,6 +201,17 @@ describe.each([
       EnvelopeFieldError,
     );
     expect(() => accept(craft(encodeBody({ type: 'x', body: 'text' })))).toThrow(EnvelopeFieldError);
+    let message = '';
+    try {
+      accept(
+        craft(
+          encodeBody({ type: 'x', ctx: { stage: '' }, thread: 'HIDDEN THREAD', body: new Uint8Array(1) }),
+        ),
+      );
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^"sealed\.thread" expected a message id, got a string$/);
   });
 
   it('refuses to open with the wrong recipient key', () => {
