@@ -9,6 +9,7 @@ import { AnxError } from './errors.ts';
 import type { EventKind, EventV1 } from './events/event.ts';
 import type { TraceFilter } from './events/log.ts';
 import { parseDid } from './identity/did.ts';
+import { type DidDocument, didDocument } from './identity/did-document.ts';
 import { type KeyRecord, Keystore } from './identity/keystore.ts';
 import { ActorSystem } from './kernel/actor-system.ts';
 import { UnknownActorError } from './kernel/errors.ts';
@@ -161,6 +162,14 @@ export class Host {
       const info = this.didState(record.did);
       return { ...record, ...info };
     });
+  }
+
+  /** One local identity: its public record, inbox counters and DID document (no secret). */
+  identity(did: string): IdentityInfo & { document: DidDocument } {
+    const parsed = parseDid(did, 'did');
+    const record = this.keystore.get(parsed.did);
+    if (record === undefined) throw new NotLocalIdentityError(parsed.did);
+    return { ...record, ...this.didState(parsed.did), document: didDocument(parsed.did) };
   }
 
   /** Accepts one or more messages; each is durable (committed) when this resolves. */

@@ -60,6 +60,9 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     return { stopping: true };
   });
   route('GET', '/v1/identities', () => ({ identities: host.identities() }));
+  route('GET', '/v1/identities/:did', (_req, _url, [did]) =>
+    host.identity(decodeURIComponent(did as string)),
+  );
   route('POST', '/v1/identities', async (_req, _url, _p, body) => {
     const { name } = (body ?? {}) as { name?: string };
     return host.createIdentity(name === undefined ? {} : { name });

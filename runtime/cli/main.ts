@@ -206,6 +206,29 @@ id.command('new')
     );
     out(cmd, record, () => record.did);
   });
+id.command('show')
+  .description('show a local identity: name, inbox counters and its DID document (public keys only)')
+  .argument('<did>', 'a local identity (did:agentnexus or did:key form)')
+  .action(async (did: string, _options: unknown, cmd: Command) => {
+    const info = await client(cmd).get<{
+      did: string;
+      name: string | null;
+      received: number;
+      unread: number;
+      document: unknown;
+    }>(`/v1/identities/${encodeURIComponent(did)}`);
+    out(cmd, info, () =>
+      [
+        formatTable([
+          ['DID', info.did],
+          ['name', info.name ?? ''],
+          ['received', String(info.received)],
+          ['unread', String(info.unread)],
+        ]),
+        JSON.stringify(info.document, null, 2),
+      ].join('\n'),
+    );
+  });
 id.command('list')
   .description('list local identities with their inbox counters')
   .action(async (_options: unknown, cmd: Command) => {

@@ -66,6 +66,14 @@ describe('anx-runtime CLI', () => {
     const alice = json<{ did: string }>('id', 'new', '--name', 'alice');
     const bob = json<{ did: string }>('id', 'new', '--name', 'bob');
     expect(alice.did).toMatch(/^did:agentnexus:z6Mk/);
+    const shown = json<{ did: string; document: { id: string; keyAgreement: unknown[] } }>(
+      'id',
+      'show',
+      alice.did,
+    );
+    expect(shown.document.id).toBe(alice.did);
+    expect(shown.document.keyAgreement).toHaveLength(1);
+    expect(JSON.stringify(shown)).not.toMatch(/seed|private/i);
     const ids = json<Array<{ did: string; name: string }>>('id', 'list');
     expect(ids.map((i) => i.name).sort()).toEqual(['alice', 'bob']);
 

@@ -81,7 +81,8 @@ describe('receiving wire envelopes', () => {
     expect(await refusal(new Uint8Array(2 * 1024 * 1024))).toBe('ANX_ENVELOPE_TOO_LARGE');
 
     const tampered = good.slice();
-    tampered[tampered.length - 80] ^= 0x01;
+    const at = tampered.length - 80;
+    tampered[at] = (tampered[at] as number) ^ 0x01;
     expect(['ANX_ENVELOPE_SIGNATURE', 'ANX_ENVELOPE_DECODE', 'ANX_ENVELOPE_FIELD']).toContain(
       await refusal(tampered),
     );

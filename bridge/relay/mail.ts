@@ -1,0 +1,137 @@
+// Offline mail: sealed envelopes for a DID that is offline, kept in a JetStream work-queue stream until it returns.
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import { type NatsConnection, nanos } from '@nats-io/transport-node';
+import { AnxError } from '../../runtime/errors.ts';
+import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailSubject } from './subjects.ts';
+
+/** Storing mail failed: the relay's JetStream is unreachable or refused it (`ANX_MAIL_STORE`). */
+export class MailStoreError extends AnxError {
+  constructor(to: string, cause: unknown) {
+    super(
+      'ANX_MAIL_STORE',
+      `offline mail for ${to} could not be stored: ${(cause as Error)?.message ?? cause}`,
+      {
+        cause,
+        hint: 'the hub (JetStream) is unreachable; the message stays in the outbox and is retried',
+      },
+    );
+  }
+}
+
+/** One stored message handed to a consumer; `ack` once it is committed, `term` to drop a bad one. */
+export interface MailItem {
+  data: Uint8Array;
+  ack(): void;
+  term(): void;
+}
+
+export interface MailStoreOptions {
+  /** How long mail waits for its DID (ms). Default 7 days. */
+  retentionMs?: number;
+}
+
+/**
+ * The mail stream `ANX_V1_MAIL` (subjects `anx.v1.mail.<multikey>`, work-queue retention, file
+ * storage) and one durable pull consumer per DID, named by its multikey. A message is removed
+ * only when its recipient's host acknowledges it after its own commit.
+ */
+export class MailStore {
+  private js: JetStreamClient;
+  private jsm: JetStreamManager | undefined;
+  private ready: Promise<void> | undefined;
+  readonly retentionMs: number;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    options: MailStoreOptions = {},
+  ) {
+    this.js = jetstream(nc, { timeout: 5_000 });
+    this.retentionMs = options.retentionMs ?? 7 * 24 * 60 * 60_000;
+  }
+
+  /** Creates the stream when missing; retried on the next call after a failure. */
+  ensureStream(): Promise<void> {
+    this.ready ??= (async () => {
+      this.jsm = await jetstreamManager(this.nc, { timeout: 5_000 });
+      try {
+        await this.jsm.streams.info(MAIL_STREAM);
+      } catch {
+        await this.jsm.streams.add({
+          name: MAIL_STREAM,
+          subjects: [MAIL_SUBJECTS],
+          retention: RetentionPolicy.Workqueue,
+          storage: StorageType.File,
+          max_age: nanos(this.retentionMs),
+          duplicate_window: nanos(2 * 60_000),
+        });
+      }
+    })().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /** Stores one sealed envelope for `to`; resolves once JetStream has it (`msgId` dedupes retries). */
+  async store(to: string, msgId: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.ensureStream();
+      await this.js.publish(mailSubject(to), bytes, { msgID: msgId, timeout: 5_000 });
+    } catch (cause) {
+      throw new MailStoreError(to, cause);
+    }
+  }
+
+  /**
+   * Hands `did`'s mail to `handle` in stored order, in batches, until stopped. `handle` acks each
+   * item after committing it; items it leaves unacknowledged come again after the ack wait.
+   */
+  consume(did: string, handle: (batch: MailItem[]) => Promise<void>): { stop(): void } {
+    let stopped = false;
+    const name = didKey(did);
+    const loop = async () => {
+      let consumerReady = false;
+      while (!stopped) {
+        try {
+          await this.ensureStream();
+          if (!consumerReady) {
+            await this.jsm!.consumers.add(MAIL_STREAM, {
+              durable_name: name,
+              filter_subject: mailSubject(did),
+              ack_policy: AckPolicy.Explicit,
+              deliver_policy: DeliverPolicy.All,
+              ack_wait: nanos(30_000),
+              max_ack_pending: 2_000,
+            });
+            consumerReady = true;
+          }
+          const consumer = await this.js.consumers.get(MAIL_STREAM, name);
+          const messages = await consumer.fetch({ max_messages: 500, expires: 1_000 });
+          const batch: MailItem[] = [];
+          for await (const m of messages) {
+            batch.push({ data: m.data, ack: () => m.ack(), term: () => m.term() });
+          }
+          if (batch.length > 0 && !stopped) await handle(batch);
+        } catch {
+          consumerReady = false;
+          if (!stopped) await new Promise((r) => setTimeout(r, 1_000));
+        }
+      }
+    };
+    void loop();
+    return {
+      stop: () => {
+        stopped = true;
+      },
+    };
+  }
+}
