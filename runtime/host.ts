@@ -11,7 +11,7 @@ import type { TraceFilter } from './events/log.ts';
 import { parseDid } from './identity/did.ts';
 import { type DidDocument, didDocument } from './identity/did-document.ts';
 import { type KeyRecord, Keystore } from './identity/keystore.ts';
-import { ActorSystem } from './kernel/actor-system.ts';
+import { ActorSystem, type RemoteRouter } from './kernel/actor-system.ts';
 import { UnknownActorError } from './kernel/errors.ts';
 import type { EnvelopeContext, KernelEnvelope } from './kernel/message.ts';
 import { DurableReplayGuard } from './kernel/replay-guard.ts';
@@ -27,6 +27,11 @@ export interface HostOptions {
   maxActive?: number;
   /** Replay window for envelopes from outside the host (ms); default 5 minutes. */
   replayWindowMs?: number;
+  /**
+   * Routes envelopes for addresses not on this host (the relay). Set before the outbox is replayed,
+   * so unacknowledged mail for other hosts is handed to it again rather than dead-lettered.
+   */
+  router?: RemoteRouter;
 }
 
 /** A message to send, as the local API and SDK take it. */
@@ -121,6 +126,7 @@ export class Host {
         if (!system.has(record.did))
           await system.spawn(DID_KIND, record.did, { name: record.name ?? undefined });
       }
+      if (options.router !== undefined) system.router = options.router;
       const { replayed, refused } = await system.start();
       const host = new Host(
         options.dataDir,
