@@ -1,0 +1,975 @@
+// The relay router: envelopes for DIDs on other hosts leave through the transport (session mode when the peer is online,
+// sealed offline mail when it is not), are acknowledged by the receiver after its commit, and only then leave the outbox.
+
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
+import { ed25519PublicToX25519 } from '../../runtime/crypto/convert.ts';
+import {
+  acceptEnvelope,
+  createEnvelope,
+  type Envelope,
+  EnvelopeDuplicateError,
+  encodeEnvelope,
+  envelopeAad,
+  envelopeErrorEvent,
+  envelopeSigningInput,
+  SEALED_ENC,
+  sealKey,
+} from '../../runtime/envelope/index.ts';
+import { AnxError } from '../../runtime/errors.ts';
+import type { Host } from '../../runtime/host.ts';
+import { isDid, publicKeyOfDid } from '../../runtime/identity/did.ts';
+import type { RemoteRouter } from '../../runtime/kernel/actor-system.ts';
+import type { KernelEnvelope } from '../../runtime/kernel/message.ts';
+import { DurableReplayGuard } from '../../runtime/kernel/replay-guard.ts';
+import {
+  answerHandshake,
+  completeHandshake,
+  decodeAccept,
+  decodeData,
+  decodeHello,
+  FRAME_ACCEPT,
+  FRAME_DATA,
+  FRAME_HELLO,
+  frameType,
+  type PendingHello,
+  Session,
+  SessionError,
+  type SessionOptions,
+  SessionUnknownError,
+  sidText,
+  startHandshake,
+} from '../../runtime/session/index.ts';
+import type { Subscription, Transport } from '../../runtime/transport/transport.ts';
+import { type AgentCard, type CardQuery, cardMatches, makeCard, signCard } from './cards.ts';
+import { Directory } from './directory.ts';
+import { MailStore } from './mail.ts';
+import { decodeHeartbeat, encodeHeartbeat, PresenceTracker } from './presence.ts';
+import { checkRegistration, Webhooks } from './webhooks.ts';
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+/** A frame whose plaintext is not an envelope between the session's two DIDs (`ANX_RELAY_FRAME`). */
+export class RelayFrameError extends AnxError {
+  constructor(message: string) {
+    super('ANX_RELAY_FRAME', message);
+  }
+}
+
+/** The relay needs JetStream (hub) for this, and has none (`ANX_RELAY_UNAVAILABLE`). */
+export class RelayUnavailableError extends AnxError {}
+
+export interface RelayOptions {
+  transport: Transport;
+  /** The NATS connection behind the transport: enables offline mail, the directory and webhooks. */
+  nc?: NatsConnection;
+  /** Heartbeat interval (ms); a silent DID is offline within 3 of them. Default 2000. */
+  heartbeatMs?: number;
+  /** An unacknowledged frame older than this restarts the session and is sent again (ms). Default 3000. */
+  ackTimeoutMs?: number;
+  /** How long a handshake may take (ms). Default 3000. */
+  handshakeTimeoutMs?: number;
+  /** Longest pause between retries (ms). Default 15000. */
+  maxBackoffMs?: number;
+  session?: Pick<SessionOptions, 'rekeyMessages' | 'rekeyBytes'>;
+  /** How long offline mail waits for its DID (ms). Default 7 days. */
+  mailRetentionMs?: number;
+  /** Trust score of a DID for `discover --min-trust` (0..1); default neutral 0.5 for everyone. */
+  trustOf?: (did: string) => number;
+}
+
+interface Outgoing {
+  key: number;
+  id: string;
+  env: KernelEnvelope;
+  bytes: Uint8Array;
+  /** Session (sid) the entry was last sent in; undefined when not sent in the current one. */
+  sentIn: string | undefined;
+  sentAt: number;
+  mailing: boolean;
+}
+
+interface Link {
+  from: string;
+  to: string;
+  queue: Outgoing[];
+  byId: Map<string, Outgoing>;
+  session: Session | undefined;
+  sid: string | undefined;
+  handshake: { pending: PendingHello; sid: string; timer: ReturnType<typeof setTimeout> } | undefined;
+  attempt: number;
+  notBefore: number;
+  mailInFlight: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface Inbound {
+  session: Session;
+  local: string;
+  peer: string;
+  reply: string;
+  reported: Set<string>;
+}
+
+interface Arrival {
+  env: KernelEnvelope;
+  inbound: Inbound;
+}
+
+/** Counters shown by `status` and used by tests and benchmarks. */
+export interface RelayStats {
+  sent: number;
+  acknowledged: number;
+  mailed: number;
+  received: number;
+  mailReceived: number;
+  refused: number;
+  handshakes: number;
+  retries: number;
+}
+
+const MAX_UNACKED = 8_192;
+const MAIL_WINDOW = 256;
+
+/**
+ * One host's relay: the kernel's `RemoteRouter`, presence, discovery, offline mail and webhooks.
+ * Create it before `Host.open` (so replayed outbox entries for other hosts are queued here, not
+ * dead-lettered), then `bind(host)` and `start()`.
+ */
+export class Relay implements RemoteRouter {
+  readonly presence: PresenceTracker;
+  readonly stats: RelayStats = {
+    sent: 0,
+    acknowledged: 0,
+    mailed: 0,
+    received: 0,
+    mailReceived: 0,
+    refused: 0,
+    handshakes: 0,
+    retries: 0,
+  };
+  hostId = '';
+  directory: Directory | undefined;
+  webhooks: Webhooks | undefined;
+  private host: Host | undefined;
+  private readonly transport: Transport;
+  private readonly mail: MailStore | undefined;
+  private readonly links = new Map<string, Link>();
+  private readonly handshakes = new Map<string, Link>();
+  private readonly outboundBySid = new Map<string, Link>();
+  private readonly inbound = new Map<string, Inbound>();
+  private readonly inboundByPair = new Map<string, string>();
+  private readonly seenHellos = new Set<string>();
+  private readonly localDids = new Map<string, { sub: Subscription; mail?: { stop(): void } }>();
+  private readonly subs: Subscription[] = [];
+  private arrivals: Arrival[] = [];
+  private arrivalsScheduled = false;
+  private acks: number[] = [];
+  private acksScheduled = false;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private beat = 0;
+  private closed = false;
+  private mailGuard: DurableReplayGuard | undefined;
+  private readonly heartbeatMs: number;
+  private readonly ackTimeoutMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly trustOf: (did: string) => number;
+
+  constructor(private readonly options: RelayOptions) {
+    this.transport = options.transport;
+    this.heartbeatMs = options.heartbeatMs ?? 2_000;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 3_000;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 3_000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 15_000;
+    this.trustOf = options.trustOf ?? (() => 0.5);
+    this.presence = new PresenceTracker({
+      now: () => Date.now(),
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+    });
+    if (options.nc !== undefined) {
+      this.mail = new MailStore(
+        options.nc,
+        options.mailRetentionMs === undefined ? {} : { retentionMs: options.mailRetentionMs },
+      );
+    }
+  }
+
+  /** Attaches the opened host (its keystore signs handshakes and mail; its actor system takes arrivals). */
+  bind(host: Host): void {
+    this.host = host;
+    this.mailGuard = new DurableReplayGuard(host.store, host.system.commits);
+    let id = host.store.meta.get('relay.host_id') as string | undefined;
+    if (id === undefined) {
+      id = Buffer.from(host.suite.randomBytes(12)).toString('base64url');
+      host.system.commits.put(host.store.meta, 'relay.host_id', id);
+      void host.system.commits.flush();
+    }
+    this.hostId = id;
+  }
+
+  /** Subscribes this host's DIDs and control address, starts presence, directory, webhooks and mail. */
+  async start(): Promise<void> {
+    const host = this.need();
+    this.subs.push(this.transport.listenHost(this.hostId, (f) => this.onControl(f.data)));
+    this.subs.push(
+      this.transport.watchPresence((_id, data) => {
+        const hb = decodeHeartbeat(data);
+        if (hb !== undefined && hb.host !== this.hostId) this.presence.observe(hb);
+      }),
+    );
+    this.subs.push(
+      this.transport.onStatus((status) => {
+        if (status === 'connected') {
+          this.announce();
+          this.tellLocal('presence.online');
+          for (const link of this.links.values()) this.resetLink(link, false);
+        } else if (status === 'disconnected') this.tellLocal('presence.offline');
+      }),
+    );
+    this.presence.onChange((change) => {
+      void host.system
+        .emitEvent({
+          kind: 'status',
+          actor: 'host',
+          payload: {
+            status: change.online ? 'presence.online' : 'presence.offline',
+            did: change.did,
+            host: change.host,
+          },
+        })
+        .catch(() => {});
+      for (const link of this.links.values()) {
+        if (link.to !== change.did) continue;
+        if (!change.online) this.resetLink(link, false);
+        this.schedule(link, 0);
+      }
+    });
+    if (this.options.nc !== undefined) {
+      this.directory = new Directory(this.options.nc, host.suite, (key, error) => {
+        this.stats.refused++;
+        void host.system
+          .emitEvent({
+            kind: 'error',
+            actor: 'host',
+            payload: { code: error.code, level: 'warning', message: error.message, key },
+          })
+          .catch(() => {});
+      });
+      this.directory.start();
+      this.webhooks = new Webhooks(this.options.nc, host.suite, (r) => {
+        void host.system
+          .emitEvent({
+            kind: r.ok ? 'status' : 'error',
+            actor: 'host',
+            payload: { status: 'webhook.notified', ...r },
+          })
+          .catch(() => {});
+      });
+      this.webhooks.start();
+    }
+    this.syncLocalDids();
+    await this.transport.flush();
+    this.announce();
+    this.tellLocal('presence.online');
+    this.heartbeatTimer = setInterval(() => this.tick(), this.heartbeatMs);
+    this.heartbeatTimer.unref?.();
+    this.sweepTimer = setInterval(() => this.presence.sweep(), Math.max(50, this.heartbeatMs / 4));
+    this.sweepTimer.unref?.();
+    for (const link of this.links.values()) this.schedule(link, 0);
+  }
+
+  /** Kernel hook: takes an envelope for a DID that is not on this host (after its outbox commit). */
+  route(env: KernelEnvelope, bytes: Uint8Array, outboxKey: number): boolean {
+    if (this.closed || !isDid(env.to, 'agentnexus') || !isDid(env.from, 'agentnexus')) return false;
+    if (this.host !== undefined && !this.host.keystore.has(env.from)) return false;
+    const link = this.link(env.from, env.to);
+    if (link.byId.has(env.id)) return true;
+    const entry: Outgoing = {
+      key: outboxKey,
+      id: env.id,
+      env,
+      bytes,
+      sentIn: undefined,
+      sentAt: 0,
+      mailing: false,
+    };
+    link.queue.push(entry);
+    link.byId.set(env.id, entry);
+    if (this.host !== undefined && this.heartbeatTimer !== undefined) this.schedule(link, 0);
+    return true;
+  }
+
+  /** Is `did` online (a heartbeat named it within the last intervals)? Local DIDs are online while connected. */
+  isOnline(did: string): boolean {
+    if (this.localDids.has(did)) return this.transport.status === 'connected';
+    return this.presence.isOnline(did);
+  }
+
+  /** Signs and publishes the card of a local DID (fields not given are left empty). */
+  async publishCard(input: Partial<AgentCard> & { did: string }): Promise<AgentCard> {
+    const host = this.need();
+    const directory = this.needJetStream(this.directory, 'publishing a card');
+    const card = makeCard({ ...input, ts: Date.now() }, Date.now());
+    if (!host.keystore.has(card.did))
+      throw new AnxError(
+        'ANX_NOT_LOCAL_IDENTITY',
+        `this host holds no key for ${card.did}, so it cannot sign its card`,
+      );
+    await directory.publish(signCard(card, (m) => host.keystore.sign(card.did, m)));
+    return card;
+  }
+
+  /** Cards matching `query`, with presence and trust. */
+  discover(query: CardQuery): Array<AgentCard & { online: boolean; trust: number }> {
+    const directory = this.needJetStream(this.directory, 'discovery');
+    const out: Array<AgentCard & { online: boolean; trust: number }> = [];
+    for (const card of directory.all()) {
+      const facts = { online: this.isOnline(card.did), trust: this.trustOf(card.did) };
+      if (cardMatches(card, query, facts)) out.push({ ...card, ...facts });
+    }
+    return out.sort((a, b) => a.did.localeCompare(b.did));
+  }
+
+  /** Registers a push webhook for a local DID; returns the HMAC secret notices are signed with. */
+  async registerWebhook(
+    did: string,
+    url: string,
+    secret?: string,
+  ): Promise<{ did: string; url: string; secret: string }> {
+    const host = this.need();
+    const webhooks = this.needJetStream(this.webhooks, 'webhooks');
+    if (!host.keystore.has(did))
+      throw new AnxError(
+        'ANX_NOT_LOCAL_IDENTITY',
+        `this host holds no key for ${did}, so it cannot register its webhook`,
+      );
+    const reg = checkRegistration({
+      did,
+      url,
+      secret: secret ?? Buffer.from(host.suite.randomBytes(24)).toString('base64url'),
+      ts: Date.now(),
+    });
+    await webhooks.register(reg, (m) => host.keystore.sign(did, m));
+    return { did: reg.did, url: reg.url, secret: reg.secret };
+  }
+
+  status() {
+    let queued = 0;
+    for (const link of this.links.values()) queued += link.queue.length;
+    return {
+      hostId: this.hostId,
+      transport: this.transport.kind,
+      connected: this.transport.status === 'connected',
+      heartbeatMs: this.heartbeatMs,
+      online: this.presence.online().length,
+      cards: this.directory?.size ?? 0,
+      queued,
+      ...this.stats,
+    };
+  }
+
+  /** Says goodbye (peers mark this host's DIDs offline at once) and stops. Unacknowledged mail stays in the outbox. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.transport.announce(
+      this.hostId,
+      encodeHeartbeat({
+        v: 1,
+        host: this.hostId,
+        dids: [],
+        interval: this.heartbeatMs,
+        ts: Date.now(),
+        bye: true,
+      }),
+    );
+    await this.transport.flush().catch(() => {});
+    for (const link of this.links.values()) {
+      if (link.timer !== undefined) clearTimeout(link.timer);
+      if (link.handshake !== undefined) clearTimeout(link.handshake.timer);
+      link.session?.destroy();
+    }
+    for (const inbound of this.inbound.values()) inbound.session.destroy();
+    for (const { sub, mail } of this.localDids.values()) {
+      sub.unsubscribe();
+      mail?.stop();
+    }
+    for (const sub of this.subs) sub.unsubscribe();
+    this.directory?.stop();
+    this.webhooks?.stop();
+    await this.flushAcks();
+    await this.transport.close();
+  }
+
+  // ---- outbound ----
+
+  private link(from: string, to: string): Link {
+    const key = `${from}\u0000${to}`;
+    let link = this.links.get(key);
+    if (link === undefined) {
+      link = {
+        from,
+        to,
+        queue: [],
+        byId: new Map(),
+        session: undefined,
+        sid: undefined,
+        handshake: undefined,
+        attempt: 0,
+        notBefore: 0,
+        mailInFlight: 0,
+        timer: undefined,
+      };
+      this.links.set(key, link);
+    }
+    return link;
+  }
+
+  private schedule(link: Link, delayMs: number): void {
+    if (this.closed) return;
+    if (link.timer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(link.timer);
+    }
+    link.timer = setTimeout(
+      () => {
+        link.timer = undefined;
+        this.pump(link);
+      },
+      Math.max(delayMs, link.notBefore - Date.now(), 0),
+    );
+    link.timer.unref?.();
+  }
+
+  private backoff(link: Link): void {
+    link.attempt++;
+    this.stats.retries++;
+    const base = Math.min(this.maxBackoffMs, 250 * 2 ** Math.min(link.attempt, 8));
+    link.notBefore = Date.now() + base / 2 + Math.random() * (base / 2);
+    this.schedule(link, 1);
+  }
+
+  /** Forgets the link's session: everything unacknowledged is sent again, in order, in the next one. */
+  private resetLink(link: Link, countRetry: boolean): void {
+    if (link.sid !== undefined) this.outboundBySid.delete(link.sid);
+    link.session?.destroy();
+    link.session = undefined;
+    link.sid = undefined;
+    if (link.handshake !== undefined) {
+      clearTimeout(link.handshake.timer);
+      this.handshakes.delete(link.handshake.sid);
+      link.handshake = undefined;
+    }
+    for (const entry of link.queue) entry.sentIn = undefined;
+    if (countRetry) this.backoff(link);
+  }
+
+  private pump(link: Link): void {
+    if (this.closed || this.host === undefined || link.queue.length === 0) return;
+    if (this.transport.status !== 'connected') {
+      this.schedule(link, 250);
+      return;
+    }
+    if (link.notBefore > Date.now()) {
+      this.schedule(link, link.notBefore - Date.now());
+      return;
+    }
+    if (this.mail !== undefined && !this.presence.isOnline(link.to)) {
+      this.pumpMail(link);
+      return;
+    }
+    // Mail still on its way to JetStream must land before session traffic, or order would break.
+    if (link.mailInFlight > 0) return;
+    if (link.session === undefined) {
+      if (link.handshake === undefined) this.handshake(link);
+      return;
+    }
+    const now = Date.now();
+    let unacked = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const entry of link.queue) {
+      if (entry.sentIn === link.sid) {
+        unacked++;
+        if (entry.sentAt < oldest) oldest = entry.sentAt;
+        continue;
+      }
+      if (unacked >= MAX_UNACKED) break;
+      this.transport.sendToDid(link.to, link.session.seal(entry.bytes));
+      entry.sentIn = link.sid;
+      entry.sentAt = now;
+      unacked++;
+      this.stats.sent++;
+      if (oldest === Number.POSITIVE_INFINITY) oldest = now;
+    }
+    if (unacked > 0) {
+      const due = oldest + this.ackTimeoutMs - now;
+      if (due <= 0) {
+        this.resetLink(link, true);
+        return;
+      }
+      this.schedule(link, due);
+    }
+  }
+
+  private handshake(link: Link): void {
+    const host = this.need();
+    this.stats.handshakes++;
+    const pending = startHandshake({
+      suite: host.suite,
+      from: link.from,
+      to: link.to,
+      sign: (m) => host.keystore.sign(link.from, m),
+      now: Date.now(),
+    });
+    const sid = sidText(pending.hello.sid);
+    const timer = setTimeout(() => {
+      if (link.handshake?.sid !== sid) return;
+      this.handshakes.delete(sid);
+      link.handshake = undefined;
+      this.backoff(link);
+    }, this.handshakeTimeoutMs);
+    timer.unref?.();
+    link.handshake = { pending, sid, timer };
+    this.handshakes.set(sid, link);
+    this.transport.sendToDid(link.to, pending.frame, this.transport.hostReply(this.hostId));
+  }
+
+  private pumpMail(link: Link): void {
+    const host = this.need();
+    const mail = this.mail as MailStore;
+    for (const entry of link.queue) {
+      if (link.mailInFlight >= MAIL_WINDOW) return;
+      if (entry.mailing) continue;
+      let bytes: Uint8Array;
+      try {
+        bytes = this.sealForMail(entry.env);
+      } catch (err) {
+        // An envelope that cannot be sealed never will be: drop it from the outbox with an error event.
+        this.dropEntry(link, entry, err);
+        continue;
+      }
+      entry.mailing = true;
+      link.mailInFlight++;
+      mail.store(link.to, `${entry.env.from.slice(-24)}-${entry.id}`, bytes).then(
+        () => {
+          link.mailInFlight--;
+          entry.mailing = false;
+          if (!link.byId.has(entry.id)) return;
+          this.stats.mailed++;
+          this.webhooks?.mailStored(link.to);
+          this.finish(link, [entry]);
+          if (link.mailInFlight === 0) this.schedule(link, 0);
+          link.attempt = 0;
+        },
+        (err: unknown) => {
+          link.mailInFlight--;
+          entry.mailing = false;
+          if (link.mailInFlight === 0) {
+            void host.system
+              .emitEvent({
+                kind: 'error',
+                actor: 'host',
+                payload: { code: (err as AnxError).code, message: (err as Error).message, to: link.to },
+              })
+              .catch(() => {});
+            this.backoff(link);
+          }
+        },
+      );
+    }
+  }
+
+  private dropEntry(link: Link, entry: Outgoing, err: unknown): void {
+    const host = this.need();
+    void host.system
+      .emitEvent({
+        kind: 'error',
+        actor: 'host',
+        payload: {
+          code: (err as AnxError).code ?? 'ANX_RELAY_SEAL',
+          message: (err as Error).message,
+          id: entry.id,
+          to: link.to,
+        },
+      })
+      .catch(() => {});
+    this.finish(link, [entry]);
+  }
+
+  /** Entries the receiver committed (or the mail store holds): out of the queue, then out of the outbox. */
+  private finish(link: Link, entries: Outgoing[]): void {
+    const done = new Set<Outgoing>();
+    for (const entry of entries) {
+      if (!link.byId.delete(entry.id)) continue;
+      done.add(entry);
+      if (entry.key > 0) this.acks.push(entry.key);
+      this.stats.acknowledged++;
+    }
+    if (done.size === 0) return;
+    link.queue = link.queue.filter((e) => !done.has(e));
+    if (!this.acksScheduled) {
+      this.acksScheduled = true;
+      setImmediate(() => void this.flushAcks());
+    }
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.acksScheduled = false;
+    const keys = this.acks;
+    this.acks = [];
+    if (keys.length === 0 || this.host === undefined) return;
+    try {
+      await this.host.system.acknowledge(keys);
+    } catch {
+      // The host is stopping: the entries stay in the outbox and are sent again after restart (deduped).
+    }
+  }
+
+  /** Seals an envelope for offline mail: signed by the sender's key in the keystore, encrypted to the recipient. */
+  private sealForMail(env: KernelEnvelope): Uint8Array {
+    const host = this.need();
+    const suite = host.suite;
+    const wire = createEnvelope({
+      type: env.type,
+      from: env.from,
+      to: env.to,
+      id: env.id,
+      ts: env.ts,
+      body: env.body,
+      ...(env.exp === undefined ? {} : { exp: env.exp }),
+      ...(env.thread === undefined ? {} : { thread: env.thread }),
+      ...(env.reply === undefined ? {} : { reply: env.reply }),
+      ...(env.ctx === undefined ? {} : { ctx: env.ctx }),
+      ...(env.actor === undefined ? {} : { actor: env.actor }),
+      ...(typeof env.cap === 'string' || env.cap instanceof Uint8Array ? { cap: env.cap } : {}),
+    });
+    const recipientX = ed25519PublicToX25519(publicKeyOfDid(env.to, 'to'));
+    const ephemeral = suite.randomBytes(32);
+    const epk = suite.x25519PublicKey(ephemeral);
+    const shared = suite.x25519(ephemeral, recipientX);
+    const key = sealKey(suite, shared, epk, recipientX);
+    const nonce = suite.randomBytes(12);
+    const header: Envelope = { ...wire, enc: SEALED_ENC, epk, nonce };
+    const sealed: Envelope = {
+      ...header,
+      body: suite.aesGcmEncrypt(key, nonce, wire.body, envelopeAad(header)),
+    };
+    ephemeral.fill(0);
+    shared.fill(0);
+    key.fill(0);
+    sealed.sig = host.keystore.sign(env.from, envelopeSigningInput(sealed));
+    return encodeEnvelope(sealed);
+  }
+
+  // ---- inbound ----
+
+  /** Frames on this host's control address: handshake answers and acknowledgements. */
+  private onControl(data: Uint8Array): void {
+    try {
+      const type = frameType(data);
+      if (type === FRAME_ACCEPT) {
+        const accept = decodeAccept(data);
+        const sid = sidText(accept.sid);
+        const link = this.handshakes.get(sid);
+        if (link === undefined || link.handshake === undefined) return;
+        const keys = completeHandshake(this.need().suite, link.handshake.pending, accept);
+        clearTimeout(link.handshake.timer);
+        this.handshakes.delete(sid);
+        link.handshake = undefined;
+        link.session = new Session(this.need().suite, keys, {
+          ...this.options.session,
+          receiveOrder: 'monotonic',
+        });
+        link.sid = sid;
+        link.attempt = 0;
+        this.outboundBySid.set(sid, link);
+        this.schedule(link, 0);
+      } else if (type === FRAME_DATA) {
+        const frame = decodeData(data);
+        const link = this.outboundBySid.get(sidText(frame.sid));
+        if (link?.session === undefined) return;
+        const ids = packr.unpack(link.session.open(frame)) as unknown;
+        if (!Array.isArray(ids)) throw new RelayFrameError('acknowledgement expected a list of message ids');
+        const entries: Outgoing[] = [];
+        for (const id of ids) {
+          const entry = typeof id === 'string' ? link.byId.get(id) : undefined;
+          if (entry !== undefined) entries.push(entry);
+        }
+        this.finish(link, entries);
+        if (link.queue.length > 0) this.schedule(link, 0);
+        else if (link.timer !== undefined) {
+          clearTimeout(link.timer);
+          link.timer = undefined;
+        }
+      }
+    } catch (err) {
+      this.refuse(err, data.length);
+    }
+  }
+
+  /** Frames on a local DID's inbox: hellos and data frames. */
+  private onInbox(local: string, data: Uint8Array, reply: string | undefined): void {
+    const host = this.need();
+    try {
+      const type = frameType(data);
+      if (type === FRAME_HELLO) {
+        const hello = decodeHello(data);
+        if (hello.to !== local)
+          throw new RelayFrameError(`hello for ${hello.to} arrived at the inbox of ${local}`);
+        if (reply === undefined) throw new RelayFrameError('hello expected a reply address, got none');
+        const sid = sidText(hello.sid);
+        if (this.seenHellos.has(sid)) throw new SessionUnknownError(`${sid} (a replayed hello)`);
+        const answered = answerHandshake({
+          suite: host.suite,
+          hello,
+          sign: (m) => host.keystore.sign(local, m),
+          now: Date.now(),
+          windowMs: 5 * 60_000,
+        });
+        this.seenHellos.add(sid);
+        if (this.seenHellos.size > 100_000) this.seenHellos.clear();
+        const pair = `${hello.from}\u0000${local}`;
+        const previous = this.inboundByPair.get(pair);
+        if (previous !== undefined) {
+          this.inbound.get(previous)?.session.destroy();
+          this.inbound.delete(previous);
+        }
+        this.inbound.set(sid, {
+          session: new Session(host.suite, answered.keys, {
+            ...this.options.session,
+            receiveOrder: 'strict',
+          }),
+          local,
+          peer: hello.from,
+          reply,
+          reported: new Set(),
+        });
+        this.inboundByPair.set(pair, sid);
+        this.transport.respond(reply, answered.frame);
+        return;
+      }
+      if (type !== FRAME_DATA) throw new RelayFrameError(`frame type ${type} is not one a DID inbox takes`);
+      const frame = decodeData(data);
+      const sid = sidText(frame.sid);
+      const inbound = this.inbound.get(sid);
+      if (inbound === undefined) throw new SessionUnknownError(sid);
+      let plaintext: Uint8Array;
+      try {
+        plaintext = inbound.session.open(frame);
+      } catch (err) {
+        // After a loss every later frame of the session is refused; report each kind once per session.
+        const code = (err as AnxError).code ?? 'ANX_SESSION';
+        this.stats.refused++;
+        if (!inbound.reported.has(code)) {
+          inbound.reported.add(code);
+          this.refuse(err, data.length);
+        }
+        return;
+      }
+      const env = this.decodeArrival(plaintext, inbound);
+      this.stats.received++;
+      this.arrivals.push({ env, inbound });
+      if (!this.arrivalsScheduled) {
+        this.arrivalsScheduled = true;
+        setImmediate(() => void this.acceptArrivals());
+      }
+    } catch (err) {
+      this.stats.refused++;
+      this.refuse(err, data.length);
+    }
+  }
+
+  private decodeArrival(plaintext: Uint8Array, inbound: Inbound): KernelEnvelope {
+    let env: KernelEnvelope;
+    try {
+      env = packr.unpack(plaintext) as KernelEnvelope;
+    } catch {
+      throw new RelayFrameError('session frame expected one msgpack envelope');
+    }
+    if (typeof env !== 'object' || env === null || env.v !== 1)
+      throw new RelayFrameError('session frame expected an envelope of version 1');
+    if (env.from !== inbound.peer || env.to !== inbound.local)
+      throw new RelayFrameError(
+        `session frame expected an envelope from ${inbound.peer} to ${inbound.local}`,
+      );
+    if (
+      typeof env.id !== 'string' ||
+      !/^[A-Za-z0-9_-]{16,64}$/.test(env.id) ||
+      typeof env.type !== 'string' ||
+      typeof env.ts !== 'number'
+    )
+      throw new RelayFrameError('session frame envelope expected "id", "type" and "ts"');
+    return env;
+  }
+
+  /** Commits what arrived in this tick, then acknowledges it per session. */
+  private async acceptArrivals(): Promise<void> {
+    this.arrivalsScheduled = false;
+    const batch = this.arrivals;
+    this.arrivals = [];
+    if (batch.length === 0 || this.host === undefined) return;
+    try {
+      await this.host.system.accept(batch.map((a) => a.env));
+    } catch {
+      return;
+    }
+    const bySession = new Map<Inbound, string[]>();
+    for (const { env, inbound } of batch) {
+      let ids = bySession.get(inbound);
+      if (ids === undefined) {
+        ids = [];
+        bySession.set(inbound, ids);
+      }
+      ids.push(env.id);
+    }
+    for (const [inbound, ids] of bySession) {
+      if (this.closed) return;
+      this.transport.respond(inbound.reply, inbound.session.seal(packr.pack(ids)));
+    }
+  }
+
+  /** Offline mail for a local DID: opened, committed, then acknowledged to JetStream. */
+  private async acceptMail(
+    did: string,
+    batch: Array<{ data: Uint8Array; ack(): void; term(): void }>,
+  ): Promise<void> {
+    const host = this.need();
+    const take: KernelEnvelope[] = [];
+    const ack: Array<() => void> = [];
+    let xPriv: Uint8Array | undefined;
+    try {
+      for (const item of batch) {
+        try {
+          const accepted = acceptEnvelope(item.data, {
+            suite: host.suite,
+            guard: this.mailGuard as DurableReplayGuard,
+            windowMs: this.mail?.retentionMs ?? 7 * 24 * 60 * 60_000,
+            recipientX25519Private: (to) => {
+              if (to !== did || !host.keystore.has(to)) return undefined;
+              xPriv ??= host.keystore.x25519Private(to);
+              return xPriv;
+            },
+          });
+          const wire = accepted.envelope;
+          const env: KernelEnvelope = {
+            v: 1,
+            id: wire.id,
+            type: wire.type,
+            from: wire.from,
+            to: wire.to,
+            ts: wire.ts,
+            body: accepted.body,
+          };
+          if (wire.exp !== undefined) env.exp = wire.exp;
+          if (wire.thread !== undefined) env.thread = wire.thread;
+          if (wire.reply !== undefined) env.reply = wire.reply;
+          if (wire.ctx !== undefined) env.ctx = wire.ctx;
+          if (wire.actor !== undefined) env.actor = wire.actor;
+          if (wire.cap !== undefined) env.cap = wire.cap;
+          take.push(env);
+          ack.push(() => item.ack());
+        } catch (err) {
+          if (err instanceof EnvelopeDuplicateError) {
+            ack.push(() => item.ack());
+            continue;
+          }
+          this.stats.refused++;
+          this.refuse(err, item.data.length);
+          item.term();
+        }
+      }
+    } finally {
+      xPriv?.fill(0);
+    }
+    await host.system.accept(take);
+    await host.system.commits.drain();
+    this.stats.mailReceived += take.length;
+    for (const fn of ack) fn();
+  }
+
+  // ---- presence ----
+
+  private tick(): void {
+    this.syncLocalDids();
+    this.announce();
+    // DID actors keep a 30 s presence deadline: refresh it every few heartbeats while connected.
+    if (
+      ++this.beat % Math.max(1, Math.round(10_000 / this.heartbeatMs)) === 0 &&
+      this.transport.status === 'connected'
+    )
+      this.tellLocal('presence.heartbeat');
+  }
+
+  private announce(): void {
+    if (this.closed) return;
+    this.transport.announce(
+      this.hostId,
+      encodeHeartbeat({
+        v: 1,
+        host: this.hostId,
+        dids: [...this.localDids.keys()],
+        interval: this.heartbeatMs,
+        ts: Date.now(),
+      }),
+    );
+  }
+
+  private tellLocal(type: 'presence.online' | 'presence.offline' | 'presence.heartbeat'): void {
+    const host = this.host;
+    if (host === undefined || this.closed) return;
+    for (const did of this.localDids.keys()) {
+      try {
+        host.system.tell(host.system.envelope({ type, from: 'host', to: did }));
+      } catch {
+        // The host is stopping.
+      }
+    }
+  }
+
+  /** Subscribes DIDs created since the last heartbeat (and their mail). */
+  private syncLocalDids(): void {
+    const host = this.need();
+    for (const record of host.keystore.list()) {
+      if (this.localDids.has(record.did)) continue;
+      const did = record.did;
+      const sub = this.transport.listenDid(did, (f) => this.onInbox(did, f.data, f.reply));
+      const mail = this.mail?.consume(did, (batch) => this.acceptMail(did, batch));
+      this.localDids.set(did, { sub, ...(mail === undefined ? {} : { mail }) });
+    }
+  }
+
+  private refuse(err: unknown, bytes: number): void {
+    const host = this.host;
+    if (host === undefined || this.closed) return;
+    const event = envelopeErrorEvent(err, bytes, Date.now());
+    if (err instanceof SessionError || err instanceof RelayFrameError || err instanceof AnxError) {
+      event.payload.code = (err as AnxError).code;
+      event.payload.message = (err as AnxError).message;
+    }
+    void host.system.emitEvent({ kind: 'error', actor: 'host', payload: event.payload }).catch(() => {});
+  }
+
+  private need(): Host {
+    if (this.host === undefined)
+      throw new AnxError('ANX_RELAY_UNBOUND', 'the relay was started before its host was bound');
+    return this.host;
+  }
+
+  private needJetStream<T>(value: T | undefined, what: string): T {
+    if (value === undefined) {
+      throw new RelayUnavailableError(
+        'ANX_RELAY_UNAVAILABLE',
+        `${what} needs the relay's JetStream, and this host has no relay`,
+        {
+          hint: 'start the host with --relay nats-leaf://… or --nats nats://…',
+        },
+      );
+    }
+    return value;
+  }
+}
