@@ -1,9 +1,10 @@
 // `npm run bench`: runs the bench groups and prints a table, or one JSON object with `--json`.
+import { envelopeGroup } from '../envelope/envelope.bench.ts';
 import { cryptoGroup } from './crypto.ts';
 import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
 
-const groups: BenchGroup[] = [cryptoGroup, kernelGroup];
+const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup];
 
 function usage(): never {
   process.stderr.write(
