@@ -11,6 +11,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { type ApiServer, startApiServer } from '../bridge/api/server.ts';
+import { type JoinOptions, joinRelay, type RelayConnection } from '../bridge/relay/join.ts';
 import { AnxError } from './errors.ts';
 import { Host } from './host.ts';
 import { dataFiles } from './paths.ts';
@@ -21,6 +22,8 @@ export interface DaemonOptions {
   port: number;
   /** Told once the API listens (the CLI prints it). */
   onReady?: (info: { url: string; port: number; pid: number; dataDir: string; replayed: number }) => void;
+  /** Join a relay: `relayUrl` starts a local leaf joined to that hub, `natsUrl` uses an existing NATS server. */
+  relay?: Omit<JoinOptions, 'dataDir'>;
 }
 
 /** Another live daemon holds this data directory. */
@@ -85,8 +88,18 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   takeLock(options.dataDir);
   let host: Host | undefined;
   let api: ApiServer | undefined;
+  let relay: RelayConnection | undefined;
   try {
-    host = await Host.open({ dataDir: options.dataDir });
+    // The relay exists before the host opens, so the outbox replay hands it mail for other hosts.
+    if (options.relay !== undefined) relay = await joinRelay({ ...options.relay, dataDir: options.dataDir });
+    host = await Host.open({
+      dataDir: options.dataDir,
+      ...(relay === undefined ? {} : { router: relay.relay }),
+    });
+    if (relay !== undefined) {
+      relay.relay.bind(host);
+      await relay.relay.start();
+    }
     const token = randomBytes(32).toString('base64url');
     writePrivate(dataFiles.token(options.dataDir), `${token}\n`);
     let resolveDone!: () => void;
@@ -98,13 +111,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       stopping ??= (async () => {
         rmSync(dataFiles.daemon(options.dataDir), { force: true });
         await api?.close();
+        await relay?.close();
         await host?.close();
         rmSync(dataFiles.lock(options.dataDir), { force: true });
         resolveDone();
       })();
       return stopping;
     };
-    api = await startApiServer(host, { port: options.port, token, onStop: () => void shutdown() });
+    api = await startApiServer(host, {
+      port: options.port,
+      token,
+      onStop: () => void shutdown(),
+      ...(relay === undefined ? {} : { relay: relay.relay }),
+    });
     writePrivate(
       dataFiles.daemon(options.dataDir),
       JSON.stringify({
@@ -126,6 +145,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     return { host, api, done, shutdown };
   } catch (err) {
     await api?.close().catch(() => {});
+    await relay?.close().catch(() => {});
     await host?.close().catch(() => {});
     rmSync(dataFiles.lock(options.dataDir), { force: true });
     throw err;

@@ -6,6 +6,8 @@ import { AnxError } from '../../runtime/errors.ts';
 import type { EventV1 } from '../../runtime/events/event.ts';
 import type { TraceFilter } from '../../runtime/events/log.ts';
 import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
+import type { CardQuery } from '../relay/cards.ts';
+import type { Relay } from '../relay/relay.ts';
 
 export interface ApiServerOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */
@@ -13,6 +15,8 @@ export interface ApiServerOptions {
   token: string;
   /** Called when a client asks the daemon to stop (after the reply is sent). */
   onStop?: () => void;
+  /** The host's relay, when it joined one: enables discovery, cards, webhooks and relay status. */
+  relay?: Relay;
 }
 
 export interface ApiServer {
@@ -41,7 +45,7 @@ function statusOf(err: AnxError): number {
   if (err.code === 'ANX_ACTOR_UNKNOWN' || err.code === 'ANX_NOT_FOUND') return 404;
   if (err.code === 'ANX_NOT_LOCAL_IDENTITY' || err.code.startsWith('ANX_FORBIDDEN')) return 403;
   if (err.code === 'ANX_UNAUTHORIZED') return 401;
-  if (err.code === 'ANX_SYSTEM_STOPPED') return 503;
+  if (err.code === 'ANX_SYSTEM_STOPPED' || err.code === 'ANX_RELAY_UNAVAILABLE') return 503;
   if (err instanceof RequestError || err.code.endsWith('_INVALID') || err.code.startsWith('ANX_ENVELOPE'))
     return 400;
   return 500;
@@ -79,6 +83,46 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
       );
     }
     return { results: await host.send(list) };
+  });
+  const needRelay = (): Relay => {
+    if (options.relay === undefined) {
+      throw new AnxError('ANX_RELAY_UNAVAILABLE', 'this host has not joined a relay', {
+        hint: 'start it with `anx-runtime start --relay nats-leaf://USER:PASS@HUB:7422` (or --nats nats://HOST:PORT)',
+      });
+    }
+    return options.relay;
+  };
+  route('GET', '/v1/relay', () => needRelay().status());
+  route('GET', '/v1/presence/:did', (_req, _url, [did]) => {
+    const d = decodeURIComponent(did as string);
+    return { did: d, online: needRelay().isOnline(d) };
+  });
+  route('GET', '/v1/discover', (_req, url) => {
+    const q = url.searchParams;
+    const query: CardQuery = {};
+    for (const name of ['capability', 'role', 'tag', 'protocol'] as const) {
+      const v = q.get(name);
+      if (v !== null) query[name] = v;
+    }
+    const minTrust = q.get('min_trust');
+    if (minTrust !== null) {
+      const n = Number(minTrust);
+      if (!Number.isFinite(n) || n < 0 || n > 1)
+        throw new RequestError(
+          'ANX_REQUEST_INVALID',
+          `"min_trust" expected a number from 0 to 1, got ${JSON.stringify(minTrust)}`,
+        );
+      query.minTrust = n;
+    }
+    if (q.get('online') === '1' || q.get('online') === 'true') query.online = true;
+    return { cards: needRelay().discover(query) };
+  });
+  route('POST', '/v1/cards', async (_req, _url, _p, body) =>
+    needRelay().publishCard((body ?? {}) as Parameters<Relay['publishCard']>[0]),
+  );
+  route('POST', '/v1/webhooks', async (_req, _url, _p, body) => {
+    const { did, url, secret } = (body ?? {}) as { did?: string; url?: string; secret?: string };
+    return needRelay().registerWebhook(String(did), String(url), secret);
   });
   // A signed or sealed wire envelope (msgpack bytes, as specified in docs/protocol.md).
   route('POST', '/v1/envelopes', async (_req, _url, _p, body) => host.receive(body as Uint8Array));

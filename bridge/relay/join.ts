@@ -1,0 +1,113 @@
+// Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
+import { join } from 'node:path';
+import { AnxError } from '../../runtime/errors.ts';
+import { leafConfig, NatsServer, parseLeafUrl, portOpen } from './nats-server.ts';
+import { NatsTransport } from './nats-transport.ts';
+import { Relay, type RelayOptions } from './relay.ts';
+
+export interface JoinOptions {
+  dataDir: string;
+  /** `nats-leaf://user:pass@hub:7422`: start a local leaf joined to that hub. */
+  relayUrl?: string;
+  /** `nats://host:port`: use this NATS server (a leaf shared by several hosts, or the hub itself). */
+  natsUrl?: string;
+  /** Client port of the local leaf (default 4223; 0 picks a free one). */
+  leafPort?: number;
+  /** Address the local leaf's client port binds (default 127.0.0.1; a LAN address lets other hosts share it). */
+  leafHost?: string;
+  heartbeatMs?: number;
+  relay?: Omit<RelayOptions, 'transport' | 'nc'>;
+}
+
+export interface RelayConnection {
+  relay: Relay;
+  transport: NatsTransport;
+  /** The supervised local leaf, when `relayUrl` started one. */
+  leaf: NatsServer | undefined;
+  /** The NATS URL the host uses. */
+  url: string;
+  close(): Promise<void>;
+}
+
+async function freeLocalPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Connects a host to the relay. With `relayUrl` a leaf `nats-server` is configured under
+ * `<dataDir>/relay/leaf.conf` and supervised (restarted if it dies); when its port already serves
+ * (another host of this machine started it), that leaf is shared.
+ *
+ * @example
+ * ```ts
+ * const conn = await joinRelay({ dataDir, relayUrl: 'nats-leaf://anx-leaf:secret@hub.example.org:7422' });
+ * const host = await Host.open({ dataDir, router: conn.relay });
+ * conn.relay.bind(host);
+ * await conn.relay.start();
+ * ```
+ */
+export async function joinRelay(options: JoinOptions): Promise<RelayConnection> {
+  if ((options.relayUrl === undefined) === (options.natsUrl === undefined)) {
+    throw new AnxError('ANX_ARGUMENT_INVALID', 'joining the relay expected exactly one of --relay or --nats');
+  }
+  let leaf: NatsServer | undefined;
+  let url: string;
+  if (options.relayUrl !== undefined) {
+    const { hub, credentials } = parseLeafUrl(options.relayUrl);
+    const port = options.leafPort === 0 ? await freeLocalPort() : (options.leafPort ?? 4223);
+    url = `nats://127.0.0.1:${port}`;
+    if (!(await portOpen(port))) {
+      leaf = new NatsServer({
+        dir: join(options.dataDir, 'relay'),
+        name: 'leaf.conf',
+        port,
+        config: leafConfig({
+          port,
+          hub,
+          credentials,
+          ...(options.leafHost === undefined ? {} : { clientHost: options.leafHost }),
+        }),
+      });
+      await leaf.start({ supervise: true });
+    }
+  } else {
+    url = options.natsUrl as string;
+    if (!/^(nats|tls):\/\//.test(url))
+      throw new AnxError(
+        'ANX_ARGUMENT_INVALID',
+        `--nats expected nats://HOST:PORT, got ${JSON.stringify(url)}`,
+      );
+  }
+  let transport: NatsTransport;
+  try {
+    transport = await NatsTransport.connect({ servers: url, name: `anx-runtime ${options.dataDir}` });
+  } catch (err) {
+    await leaf?.stop();
+    throw err;
+  }
+  const relay = new Relay({
+    ...options.relay,
+    transport,
+    nc: transport.nc,
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+  });
+  return {
+    relay,
+    transport,
+    leaf,
+    url,
+    close: async () => {
+      await relay.close();
+      await leaf?.stop();
+    },
+  };
+}
