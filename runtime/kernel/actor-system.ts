@@ -111,6 +111,7 @@ export class ActorSystem {
   readonly commits: CommitQueue;
   readonly events: EventLog;
   private readonly machines = new Map<string, MachineDefinition>();
+  private readonly resolvers: Array<(kind: string) => MachineDefinition | undefined> = [];
   /** Live actors in least-recently-active order (a Map keeps insertion order). */
   private readonly live = new Map<string, LiveActor>();
   /** Actors that could not be restored, with the reason; their mail stays in the outbox. */
@@ -158,8 +159,25 @@ export class ActorSystem {
     this.machines.set(def.kind, def);
   }
 
+  /**
+   * Adds a lookup for kinds not registered up front: machines built at run time, such as a playbook
+   * compiled to a statechart, whose definition the resolver keeps (and finds again after a restart).
+   */
+  addResolver(resolve: (kind: string) => MachineDefinition | undefined): void {
+    this.resolvers.push(resolve);
+  }
+
   machine(kind: string): MachineDefinition | undefined {
-    return this.machines.get(kind);
+    const known = this.machines.get(kind);
+    if (known !== undefined) return known;
+    for (const resolve of this.resolvers) {
+      const def = resolve(kind);
+      if (def !== undefined) {
+        this.machines.set(kind, def);
+        return def;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -215,7 +233,7 @@ export class ActorSystem {
     options: { durable?: boolean } = {},
   ): Promise<void> {
     this.assertRunning();
-    const def = this.machines.get(kind);
+    const def = this.machine(kind);
     if (def === undefined) throw new UnknownMachineError(kind, address);
     if (this.live.has(address) || this.store.actors.doesExist(address)) throw new ActorExistsError(address);
     const live = this.instantiate(def, address, undefined, def.input ? def.input(address, init) : init);
@@ -232,7 +250,7 @@ export class ActorSystem {
    */
   async spawnMany(kind: string, entries: Iterable<{ address: string; init?: unknown }>): Promise<number> {
     this.assertRunning();
-    const def = this.machines.get(kind);
+    const def = this.machine(kind);
     if (def === undefined) throw new UnknownMachineError(kind, '(bulk)');
     let created = 0;
     for (const { address, init } of entries) {
@@ -469,7 +487,7 @@ export class ActorSystem {
     const record = persisted ?? (this.store.actors.get(address) as ActorRecord | undefined);
     if (record === undefined) return undefined;
     if (kind !== undefined && record.k !== kind) return undefined;
-    const def = this.machines.get(record.k);
+    const def = this.machine(record.k);
     let error: AnxError | undefined;
     if (def === undefined) error = new UnknownMachineError(record.k, address);
     else if (def.version !== record.mv)
