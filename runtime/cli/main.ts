@@ -11,12 +11,7 @@ import { dataFiles, resolveDataDir } from '../paths.ts';
 import { VERSION } from '../version.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
-import {
-  registerRelayCommands,
-  relayArgs,
-  relayJoinOptions,
-  type StartOptions,
-} from './relay-commands.ts';
+import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
 
 interface GlobalOptions {
   dataDir?: string;
@@ -98,8 +93,15 @@ program
   .option('--detach', 'run in the background; prints where it listens and returns')
   .option('--relay <url>', 'join a relay hub: start a local leaf joined to nats-leaf://USER:PASS@HUB:PORT')
   .option('--nats <url>', 'join the relay through an existing NATS server (a shared leaf): nats://HOST:PORT')
-  .option('--leaf-port <port>', 'client port of the leaf --relay starts (default 4223; 0 picks one)', parsePort)
-  .option('--leaf-host <addr>', 'address that leaf serves hosts on (default 127.0.0.1; a LAN address shares it)')
+  .option(
+    '--leaf-port <port>',
+    'client port of the leaf --relay starts (default 4223; 0 picks one)',
+    parsePort,
+  )
+  .option(
+    '--leaf-host <addr>',
+    'address that leaf serves hosts on (default 127.0.0.1; a LAN address shares it)',
+  )
   .action(async (options: StartOptions, cmd: Command) => {
     const dataDir = dataDirOf(cmd);
     const relay = relayJoinOptions(options);
@@ -128,7 +130,12 @@ program
     if (!globals(cmd).json) process.stderr.write('anx-runtime stopped.\n');
   });
 
-async function startDetached(cmd: Command, dataDir: string, port: number, extra: string[] = []): Promise<void> {
+async function startDetached(
+  cmd: Command,
+  dataDir: string,
+  port: number,
+  extra: string[] = [],
+): Promise<void> {
   const launcher = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = openSync(dataFiles.log(dataDir), 'a', 0o600);

@@ -1,0 +1,303 @@
+// The relay's CLI commands: `relay start` (a hub), `relay status`, `discover`, `card publish`, `webhook set`, and `start`'s relay flags.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import type { ApiClient } from '../../bridge/api/client.ts';
+import {
+  generateCredentials,
+  hubConfig,
+  type LeafCredentials,
+  NatsServer,
+} from '../../bridge/relay/nats-server.ts';
+import { AnxError } from '../errors.ts';
+import { formatTable } from './format.ts';
+
+export interface StartOptions {
+  port: number;
+  detach?: boolean;
+  relay?: string;
+  nats?: string;
+  leafPort?: number;
+  leafHost?: string;
+}
+
+interface Helpers {
+  dataDirOf(cmd: Command): string;
+  client(cmd: Command): ApiClient;
+  out(cmd: Command, json: unknown, text: () => string): void;
+}
+
+function port(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new AnxError(
+        'ANX_ARGUMENT_INVALID',
+        `${name} expected an integer from 0 to 65535, got "${value}"`,
+      );
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function count(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new AnxError('ANX_ARGUMENT_INVALID', `${name} expected a non-negative integer, got "${value}"`);
+    return n;
+  };
+}
+
+/** The daemon's relay options from `start`'s flags; undefined when the host runs alone. */
+export function relayJoinOptions(o: StartOptions) {
+  if (o.relay !== undefined && o.nats !== undefined) {
+    throw new AnxError('ANX_ARGUMENT_INVALID', 'start expected --relay or --nats, got both', {
+      hint: '--relay starts a local leaf joined to the hub; --nats uses a leaf that already runs',
+    });
+  }
+  if (o.relay === undefined && o.nats === undefined) return undefined;
+  const heartbeat = Number(process.env.ANX_HEARTBEAT_MS);
+  return {
+    ...(o.relay === undefined ? {} : { relayUrl: o.relay }),
+    ...(o.nats === undefined ? {} : { natsUrl: o.nats }),
+    ...(o.leafPort === undefined ? {} : { leafPort: o.leafPort }),
+    ...(o.leafHost === undefined ? {} : { leafHost: o.leafHost }),
+    ...(Number.isInteger(heartbeat) && heartbeat > 0 ? { heartbeatMs: heartbeat } : {}),
+  };
+}
+
+/** `start`'s relay flags again, for the detached child. */
+export function relayArgs(o: StartOptions): string[] {
+  const args: string[] = [];
+  if (o.relay !== undefined) args.push('--relay', o.relay);
+  if (o.nats !== undefined) args.push('--nats', o.nats);
+  if (o.leafPort !== undefined) args.push('--leaf-port', String(o.leafPort));
+  if (o.leafHost !== undefined) args.push('--leaf-host', o.leafHost);
+  return args;
+}
+
+function loadCredentials(file: string): LeafCredentials {
+  if (existsSync(file)) {
+    const raw = JSON.parse(readFileSync(file, 'utf8')) as Partial<LeafCredentials>;
+    if (typeof raw.user !== 'string' || typeof raw.password !== 'string' || raw.password.length < 16)
+      throw new AnxError(
+        'ANX_RELAY_CREDENTIALS_INVALID',
+        `${file} expected {"user", "password"} (16+ characters)`,
+        {
+          hint: `delete ${file} to have new credentials generated (every leaf must then use them)`,
+        },
+      );
+    return { user: raw.user, password: raw.password };
+  }
+  const creds = generateCredentials();
+  writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  return creds;
+}
+
+export function registerRelayCommands(program: Command, h: Helpers): void {
+  const relay = program.command('relay').description('run or inspect the NATS relay hosts talk through');
+  relay
+    .command('start')
+    .description(
+      'run a relay hub: nats-server with JetStream and an authenticated leafnode listener, supervised',
+    )
+    .addOption(
+      new Option('-p, --port <port>', 'client port on 127.0.0.1').default(4222).argParser(port('--port')),
+    )
+    .addOption(
+      new Option('-l, --leaf-port <port>', 'leafnode port hosts join on')
+        .default(7422)
+        .argParser(port('--leaf-port')),
+    )
+    .option('--leaf-host <addr>', 'address of the leafnode listener', '0.0.0.0')
+    .option('--http-port <port>', 'monitoring port on 127.0.0.1 (default off)', port('--http-port'))
+    .option(
+      '--public-host <name>',
+      'the name hosts reach this hub by, for the printed join command',
+      hostname(),
+    )
+    .action(
+      async (
+        o: { port: number; leafPort: number; leafHost: string; httpPort?: number; publicHost: string },
+        cmd: Command,
+      ) => {
+        const dir = join(h.dataDirOf(cmd), 'hub');
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const credentialsFile = join(dir, 'credentials.json');
+        const credentials = loadCredentials(credentialsFile);
+        const server = new NatsServer({
+          dir,
+          name: 'hub.conf',
+          port: o.port,
+          config: hubConfig({
+            port: o.port,
+            leafPort: o.leafPort,
+            leafHost: o.leafHost,
+            ...(o.httpPort === undefined ? {} : { httpPort: o.httpPort }),
+            storeDir: join(dir, 'jetstream'),
+            credentials,
+          }),
+        });
+        await server.start({ supervise: true });
+        const join_ = `nats-leaf://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${o.publicHost}:${o.leafPort}`;
+        h.out(
+          cmd,
+          {
+            pid: server.pid,
+            config: server.configFile,
+            clientUrl: server.url,
+            leafListen: `${o.leafHost}:${o.leafPort}`,
+            join: join_,
+            credentials: credentialsFile,
+          },
+          () =>
+            [
+              `relay hub running (nats-server pid ${server.pid}), config ${server.configFile}`,
+              `  clients:   ${server.url}`,
+              `  leafnodes: ${o.leafHost}:${o.leafPort} (user/password in ${credentialsFile}, readable by you only)`,
+              'Hosts join with:',
+              `  anx-runtime start --relay '${join_}'`,
+              'Several hosts on one machine or LAN can share one leaf: start the first with --relay, the others with',
+              '  anx-runtime start --nats nats://<that machine>:4223',
+              'Press Ctrl+C to stop.',
+            ].join('\n'),
+        );
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        await server.stop();
+        process.stderr.write('relay hub stopped.\n');
+      },
+    );
+  relay
+    .command('status')
+    .description("show this host's relay link: connected, peers online, cards, traffic counters")
+    .action(async (_o: unknown, cmd: Command) => {
+      const status = await h.client(cmd).get<Record<string, unknown>>('/v1/relay');
+      h.out(cmd, status, () => formatTable(Object.entries(status).map(([k, v]) => [k, String(v)])));
+    });
+
+  program
+    .command('discover')
+    .description('find agents by their signed cards in the relay directory')
+    .option('--capability <c>', 'only agents with this capability')
+    .option('--role <r>', 'only agents with this role')
+    .option('--tag <t>', 'only agents with this tag')
+    .option('--protocol <p>', 'only agents speaking this protocol')
+    .option('--min-trust <x>', 'only agents trusted at least this much (0..1; unknown agents count as 0.5)')
+    .option('--online', 'only agents online now')
+    .action(
+      async (
+        o: {
+          capability?: string;
+          role?: string;
+          tag?: string;
+          protocol?: string;
+          minTrust?: string;
+          online?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const q = new URLSearchParams();
+        if (o.capability !== undefined) q.set('capability', o.capability);
+        if (o.role !== undefined) q.set('role', o.role);
+        if (o.tag !== undefined) q.set('tag', o.tag);
+        if (o.protocol !== undefined) q.set('protocol', o.protocol);
+        if (o.minTrust !== undefined) q.set('min_trust', o.minTrust);
+        if (o.online) q.set('online', '1');
+        const { cards } = await h.client(cmd).get<{
+          cards: Array<{
+            did: string;
+            name: string;
+            roles: string[];
+            capabilities: string[];
+            online: boolean;
+            trust: number;
+          }>;
+        }>(`/v1/discover${q.size > 0 ? `?${q}` : ''}`);
+        h.out(cmd, cards, () =>
+          cards.length === 0
+            ? 'no matching agents (cards appear within a second of being published)'
+            : formatTable([
+                ['DID', 'NAME', 'ROLES', 'CAPABILITIES', 'ONLINE', 'TRUST'],
+                ...cards.map((c) => [
+                  c.did,
+                  c.name,
+                  c.roles.join(','),
+                  c.capabilities.join(','),
+                  c.online ? 'yes' : 'no',
+                  c.trust.toFixed(2),
+                ]),
+              ]),
+        );
+      },
+    );
+
+  program
+    .command('card')
+    .description("publish a local identity's signed agent card to the relay directory")
+    .command('publish')
+    .argument('<did>', 'a local identity')
+    .option('--name <name>', 'display name')
+    .option('--role <role>', 'a role (repeatable)', collect)
+    .option('--capability <c>', 'a capability (repeatable)', collect)
+    .option('--tag <t>', 'a tag (repeatable)', collect)
+    .option('--protocol <p>', 'a protocol (repeatable)', collect)
+    .option('--qps <n>', 'requests per second accepted', count('--qps'))
+    .option('--concurrency <n>', 'requests worked on at once', count('--concurrency'))
+    .option('--endpoint <url>', 'another endpoint (repeatable)', collect)
+    .action(
+      async (
+        did: string,
+        o: {
+          name?: string;
+          role?: string[];
+          capability?: string[];
+          tag?: string[];
+          protocol?: string[];
+          qps?: number;
+          concurrency?: number;
+          endpoint?: string[];
+        },
+        cmd: Command,
+      ) => {
+        const card = await h.client(cmd).post<{ did: string }>('/v1/cards', {
+          did,
+          ...(o.name === undefined ? {} : { name: o.name }),
+          ...(o.role === undefined ? {} : { roles: o.role }),
+          ...(o.capability === undefined ? {} : { capabilities: o.capability }),
+          ...(o.tag === undefined ? {} : { tags: o.tag }),
+          ...(o.protocol === undefined ? {} : { protocols: o.protocol }),
+          ...(o.qps === undefined ? {} : { qps: o.qps }),
+          ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
+          ...(o.endpoint === undefined ? {} : { endpoints: o.endpoint }),
+        });
+        h.out(cmd, card, () => `card of ${card.did} published`);
+      },
+    );
+
+  program
+    .command('webhook')
+    .description('push notices for a local identity')
+    .command('set')
+    .argument('<did>', 'a local identity')
+    .argument('<url>', 'http(s) URL to POST notices to when mail is stored while the DID is offline')
+    .option(
+      '--secret <s>',
+      'HMAC-SHA256 key for the x-anx-signature header (default: generated, printed once)',
+    )
+    .action(async (did: string, url: string, o: { secret?: string }, cmd: Command) => {
+      const reg = await h.client(cmd).post<{ did: string; url: string; secret: string }>('/v1/webhooks', {
+        did,
+        url,
+        ...(o.secret === undefined ? {} : { secret: o.secret }),
+      });
+      h.out(cmd, reg, () => `webhook of ${reg.did} set to ${reg.url}\nHMAC secret: ${reg.secret}`);
+    });
+}
