@@ -14,9 +14,15 @@ export interface DaemonProcess {
 }
 
 /** Spawns a daemon on a free loopback port and resolves once its API answers. */
-export async function startDaemonProcess(dataDir: string, timeoutMs = 30_000): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, '--json', 'start', '--port', '0'], {
+export async function startDaemonProcess(
+  dataDir: string,
+  timeoutMs = 30_000,
+  options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<DaemonProcess> {
+  const args = [CLI, '--data-dir', dataDir, '--json', 'start', '--port', '0', ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
   });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
