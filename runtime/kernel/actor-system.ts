@@ -67,6 +67,18 @@ type Mail = { env: KernelEnvelope; outboxKey: number | undefined } | { timer: st
 
 type EmittedEvent = { type: string; [key: string]: unknown };
 
+interface PendingSend {
+  env: KernelEnvelope;
+  bytes: Uint8Array;
+  key: number | undefined;
+}
+
+interface FollowUp {
+  batch: number;
+  actors: LiveActor[];
+  sends: PendingSend[];
+}
+
 interface LiveActor {
   address: string;
   def: MachineDefinition;
@@ -130,6 +142,7 @@ export class ActorSystem {
   private quiesceWaiters: Array<() => void> = [];
   private fatal: unknown;
   private sweepHandle: unknown;
+  private followUp: FollowUp | undefined;
   /** Effects emitted by the actor handling the current event (actors handle one event at a time). */
   private sink: EmittedEvent[] = [];
   private readonly collect = (emitted: EmittedEvent): void => {
@@ -628,8 +641,6 @@ export class ActorSystem {
       return;
     }
     live.lastActive = this.clock.now();
-    this.live.delete(live.address);
-    this.live.set(live.address, live);
     live.actor.send(event);
     if (outboxKey !== undefined && live.durable) this.commits.remove(this.store.outbox, outboxKey);
     this.afterTransition(live, env);
@@ -653,7 +664,7 @@ export class ActorSystem {
     }
     if (live.status === 'active') this.syncTimers(live);
     else this.clearTimers(live);
-    const sends: Array<{ env: KernelEnvelope; bytes: Uint8Array; key: number | undefined }> = [];
+    const sends: PendingSend[] = [];
     for (const effect of effects) {
       if (!isKernelEffect(effect)) continue;
       this.applyEffect(live, effect as KernelEffect, cause, sends);
@@ -673,19 +684,12 @@ export class ActorSystem {
         record.e = (snap.error as Error | undefined)?.message ?? String(snap.error);
       }
       this.commits.put(this.store.actors, live.address, record);
+      const followUp = this.followUpOfBatch();
       live.inflight++;
-      this.commits.afterCommit(() => {
-        live.inflight--;
-      });
-    }
-    if (sends.length > 0) {
-      if (live.durable) {
-        this.commits.afterCommit(() => {
-          for (const s of sends) this.route(s.env, s.bytes, s.key);
-        });
-      } else {
-        for (const s of sends) this.route(s.env, s.bytes, s.key);
-      }
+      followUp.actors.push(live);
+      for (const send of sends) followUp.sends.push(send);
+    } else {
+      for (const s of sends) this.route(s.env, s.bytes, s.key);
     }
   }
 
@@ -693,7 +697,7 @@ export class ActorSystem {
     live: LiveActor,
     effect: KernelEffect,
     cause: KernelEnvelope | undefined,
-    sends: Array<{ env: KernelEnvelope; bytes: Uint8Array; key: number | undefined }>,
+    sends: PendingSend[],
   ): void {
     switch (effect.type) {
       case 'anx.send': {
@@ -801,12 +805,32 @@ export class ActorSystem {
     );
   }
 
+  /**
+   * What the current group commit must do once durable: release its actors for passivation and
+   * dispatch the envelopes they sent. One record per commit rather than closures per transition.
+   */
+  private followUpOfBatch(): FollowUp {
+    const batch = this.commits.batch;
+    let followUp = this.followUp;
+    if (followUp === undefined || followUp.batch !== batch) {
+      const next: FollowUp = { batch, actors: [], sends: [] };
+      this.followUp = next;
+      this.commits.afterCommit(() => {
+        for (const live of next.actors) live.inflight--;
+        for (const s of next.sends) this.route(s.env, s.bytes, s.key);
+      });
+      followUp = next;
+    }
+    return followUp;
+  }
+
+  /** Above `maxActive`, passivates the least recently active idle actors down to 90% of it. */
   private evictIfNeeded(): void {
     if (this.live.size <= this.maxActive) return;
-    const cutoff = this.clock.now() - this.idleMs;
-    for (const live of this.live.values()) {
-      if (this.live.size <= this.maxActive * 0.9) break;
-      if (live.lastActive > cutoff && this.live.size <= this.maxActive) break;
+    const target = Math.floor(this.maxActive * 0.9);
+    const candidates = [...this.live.values()].sort((a, b) => a.lastActive - b.lastActive);
+    for (const live of candidates) {
+      if (this.live.size <= target) break;
       this.passivate(live);
     }
   }

@@ -4,9 +4,19 @@ import type { Database, Key, RootDatabase } from 'lmdb';
 // biome-ignore lint/suspicious/noExplicitAny: one queue carries writes to databases of every value and key type.
 type AnyDatabase = Database<any, any>;
 
-type Op =
-  | { put: true; db: AnyDatabase; key: Key; value: unknown }
-  | { put: false; db: AnyDatabase; key: Key };
+/** Staged writes as flat parallel arrays: several writes per transition, so no object per write. */
+interface Ops {
+  dbs: AnyDatabase[];
+  keys: Key[];
+  /** The value to put, or REMOVE. */
+  values: unknown[];
+}
+
+const REMOVE = Symbol('remove');
+
+function emptyOps(): Ops {
+  return { dbs: [], keys: [], values: [] };
+}
 
 /**
  * Writes staged with `put`/`remove` go into the next group commit. `flush()` starts that commit and
@@ -14,7 +24,7 @@ type Op =
  * Nothing is dispatched or acknowledged before the transaction holding it commits.
  */
 export class CommitQueue {
-  private ops: Op[] = [];
+  private ops: Ops = emptyOps();
   private callbacks: Array<() => void> = [];
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
@@ -24,11 +34,15 @@ export class CommitQueue {
   constructor(private readonly root: RootDatabase) {}
 
   put(db: AnyDatabase, key: Key, value: unknown): void {
-    this.ops.push({ put: true, db, key, value });
+    this.ops.dbs.push(db);
+    this.ops.keys.push(key);
+    this.ops.values.push(value);
   }
 
   remove(db: AnyDatabase, key: Key): void {
-    this.ops.push({ put: false, db, key });
+    this.ops.dbs.push(db);
+    this.ops.keys.push(key);
+    this.ops.values.push(REMOVE);
   }
 
   afterCommit(fn: () => void): void {
@@ -37,7 +51,7 @@ export class CommitQueue {
 
   /** True when nothing is staged and no commit is in flight. */
   get idle(): boolean {
-    return this.ops.length === 0 && this.callbacks.length === 0 && this.pending === 0;
+    return this.ops.dbs.length === 0 && this.callbacks.length === 0 && this.pending === 0;
   }
 
   /** Identifies the group commit that staged writes currently join; it changes at every flush. */
@@ -46,7 +60,7 @@ export class CommitQueue {
   }
 
   get staged(): number {
-    return this.ops.length;
+    return this.ops.dbs.length;
   }
 
   /** Called with the error when a group commit fails (the host reports it and stops accepting work). */
@@ -56,21 +70,22 @@ export class CommitQueue {
 
   /** Commits everything staged so far as one transaction. */
   flush(): Promise<void> {
-    if (this.ops.length === 0 && this.callbacks.length === 0) return Promise.resolve();
-    const ops = this.ops;
+    if (this.ops.dbs.length === 0 && this.callbacks.length === 0) return Promise.resolve();
+    const { dbs, keys, values } = this.ops;
     const callbacks = this.callbacks;
     this.batchNumber++;
-    this.ops = [];
+    this.ops = emptyOps();
     this.callbacks = [];
     this.pending++;
     const commit =
-      ops.length === 0
+      dbs.length === 0
         ? Promise.resolve()
         : this.root.transaction(() => {
             // Inside a transaction callback put/remove join this transaction directly.
-            for (const op of ops) {
-              if (op.put) op.db.put(op.key, op.value);
-              else op.db.remove(op.key);
+            for (let i = 0; i < dbs.length; i++) {
+              const value = values[i];
+              if (value === REMOVE) (dbs[i] as AnyDatabase).remove(keys[i] as Key);
+              else (dbs[i] as AnyDatabase).put(keys[i] as Key, value);
             }
           });
     return Promise.resolve(commit).then(
@@ -91,7 +106,7 @@ export class CommitQueue {
   /** Resolves when every staged write has committed and its callbacks have run. */
   async drain(): Promise<void> {
     while (!this.idle) {
-      if (this.ops.length > 0 || this.callbacks.length > 0) await this.flush();
+      if (this.ops.dbs.length > 0 || this.callbacks.length > 0) await this.flush();
       else await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
   }
