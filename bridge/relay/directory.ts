@@ -1,8 +1,10 @@
 // The directory: signed agent cards in a JetStream KV bucket, watched into a local cache and queried there.
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { type AgentCard, CardError, type SignedCard, verifyCard } from './cards.ts';
+import { JETSTREAM_DOMAIN } from './nats-server.ts';
 import { DIRECTORY_BUCKET, didKey } from './subjects.ts';
 
 type KV = Awaited<ReturnType<Kvm['create']>>;
@@ -62,7 +64,10 @@ export class Directory {
   }
 
   private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(this.nc).create(DIRECTORY_BUCKET, { history: 1 });
+    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
+      DIRECTORY_BUCKET,
+      { history: 1 },
+    );
     return this.kv;
   }
 

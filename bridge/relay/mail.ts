@@ -11,6 +11,7 @@ import {
 } from '@nats-io/jetstream';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { AnxError } from '../../runtime/errors.ts';
+import { JETSTREAM_DOMAIN } from './nats-server.ts';
 import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailSubject } from './subjects.ts';
 
 /** Storing mail failed: the relay's JetStream is unreachable or refused it (`ANX_MAIL_STORE`). */
@@ -54,14 +55,14 @@ export class MailStore {
     private readonly nc: NatsConnection,
     options: MailStoreOptions = {},
   ) {
-    this.js = jetstream(nc, { timeout: 5_000 });
+    this.js = jetstream(nc, { timeout: 5_000, domain: JETSTREAM_DOMAIN });
     this.retentionMs = options.retentionMs ?? 7 * 24 * 60 * 60_000;
   }
 
   /** Creates the stream when missing; retried on the next call after a failure. */
   ensureStream(): Promise<void> {
     this.ready ??= (async () => {
-      this.jsm = await jetstreamManager(this.nc, { timeout: 5_000 });
+      this.jsm = await jetstreamManager(this.nc, { timeout: 5_000, domain: JETSTREAM_DOMAIN });
       try {
         await this.jsm.streams.info(MAIL_STREAM);
       } catch {
@@ -118,7 +119,7 @@ export class MailStore {
           const messages = await consumer.fetch({ max_messages: 500, expires: 1_000 });
           const batch: MailItem[] = [];
           for await (const m of messages) {
-            batch.push({ data: m.data, ack: () => m.ack(), term: () => m.term() });
+            batch.push({ data: new Uint8Array(m.data), ack: () => m.ack(), term: () => m.term() });
           }
           if (batch.length > 0 && !stopped) await handle(batch);
         } catch {

@@ -15,6 +15,9 @@ export class NatsServerMissingError extends AnxError {
   }
 }
 
+/** JetStream domain of the hub: leaf clients address the hub's JetStream API as `$JS.anx.API`. */
+export const JETSTREAM_DOMAIN = 'anx';
+
 /** `nats-server` exited or did not become ready. */
 export class NatsServerError extends AnxError {}
 
@@ -65,6 +68,8 @@ export function hubConfig(o: HubConfigOptions): string {
     ...(o.httpPort ? [`http: ${quote(`127.0.0.1:${o.httpPort}`)}`] : []),
     'jetstream {',
     `  store_dir: ${quote(o.storeDir)}`,
+    // A named domain lets clients of leaves (which run no JetStream) reach the hub's JetStream.
+    `  domain: ${JETSTREAM_DOMAIN}`,
     '  max_memory_store: 256MB',
     '  max_file_store: 4GB',
     '}',

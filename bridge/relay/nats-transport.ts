@@ -116,7 +116,7 @@ export class NatsTransport implements Transport {
   }
 
   announce(hostId: string, heartbeat: Uint8Array): void {
-    this.lastHeartbeat.set(hostId, heartbeat.slice());
+    this.lastHeartbeat.set(hostId, new Uint8Array(heartbeat));
     if (this.querySub === undefined) {
       this.querySub = this.nc.subscribe(PRESENCE_QUERY, {
         callback: () => {

@@ -10,10 +10,12 @@ import {
   type Envelope,
   EnvelopeDuplicateError,
   encodeEnvelope,
+  encodeSealedContent,
   envelopeAad,
   envelopeErrorEvent,
   envelopeSigningInput,
   SEALED_ENC,
+  SEALED_TYPE,
   sealKey,
 } from '../../runtime/envelope/index.ts';
 import { AnxError } from '../../runtime/errors.ts';
@@ -648,17 +650,28 @@ export class Relay implements RemoteRouter {
       ...(env.actor === undefined ? {} : { actor: env.actor }),
       ...(typeof env.cap === 'string' || env.cap instanceof Uint8Array ? { cap: env.cap } : {}),
     });
+    // The same construction as the envelope layer's `seal`, signed through the keystore so the
+    // sender's key never leaves it: only addressing stays readable, the rest is sealed content.
     const recipientX = ed25519PublicToX25519(publicKeyOfDid(env.to, 'to'));
     const ephemeral = suite.randomBytes(32);
     const epk = suite.x25519PublicKey(ephemeral);
     const shared = suite.x25519(ephemeral, recipientX);
     const key = sealKey(suite, shared, epk, recipientX);
     const nonce = suite.randomBytes(12);
-    const header: Envelope = { ...wire, enc: SEALED_ENC, epk, nonce };
     const sealed: Envelope = {
-      ...header,
-      body: suite.aesGcmEncrypt(key, nonce, wire.body, envelopeAad(header)),
+      v: wire.v,
+      id: wire.id,
+      type: SEALED_TYPE,
+      from: wire.from,
+      to: wire.to,
+      ts: wire.ts,
+      enc: SEALED_ENC,
+      epk,
+      nonce,
+      body: new Uint8Array(0),
     };
+    if (wire.exp !== undefined) sealed.exp = wire.exp;
+    sealed.body = suite.aesGcmEncrypt(key, nonce, encodeSealedContent(wire), envelopeAad(sealed));
     ephemeral.fill(0);
     shared.fill(0);
     key.fill(0);

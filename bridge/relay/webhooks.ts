@@ -1,11 +1,13 @@
 // Push webhooks: a DID registers a URL; when mail is stored for it while offline, an HMAC-signed notice (no content) is POSTed.
 import { createHmac } from 'node:crypto';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
 import { parseDid } from '../../runtime/identity/did.ts';
 import { canonicalJson } from './cards.ts';
+import { JETSTREAM_DOMAIN } from './nats-server.ts';
 import { didKey, WEBHOOK_BUCKET } from './subjects.ts';
 
 type KV = Awaited<ReturnType<Kvm['create']>>;
@@ -147,7 +149,10 @@ export class Webhooks {
   }
 
   private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(this.nc).create(WEBHOOK_BUCKET, { history: 1 });
+    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
+      WEBHOOK_BUCKET,
+      { history: 1 },
+    );
     return this.kv;
   }
 

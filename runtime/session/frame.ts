@@ -36,6 +36,11 @@ export interface DataFrame {
 }
 
 const utf8 = new TextEncoder();
+
+/** A copy of bytes[start, end): a Node Buffer's `slice` is a view, and transports reuse their buffers. */
+function copy(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.subarray(start, end));
+}
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** hello = 0x01 || sid(16) || u64be(ts) || epk(32) || sig(64) || u16be(len) from || u16be(len) to */
@@ -102,15 +107,15 @@ export function decodeHello(bytes: Uint8Array): HelloFrame {
   if (bytes[0] !== FRAME_HELLO) throw new SessionFrameError(`hello frame expected type 1, got ${bytes[0]}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let o = 1;
-  const sid = bytes.slice(o, o + 16);
+  const sid = copy(bytes, o, o + 16);
   o += 16;
   const ts = view.getBigUint64(o);
   o += 8;
   if (ts > BigInt(Number.MAX_SAFE_INTEGER))
     throw new SessionFrameError('hello frame "ts" expected at most 2^53-1');
-  const epk = bytes.slice(o, o + 32);
+  const epk = copy(bytes, o, o + 32);
   o += 32;
-  const sig = bytes.slice(o, o + 64);
+  const sig = copy(bytes, o, o + 64);
   o += 64;
   const strings: string[] = [];
   for (const name of ['from', 'to']) {
@@ -135,7 +140,7 @@ export function decodeAccept(bytes: Uint8Array): AcceptFrame {
   if (bytes.length !== 113)
     throw new SessionFrameError(`accept frame expected 113 bytes, got ${bytes.length}`);
   if (bytes[0] !== FRAME_ACCEPT) throw new SessionFrameError(`accept frame expected type 2, got ${bytes[0]}`);
-  return { sid: bytes.slice(1, 17), epk: bytes.slice(17, 49), sig: bytes.slice(49, 113) };
+  return { sid: copy(bytes, 1, 17), epk: copy(bytes, 17, 49), sig: copy(bytes, 49, 113) };
 }
 
 export function decodeData(bytes: Uint8Array): DataFrame {

@@ -36,7 +36,7 @@ export class Switchboard {
   deliver(address: string, frame: InboundFrame): boolean {
     const set = this.handlers.get(address);
     if (set === undefined || set.size === 0) return false;
-    for (const h of set) h({ data: frame.data.slice(), reply: frame.reply });
+    for (const h of set) h({ data: new Uint8Array(frame.data), reply: frame.reply });
     return true;
   }
 }
@@ -99,7 +99,7 @@ export class InProcessTransport implements Transport {
         sub.unsubscribe();
         resolve(frame.data);
       });
-      const copy = data.slice();
+      const copy = new Uint8Array(data);
       this.board.post(() => {
         if (!this.board.deliver(`did:${did}`, { data: copy, reply })) {
           clearTimeout(timer);
@@ -116,10 +116,10 @@ export class InProcessTransport implements Transport {
 
   announce(hostId: string, heartbeat: Uint8Array): void {
     if (this.closed) return;
-    const copy = heartbeat.slice();
+    const copy = new Uint8Array(heartbeat);
     this.board.lastHeartbeat.set(hostId, copy);
     this.board.post(() => {
-      for (const h of this.board.presence) h(hostId, copy.slice());
+      for (const h of this.board.presence) h(hostId, new Uint8Array(copy));
     });
   }
 
@@ -127,7 +127,7 @@ export class InProcessTransport implements Transport {
     this.board.presence.add(handler);
     const known = [...this.board.lastHeartbeat];
     this.board.post(() => {
-      for (const [hostId, data] of known) handler(hostId, data.slice());
+      for (const [hostId, data] of known) handler(hostId, new Uint8Array(data));
     });
     return this.track({ unsubscribe: () => this.board.presence.delete(handler) });
   }
@@ -150,7 +150,7 @@ export class InProcessTransport implements Transport {
 
   private send(address: string, data: Uint8Array, reply: string | undefined): void {
     if (this.closed) return;
-    const copy = data.slice();
+    const copy = new Uint8Array(data);
     this.board.post(() => this.board.deliver(address, { data: copy, reply }));
   }
 
