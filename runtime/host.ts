@@ -13,7 +13,7 @@ import { type DidDocument, didDocument } from './identity/did-document.ts';
 import { type KeyRecord, Keystore } from './identity/keystore.ts';
 import { ActorSystem, type RemoteRouter } from './kernel/actor-system.ts';
 import { UnknownActorError } from './kernel/errors.ts';
-import type { EnvelopeContext, KernelEnvelope } from './kernel/message.ts';
+import { type EnvelopeContext, type KernelEnvelope, kernelEnvelopeFromWire } from './kernel/message.ts';
 import { DurableReplayGuard } from './kernel/replay-guard.ts';
 import { openStore, type Store } from './store/store.ts';
 import { VERSION } from './version.ts';
@@ -204,21 +204,7 @@ export class Host {
       });
       const wire = accepted.envelope;
       if (!this.system.has(wire.to) && this.system.router === undefined) throw new UnknownActorError(wire.to);
-      env = {
-        v: 1,
-        id: wire.id,
-        type: wire.type,
-        from: wire.from,
-        to: wire.to,
-        ts: wire.ts,
-        body: accepted.body,
-      };
-      if (wire.exp !== undefined) env.exp = wire.exp;
-      if (wire.thread !== undefined) env.thread = wire.thread;
-      if (wire.reply !== undefined) env.reply = wire.reply;
-      if (wire.ctx !== undefined) env.ctx = wire.ctx;
-      if (wire.actor !== undefined) env.actor = wire.actor;
-      if (wire.cap !== undefined) env.cap = wire.cap;
+      env = kernelEnvelopeFromWire(wire, accepted.body);
     } catch (err) {
       const event = envelopeErrorEvent(err, bytes.length, this.clock.now());
       await this.system.emitEvent({ kind: 'error', actor: 'host', payload: event.payload });

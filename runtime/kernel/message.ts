@@ -59,3 +59,41 @@ export function newMessageId(): string {
   idOffset += 16;
   return id;
 }
+
+/** The header fields of a wire envelope that the kernel keeps (`runtime/envelope` owns the wire type). */
+interface WireHeader {
+  id: string;
+  type: string;
+  from: string;
+  to: string;
+  ts: number;
+  exp?: number;
+  thread?: string;
+  reply?: string;
+  ctx?: EnvelopeContext;
+  actor?: string;
+  cap?: unknown;
+}
+
+/**
+ * The in-process envelope for an accepted wire envelope: the same header, with the decoded body in
+ * place of the body bytes (and no signature: inside the host the kernel is trusted).
+ */
+export function kernelEnvelopeFromWire(wire: WireHeader, body: unknown): KernelEnvelope {
+  const env: KernelEnvelope = {
+    v: 1,
+    id: wire.id,
+    type: wire.type,
+    from: wire.from,
+    to: wire.to,
+    ts: wire.ts,
+    body,
+  };
+  if (wire.exp !== undefined) env.exp = wire.exp;
+  if (wire.thread !== undefined) env.thread = wire.thread;
+  if (wire.reply !== undefined) env.reply = wire.reply;
+  if (wire.ctx !== undefined) env.ctx = wire.ctx;
+  if (wire.actor !== undefined) env.actor = wire.actor;
+  if (wire.cap !== undefined) env.cap = wire.cap;
+  return env;
+}

@@ -3,8 +3,9 @@ import { envelopeGroup } from '../envelope/envelope.bench.ts';
 import { cryptoGroup } from './crypto.ts';
 import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
+import { relayGroup } from './relay.ts';
 
-const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup];
+const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup, relayGroup];
 
 function usage(): never {
   process.stderr.write(
