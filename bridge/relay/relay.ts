@@ -103,6 +103,8 @@ interface Link {
   notBefore: number;
   mailInFlight: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last acknowledgement came: a busy receiver that keeps acknowledging is not a lost one. */
+  lastAck: number;
 }
 
 interface Inbound {
@@ -285,9 +287,14 @@ export class Relay implements RemoteRouter {
 
   /** Kernel hook: takes an envelope for a DID that is not on this host (after its outbox commit). */
   route(env: KernelEnvelope, bytes: Uint8Array, outboxKey: number): boolean {
-    if (this.closed || !isDid(env.to, 'agentnexus') || !isDid(env.from, 'agentnexus')) return false;
-    if (this.host !== undefined && !this.host.keystore.has(env.from)) return false;
-    const link = this.link(env.from, env.to);
+    if (this.closed) return false;
+    // DIDs are checked once per (sender, recipient) pair: parsing a DID costs a base58 decode.
+    let link = this.links.get(`${env.from}\u0000${env.to}`);
+    if (link === undefined) {
+      if (!isDid(env.to, 'agentnexus') || !isDid(env.from, 'agentnexus')) return false;
+      if (this.host !== undefined && !this.host.keystore.has(env.from)) return false;
+      link = this.link(env.from, env.to);
+    }
     if (link.byId.has(env.id)) return true;
     const entry: Outgoing = {
       key: outboxKey,
@@ -426,6 +433,7 @@ export class Relay implements RemoteRouter {
         notBefore: 0,
         mailInFlight: 0,
         timer: undefined,
+        lastAck: 0,
       };
       this.links.set(key, link);
     }
@@ -509,7 +517,7 @@ export class Relay implements RemoteRouter {
       if (oldest === Number.POSITIVE_INFINITY) oldest = now;
     }
     if (unacked > 0) {
-      const due = oldest + this.ackTimeoutMs - now;
+      const due = Math.max(oldest, link.lastAck) + this.ackTimeoutMs - now;
       if (due <= 0) {
         this.resetLink(link, true);
         return;
@@ -713,6 +721,7 @@ export class Relay implements RemoteRouter {
           const entry = typeof id === 'string' ? link.byId.get(id) : undefined;
           if (entry !== undefined) entries.push(entry);
         }
+        if (entries.length > 0) link.lastAck = Date.now();
         this.finish(link, entries);
         if (link.queue.length > 0) this.schedule(link, 0);
         else if (link.timer !== undefined) {

@@ -113,6 +113,48 @@ async function sessionRtt(a: NatsTransport, b: NatsTransport, n: number): Promis
   return samples;
 }
 
+/** Session-mode frames only (seal, leaf → hub → leaf, open), no persistence: the relay protocol's own ceiling. */
+async function sessionLayerThroughput(a: NatsTransport, b: NatsTransport, n: number): Promise<number> {
+  const suite = nodeSuite;
+  const alice = generateIdentity(suite);
+  const bob = generateIdentity(suite);
+  const pending = startHandshake({
+    suite,
+    from: alice.did,
+    to: bob.did,
+    sign: (m) => suite.sign(alice.seed, m),
+    now: Date.now(),
+  });
+  const answered = answerHandshake({
+    suite,
+    hello: decodeHello(pending.frame),
+    sign: (m) => suite.sign(bob.seed, m),
+    now: Date.now(),
+    windowMs: 300_000,
+  });
+  const sender = new Session(suite, completeHandshake(suite, pending, decodeAccept(answered.frame)));
+  const receiver = new Session(suite, answered.keys);
+  let got = 0;
+  let done!: () => void;
+  const all = new Promise<void>((r) => {
+    done = r;
+  });
+  b.listenDid(bob.did, (frame) => {
+    receiver.open(frame.data);
+    if (++got === n) done();
+  });
+  await b.flush();
+  await new Promise((r) => setTimeout(r, 300));
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    a.sendToDid(bob.did, sender.seal(KIB));
+    if (i % 2_000 === 1_999) await a.flush();
+  }
+  await a.flush();
+  await all;
+  return n / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
 async function relayNode(url: string, heartbeatMs: number) {
   const transport = await NatsTransport.connect({ servers: url });
   const relay = new Relay({ transport, nc: transport.nc, heartbeatMs });
@@ -204,6 +246,18 @@ export const relayGroup: BenchGroup = {
       ];
       const raw = await rawRtt(nc1, nc2, 2_000);
       const did = await sessionRtt(ta, tb, 2_000);
+      const layer: number[] = [];
+      for (let r = 0; r < 3; r++) layer.push(await sessionLayerThroughput(ta, tb, 50_000));
+      log(`  session layer msgs/s (no persistence): ${layer.map((x) => Math.round(x)).join(', ')}`);
+      results.push(
+        withRatio(
+          'relay.session_layer_msgs_per_s',
+          median(layer),
+          'msgs/s',
+          median(raws),
+          '1 KiB frames sealed, relayed, opened; no LMDB',
+        ),
+      );
       const [rawP50, rawP99, didP50, didP99] = [
         percentile(raw, 50),
         percentile(raw, 99),
