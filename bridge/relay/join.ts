@@ -1,7 +1,7 @@
 // Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
 import { join } from 'node:path';
 import { AnxError } from '../../runtime/errors.ts';
-import { leafConfig, NatsServer, parseLeafUrl, portOpen } from './nats-server.ts';
+import { freeLoopbackPort, leafConfig, NatsServer, parseLeafUrl, portOpen } from './nats-server.ts';
 import { NatsTransport } from './nats-transport.ts';
 import { Relay, type RelayOptions } from './relay.ts';
 
@@ -29,19 +29,6 @@ export interface RelayConnection {
   close(): Promise<void>;
 }
 
-async function freeLocalPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Connects a host to the relay. With `relayUrl` a leaf `nats-server` is configured under
  * `<dataDir>/relay/leaf.conf` and supervised (restarted if it dies); when its port already serves
@@ -63,7 +50,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
   let url: string;
   if (options.relayUrl !== undefined) {
     const { hub, credentials } = parseLeafUrl(options.relayUrl);
-    const port = options.leafPort === 0 ? await freeLocalPort() : (options.leafPort ?? 4223);
+    const port = options.leafPort === 0 ? await freeLoopbackPort() : (options.leafPort ?? 4223);
     url = `nats://127.0.0.1:${port}`;
     if (!(await portOpen(port))) {
       leaf = new NatsServer({

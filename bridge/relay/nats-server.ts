@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { AnxError } from '../../runtime/errors.ts';
 
@@ -143,6 +143,19 @@ export function findNatsServer(env: Record<string, string | undefined> = process
     if (existsSync(candidate)) return candidate;
   }
   throw new NatsServerMissingError('nats-server on PATH and in /usr/sbin');
+}
+
+/** A port on 127.0.0.1 that is free now (the OS picks it). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** True once something accepts TCP connections on 127.0.0.1:port. */

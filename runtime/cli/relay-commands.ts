@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import {
+  freeLoopbackPort,
   generateCredentials,
   hubConfig,
   type LeafCredentials,
@@ -126,6 +127,9 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
         o: { port: number; leafPort: number; leafHost: string; httpPort?: number; publicHost: string },
         cmd: Command,
       ) => {
+        // Port 0 picks free ports (tests, trying it out).
+        if (o.port === 0) o.port = await freeLoopbackPort();
+        if (o.leafPort === 0) o.leafPort = await freeLoopbackPort();
         const dir = join(h.dataDirOf(cmd), 'hub');
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const credentialsFile = join(dir, 'credentials.json');
