@@ -227,7 +227,13 @@ export class NatsServer {
     this.stopping = false;
     this.supervised = options.supervise ?? false;
     this.spawnChild(binary);
-    await this.waitReady(options.timeoutMs ?? 20_000);
+    try {
+      await this.waitReady(options.timeoutMs ?? 20_000);
+    } catch (err) {
+      // Never leave a half-started server behind.
+      await this.stop();
+      throw err;
+    }
   }
 
   private spawnChild(binary: string): void {
