@@ -88,6 +88,8 @@ export const didMachine = setup({
     },
     gatekeeperAsks: ({ context }) => context.gatekeeper.mode === 'ask',
     isControlType: ({ event }) => isControl(event.type),
+    /** XState's own events (the presence deadline firing) reach every region; they are not mail. */
+    isInternalEvent: ({ event }) => event.type.startsWith('xstate.'),
   },
   actions: {
     storeMessage: assign(({ context }) => ({
@@ -195,6 +197,7 @@ export const didMachine = setup({
             'inbox.read': { guard: 'isControlFromSelf', actions: 'markRead' },
             'gatekeeper.set': { guard: 'isControlFromSelf', actions: 'setGatekeeper' },
             '*': [
+              { guard: 'isInternalEvent' },
               {
                 guard: 'isControlFromStranger',
                 actions: [
