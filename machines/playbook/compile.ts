@@ -18,7 +18,7 @@
  *   run.pause        { reason? }    run.resume {}             stage events that arrive while paused are held and
  *                                                             replayed on resume; timers restart on resume
  *   run.abort        { reason? }                              from every live state
- *   xstate.after.stageTimeout.run.live.running.<stage>        the stage timed out (kernel-kept timer)
+ *   xstate.after.stageTimeout.run.live.running.<stage>.working the stage timed out (kernel-kept timer)
  *   xstate.after.retryBackoff.run.live.retrying               the retry backoff elapsed
  *   xstate.after.takeoverTimeout.run.live.takeover            only when the playbook sets `takeover_timeout`
  *
@@ -695,10 +695,13 @@ export function compilePlaybook(def: PlaybookDefinition) {
                 },
               ],
             },
-            working: {},
-          },
-          after: {
-            stageTimeout: failureRouting([]),
+            // The timeout lives here, not on the stage state: its delay is read after enterStage has made
+            // this stage current (on the first stage, `current` is still null when the stage state is entered).
+            working: {
+              after: {
+                stageTimeout: failureRouting([]),
+              },
+            },
           },
           on: {
             'stage.delivered': [
