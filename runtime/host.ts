@@ -1,6 +1,7 @@
 // The composition root: one host = one LMDB environment, its keystore, the actor system and the machines it runs.
 import { join } from 'node:path';
 import { DID_KIND, didActor } from '../actors/did.ts';
+import { Teamwork } from '../actors/teamwork.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
@@ -101,6 +102,8 @@ export class Host {
     readonly clock: Clock,
     readonly restored: { replayed: number; refused: number },
     private readonly replayWindowMs: number,
+    /** Enclaves, vault, playbook runs, workers and manifests. */
+    readonly teamwork: Teamwork,
   ) {
     this.startedAt = clock.now();
     this.replayGuard = new DurableReplayGuard(store, system.commits);
@@ -127,6 +130,8 @@ export class Host {
           await system.spawn(DID_KIND, record.did, { name: record.name ?? undefined });
       }
       if (options.router !== undefined) system.router = options.router;
+      // Before start: restored runs and Enclaves need their machines, and the inbox taps their consumers.
+      const teamwork = new Teamwork(system, keystore, options.dataDir);
       const { replayed, refused } = await system.start();
       const host = new Host(
         options.dataDir,
@@ -136,6 +141,7 @@ export class Host {
         clock,
         { replayed, refused },
         options.replayWindowMs ?? 5 * 60_000,
+        teamwork,
       );
       await system.emitEvent({
         kind: 'status',
@@ -250,6 +256,7 @@ export class Host {
 
   async close(): Promise<void> {
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
+    await this.teamwork.close();
     await this.system.stop();
     await this.store.close();
   }

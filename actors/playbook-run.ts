@@ -1,0 +1,362 @@
+// Playbook runs: definitions stored by content hash, the compiled run machine found again after a restart, start/status/control.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Database, Key } from 'lmdb';
+import { compilePlaybook } from '../machines/playbook/compile.ts';
+import type { ArtifactRef, PlaybookDefinition } from '../machines/playbook/definition.ts';
+import type { RunContext, StageExecution } from '../machines/playbook/run.ts';
+import { PLAYBOOK_TEMPLATES, playbookTemplate, type TemplateName } from '../machines/playbook/templates.ts';
+import { assertPlaybook } from '../machines/playbook/validate.ts';
+import type { Keystore } from '../runtime/identity/keystore.ts';
+import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
+import { watchActorEvent } from './await-event.ts';
+import type { Enclaves } from './enclaves.ts';
+import { ChangeRefusedError, EnclaveForbiddenError, RunNotFoundError, TeamworkInputError } from './errors.ts';
+
+/** Version of the run actor's binding; the statechart itself is pinned by the definition's content hash. */
+export const RUN_MACHINE_VERSION = 1;
+export const RUN_KIND_PREFIX = 'playbook/';
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** The actor address of a run. */
+export function runAddress(runId: string): string {
+  return `run/${runId}`;
+}
+
+/** States a run reports (DESIGN §8). */
+export type RunState =
+  | 'pending'
+  | 'running'
+  | 'retrying'
+  | 'paused'
+  | 'takeover'
+  | 'completed'
+  | 'failed'
+  | 'aborted';
+
+/** What `startRun` takes. `playbook` is a definition (raw or validated) or a template name. */
+export interface StartRunRequest {
+  playbook: unknown;
+  objective: string;
+  owner: string;
+  enclave: string;
+  assignments: Record<string, string | string[]>;
+  coordinator?: string;
+  run_id?: string;
+  session_id?: string;
+  /** Refs of existing vault artifacts named as stage inputs. */
+  artifacts?: Record<string, ArtifactRef>;
+}
+
+/** One run as `run status` shows it. */
+export interface RunStatus {
+  run_id: string;
+  state: RunState;
+  /** The statechart's state value, for the visualiser. */
+  value: unknown;
+  playbook: { name: string; version: string; hash: string };
+  objective: string;
+  owner: string;
+  coordinator: string;
+  enclave_id: string | null;
+  current: string | null;
+  stages: StageExecution[];
+  takeover: RunContext['takeover'];
+  end_reason: string | null;
+}
+
+interface RunIndexEntry {
+  hash: string;
+  enclave_id: string;
+  owner: string;
+  coordinator: string;
+  created_at: number;
+}
+
+/** Canonical JSON (sorted keys): the same definition always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Maps the statechart's value to the run state DESIGN §8 names. */
+export function runStateOf(value: unknown): RunState {
+  if (typeof value === 'string') {
+    if (value === 'pending' || value === 'paused' || value === 'completed' || value === 'failed')
+      return value;
+    if (value === 'aborted') return 'aborted';
+    return 'running';
+  }
+  const live = (value as { live?: unknown } | null)?.live;
+  if (live === 'retrying') return 'retrying';
+  if (live === 'takeover') return 'takeover';
+  return 'running';
+}
+
+/**
+ * Stores playbook definitions (by content hash) and the run index in LMDB, and resolves machine kinds
+ * `playbook/<hash>` to the compiled statechart, so a restarted host restores every run with its exact machine.
+ */
+export class PlaybookRuns {
+  private readonly definitions: Database<unknown, Key>;
+  private readonly index: Database<unknown, Key>;
+  private readonly compiled = new Map<string, { def: PlaybookDefinition; machine: MachineDefinition }>();
+
+  constructor(
+    private readonly system: ActorSystem,
+    private readonly keystore: Keystore,
+    private readonly enclaves: Enclaves,
+  ) {
+    this.definitions = system.store.root.openDB({ name: 'playbooks', useRecords: false } as never);
+    this.index = system.store.root.openDB({ name: 'runs', useRecords: false } as never);
+    system.addResolver((kind) =>
+      kind.startsWith(RUN_KIND_PREFIX) ? this.machineOf(kind.slice(RUN_KIND_PREFIX.length)) : undefined,
+    );
+  }
+
+  /** The validated definition stored under `hash`, if any. */
+  definition(hash: string): PlaybookDefinition | undefined {
+    const known = this.compiled.get(hash);
+    if (known !== undefined) return known.def;
+    const raw = this.definitions.get(hash) as string | undefined;
+    return raw === undefined ? undefined : (JSON.parse(raw) as PlaybookDefinition);
+  }
+
+  private machineOf(hash: string): MachineDefinition | undefined {
+    const known = this.compiled.get(hash);
+    if (known !== undefined) return known.machine;
+    const def = this.definition(hash);
+    if (def === undefined) return undefined;
+    return this.compile(hash, def).machine;
+  }
+
+  private compile(hash: string, def: PlaybookDefinition) {
+    const machine: MachineDefinition = {
+      kind: RUN_KIND_PREFIX + hash,
+      version: RUN_MACHINE_VERSION,
+      machine: compilePlaybook(def),
+      input: (_address, init) => init,
+    };
+    const entry = { def, machine };
+    this.compiled.set(hash, entry);
+    return entry;
+  }
+
+  /** Validates a playbook given as a definition or a template name. */
+  resolvePlaybook(playbook: unknown): PlaybookDefinition {
+    if (typeof playbook === 'string') {
+      if (!(playbook in PLAYBOOK_TEMPLATES))
+        throw new TeamworkInputError(
+          `"playbook" expected a definition or a template name (${Object.keys(PLAYBOOK_TEMPLATES).join(', ')}), got ${JSON.stringify(playbook)}`,
+        );
+      return playbookTemplate(playbook as TemplateName);
+    }
+    return assertPlaybook(playbook);
+  }
+
+  /**
+   * Stores the definition, spawns the run actor with the compiled machine and sends it `run.start` as the
+   * owner. Resolves once both are committed.
+   */
+  async start(request: StartRunRequest): Promise<{ run_id: string; address: string; hash: string }> {
+    if (request === null || typeof request !== 'object')
+      throw new TeamworkInputError('run expected an object');
+    const def = this.resolvePlaybook(request.playbook);
+    const { owner } = request;
+    if (typeof owner !== 'string' || !this.keystore.has(owner))
+      throw new TeamworkInputError(
+        `"owner" expected a local identity, got ${JSON.stringify(owner)}`,
+        'list local identities with `anx-runtime id list`',
+      );
+    const coordinator = request.coordinator ?? owner;
+    if (typeof coordinator !== 'string' || !this.keystore.has(coordinator))
+      throw new TeamworkInputError(
+        `"coordinator" expected a local identity (it signs the manifest), got ${JSON.stringify(coordinator)}`,
+      );
+    if (typeof request.objective !== 'string' || request.objective.length === 0)
+      throw new TeamworkInputError('"objective" expected a non-empty string');
+    const enclave = this.enclaves.check(request.enclave, owner, 'write');
+    this.enclaves.check(request.enclave, coordinator, 'write');
+    const assignments = this.checkAssignments(def, request.assignments, request.enclave);
+    const runId = request.run_id ?? `run-${randomBytes(8).toString('hex')}`;
+    if (typeof runId !== 'string' || !RUN_ID.test(runId))
+      throw new TeamworkInputError(
+        `"run_id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(runId)}`,
+      );
+    const address = runAddress(runId);
+    if (this.system.has(address)) throw new TeamworkInputError(`"run_id" expected a new id, ${runId} exists`);
+
+    const json = canonicalJson(def);
+    const hash = createHash('sha256').update(json).digest('hex');
+    if (!this.compiled.has(hash)) this.compile(hash, def);
+    // Committed with the actor's first snapshot: a run never exists without the definition it runs.
+    this.system.commits.put(this.definitions, hash, json);
+    const entry: RunIndexEntry = {
+      hash,
+      enclave_id: enclave.enclave_id,
+      owner,
+      coordinator,
+      created_at: this.system.clock.now(),
+    };
+    this.system.commits.put(this.index, runId, entry);
+    await this.system.spawn(RUN_KIND_PREFIX + hash, address, {
+      run_id: runId,
+      objective: request.objective,
+      owner,
+      coordinator,
+      enclave_id: enclave.enclave_id,
+      assignments,
+      ...(request.session_id === undefined ? {} : { session_id: request.session_id }),
+      ...(request.artifacts === undefined ? {} : { artifacts: request.artifacts }),
+    });
+    await this.system.accept([
+      this.system.envelope({
+        type: 'run.start',
+        from: owner,
+        to: address,
+        body: {},
+        ctx: { run_id: runId, enclave_id: enclave.enclave_id },
+      }),
+    ]);
+    return { run_id: runId, address, hash };
+  }
+
+  private checkAssignments(
+    def: PlaybookDefinition,
+    given: unknown,
+    enclaveId: string,
+  ): Record<string, string[]> {
+    if (given === null || typeof given !== 'object' || Array.isArray(given))
+      throw new TeamworkInputError('"assignments" expected an object of role → DID or [DID, ...]');
+    const out: Record<string, string[]> = {};
+    for (const [role, who] of Object.entries(given as Record<string, unknown>)) {
+      const list = Array.isArray(who) ? who : [who];
+      if (list.length === 0 || !list.every((d) => typeof d === 'string' && d.startsWith('did:')))
+        throw new TeamworkInputError(
+          `"assignments.${role}" expected a DID or a list of DIDs, got ${JSON.stringify(who)}`,
+        );
+      for (const did of list as string[]) {
+        try {
+          this.enclaves.check(enclaveId, did, 'write');
+        } catch (err) {
+          throw new EnclaveForbiddenError(
+            `"assignments.${role}": ${(err as Error).message}; a worker must be a member with write`,
+          );
+        }
+      }
+      out[role] = list as string[];
+    }
+    for (const [i, stage] of def.stages.entries()) {
+      if (out[stage.role] === undefined)
+        throw new TeamworkInputError(
+          `"assignments.${stage.role}" expected a worker DID for stages[${i}] (${stage.id}), got nothing`,
+        );
+    }
+    return out;
+  }
+
+  /** True when a run with this id exists on this host. */
+  has(runId: string): boolean {
+    return typeof runId === 'string' && this.index.doesExist(runId);
+  }
+
+  /** Every run id, oldest first by creation. */
+  list(): Array<{ run_id: string } & RunIndexEntry> {
+    const out: Array<{ run_id: string } & RunIndexEntry> = [];
+    for (const { key, value } of this.index.getRange({}))
+      out.push({ run_id: key as string, ...(value as RunIndexEntry) });
+    return out.sort((a, b) => a.created_at - b.created_at);
+  }
+
+  /** The run's context (activating it if passivated). */
+  context(runId: string): { value: unknown; context: RunContext; hash: string } {
+    const entry = this.index.get(runId) as RunIndexEntry | undefined;
+    if (entry === undefined) throw new RunNotFoundError(String(runId));
+    const snap = this.system.snapshot(runAddress(runId));
+    return { value: snap.value, context: snap.context as RunContext, hash: entry.hash };
+  }
+
+  status(runId: string): RunStatus {
+    const { value, context: c, hash } = this.context(runId);
+    const def = this.definition(hash);
+    const order = def?.stages.map((s) => s.id) ?? Object.keys(c.stages);
+    return {
+      run_id: c.run_id,
+      state: runStateOf(value),
+      value,
+      playbook: { ...c.playbook, hash },
+      objective: c.objective,
+      owner: c.owner,
+      coordinator: c.coordinator,
+      enclave_id: c.enclave_id,
+      current: c.current,
+      stages: order.map((id) => c.stages[id]).filter((s): s is StageExecution => s !== undefined),
+      takeover: c.takeover,
+      end_reason: c.end_reason,
+    };
+  }
+
+  /** True when `taskId` is a running task of `did` in the run's current stage. */
+  isRunningTask(runId: string, taskId: string, did: string): boolean {
+    if (!this.has(runId)) return false;
+    let c: RunContext;
+    try {
+      c = this.context(runId).context;
+    } catch {
+      return false;
+    }
+    const exec = c.current === null ? undefined : c.stages[c.current];
+    if (exec?.status !== 'running') return false;
+    if (exec.shards !== null)
+      return exec.shards.some((s) => s.task_id === taskId && s.worker === did && s.status === 'running');
+    return exec.task_id === taskId && exec.worker === did;
+  }
+
+  /**
+   * Sends an Owner action (`run.pause`, `run.resume`, `run.abort`, `takeover.deliver`, `takeover.reassign`,
+   * `takeover.skip`) as `as` (default: the owner) and resolves with the run's status once it has handled it.
+   */
+  async control(runId: string, type: string, body: Record<string, unknown>, as?: string): Promise<RunStatus> {
+    const { context: c } = this.context(runId);
+    const actor = as ?? c.owner;
+    if (!this.keystore.has(actor))
+      throw new TeamworkInputError(`"as" expected a local identity, got ${JSON.stringify(actor)}`);
+    if (actor !== c.owner && actor !== c.coordinator)
+      throw new EnclaveForbiddenError(
+        `${actor} is not the owner of run ${runId}; only the owner may ${type}`,
+      );
+    const address = runAddress(runId);
+    const env = this.system.envelope({
+      type,
+      from: actor,
+      to: address,
+      body,
+      ctx: { run_id: runId, ...(c.enclave_id === null ? {} : { enclave_id: c.enclave_id }) },
+    });
+    const watch = watchActorEvent(this.system, address, (e) => {
+      const p = e.payload as { ignored?: unknown } | null;
+      return e.kind === 'status' || (e.kind === 'error' && p?.ignored === type);
+    });
+    try {
+      await this.system.accept([env]);
+    } catch (err) {
+      watch.cancel();
+      throw err;
+    }
+    const verdict = await watch.result;
+    if (verdict?.kind === 'error') {
+      const state = this.status(runId).state;
+      throw new ChangeRefusedError(
+        'ANX_RUN_REFUSED',
+        `run ${runId} refused ${type}: it is ${state}${c.takeover === null && type.startsWith('takeover.') ? ' and not waiting for a takeover' : ''}`,
+      );
+    }
+    return this.status(runId);
+  }
+}

@@ -1,0 +1,342 @@
+// The worker runtime: stage handlers registered by role for a local DID, run after their assignment is committed.
+import { createHash } from 'node:crypto';
+import type { Database, Key } from 'lmdb';
+import { isArtifactRef } from '../machines/playbook/compile.ts';
+import type { ContextSnapshot } from '../machines/playbook/context.ts';
+import type { ArtifactRef } from '../machines/playbook/definition.ts';
+import { AnxError } from '../runtime/errors.ts';
+import type { Keystore } from '../runtime/identity/keystore.ts';
+import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
+import type { ArtifactContent } from '../runtime/vault/types.ts';
+import { TaskNotRunningError, TeamworkInputError } from './errors.ts';
+import type { InboxRecord, InboxTap } from './inbox-tap.ts';
+import { type PlaybookRuns, runAddress } from './playbook-run.ts';
+import type { VaultService } from './vault-service.ts';
+
+/** One assignment, as the run sent it in `stage.assign`. */
+export interface StageTask {
+  did: string;
+  run_id: string;
+  task_id: string;
+  stage: string;
+  role: string;
+  attempt: number;
+  timeout_ms: number;
+  enclave_id: string | null;
+  /** The Context Snapshot: objective, brief, input refs, bounded summaries of earlier stages. */
+  context: ContextSnapshot;
+}
+
+/** What a handler delivers: stored in the vault as the worker, then handed to the run as a ref. */
+export interface Delivery {
+  /** Defaults to the stage's expected output kind. */
+  kind?: string;
+  /** Defaults to the stage's expected output key. */
+  key?: string;
+  value: string | Uint8Array;
+  summary?: string;
+  /** A voter's answer, for vote stages. */
+  choice?: string;
+}
+
+/** The handler's view of its task. Exactly one of deliver, reject or fail settles it. */
+export interface StageContext {
+  task: StageTask;
+  snapshot: ContextSnapshot;
+  /** Aborted when the run no longer needs the task (aborted, or the stage moved on). */
+  signal: AbortSignal;
+  vault: {
+    /** Latest version of a key of the run's Enclave, or exactly the version a ref names. */
+    get(keyOrRef: string | ArtifactRef): Promise<ArtifactContent>;
+    /** The content as UTF-8 text. */
+    text(keyOrRef: string | ArtifactRef): Promise<string>;
+  };
+  deliver(delivery: Delivery): Promise<ArtifactRef>;
+  reject(rejection: { reason: string; target?: string }): Promise<void>;
+  fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
+}
+
+export type StageHandler = (ctx: StageContext) => Promise<void> | void;
+
+/** A local identity's handle for registering stage handlers. */
+export interface Worker {
+  did: string;
+  /** Runs `handler` for each task of `role` assigned to this DID; returns a function that unregisters it. */
+  onStage(role: string, handler: StageHandler): () => void;
+}
+
+/** Deterministic envelope id of a task's outcome: a handler run again after a crash sends nothing twice. */
+function outcomeId(did: string, taskId: string): string {
+  return createHash('sha256').update(`${did}\u0000${taskId}`).digest('base64url').slice(0, 32);
+}
+
+/**
+ * Hands each committed `stage.assign` of a registered role to its handler, never inside a transition.
+ * Handler execution is at-least-once: an assignment whose outcome was not committed before a crash is
+ * handed again after the restart; the run accepts one outcome per task id.
+ */
+export class WorkerRuntime {
+  private readonly done: Database<unknown, Key>;
+  private readonly handlers = new Map<string, Map<string, StageHandler>>();
+  private readonly unwatch = new Map<string, () => void>();
+  private readonly inflight = new Map<string, AbortController>();
+  private readonly settled = new Set<string>();
+  /** Promises of running handlers, so callers (tests, shutdown) can wait for them. */
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly system: ActorSystem,
+    private readonly keystore: Keystore,
+    private readonly tap: InboxTap,
+    private readonly runs: PlaybookRuns,
+    private readonly vault: VaultService,
+  ) {
+    this.done = system.store.root.openDB({ name: 'worker_tasks', useRecords: false } as never);
+  }
+
+  /** The worker handle of a local identity. */
+  worker(did: string): Worker {
+    if (!this.keystore.has(did))
+      throw new TeamworkInputError(
+        `"did" expected a local identity to work as, got ${JSON.stringify(did)}`,
+        'a worker writes artifacts as its DID, so this host must hold its key',
+      );
+    return {
+      did,
+      onStage: (role, handler) => this.onStage(did, role, handler),
+    };
+  }
+
+  private onStage(did: string, role: string, handler: StageHandler): () => void {
+    if (typeof role !== 'string' || role.length === 0)
+      throw new TeamworkInputError('"role" expected a role name');
+    let roles = this.handlers.get(did);
+    if (roles === undefined) {
+      roles = new Map();
+      this.handlers.set(did, roles);
+    }
+    roles.set(role, handler);
+    if (!this.unwatch.has(did)) {
+      this.unwatch.set(
+        did,
+        this.tap.watch(did, ['stage.assign', 'stage.cancel'], (d, r) => this.onRecord(d, r)),
+      );
+    } else {
+      // A new role on a watched DID: its assignments already in the inbox are still to do.
+      for (const task of this.pending(did)) if (task.role === role) this.dispatch(task);
+    }
+    return () => {
+      if (roles.get(role) === handler) roles.delete(role);
+    };
+  }
+
+  /** Assignments of `did` that are still running and have no committed outcome (what a remote worker polls). */
+  pending(did: string): StageTask[] {
+    const out: StageTask[] = [];
+    for (const { seq, value } of this.system.records('inbox', did)) {
+      const record = { seq, ...(value as Omit<InboxRecord, 'seq'>) };
+      if (record.type !== 'stage.assign') continue;
+      const task = this.taskOf(did, record);
+      if (task !== undefined && this.open(task)) out.push(task);
+    }
+    return out;
+  }
+
+  /** Resolves when no handler is running. */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
+  private taskOf(did: string, record: InboxRecord): StageTask | undefined {
+    const b = record.body as Partial<StageTask> | null;
+    if (b === null || typeof b !== 'object' || typeof b.task_id !== 'string' || typeof b.run_id !== 'string')
+      return undefined;
+    return {
+      did,
+      run_id: b.run_id,
+      task_id: b.task_id,
+      stage: String(b.stage),
+      role: String(b.role),
+      attempt: Number(b.attempt),
+      timeout_ms: Number(b.timeout_ms),
+      enclave_id: record.ctx?.['enclave_id'] ?? null,
+      context: b.context as ContextSnapshot,
+    };
+  }
+
+  private open(task: StageTask): boolean {
+    return (
+      !this.done.doesExist([task.did, task.task_id]) &&
+      this.runs.isRunningTask(task.run_id, task.task_id, task.did)
+    );
+  }
+
+  private onRecord(did: string, record: InboxRecord): void {
+    if (record.type === 'stage.cancel') {
+      const taskId = (record.body as { task_id?: unknown } | null)?.task_id;
+      if (typeof taskId === 'string') this.inflight.get(`${did}\u0000${taskId}`)?.abort();
+      return;
+    }
+    const task = this.taskOf(did, record);
+    if (task !== undefined) this.dispatch(task);
+  }
+
+  private dispatch(task: StageTask): void {
+    const handler = this.handlers.get(task.did)?.get(task.role);
+    if (handler === undefined) return;
+    const key = `${task.did}\u0000${task.task_id}`;
+    if (this.inflight.has(key) || this.settled.has(key) || !this.open(task)) return;
+    const controller = new AbortController();
+    this.inflight.set(key, controller);
+    const p = this.invoke(task, handler, controller).finally(() => {
+      this.inflight.delete(key);
+      this.running.delete(p);
+    });
+    this.running.add(p);
+  }
+
+  private async invoke(task: StageTask, handler: StageHandler, controller: AbortController): Promise<void> {
+    let outcome = false;
+    const once = async <T>(f: () => Promise<T>): Promise<T> => {
+      if (outcome) throw new TeamworkInputError(`task ${task.task_id} has already been answered`);
+      const r = await f();
+      outcome = true;
+      return r;
+    };
+    const ctx: StageContext = {
+      task,
+      snapshot: task.context,
+      signal: controller.signal,
+      vault: {
+        get: (keyOrRef) => this.read(task, keyOrRef),
+        text: async (keyOrRef) => new TextDecoder().decode((await this.read(task, keyOrRef)).content),
+      },
+      deliver: (d) => once(() => this.deliver(task.did, task.task_id, d)),
+      reject: (r) => once(() => this.reject(task.did, task.task_id, r)),
+      fail: (e, o) => once(() => this.fail(task.did, task.task_id, e, o)),
+    };
+    try {
+      await handler(ctx);
+      if (!outcome && !controller.signal.aborted)
+        await ctx.fail('the handler returned without delivering, rejecting or failing');
+    } catch (err) {
+      if (!outcome && !controller.signal.aborted) {
+        await ctx.fail(err).catch(() => {});
+      }
+    }
+  }
+
+  private async read(task: StageTask, keyOrRef: string | ArtifactRef): Promise<ArtifactContent> {
+    if (typeof keyOrRef === 'string') {
+      if (task.enclave_id === null) throw new TeamworkInputError('the run has no enclave to read from');
+      return this.vault.get(task.enclave_id, keyOrRef, task.did);
+    }
+    return this.vault.resolve(keyOrRef, task.did);
+  }
+
+  /** Where the task stands: throws unless it is a running task of `did`. */
+  private runningTask(did: string, taskId: string) {
+    if (typeof taskId !== 'string' || !taskId.includes('/'))
+      throw new TeamworkInputError(
+        `"task_id" expected a task id like RUN/STAGE/ATTEMPT, got ${JSON.stringify(taskId)}`,
+      );
+    const runId = taskId.slice(0, taskId.indexOf('/'));
+    if (!this.runs.isRunningTask(runId, taskId, did)) throw new TaskNotRunningError(taskId, did);
+    const { context, hash } = this.runs.context(runId);
+    const stageId = context.current as string;
+    const stage = this.runs.definition(hash)?.stages.find((s) => s.id === stageId);
+    if (stage === undefined) throw new TaskNotRunningError(taskId, did);
+    return { runId, context, stage };
+  }
+
+  /** Writes the artifact as `did`, then tells the run (both committed before this resolves). */
+  async deliver(did: string, taskId: string, delivery: Delivery): Promise<ArtifactRef> {
+    if (delivery === null || typeof delivery !== 'object')
+      throw new TeamworkInputError('delivery expected { kind?, key?, value, summary? }');
+    if (typeof delivery.value !== 'string' && !(delivery.value instanceof Uint8Array))
+      throw new TeamworkInputError('"value" expected a string or bytes');
+    const { runId, context, stage } = this.runningTask(did, taskId);
+    if (context.enclave_id === null) throw new TeamworkInputError('the run has no enclave to deliver to');
+    const summary = typeof delivery.summary === 'string' ? delivery.summary : '';
+    const ref = await this.vault.put(
+      context.enclave_id,
+      delivery.key ?? stage.output.key,
+      { kind: delivery.kind ?? stage.output.kind, content: delivery.value, summary },
+      did,
+      { run_id: runId, task_id: taskId, step: stage.id, deferCommit: true },
+    );
+    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.delivered', {
+      task_id: taskId,
+      ref,
+      summary,
+      ...(typeof delivery.choice === 'string' ? { choice: delivery.choice } : {}),
+    });
+    return ref;
+  }
+
+  async reject(did: string, taskId: string, rejection: { reason: string; target?: string }): Promise<void> {
+    if (rejection === null || typeof rejection !== 'object' || typeof rejection.reason !== 'string')
+      throw new TeamworkInputError('"reason" expected a string saying what must change');
+    const { runId, context, stage } = this.runningTask(did, taskId);
+    if (stage.review === undefined)
+      throw new TeamworkInputError(
+        `stage ${stage.id} is not a review stage: only review stages can reject (deliver or fail instead)`,
+      );
+    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.rejected', {
+      task_id: taskId,
+      reason: rejection.reason,
+      ...(typeof rejection.target === 'string' ? { target: rejection.target } : {}),
+    });
+  }
+
+  async fail(did: string, taskId: string, error: unknown, options: { fatal?: boolean } = {}): Promise<void> {
+    const { runId, context, stage } = this.runningTask(did, taskId);
+    const message =
+      error instanceof AnxError
+        ? `${error.code}: ${error.message}`
+        : error instanceof Error
+          ? error.message
+          : String(error);
+    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.failed', {
+      task_id: taskId,
+      error: message.slice(0, 2000),
+      ...(options.fatal === true ? { fatal: true } : {}),
+    });
+  }
+
+  private async answer(
+    did: string,
+    taskId: string,
+    runId: string,
+    enclaveId: string | null,
+    stage: string,
+    type: string,
+    body: Record<string, unknown>,
+  ): Promise<void> {
+    if (type === 'stage.delivered' && !isArtifactRef(body['ref']))
+      throw new TeamworkInputError('"ref" expected an ArtifactRef');
+    // The done mark joins the commit of the answer: after a crash, a task is open again only if neither landed.
+    this.system.commits.put(this.done, [did, taskId], this.system.clock.now());
+    this.settled.add(`${did}\u0000${taskId}`);
+    await this.system.accept([
+      this.system.envelope({
+        id: outcomeId(did, taskId),
+        type,
+        from: did,
+        to: runAddress(runId),
+        body,
+        ctx: {
+          run_id: runId,
+          task_id: taskId,
+          stage,
+          ...(enclaveId === null ? {} : { enclave_id: enclaveId }),
+        },
+      }),
+    ]);
+  }
+
+  close(): void {
+    for (const c of this.inflight.values()) c.abort();
+    for (const u of this.unwatch.values()) u();
+  }
+}
