@@ -8,6 +8,7 @@ import type { TraceFilter } from '../../runtime/events/log.ts';
 import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
 import type { CardQuery } from '../relay/cards.ts';
 import type { Relay } from '../relay/relay.ts';
+import { installTeamworkRoutes } from './teamwork-routes.ts';
 
 export interface ApiServerOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */
@@ -42,7 +43,14 @@ interface Route {
 
 /** HTTP status for a typed error: the caller's mistakes are 4xx, everything else 500. */
 function statusOf(err: AnxError): number {
-  if (err.code === 'ANX_ACTOR_UNKNOWN' || err.code === 'ANX_NOT_FOUND') return 404;
+  if (err.code === 'ANX_ACTOR_UNKNOWN' || err.code.endsWith('_NOT_FOUND')) return 404;
+  if (
+    err.code === 'ANX_RUN_REFUSED' ||
+    err.code === 'ANX_TASK_NOT_RUNNING' ||
+    err.code === 'ANX_VAULT_REF_MISMATCH'
+  )
+    return 409;
+  if (err.code === 'ANX_VAULT_INPUT' || err.code.startsWith('ANX_PLAYBOOK')) return 400;
   if (err.code === 'ANX_NOT_LOCAL_IDENTITY' || err.code.startsWith('ANX_FORBIDDEN')) return 403;
   if (err.code === 'ANX_UNAUTHORIZED') return 401;
   if (err.code === 'ANX_SYSTEM_STOPPED' || err.code === 'ANX_RELAY_UNAVAILABLE') return 503;
@@ -136,6 +144,9 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     id: decodeURIComponent(id as string),
     events: host.trace(decodeURIComponent(id as string), traceFilter(url)),
   }));
+  installTeamworkRoutes(host, (method, path, handler) =>
+    route(method, path, (_req, url, params, body) => handler(url, params, body)),
+  );
   route('GET', '/v1/actors/:address', (_req, _url, [address]) => {
     const info = host.system.info(decodeURIComponent(address as string));
     if (info === undefined)

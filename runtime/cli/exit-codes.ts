@@ -13,17 +13,26 @@ export const EXIT = {
 export function exitCodeOf(err: AnxError): number {
   const code = err.code;
   if (code === 'ANX_DAEMON_NOT_RUNNING') return EXIT.noDaemon;
-  if (code === 'ANX_ACTOR_UNKNOWN' || code === 'ANX_NOT_FOUND') return EXIT.notFound;
+  if (code === 'ANX_ACTOR_UNKNOWN' || code.endsWith('_NOT_FOUND')) return EXIT.notFound;
   if (
     code === 'ANX_DAEMON_RUNNING' ||
     code === 'ANX_NOT_LOCAL_IDENTITY' ||
     code === 'ANX_UNAUTHORIZED' ||
     code === 'ANX_PORT_IN_USE' ||
+    code === 'ANX_RUN_REFUSED' ||
+    code === 'ANX_TASK_NOT_RUNNING' ||
+    code === 'ANX_VAULT_REF_MISMATCH' ||
     code.startsWith('ANX_FORBIDDEN')
   ) {
     return EXIT.refused;
   }
-  if (code.endsWith('_INVALID') || code.startsWith('ANX_ARGUMENT') || code.startsWith('ANX_REQUEST'))
+  if (
+    code.endsWith('_INVALID') ||
+    code.startsWith('ANX_ARGUMENT') ||
+    code.startsWith('ANX_REQUEST') ||
+    code === 'ANX_VAULT_INPUT' ||
+    code === 'ANX_PLAYBOOK_PARSE'
+  )
     return EXIT.usage;
   return EXIT.internal;
 }

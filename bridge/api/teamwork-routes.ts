@@ -1,0 +1,257 @@
+// Local API routes of teamwork: Enclaves, the vault, playbook runs, workers in other processes and script workers.
+import type { Permission } from '../../machines/enclave.ts';
+import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
+import type { Host } from '../../runtime/host.ts';
+import { RequestError } from '../../runtime/host.ts';
+import type { ArtifactContent, ArtifactRef } from '../../runtime/vault/types.ts';
+import { ScriptWorkers } from '../workers/script.ts';
+
+export type TeamworkRoute = (
+  method: 'GET' | 'POST',
+  path: string,
+  handler: (url: URL, params: string[], body: unknown) => unknown,
+) => void;
+
+function obj(body: unknown): Record<string, unknown> {
+  if (body === undefined) return {};
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new RequestError('ANX_REQUEST_INVALID', 'request body expected a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function str(b: Record<string, unknown>, field: string, required = true): string | undefined {
+  const v = b[field];
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== 'string' || v.length === 0)
+    throw new RequestError(
+      'ANX_REQUEST_INVALID',
+      `"${field}" expected a non-empty string, got ${JSON.stringify(v)}`,
+    );
+  return v;
+}
+
+function query(url: URL, name: string, required = true): string | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') {
+    if (!required) return undefined;
+    throw new RequestError('ANX_REQUEST_INVALID', `query parameter "${name}" expected a value, got nothing`);
+  }
+  return v;
+}
+
+function versionOf(url: URL): number | undefined {
+  const raw = url.searchParams.get('version');
+  if (raw === null) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RequestError(
+      'ANX_REQUEST_INVALID',
+      `"version" expected an integer of at least 1, got ${JSON.stringify(raw)}`,
+    );
+  return n;
+}
+
+/** Content sent as `content` (UTF-8 text) or `content_base64` (bytes). */
+function contentOf(b: Record<string, unknown>, text = 'content'): string | Uint8Array {
+  if (typeof b[`${text}_base64`] === 'string')
+    return new Uint8Array(Buffer.from(b[`${text}_base64`] as string, 'base64'));
+  if (typeof b[text] === 'string') return b[text] as string;
+  throw new RequestError(
+    'ANX_REQUEST_INVALID',
+    `"${text}" expected a string (or "${text}_base64" for bytes)`,
+  );
+}
+
+export function artifactJson(found: ArtifactContent) {
+  const bytes = Buffer.from(found.content);
+  const text = bytes.toString('utf8');
+  const isText = Buffer.from(text, 'utf8').equals(bytes);
+  return { meta: found.meta, content_base64: bytes.toString('base64'), ...(isText ? { content: text } : {}) };
+}
+
+/** Installs the teamwork routes and runs the script workers persisted by an earlier daemon. */
+export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptWorkers {
+  const t = host.teamwork;
+  const scripts = new ScriptWorkers(t);
+  scripts.restore();
+  const dec = (s: string | undefined) => decodeURIComponent(s ?? '');
+  /** The acting DID for reads: `as`, else the Enclave's owner. */
+  const reader = (enclave: string, url: URL) => query(url, 'as', false) ?? t.enclaves.get(enclave).owner;
+
+  route('GET', '/v1/playbooks', () => ({
+    templates: TEMPLATE_NAMES.map((name) => {
+      const def = playbookTemplate(name);
+      return {
+        name,
+        version: def.version,
+        description: def.description,
+        stages: def.stages.map((s) => ({ id: s.id, role: s.role })),
+      };
+    }),
+  }));
+
+  route('POST', '/v1/enclaves', (_u, _p, body) => {
+    const b = obj(body);
+    return t.enclaves.create({
+      owner: str(b, 'owner') as string,
+      ...(b['id'] === undefined ? {} : { id: str(b, 'id') as string }),
+      ...(b['name'] === undefined ? {} : { name: str(b, 'name') as string }),
+      ...(b['backend'] === undefined ? {} : { backend: b['backend'] as 'lmdb' | 'git' }),
+    });
+  });
+  route('GET', '/v1/enclaves', () => ({ enclaves: t.enclaves.list().map((id) => t.enclaves.get(id)) }));
+  route('GET', '/v1/enclaves/:id', (_u, [id]) => t.enclaves.get(dec(id)));
+  route('POST', '/v1/enclaves/:id/members', (_u, [id], body) => {
+    const b = obj(body);
+    return t.enclaves.setMember(dec(id), str(b, 'as') as string, {
+      did: str(b, 'did') as string,
+      role: str(b, 'role') as string,
+      permissions: b['permissions'] as Permission[],
+    });
+  });
+  route('POST', '/v1/enclaves/:id/members/remove', (_u, [id], body) => {
+    const b = obj(body);
+    return t.enclaves.removeMember(dec(id), str(b, 'as') as string, str(b, 'did') as string);
+  });
+  route('POST', '/v1/enclaves/:id/archive', (_u, [id], body) =>
+    t.enclaves.archive(dec(id), str(obj(body), 'as') as string),
+  );
+  route('POST', '/v1/enclaves/:id/activate', (_u, [id], body) =>
+    t.enclaves.activate(dec(id), str(obj(body), 'as') as string),
+  );
+
+  route('GET', '/v1/vault/:enclave/get', async (url, [enclave]) => {
+    const e = dec(enclave);
+    return artifactJson(await t.vault.get(e, query(url, 'key') as string, reader(e, url), versionOf(url)));
+  });
+  route('GET', '/v1/vault/:enclave/history', async (url, [enclave]) => {
+    const e = dec(enclave);
+    const key = query(url, 'key') as string;
+    return { enclave_id: e, key, versions: await t.vault.history(e, key, reader(e, url)) };
+  });
+  route('GET', '/v1/vault/:enclave/list', async (url, [enclave]) => {
+    const e = dec(enclave);
+    return {
+      enclave_id: e,
+      artifacts: await t.vault.list(e, reader(e, url), query(url, 'prefix', false) ?? ''),
+    };
+  });
+  route('POST', '/v1/vault/:enclave/put', async (_u, [enclave], body) => {
+    const b = obj(body);
+    const as = str(b, 'as') as string;
+    const ref = await t.vault.put(
+      dec(enclave),
+      str(b, 'key') as string,
+      {
+        kind: (str(b, 'kind', false) ?? 'text') as string,
+        content: contentOf(b),
+        summary: typeof b['summary'] === 'string' ? b['summary'] : '',
+        ...(b['author'] === undefined ? {} : { author: b['author'] as string }),
+      },
+      as,
+    );
+    return { ref };
+  });
+
+  route('POST', '/v1/runs', (_u, _p, body) => t.startRun(obj(body) as never));
+  route('GET', '/v1/runs', () => ({ runs: t.runs.list() }));
+  route('GET', '/v1/runs/:id', (_u, [id]) => t.runs.status(dec(id)));
+  route('GET', '/v1/runs/:id/manifest', (_u, [id]) => t.manifests.get(dec(id)));
+  route('POST', '/v1/runs/:id/control', async (_u, [id], body) => {
+    const runId = dec(id);
+    const b = obj(body);
+    const as = str(b, 'as', false);
+    const action = str(b, 'action') as string;
+    const reason = typeof b['reason'] === 'string' ? { reason: b['reason'] } : {};
+    switch (action) {
+      case 'pause':
+      case 'resume':
+      case 'abort':
+        return t.runs.control(runId, `run.${action}`, reason, as);
+      case 'skip':
+        return t.runs.control(runId, 'takeover.skip', reason, as);
+      case 'reassign':
+        return t.runs.control(runId, 'takeover.reassign', { worker: str(b, 'worker') }, as);
+      case 'deliver': {
+        // The Owner's own artifact: written now as the Owner, or an existing version of a key.
+        const status = t.runs.status(runId);
+        const actor = as ?? status.owner;
+        const enclave = status.enclave_id as string;
+        const stage = status.takeover?.stage ?? status.current ?? '';
+        const key =
+          str(b, 'key', false) ??
+          t.runs.definition(status.playbook.hash)?.stages.find((s) => s.id === stage)?.output.key;
+        if (key === undefined)
+          throw new RequestError('ANX_REQUEST_INVALID', '"key" expected the vault key to deliver');
+        let ref: ArtifactRef;
+        if (b['content'] !== undefined || b['content_base64'] !== undefined) {
+          ref = await t.vault.put(
+            enclave,
+            key,
+            {
+              kind: (str(b, 'kind', false) ?? 'text') as string,
+              content: contentOf(b),
+              summary: typeof b['summary'] === 'string' ? b['summary'] : 'delivered by the owner',
+            },
+            actor,
+            { run_id: runId, step: stage },
+          );
+        } else {
+          const found = await t.vault.get(
+            enclave,
+            key,
+            actor,
+            typeof b['version'] === 'number' ? b['version'] : undefined,
+          );
+          const { enclave_id, key: k, version, hash, size, summary } = found.meta;
+          ref = { enclave_id, key: k, version, hash, size, summary };
+        }
+        return t.runs.control(
+          runId,
+          'takeover.deliver',
+          { ref, ...(typeof b['summary'] === 'string' ? { summary: b['summary'] } : {}) },
+          actor,
+        );
+      }
+      default:
+        throw new RequestError(
+          'ANX_REQUEST_INVALID',
+          `"action" expected pause, resume, abort, deliver, reassign or skip, got ${JSON.stringify(action)}`,
+        );
+    }
+  });
+
+  route('GET', '/v1/workers/scripts', () => ({ scripts: scripts.list() }));
+  route('POST', '/v1/workers/scripts', (_u, _p, body) => {
+    const b = obj(body);
+    return scripts.add(str(b, 'did') as string, str(b, 'role') as string, b);
+  });
+  route('GET', '/v1/workers/:did/tasks', (_u, [did]) => ({ tasks: t.workers.pending(dec(did)) }));
+  route('POST', '/v1/workers/:did/deliver', async (_u, [did], body) => {
+    const b = obj(body);
+    const ref = await t.workers.deliver(dec(did), str(b, 'task_id') as string, {
+      value: contentOf(b, 'value'),
+      ...(typeof b['kind'] === 'string' ? { kind: b['kind'] } : {}),
+      ...(typeof b['key'] === 'string' ? { key: b['key'] } : {}),
+      ...(typeof b['summary'] === 'string' ? { summary: b['summary'] } : {}),
+      ...(typeof b['choice'] === 'string' ? { choice: b['choice'] } : {}),
+    });
+    return { ref };
+  });
+  route('POST', '/v1/workers/:did/reject', async (_u, [did], body) => {
+    const b = obj(body);
+    await t.workers.reject(dec(did), str(b, 'task_id') as string, {
+      reason: str(b, 'reason') as string,
+      ...(typeof b['target'] === 'string' ? { target: b['target'] } : {}),
+    });
+    return { rejected: true };
+  });
+  route('POST', '/v1/workers/:did/fail', async (_u, [did], body) => {
+    const b = obj(body);
+    await t.workers.fail(dec(did), str(b, 'task_id') as string, str(b, 'error') as string, {
+      fatal: b['fatal'] === true,
+    });
+    return { failed: true };
+  });
+  return scripts;
+}
