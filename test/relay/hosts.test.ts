@@ -1,5 +1,6 @@
 // Hosts as separate processes talking through a real hub and two leaves: cross-leaf delivery, hub outage, kill -9,
 // 10,000 offline messages, push notices, and refusal of forged cards, tampered and replayed frames.
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JETSTREAM_DOMAIN, portOpen } from '../../bridge/relay/nats-server.ts';
 import { DIRECTORY_BUCKET, inboxSubject } from '../../bridge/relay/subjects.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { freePort, startHub, startLeaf, stopAllNats, type TestHub, type TestLeaf } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -196,6 +197,13 @@ describe('hosts over a hub and two leaves', () => {
       '/v1/discover?capability=code.review&online=1',
     );
     expect(cards.map((c) => c.did)).toEqual([dids.carol]);
+    const cli = spawnSync(
+      process.execPath,
+      [CLI, '--data-dir', (hosts.h1 as HostProc).dir, '--json', 'discover', '--role', 'reviewer', '--online'],
+      { encoding: 'utf8' },
+    );
+    expect(cli.status).toBe(0);
+    expect((JSON.parse(cli.stdout) as Array<{ did: string }>).map((c) => c.did)).toEqual([dids.carol]);
 
     // Frames to carol as the relay sees them: capture one, then replay it verbatim and tampered.
     const frames: Uint8Array[] = [];

@@ -1,8 +1,10 @@
 // The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
+import { spawnSync } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
+import { CLI } from '../helpers/daemon.ts';
 import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
-import { cleanupTempDirs } from '../helpers/tmp.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 afterAll(async () => {
   await stopAllNats();
@@ -41,3 +43,15 @@ it('carries messages leaf to hub to leaf, refuses a leaf with wrong credentials,
   await ca.close();
   await cb.close();
 }, 90_000);
+
+it('says in one line how to install nats-server when it is missing', () => {
+  const run = spawnSync(
+    process.execPath,
+    [CLI, '--data-dir', tempDir(), 'start', '--port', '0', '--relay', 'nats-leaf://u:p@127.0.0.1:7422'],
+    { encoding: 'utf8', env: { ...process.env, ANX_NATS_SERVER: '/nonexistent/nats-server' } },
+  );
+  expect(run.status).not.toBe(0);
+  expect(run.stderr).toMatch(
+    /^error: nats-server was not found.*\nhint: install it with `sudo apt-get install nats-server`/,
+  );
+});
