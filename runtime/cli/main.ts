@@ -12,6 +12,7 @@ import { VERSION } from '../version.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
+import { registerTeamworkCommands } from './teamwork-commands.ts';
 
 interface GlobalOptions {
   dataDir?: string;
@@ -43,7 +44,8 @@ Examples:
   anx-runtime id new --name alice
   anx-runtime send --from <did> --to <did> "hello"
   anx-runtime inbox <did>
-  anx-runtime trace <did|run_id|task_id>`,
+  anx-runtime trace <did|run_id|task_id>
+  anx-runtime demo                       # a dev-team playbook run end to end, with its signed manifest`,
   );
 program.exitOverride();
 
@@ -374,6 +376,33 @@ program
   );
 
 registerRelayCommands(program, { dataDirOf, client, out });
+registerTeamworkCommands(program, { dataDirOf, client, out });
+
+program
+  .command('demo')
+  .description(
+    'run the dev-team playbook end to end on an embedded host with scripted workers, and print the signed manifest',
+  )
+  .option('--keep', 'keep the demo data directory and print where it is')
+  .action(async (options: { keep?: boolean }, cmd: Command) => {
+    const { runDemo } = await import('./demo.ts');
+    const json = globals(cmd).json === true;
+    const result = await runDemo({
+      log: (line) => process.stderr.write(`${line}\n`),
+      ...(options.keep === true ? { keep: true } : {}),
+    });
+    out(cmd, { run_id: result.run_id, verified: result.verified, ...result.manifest }, () =>
+      [
+        '',
+        `Delivery Manifest of ${result.run_id} (vault ${result.manifest.ref.key}@${result.manifest.ref.version}):`,
+        JSON.stringify(result.manifest.signed, null, 2),
+        `signature by ${result.manifest.signed.signer}: ${result.verified ? 'verified' : 'INVALID'}`,
+        ...(options.keep === true ? [`data directory kept: ${result.dataDir}`] : []),
+      ].join('\n'),
+    );
+    if (!result.verified) process.exitCode = 1;
+    void json;
+  });
 
 function report(err: unknown, json: boolean): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;

@@ -1,0 +1,499 @@
+// CLI commands of teamwork: enclave, vault, run, worker, playbook (validate and list run without a daemon).
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { ApiClient } from '../../bridge/api/client.ts';
+import { loadPlaybook } from '../../machines/playbook/parse.ts';
+import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
+import { PlaybookValidationError } from '../../machines/playbook/validate.ts';
+import { AnxError } from '../errors.ts';
+import { formatTable } from './format.ts';
+
+interface Helpers {
+  dataDirOf(cmd: Command): string;
+  client(cmd: Command): ApiClient;
+  out(cmd: Command, json: unknown, text: () => string): void;
+}
+
+interface StageRecord {
+  stage: string;
+  worker: string | null;
+  task_id: string | null;
+  status: string;
+  attempt: number;
+  retry_count: number;
+  output_ref: { key: string; version: number; hash: string } | null;
+  last_error: string | null;
+}
+
+interface RunStatusJson {
+  run_id: string;
+  state: string;
+  playbook: { name: string; version: string };
+  objective: string;
+  owner: string;
+  enclave_id: string | null;
+  current: string | null;
+  stages: StageRecord[];
+  takeover: { stage: string; reason: string } | null;
+  end_reason: string | null;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      {
+        hint: 'check the path',
+      },
+    );
+  }
+}
+
+function short(did: string | null): string {
+  if (did === null) return '-';
+  return did.length > 30 ? `${did.slice(0, 22)}…${did.slice(-6)}` : did;
+}
+
+/** Human-readable run status: state, then one line per stage saying who does what. */
+export function formatRunStatus(s: RunStatusJson): string {
+  const head = [
+    `run ${s.run_id} (${s.playbook.name}@${s.playbook.version}): ${s.state}${s.current ? ` at ${s.current}` : ''}`,
+    `objective: ${s.objective}`,
+  ];
+  if (s.takeover) head.push(`waiting for the owner: ${s.takeover.stage}: ${s.takeover.reason}`);
+  if (s.end_reason) head.push(`ended: ${s.end_reason}`);
+  const rows = [
+    ['STAGE', 'STATUS', 'ATTEMPT', 'RETRIES', 'WORKER', 'OUTPUT'],
+    ...s.stages.map((r) => [
+      r.stage,
+      r.status,
+      String(r.attempt),
+      String(r.retry_count),
+      short(r.worker),
+      r.output_ref
+        ? `${r.output_ref.key}@${r.output_ref.version}`
+        : r.last_error
+          ? `(${r.last_error.slice(0, 60)})`
+          : '',
+    ]),
+  ];
+  return `${head.join('\n')}\n${formatTable(rows)}`;
+}
+
+function parsePermissions(v: string): string[] {
+  return v
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+}
+
+function parseAssignments(values: string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const v of values) {
+    const at = v.indexOf('=');
+    if (at <= 0)
+      throw new AnxError('ANX_ARGUMENT_INVALID', `--assign expected ROLE=DID, got "${v}"`, {
+        hint: 'anx-runtime run start --assign developer=did:agentnexus:z6Mk… …',
+      });
+    const role = v.slice(0, at);
+    out[role] = [...(out[role] ?? []), v.slice(at + 1)];
+  }
+  return out;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function registerTeamworkCommands(program: Command, h: Helpers): void {
+  // ---- playbook ----
+  const playbook = program
+    .command('playbook')
+    .description('playbook definitions: validate and list templates');
+  playbook
+    .command('validate')
+    .description('validate a playbook definition (YAML or JSON); points at every bad field')
+    .argument('<file>', 'the definition file')
+    .action((file: string, _o: unknown, cmd: Command) => {
+      const text = readText(file);
+      try {
+        const def = loadPlaybook(text, file.endsWith('.json') ? 'json' : undefined);
+        h.out(cmd, { ok: true, definition: def }, () =>
+          [
+            `${file}: valid playbook ${def.name}@${def.version}, ${def.stages.length} stage(s), context budget ${def.context_budget_bytes} bytes`,
+            ...def.stages.map(
+              (s, i) =>
+                `  ${i + 1}. ${s.id} (${s.role}) → ${s.output.key}${s.review ? `; rejects back to ${s.review.on_reject}` : ''}`,
+            ),
+          ].join('\n'),
+        );
+      } catch (err) {
+        if (err instanceof PlaybookValidationError) {
+          if (!(cmd.optsWithGlobals() as { json?: boolean }).json) {
+            process.stderr.write(`${file}: invalid playbook\n`);
+            for (const i of err.issues)
+              process.stderr.write(`  ${i.path}: expected ${i.expected}, got ${i.got}\n`);
+            process.exitCode = 2;
+            return;
+          }
+        }
+        throw err;
+      }
+    });
+  playbook
+    .command('list')
+    .description('list the built-in playbook templates')
+    .action((_o: unknown, cmd: Command) => {
+      const templates = TEMPLATE_NAMES.map((name) => {
+        const def = playbookTemplate(name);
+        return {
+          name,
+          version: def.version,
+          description: def.description,
+          stages: def.stages.map((s) => s.id),
+        };
+      });
+      h.out(cmd, templates, () =>
+        formatTable([
+          ['NAME', 'STAGES', 'DESCRIPTION'],
+          ...templates.map((t) => [t.name, t.stages.join(' → '), t.description]),
+        ]),
+      );
+    });
+
+  // ---- enclave ----
+  const enclave = program.command('enclave').description('Enclaves: members, permissions, lifecycle');
+  enclave
+    .command('create')
+    .description('create an Enclave owned by a local identity')
+    .requiredOption('--owner <did>', 'the owning local identity (holds every permission)')
+    .option('--id <id>', 'Enclave id (default: generated)')
+    .option('--name <name>', 'a readable name')
+    .option('--backend <backend>', 'vault backend: lmdb (default) or git', 'lmdb')
+    .action(async (o: { owner: string; id?: string; name?: string; backend: string }, cmd: Command) => {
+      const view = await h.client(cmd).post<{ enclave_id: string; backend: string }>('/v1/enclaves', o);
+      h.out(cmd, view, () => `${view.enclave_id} (vault: ${view.backend})`);
+    });
+  enclave
+    .command('show')
+    .description('show an Enclave: state, members and their permissions, bound playbooks')
+    .argument('<enclave>')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const v = await h.client(cmd).get<{
+        enclave_id: string;
+        state: string;
+        owner: string;
+        backend: string;
+        members: Record<string, { role: string; permissions: string[] }>;
+      }>(`/v1/enclaves/${encodeURIComponent(id)}`);
+      h.out(cmd, v, () =>
+        [
+          `${v.enclave_id}: ${v.state}, vault ${v.backend}, owner ${v.owner}`,
+          formatTable([
+            ['MEMBER', 'ROLE', 'PERMISSIONS'],
+            ...Object.entries(v.members).map(([did, m]) => [did, m.role, m.permissions.join(',')]),
+          ]),
+        ].join('\n'),
+      );
+    });
+  enclave
+    .command('member')
+    .description('add or change a member (as the owner or an admin)')
+    .argument('<enclave>')
+    .argument('<did>', 'the member DID')
+    .requiredOption('--role <role>', 'role in the Enclave, e.g. developer')
+    .requiredOption('--permissions <list>', 'comma-separated: read,write,admin')
+    .requiredOption('--as <did>', 'the acting local identity (owner or admin)')
+    .action(
+      async (id: string, did: string, o: { role: string; permissions: string; as: string }, cmd: Command) => {
+        const v = await h.client(cmd).post(`/v1/enclaves/${encodeURIComponent(id)}/members`, {
+          did,
+          role: o.role,
+          permissions: parsePermissions(o.permissions),
+          as: o.as,
+        });
+        h.out(cmd, v, () => `${did} is ${o.role} (${o.permissions}) in ${id}`);
+      },
+    );
+  enclave
+    .command('remove-member')
+    .argument('<enclave>')
+    .argument('<did>')
+    .requiredOption('--as <did>', 'the acting local identity (owner or admin)')
+    .action(async (id: string, did: string, o: { as: string }, cmd: Command) => {
+      const v = await h
+        .client(cmd)
+        .post(`/v1/enclaves/${encodeURIComponent(id)}/members/remove`, { did, as: o.as });
+      h.out(cmd, v, () => `${did} removed from ${id}`);
+    });
+  for (const action of ['archive', 'activate'] as const) {
+    enclave
+      .command(action)
+      .argument('<enclave>')
+      .requiredOption('--as <did>', 'the acting local identity (owner or admin)')
+      .action(async (id: string, o: { as: string }, cmd: Command) => {
+        const v = await h.client(cmd).post(`/v1/enclaves/${encodeURIComponent(id)}/${action}`, { as: o.as });
+        h.out(cmd, v, () => `${id} ${action === 'archive' ? 'archived' : 'active'}`);
+      });
+  }
+
+  // ---- vault ----
+  const vault = program.command('vault').description("an Enclave's versioned artifacts");
+  vault
+    .command('get')
+    .description('print an artifact (latest version, or --version N)')
+    .argument('<enclave>')
+    .argument('<key>')
+    .option('--version <n>', 'a version number')
+    .option('--as <did>', 'the reading member (default: the Enclave owner)')
+    .action(async (id: string, key: string, o: { version?: string; as?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ key });
+      if (o.version !== undefined) q.set('version', o.version);
+      if (o.as !== undefined) q.set('as', o.as);
+      const a = await h
+        .client(cmd)
+        .get<{ meta: unknown; content?: string; content_base64: string }>(
+          `/v1/vault/${encodeURIComponent(id)}/get?${q}`,
+        );
+      if ((cmd.optsWithGlobals() as { json?: boolean }).json) h.out(cmd, a, () => '');
+      else process.stdout.write(a.content ?? Buffer.from(a.content_base64, 'base64'));
+    });
+  vault
+    .command('put')
+    .description('store FILE as a new version of KEY, authored by --as')
+    .argument('<enclave>')
+    .argument('<key>')
+    .argument('<file>')
+    .requiredOption('--as <did>', 'the writing member: a local identity, recorded as the author')
+    .option('--kind <kind>', 'artifact kind', 'text')
+    .option('--summary <text>', 'a short summary', '')
+    .action(
+      async (
+        id: string,
+        key: string,
+        file: string,
+        o: { as: string; kind: string; summary: string },
+        cmd: Command,
+      ) => {
+        let bytes: Buffer;
+        try {
+          bytes = readFileSync(file);
+        } catch (err) {
+          throw new AnxError(
+            'ANX_ARGUMENT_INVALID',
+            `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+          );
+        }
+        const { ref } = await h
+          .client(cmd)
+          .post<{ ref: { key: string; version: number; hash: string } }>(
+            `/v1/vault/${encodeURIComponent(id)}/put`,
+            { key, kind: o.kind, summary: o.summary, as: o.as, content_base64: bytes.toString('base64') },
+          );
+        h.out(cmd, ref, () => `${ref.key}@${ref.version} sha256:${ref.hash}`);
+      },
+    );
+  vault
+    .command('history')
+    .description('every version of KEY, oldest first')
+    .argument('<enclave>')
+    .argument('<key>')
+    .option('--as <did>', 'the reading member (default: the Enclave owner)')
+    .action(async (id: string, key: string, o: { as?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ key });
+      if (o.as !== undefined) q.set('as', o.as);
+      const { versions } = await h.client(cmd).get<{
+        versions: Array<{
+          version: number;
+          kind: string;
+          hash: string;
+          size: number;
+          author: string;
+          summary: string;
+          ts: number;
+        }>;
+      }>(`/v1/vault/${encodeURIComponent(id)}/history?${q}`);
+      h.out(cmd, versions, () =>
+        versions.length === 0
+          ? `no versions of ${key}`
+          : formatTable([
+              ['VERSION', 'TIME', 'KIND', 'SIZE', 'SHA256', 'AUTHOR', 'SUMMARY'],
+              ...versions.map((v) => [
+                String(v.version),
+                new Date(v.ts).toISOString(),
+                v.kind,
+                String(v.size),
+                v.hash.slice(0, 12),
+                short(v.author),
+                v.summary.slice(0, 60),
+              ]),
+            ]),
+      );
+    });
+
+  // ---- run ----
+  const run = program.command('run').description('playbook runs: start, status, manifest, owner controls');
+  run
+    .command('start')
+    .description('start a run of a playbook (a template name or a definition file) in an Enclave')
+    .requiredOption('--playbook <name|file>', 'a template (see `playbook list`) or a YAML/JSON file')
+    .requiredOption('--objective <text>', 'what the run is for')
+    .requiredOption('--owner <did>', 'the owner: a local identity, member of the Enclave')
+    .requiredOption('--enclave <id>', 'the Enclave')
+    .option('--assign <role=did>', 'a worker for a role (repeat)', collect, [])
+    .option('--coordinator <did>', 'signs the manifest (default: the owner)')
+    .option('--run-id <id>', 'run id (default: generated)')
+    .action(
+      async (
+        o: {
+          playbook: string;
+          objective: string;
+          owner: string;
+          enclave: string;
+          assign: string[];
+          coordinator?: string;
+          runId?: string;
+        },
+        cmd: Command,
+      ) => {
+        const definition = (TEMPLATE_NAMES as string[]).includes(o.playbook)
+          ? o.playbook
+          : loadPlaybook(readText(o.playbook), o.playbook.endsWith('.json') ? 'json' : undefined);
+        const started = await h.client(cmd).post<{ run_id: string }>('/v1/runs', {
+          playbook: definition,
+          objective: o.objective,
+          owner: o.owner,
+          enclave: o.enclave,
+          assignments: parseAssignments(o.assign),
+          ...(o.coordinator === undefined ? {} : { coordinator: o.coordinator }),
+          ...(o.runId === undefined ? {} : { run_id: o.runId }),
+        });
+        h.out(cmd, started, () => started.run_id);
+      },
+    );
+  run
+    .command('list')
+    .description('runs on this host')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { runs } = await h
+        .client(cmd)
+        .get<{ runs: Array<{ run_id: string; enclave_id: string; created_at: number }> }>('/v1/runs');
+      h.out(cmd, runs, () =>
+        formatTable([
+          ['RUN', 'ENCLAVE', 'CREATED'],
+          ...runs.map((r) => [r.run_id, r.enclave_id, new Date(r.created_at).toISOString()]),
+        ]),
+      );
+    });
+  run
+    .command('status')
+    .description('state of a run and its stage records: who is doing what')
+    .argument('<run>')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const s = await h.client(cmd).get<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}`);
+      h.out(cmd, s, () => formatRunStatus(s));
+    });
+  run
+    .command('manifest')
+    .description("the run's signed Delivery Manifest")
+    .argument('<run>')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const m = await h
+        .client(cmd)
+        .get<{ signed: unknown; ref: unknown }>(`/v1/runs/${encodeURIComponent(id)}/manifest`);
+      h.out(cmd, m, () => JSON.stringify(m.signed, null, 2));
+    });
+  for (const action of ['pause', 'resume', 'abort'] as const) {
+    run
+      .command(action)
+      .description(`${action} a run (as its owner)`)
+      .argument('<run>')
+      .option('--as <did>', 'the acting owner (default: the run owner)')
+      .option('--reason <text>', 'why')
+      .action(async (id: string, o: { as?: string; reason?: string }, cmd: Command) => {
+        const s = await h
+          .client(cmd)
+          .post<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}/control`, { action, ...o });
+        h.out(cmd, s, () => formatRunStatus(s));
+      });
+  }
+  run
+    .command('takeover')
+    .description(
+      'as the owner, settle a run waiting in takeover: deliver an artifact, reassign the stage, or skip it',
+    )
+    .argument('<run>')
+    .argument('<action>', 'deliver | reassign | skip')
+    .option('--file <file>', 'deliver: store this file as the stage output (as the owner)')
+    .option('--key <key>', "deliver: vault key (default: the stage's output key)")
+    .option('--version <n>', 'deliver: an existing version of --key instead of --file')
+    .option('--summary <text>', 'deliver: summary')
+    .option('--worker <did>', 'reassign: the new worker')
+    .option('--reason <text>', 'skip: why')
+    .option('--as <did>', 'the acting owner (default: the run owner)')
+    .action(
+      async (
+        id: string,
+        action: string,
+        o: {
+          file?: string;
+          key?: string;
+          version?: string;
+          summary?: string;
+          worker?: string;
+          reason?: string;
+          as?: string;
+        },
+        cmd: Command,
+      ) => {
+        if (!['deliver', 'reassign', 'skip'].includes(action))
+          throw new AnxError(
+            'ANX_ARGUMENT_INVALID',
+            `takeover expected deliver, reassign or skip, got "${action}"`,
+          );
+        const body: Record<string, unknown> = { action };
+        for (const k of ['key', 'summary', 'worker', 'reason', 'as'] as const)
+          if (o[k] !== undefined) body[k] = o[k];
+        if (o.version !== undefined) body['version'] = Number(o.version);
+        if (o.file !== undefined) body['content_base64'] = readFileSync(o.file).toString('base64');
+        const s = await h.client(cmd).post<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}/control`, body);
+        h.out(cmd, s, () => formatRunStatus(s));
+      },
+    );
+
+  // ---- worker ----
+  const worker = program.command('worker').description('workers of local identities');
+  worker
+    .command('script')
+    .description('run a local command for every task of ROLE assigned to DID (kept across restarts)')
+    .requiredOption('--did <did>', 'the local identity that works (and authors the artifacts)')
+    .requiredOption('--role <role>', 'the role it takes')
+    .option('--timeout <ms>', 'kill and fail after this many ms', (v) => Number(v))
+    .argument('<argv...>', 'command and arguments (no shell); put them after --')
+    .action(async (argv: string[], o: { did: string; role: string; timeout?: number }, cmd: Command) => {
+      const w = await h.client(cmd).post('/v1/workers/scripts', {
+        did: o.did,
+        role: o.role,
+        argv,
+        ...(o.timeout === undefined ? {} : { timeout_ms: o.timeout }),
+      });
+      h.out(cmd, w, () => `${o.did} runs ${JSON.stringify(argv)} for ${o.role}`);
+    });
+  worker
+    .command('tasks')
+    .description('open tasks assigned to a DID')
+    .argument('<did>')
+    .action(async (did: string, _o: unknown, cmd: Command) => {
+      const { tasks } = await h
+        .client(cmd)
+        .get<{ tasks: Array<{ task_id: string; role: string; stage: string }> }>(
+          `/v1/workers/${encodeURIComponent(did)}/tasks`,
+        );
+      h.out(cmd, tasks, () =>
+        tasks.length === 0
+          ? 'no open tasks'
+          : formatTable([['TASK', 'STAGE', 'ROLE'], ...tasks.map((t) => [t.task_id, t.stage, t.role])]),
+      );
+    });
+}
