@@ -20,6 +20,7 @@ export const PLAYBOOK_TEMPLATES: Readonly<Record<TemplateName, Readonly<Record<s
     description:
       'Requirements, design, implementation, test and review; review rejections go back to implement.',
     objective: '{{objective}}',
+    takeover_timeout: '72h',
     defaults: { timeout: '30m', max_retries: 2, backoff: { initial: '5s', factor: 2, max: '2m' } },
     stages: [
       {
@@ -99,6 +100,7 @@ export const PLAYBOOK_TEMPLATES: Readonly<Record<TemplateName, Readonly<Record<s
     name: 'incident-triage',
     version: '1.0.0',
     description: 'Detect, diagnose, mitigate and write the postmortem of an incident.',
+    takeover_timeout: '4h',
     defaults: { timeout: '15m', max_retries: 1, backoff: { initial: '2s', factor: 2, max: '30s' } },
     stages: [
       {
