@@ -96,7 +96,12 @@ export class MailStore {
    * Hands `did`'s mail to `handle` in stored order, in batches, until stopped. `handle` acks each
    * item after committing it; items it leaves unacknowledged come again after the ack wait.
    */
-  consume(did: string, handle: (batch: MailItem[]) => Promise<void>): { stop(): void } {
+  consume(
+    did: string,
+    handle: (batch: MailItem[]) => Promise<void>,
+    /** Told each time a fetch finds no mail waiting (the backlog is drained). */
+    onDrained?: () => void,
+  ): { stop(): void } {
     let stopped = false;
     const name = didKey(did);
     const loop = async () => {
@@ -122,6 +127,7 @@ export class MailStore {
             batch.push({ data: new Uint8Array(m.data), ack: () => m.ack(), term: () => m.term() });
           }
           if (batch.length > 0 && !stopped) await handle(batch);
+          else if (batch.length === 0) onDrained?.();
         } catch {
           consumerReady = false;
           if (!stopped) await new Promise((r) => setTimeout(r, 1_000));

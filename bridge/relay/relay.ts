@@ -134,6 +134,8 @@ export interface RelayStats {
 
 const MAX_UNACKED = 8_192;
 const MAIL_WINDOW = 256;
+/** Longest wait for a DID's mail backlog before it is announced anyway (hub unreachable). */
+const MAIL_DRAIN_WAIT_MS = 5_000;
 
 /**
  * One host's relay: the kernel's `RemoteRouter`, presence, discovery, offline mail and webhooks.
@@ -164,7 +166,14 @@ export class Relay implements RemoteRouter {
   private readonly inbound = new Map<string, Inbound>();
   private readonly inboundByPair = new Map<string, string>();
   private readonly seenHellos = new Set<string>();
-  private readonly localDids = new Map<string, { sub: Subscription; mail?: { stop(): void } }>();
+  /**
+   * This host's DIDs. A DID is announced (`ready`) only once its stored mail is drained: senders
+   * keep mailing it until then, so mail is not overtaken by session traffic.
+   */
+  private readonly localDids = new Map<
+    string,
+    { sub: Subscription; mail?: { stop(): void }; ready: boolean; timer?: ReturnType<typeof setTimeout> }
+  >();
   private readonly subs: Subscription[] = [];
   private arrivals: Arrival[] = [];
   private arrivalsScheduled = false;
@@ -404,7 +413,8 @@ export class Relay implements RemoteRouter {
       link.session?.destroy();
     }
     for (const inbound of this.inbound.values()) inbound.session.destroy();
-    for (const { sub, mail } of this.localDids.values()) {
+    for (const { sub, mail, timer } of this.localDids.values()) {
+      if (timer !== undefined) clearTimeout(timer);
       sub.unsubscribe();
       mail?.stop();
     }
@@ -934,7 +944,7 @@ export class Relay implements RemoteRouter {
       encodeHeartbeat({
         v: 1,
         host: this.hostId,
-        dids: [...this.localDids.keys()],
+        dids: [...this.localDids].filter(([, d]) => d.ready).map(([did]) => did),
         interval: this.heartbeatMs,
         ts: Date.now(),
       }),
@@ -960,8 +970,25 @@ export class Relay implements RemoteRouter {
       if (this.localDids.has(record.did)) continue;
       const did = record.did;
       const sub = this.transport.listenDid(did, (f) => this.onInbox(did, f.data, f.reply));
-      const mail = this.mail?.consume(did, (batch) => this.acceptMail(did, batch));
-      this.localDids.set(did, { sub, ...(mail === undefined ? {} : { mail }) });
+      const entry: {
+        sub: Subscription;
+        mail?: { stop(): void };
+        ready: boolean;
+        timer?: ReturnType<typeof setTimeout>;
+      } = { sub, ready: this.mail === undefined };
+      this.localDids.set(did, entry);
+      if (this.mail !== undefined) {
+        const ready = () => {
+          if (entry.ready) return;
+          entry.ready = true;
+          if (entry.timer !== undefined) clearTimeout(entry.timer);
+          this.announce();
+        };
+        entry.mail = this.mail.consume(did, (batch) => this.acceptMail(did, batch), ready);
+        // Without JetStream (hub unreachable) the DID still goes online for traffic that needs no hub.
+        entry.timer = setTimeout(ready, MAIL_DRAIN_WAIT_MS);
+        entry.timer.unref?.();
+      }
     }
   }
 
