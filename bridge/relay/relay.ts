@@ -563,7 +563,9 @@ export class Relay implements RemoteRouter {
     const host = this.need();
     const mail = this.mail as MailStore;
     for (const entry of link.queue) {
-      if (link.mailInFlight >= MAIL_WINDOW) return;
+      // After a failure one message probes the store alone: a window of publishes racing a hub that is
+      // coming back could store a later message before an earlier one.
+      if (link.mailInFlight >= (link.attempt > 0 ? 1 : MAIL_WINDOW)) return;
       if (entry.mailing) continue;
       let bytes: Uint8Array;
       try {
