@@ -615,6 +615,9 @@ export class ActorSystem {
       const timer = live.timers?.get(mail.timer);
       if (timer === undefined) return;
       live.timers?.delete(mail.timer);
+      // Gone from the index in the commit of the transition it causes; left there, it would be re-armed at
+      // every start and could fire a later timer of the same id early.
+      if (live.durable) this.commits.remove(this.store.timers, [timer.at, live.address, timer.id]);
       const scheduled = scheduledEvents(live.actor)[mail.timer];
       if (scheduled !== undefined) live.actor.system.scheduler.cancel(scheduled.source, mail.timer);
       event = timer.event;
