@@ -483,6 +483,7 @@ export class Relay implements RemoteRouter {
     if (link.handshake !== undefined) {
       clearTimeout(link.handshake.timer);
       this.handshakes.delete(link.handshake.sid);
+      link.handshake.pending.ephemeralPrivate.fill(0);
       link.handshake = undefined;
     }
     for (const entry of link.queue) entry.sentIn = undefined;
@@ -550,6 +551,7 @@ export class Relay implements RemoteRouter {
     const timer = setTimeout(() => {
       if (link.handshake?.sid !== sid) return;
       this.handshakes.delete(sid);
+      link.handshake.pending.ephemeralPrivate.fill(0);
       link.handshake = undefined;
       this.backoff(link);
     }, this.handshakeTimeoutMs);
