@@ -774,13 +774,9 @@ export function compilePlaybook(def: PlaybookDefinition) {
       },
     },
     delays: {
-      stageTimeout: ({ context }) => stageDef(context.current)?.timeout_ms ?? 0,
-      retryBackoff: ({ context }) => {
-        const stage = stageDef(context.current);
-        const exec = context.stages[context.current ?? ''];
-        return stage && exec ? backoffDelay(stage.backoff, exec.retry_count) : 0;
-      },
-      takeoverTimeout: () => def.takeover_timeout_ms ?? 0,
+      stageTimeout: ({ context }) => runDelay(def, 'stageTimeout', context),
+      retryBackoff: ({ context }) => runDelay(def, 'retryBackoff', context),
+      takeoverTimeout: ({ context }) => runDelay(def, 'takeoverTimeout', context),
     },
     actions: {
       startRun: enqueueActions(
@@ -1069,3 +1065,44 @@ export function compilePlaybook(def: PlaybookDefinition) {
 
 /** The statechart type `compilePlaybook` returns. */
 export type RunMachine = ReturnType<typeof compilePlaybook>;
+
+/** Names of the run's delayed transitions. */
+export type RunDelay = 'stageTimeout' | 'retryBackoff' | 'takeoverTimeout';
+
+/** Milliseconds of a named delay in the given context: the stage timeout, the retry backoff, the takeover wait. */
+export function runDelay(def: PlaybookDefinition, name: RunDelay, context: RunContext): number {
+  const stage = def.stages.find((s) => s.id === context.current);
+  const exec = context.current === null ? undefined : context.stages[context.current];
+  if (name === 'stageTimeout') return stage?.timeout_ms ?? 0;
+  if (name === 'retryBackoff') return stage && exec ? backoffDelay(stage.backoff, exec.retry_count) : 0;
+  return def.takeover_timeout_ms ?? 0;
+}
+
+/**
+ * The delayed events armed in a run snapshot, with their delays: what the kernel must keep as deadlines,
+ * since XState's persisted snapshot does not carry pending timers. Send `{ type: event }` when one is due.
+ *
+ * @example
+ * ```ts
+ * for (const t of armedTimers(def, actor.getSnapshot())) timers.set(t.event, enteredAt + t.delay_ms);
+ * ```
+ */
+export function armedTimers(
+  def: PlaybookDefinition,
+  snapshot: { context: RunContext; _nodes: ReadonlyArray<{ after: ReadonlyArray<{ eventType: string }> }> },
+): Array<{ event: string; delay: RunDelay; delay_ms: number }> {
+  const out = new Map<string, { event: string; delay: RunDelay; delay_ms: number }>();
+  for (const node of snapshot._nodes) {
+    for (const t of node.after) {
+      const name = t.eventType.split('.')[2] as RunDelay | undefined;
+      if (name === 'stageTimeout' || name === 'retryBackoff' || name === 'takeoverTimeout') {
+        out.set(t.eventType, {
+          event: t.eventType,
+          delay: name,
+          delay_ms: runDelay(def, name, snapshot.context),
+        });
+      }
+    }
+  }
+  return [...out.values()];
+}

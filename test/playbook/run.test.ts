@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock } from 'xstate';
-import { compilePlaybook } from '../../machines/playbook/compile.ts';
+import { armedTimers, compilePlaybook } from '../../machines/playbook/compile.ts';
 import type { ContextSnapshot } from '../../machines/playbook/context.ts';
 import type { DeliveryManifestContent } from '../../machines/playbook/run.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
@@ -146,6 +146,23 @@ describe('run: review rollback', () => {
 });
 
 describe('run: timeouts, retries and takeover', () => {
+  it("arms each stage timeout with that stage's own timeout, from the first stage on", () => {
+    const run = startRun(devTeam);
+    run.start();
+    run.clock.increment(1);
+    expect(run.value()).toContain('requirements');
+    run.clock.increment(30 * 60_000 - 2);
+    expect(run.value()).toContain('requirements');
+    run.clock.increment(1);
+    expect(run.value()).toBe('{"live":"retrying"}');
+    run.backoff();
+    for (const s of ['requirements', 'design']) run.deliver(s);
+    run.clock.increment(30 * 60_000 + 1); // implement allows 2 h, not the 30 min of the stage before it
+    expect(run.value()).toContain('implement');
+    run.clock.increment(90 * 60_000);
+    expect(run.value()).toBe('{"live":"retrying"}');
+  });
+
   it('retries a timed-out stage after its backoff with a new task id', () => {
     const run = startRun(devTeam);
     run.start();
@@ -462,6 +479,15 @@ describe('run: persistence', () => {
     const actor = createActor(machine, { snapshot: persisted, input, clock: new SimulatedClock() });
     actor.start();
     expect(actor.getSnapshot().value).toEqual({ live: { running: { implement: 'working' } } });
+    // The kernel re-arms timers itself: the snapshot says which are due and after how long.
+    const timers = armedTimers(devTeam, actor.getSnapshot());
+    expect(timers).toEqual([
+      {
+        event: 'xstate.after.stageTimeout.run.live.running.implement.working',
+        delay: 'stageTimeout',
+        delay_ms: 7_200_000,
+      },
+    ]);
     const e = actor.getSnapshot().context.stages['implement']!;
     actor.send({
       type: 'stage.delivered',
@@ -470,6 +496,11 @@ describe('run: persistence', () => {
       body: { task_id: e.task_id!, ref: run.exec('design').output_ref! },
     });
     expect(actor.getSnapshot().value).toEqual({ live: { running: { test: 'working' } } });
+    actor.send({ type: armedTimers(devTeam, actor.getSnapshot())[0]!.event } as never);
+    expect(actor.getSnapshot().value).toEqual({ live: 'retrying' });
+    expect(armedTimers(devTeam, actor.getSnapshot())).toMatchObject([
+      { delay: 'retryBackoff', delay_ms: 5_000 },
+    ]);
   });
 });
 
