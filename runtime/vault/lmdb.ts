@@ -104,14 +104,15 @@ export class LmdbVault implements VaultBackend {
     checkEnclaveId(enclaveId);
     checkKey(key);
     if (version !== undefined) checkVersion(version);
-    // One read transaction, so the latest pointer, metadata and content are from the same commit.
-    const found = this.db.transactionSync(() => {
-      const v = version ?? this.db.get([LATEST, enclaveId, key]);
-      if (typeof v !== 'number') return undefined;
+    // No transaction needed: a version's metadata and content are written together with the pointer to it and
+    // never change afterwards, so whatever pointer is read names a complete version.
+    const v = version ?? this.db.get([LATEST, enclaveId, key]);
+    let found: ArtifactContent | undefined;
+    if (typeof v === 'number') {
       const meta = this.db.get([META, enclaveId, key, v]) as ArtifactVersion | undefined;
       const blob = this.db.get([BLOB, enclaveId, key, v]) as Uint8Array | undefined;
-      return meta && blob ? { meta, content: new Uint8Array(blob) } : undefined;
-    });
+      if (meta && blob) found = { meta, content: new Uint8Array(blob) };
+    }
     if (!found) throw new VaultNotFoundError(enclaveId, key, version);
     checkIntegrity(found);
     return found;
