@@ -4,8 +4,9 @@ import { cryptoGroup } from './crypto.ts';
 import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
 import { relayGroup } from './relay.ts';
+import { teamworkGroup } from './teamwork.ts';
 
-const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup, relayGroup];
+const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup, relayGroup, teamworkGroup];
 
 function usage(): never {
   process.stderr.write(

@@ -1,0 +1,179 @@
+// Bench group `teamwork`: stage handoff overhead, 1,000 concurrent dev-team runs, and the stage-50 context against its history.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { StageHandler } from '../../actors/worker-runtime.ts';
+import { Host } from '../../runtime/host.ts';
+import { DEV_TEAM_ROLES, type TeamHost } from '../teamwork/fixtures.ts';
+import { runLongPlaybook } from '../teamwork/long-run.ts';
+import { type BenchGroup, type BenchResult, msSince, percentile } from './harness.ts';
+
+/** A host in a fresh temp dir with an owner, an Enclave and one worker DID per dev-team role. */
+async function benchTeam(noSync: boolean): Promise<TeamHost & { dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'anx-bench-team-'));
+  const host = await Host.open({ dataDir: dir, noSync });
+  const owner = (await host.createIdentity({ name: 'owner' })).did;
+  const enclave = (await host.teamwork.enclaves.create({ owner, id: 'bench' })).enclave_id;
+  const workers: Record<string, string> = {};
+  for (const role of DEV_TEAM_ROLES) {
+    const did = (await host.createIdentity({ name: role })).did;
+    workers[role] = did;
+    await host.teamwork.enclaves.setMember(enclave, owner, { did, role, permissions: ['read', 'write'] });
+  }
+  return { host, owner, enclave, workers, dir };
+}
+
+async function closeTeam(team: TeamHost & { dir: string }): Promise<void> {
+  await team.host.close();
+  rmSync(team.dir, { recursive: true, force: true });
+}
+
+/**
+ * Handoff overhead: from a worker's `deliver()` call (vault write included) to the next stage's handler
+ * being invoked, through the run's transition, the commit, the assignment to the next DID and its commit.
+ * Workers do nothing else, so no worker time is in it. Linear runs of 20 stages, one after another.
+ */
+async function handoff(noSync: boolean, runs: number): Promise<number[]> {
+  const team = await benchTeam(noSync);
+  const t = team.host.teamwork;
+  const worker = team.workers['developer'] as string;
+  const stages = 20;
+  const delivered = new Map<string, bigint>();
+  const samples: number[] = [];
+  let finish: (() => void) | undefined;
+  const handler: StageHandler = async (ctx) => {
+    const i = Number(ctx.task.stage.slice(1));
+    const prev = delivered.get(`${ctx.task.run_id}/${i - 1}`);
+    if (prev !== undefined) samples.push(Number(process.hrtime.bigint() - prev) / 1e6);
+    delivered.set(`${ctx.task.run_id}/${i}`, process.hrtime.bigint());
+    await ctx.deliver({ value: `stage ${i}`, summary: `stage ${i}` });
+    if (i === stages) finish?.();
+  };
+  t.worker(worker).onStage('worker', handler);
+  const playbook = {
+    name: 'handoff',
+    version: '1',
+    stages: Array.from({ length: stages }, (_, i) => ({
+      id: `s${i + 1}`,
+      role: 'worker',
+      inputs: i === 0 ? [] : [`s${i}`],
+      output: { kind: 'text', key: `out/s${i + 1}` },
+    })),
+  };
+  for (let r = 0; r < runs; r++) {
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    await t.startRun({
+      playbook,
+      objective: 'measure',
+      owner: team.owner,
+      enclave: team.enclave,
+      assignments: { worker },
+    });
+    await done;
+  }
+  await t.workers.idle();
+  await closeTeam(team);
+  return samples;
+}
+
+/** `count` dev-team runs started at once; scripted in-process workers; resolves when every manifest is written. */
+async function concurrentRuns(count: number): Promise<{ completed: number; seconds: number }> {
+  const team = await benchTeam(false);
+  const t = team.host.teamwork;
+  for (const role of DEV_TEAM_ROLES) {
+    t.worker(team.workers[role] as string).onStage(role, async (ctx) => {
+      await ctx.deliver({ value: `${role} output for ${ctx.task.run_id}`, summary: `${role} done` });
+    });
+  }
+  let completed = 0;
+  const all = new Promise<void>((resolve) => {
+    t.manifests.onManifest(() => {
+      if (++completed === count) resolve();
+    });
+  });
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      t.startRun({
+        playbook: 'dev-team',
+        objective: `feature ${i}`,
+        owner: team.owner,
+        enclave: team.enclave,
+        assignments: team.workers,
+      }),
+    ),
+  );
+  await Promise.race([all, new Promise((r) => setTimeout(r, 600_000))]);
+  const seconds = msSince(start) / 1000;
+  const states = new Map<string, number>();
+  for (const run of t.runs.list()) {
+    const s = t.runs.status(run.run_id).state;
+    states.set(s, (states.get(s) ?? 0) + 1);
+  }
+  await t.workers.idle();
+  await closeTeam(team);
+  return { completed: Math.min(completed, states.get('completed') ?? 0), seconds };
+}
+
+export const teamworkGroup: BenchGroup = {
+  name: 'teamwork',
+  async run(log) {
+    const results: BenchResult[] = [];
+
+    const durable = await handoff(false, 10);
+    const p50 = percentile(durable, 50);
+    const p99 = percentile(durable, 99);
+    const fast = await handoff(true, 10);
+    log(
+      `handoff: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (fsync); p50 ${percentile(fast, 50).toFixed(2)} ms without fsync`,
+    );
+    results.push({
+      id: 'teamwork.handoff_p50_ms',
+      value: p50,
+      unit: 'ms',
+      raw: percentile(fast, 50),
+      ratio: p50 / percentile(fast, 50),
+      note: `p99 ${p99.toFixed(2)} ms; ${durable.length} handoffs, fsync on; raw = same path without fsync`,
+    });
+
+    const concurrent = await concurrentRuns(1000);
+    log(`concurrent: ${concurrent.completed} dev-team runs completed in ${concurrent.seconds.toFixed(1)} s`);
+    results.push({
+      id: 'teamwork.concurrent_runs_completed',
+      value: concurrent.completed,
+      unit: 'runs',
+      note: `1,000 started at once, 5 stages each, manifests signed; ${concurrent.seconds.toFixed(1)} s`,
+    });
+    results.push({
+      id: 'teamwork.runs_per_s',
+      value: concurrent.completed / concurrent.seconds,
+      unit: 'runs/s',
+      note: `${(concurrent.completed * 5) / concurrent.seconds >= 100 ? Math.round((concurrent.completed * 5) / concurrent.seconds) : ((concurrent.completed * 5) / concurrent.seconds).toFixed(1)} stages/s`,
+    });
+
+    const team = await benchTeam(true);
+    const long = await runLongPlaybook(team, 50, 20_000, 4096);
+    await team.host.teamwork.workers.idle();
+    await closeTeam(team);
+    log(
+      `stage 50: context ${long.contextBytes} bytes (budget ${long.budget}), earlier outputs ${long.historyBytes} bytes`,
+    );
+    results.push({
+      id: 'teamwork.context_bytes_stage50',
+      value: long.contextBytes,
+      unit: 'bytes',
+      note: `budget ${long.budget} bytes`,
+    });
+    results.push({
+      id: 'teamwork.history_bytes_stage50',
+      value: long.historyBytes,
+      unit: 'bytes',
+      raw: long.contextBytes,
+      ratio: long.historyBytes / long.contextBytes,
+      note: 'sum of the 49 earlier outputs; ratio = history / context',
+    });
+    return results;
+  },
+};
