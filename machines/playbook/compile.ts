@@ -996,6 +996,15 @@ export function compilePlaybook(def: PlaybookDefinition) {
         on: {
           'run.start': ownerOnly('live', ['startRun']),
           'run.abort': ownerOnly('aborted', ['abortRun']),
+          // Nothing has been assigned yet: whatever else arrives is reported and dropped.
+          'stage.delivered': { actions: 'refuseEvent' },
+          'stage.failed': { actions: 'refuseEvent' },
+          'stage.rejected': { actions: 'refuseEvent' },
+          'takeover.deliver': { actions: 'refuseEvent' },
+          'takeover.reassign': { actions: 'refuseEvent' },
+          'takeover.skip': { actions: 'refuseEvent' },
+          'run.pause': { actions: 'refuseEvent' },
+          'run.resume': { actions: 'refuseEvent' },
         },
       },
       live: {
@@ -1011,6 +1020,7 @@ export function compilePlaybook(def: PlaybookDefinition) {
           'takeover.reassign': { actions: 'refuseEvent' },
           'takeover.skip': { actions: 'refuseEvent' },
           'run.resume': { actions: 'refuseEvent' },
+          'run.start': { actions: 'refuseEvent' },
         },
         states: {
           route: {
@@ -1053,6 +1063,12 @@ export function compilePlaybook(def: PlaybookDefinition) {
           'stage.delivered': { actions: 'deferEvent' },
           'stage.failed': { actions: 'deferEvent' },
           'stage.rejected': { actions: 'deferEvent' },
+          // Owner decisions wait until the run is resumed; they are reported, not held.
+          'takeover.deliver': { actions: 'refuseEvent' },
+          'takeover.reassign': { actions: 'refuseEvent' },
+          'takeover.skip': { actions: 'refuseEvent' },
+          'run.pause': { actions: 'refuseEvent' },
+          'run.start': { actions: 'refuseEvent' },
         },
       },
       completed: { type: 'final' },

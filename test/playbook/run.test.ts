@@ -361,6 +361,23 @@ describe('run: pause and resume', () => {
     expect(run.value()).toBe('{"live":"takeover"}');
   });
 
+  it('reports owner decisions sent while paused or before start instead of dropping them silently', () => {
+    const run = startRun(devTeam);
+    run.owner('takeover.skip');
+    run.owner('run.pause');
+    run.start();
+    run.owner('run.pause');
+    run.owner('takeover.skip');
+    run.start();
+    expect(run.value()).toBe('"paused"');
+    expect(run.events('error').map((e) => (e.payload as { ignored: string }).ignored)).toEqual([
+      'takeover.skip',
+      'run.pause',
+      'takeover.skip',
+      'run.start',
+    ]);
+  });
+
   it('ignores resume when not paused and pause from strangers', () => {
     const run = startRun(devTeam);
     run.start();
