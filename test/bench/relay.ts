@@ -155,6 +155,28 @@ async function sessionLayerThroughput(a: NatsTransport, b: NatsTransport, n: num
   return n / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
+/** The kernel alone on the receiving side: 1 KiB messages accepted into one DID's inbox, fsync on. */
+async function kernelInboxRate(n: number): Promise<number> {
+  const host = await Host.open({ dataDir: tempDir('anx-bench-inbox-') });
+  try {
+    const bob = await host.createIdentity({ name: 'bob' });
+    const from = generateIdentity().did;
+    const text = 'x'.repeat(1024);
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i += 2_500) {
+      await host.system.accept(
+        Array.from({ length: Math.min(2_500, n - i) }, () =>
+          host.system.envelope({ type: 'message', from, to: bob.did, body: { text } }),
+        ),
+      );
+    }
+    await waitFor(() => (host.identities()[0]?.received ?? 0) >= n, 120_000, 'inbox');
+    return n / (Number(process.hrtime.bigint() - start) / 1e9);
+  } finally {
+    await host.close();
+  }
+}
+
 async function relayNode(url: string, heartbeatMs: number) {
   const transport = await NatsTransport.connect({ servers: url });
   const relay = new Relay({ transport, nc: transport.nc, heartbeatMs });
@@ -225,6 +247,7 @@ export const relayGroup: BenchGroup = {
       const raws: number[] = [];
       for (let r = 0; r < 3; r++) raws.push(await rawThroughput(nc1, nc2, 100_000));
       const sessionRate = median(rates);
+      const kernelRate = await kernelInboxRate(20_000);
       log(
         `  session msgs/s between host processes: ${rates.map((x) => Math.round(x)).join(', ')}; raw ${raws.map((x) => Math.round(x)).join(', ')}`,
       );
@@ -234,7 +257,7 @@ export const relayGroup: BenchGroup = {
           sessionRate,
           'msgs/s',
           median(raws),
-          '1 KiB, 2 host processes, fsync, no loss',
+          `1 KiB, 2 host processes, fsync, no loss; receiving kernel alone ${Math.round(kernelRate)} msgs/s`,
         ),
       );
       for (const d of daemons.splice(0)) await killHard(d);
