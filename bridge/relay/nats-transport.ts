@@ -49,7 +49,6 @@ export class NatsTransport implements Transport {
         name: options.name ?? 'anx-runtime',
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
-        waitOnFirstConnect: true,
         pingInterval: 10_000,
         ...(options.user === undefined ? {} : { user: options.user, pass: options.pass ?? '' }),
       });
