@@ -1,7 +1,6 @@
 // Git vault backend: one bare repository per Enclave, one commit per artifact version, authored by the writing DID.
 import { execFile } from 'node:child_process';
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VaultBackendError, VaultNotFoundError } from './errors.ts';
 import {
@@ -34,6 +33,7 @@ import {
  * Each commit message also carries the metadata as trailers (Anx-Key, Anx-Version, ...) for people reading the log.
  */
 const BRANCH = 'refs/heads/main';
+const CAS_ATTEMPTS = 8;
 const contentPath = (key: string, version: number) => `content/${key}/@${version}`;
 const metaPath = (key: string, version: number) => `meta/${key}/@${version}.json`;
 
@@ -189,69 +189,94 @@ export class GitVault implements VaultBackend {
     const repo = this.repoOf(enclaveId);
     await this.ensureRepo(repo);
     return this.serialise(repo, async () => {
-      const parent = await this.head(repo);
-      const versions = parent ? await this.versionsOf(repo, parent, key) : [];
-      const version = (versions.at(-1) ?? 0) + 1;
-      const ts = this.now();
-      const blob = await this.text(repo, ['hash-object', '-w', '--stdin'], { input: content });
-      const meta: ArtifactVersion = {
-        enclave_id: enclaveId,
-        key,
-        version,
-        kind: artifact.kind,
-        hash: sha256Hex(content),
-        size: content.length,
-        author: artifact.author,
-        summary: artifact.summary,
-        ts,
-      };
-      const sideBlob = await this.text(repo, ['hash-object', '-w', '--stdin'], {
-        input: new TextEncoder().encode(`${JSON.stringify(meta, null, 2)}\n`),
-      });
-      // A private index file builds the new tree without a working tree and without touching other writers.
-      const index = join(tmpdir(), `anx-vault-index-${process.pid}-${Math.random().toString(36).slice(2)}`);
-      const env = { GIT_INDEX_FILE: index };
-      try {
-        if (parent) await this.run(repo, ['read-tree', parent], { env });
-        else await this.run(repo, ['read-tree', '--empty'], { env });
-        await this.run(
-          repo,
-          [
-            'update-index',
-            '--add',
-            '--cacheinfo',
-            `100644,${blob},${contentPath(key, version)}`,
-            '--cacheinfo',
-            `100644,${sideBlob},${metaPath(key, version)}`,
-          ],
-          { env },
-        );
-        const tree = await this.text(repo, ['write-tree'], { env });
-        const date = `@${Math.floor(ts / 1000)} +0000`;
-        const who = {
-          GIT_AUTHOR_NAME: artifact.author,
-          GIT_AUTHOR_EMAIL: `${artifact.author}@agentnexus`,
-          GIT_AUTHOR_DATE: date,
-          GIT_COMMITTER_NAME: artifact.author,
-          GIT_COMMITTER_EMAIL: `${artifact.author}@agentnexus`,
-          GIT_COMMITTER_DATE: date,
-        };
-        const message = commitMessage(meta);
-        const commit = await this.text(
-          repo,
-          ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'],
-          {
-            env: who,
-            input: new TextEncoder().encode(message),
-          },
-        );
-        // Compare-and-swap: fails if another process moved the branch since we read it.
-        await this.run(repo, ['update-ref', BRANCH, commit, parent ?? '0'.repeat(40)]);
-      } finally {
-        await rm(index, { force: true });
+      // Another process may move the branch between our read and our compare-and-swap; then start over
+      // from its commit, a bounded number of times.
+      for (let attempt = 1; ; attempt++) {
+        const ref = await this.commitVersion(repo, enclaveId, key, artifact, content);
+        if (ref) return ref;
+        if (attempt >= CAS_ATTEMPTS) {
+          throw new VaultBackendError(
+            `cannot store ${enclaveId}/${key}: the branch kept moving (${attempt} attempts)`,
+          );
+        }
       }
-      return toRef(meta);
     });
+  }
+
+  /** Writes one version on top of the current branch head; null when the branch moved meanwhile. */
+  private async commitVersion(
+    repo: string,
+    enclaveId: string,
+    key: string,
+    artifact: ArtifactInput,
+    content: Uint8Array,
+  ): Promise<ArtifactRef | null> {
+    const parent = await this.head(repo);
+    const versions = parent ? await this.versionsOf(repo, parent, key) : [];
+    const version = (versions.at(-1) ?? 0) + 1;
+    const ts = this.now();
+    const blob = await this.text(repo, ['hash-object', '-w', '--stdin'], { input: content });
+    const meta: ArtifactVersion = {
+      enclave_id: enclaveId,
+      key,
+      version,
+      kind: artifact.kind,
+      hash: sha256Hex(content),
+      size: content.length,
+      author: artifact.author,
+      summary: artifact.summary,
+      ts,
+    };
+    const sideBlob = await this.text(repo, ['hash-object', '-w', '--stdin'], {
+      input: new TextEncoder().encode(`${JSON.stringify(meta, null, 2)}\n`),
+    });
+    // A private index file builds the new tree without a working tree and without touching other writers.
+    const index = join(repo, `anx-index-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    const env = { GIT_INDEX_FILE: index };
+    try {
+      if (parent) await this.run(repo, ['read-tree', parent], { env });
+      else await this.run(repo, ['read-tree', '--empty'], { env });
+      await this.run(
+        repo,
+        [
+          'update-index',
+          '--add',
+          '--cacheinfo',
+          `100644,${blob},${contentPath(key, version)}`,
+          '--cacheinfo',
+          `100644,${sideBlob},${metaPath(key, version)}`,
+        ],
+        { env },
+      );
+      const tree = await this.text(repo, ['write-tree'], { env });
+      const date = `@${Math.floor(ts / 1000)} +0000`;
+      const who = {
+        GIT_AUTHOR_NAME: artifact.author,
+        GIT_AUTHOR_EMAIL: `${artifact.author}@agentnexus`,
+        GIT_AUTHOR_DATE: date,
+        GIT_COMMITTER_NAME: artifact.author,
+        GIT_COMMITTER_EMAIL: `${artifact.author}@agentnexus`,
+        GIT_COMMITTER_DATE: date,
+      };
+      const commit = await this.text(
+        repo,
+        ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'],
+        {
+          env: who,
+          input: new TextEncoder().encode(commitMessage(meta)),
+        },
+      );
+      try {
+        // Compare-and-swap: refuses if the branch is no longer at `parent`.
+        await this.run(repo, ['update-ref', BRANCH, commit, parent ?? '0'.repeat(40)]);
+      } catch (err) {
+        if ((await this.head(repo)) !== parent) return null;
+        throw err;
+      }
+    } finally {
+      await rm(index, { force: true });
+    }
+    return toRef(meta);
   }
 
   async get(enclaveId: string, key: string, version?: number): Promise<ArtifactContent> {

@@ -97,3 +97,24 @@ describe('git vault repository', () => {
     await expect(vault.get('enc1', 'a.md')).rejects.toMatchObject({ code: 'ANX_VAULT_INTEGRITY' });
   });
 });
+
+describe('git vault across processes', () => {
+  it('keeps versions distinct when two instances write one repository at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'anx-vault-git-'));
+    try {
+      const did = 'did:agentnexus:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
+      const a = new GitVault(dir);
+      const b = new GitVault(dir);
+      await a.put('enc1', 'seed', { kind: 'text', content: 'x', author: did, summary: '' });
+      const put = (v: GitVault, i: number) =>
+        v.put('enc1', 'shared.md', { kind: 'text', content: `w${i}`, author: did, summary: '' });
+      const refs = await Promise.all([0, 1, 2, 3].flatMap((i) => [put(a, i), put(b, i + 10)]));
+      expect(refs.map((r) => r.version).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      const hist = await a.history('enc1', 'shared.md');
+      expect(hist.map((h) => h.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(new Set(hist.map((h) => h.hash)).size).toBe(8);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
