@@ -49,6 +49,8 @@ export class LmdbVault implements VaultBackend {
   private readonly db: Database<unknown, Key>;
   private readonly now: () => number;
   private readonly maxSize: number;
+  /** Highest version handed out per `enclave\u0000key`, including versions staged but not yet committed. */
+  private readonly reserved = new Map<string, number>();
 
   constructor(db: Database<unknown, Key>, options: VaultOptions = {}) {
     this.db = db;
@@ -72,7 +74,9 @@ export class LmdbVault implements VaultBackend {
       // of one key get distinct, consecutive versions and a reader never sees metadata without content.
       const meta = await this.db.transaction(() => {
         const latest = this.db.get([LATEST, enclaveId, key]);
-        const version = (typeof latest === 'number' ? latest : 0) + 1;
+        const id = `${enclaveId}\u0000${key}`;
+        const version = Math.max(typeof latest === 'number' ? latest : 0, this.reserved.get(id) ?? 0) + 1;
+        this.reserved.set(id, version);
         const m: ArtifactVersion = {
           enclave_id: enclaveId,
           key,
@@ -98,6 +102,46 @@ export class LmdbVault implements VaultBackend {
         cause: err,
       });
     }
+  }
+
+  /**
+   * Validates a put and returns its ref with the writes that store it, for a caller that commits them in
+   * its own transaction (a worker's delivery and the message announcing it land together). Versions are
+   * reserved in this process at once, so staged and direct puts of one key never share a number; this
+   * holds because one host process owns its LMDB environment.
+   */
+  prepare(
+    enclaveId: string,
+    key: string,
+    artifact: ArtifactInput,
+  ): { ref: ArtifactRef; db: Database<unknown, Key>; writes: Array<[Key, unknown]> } {
+    checkEnclaveId(enclaveId);
+    checkKey(key);
+    const content = checkInput(artifact, this.maxSize);
+    const id = `${enclaveId}\u0000${key}`;
+    const latest = this.db.get([LATEST, enclaveId, key]);
+    const version = Math.max(typeof latest === 'number' ? latest : 0, this.reserved.get(id) ?? 0) + 1;
+    this.reserved.set(id, version);
+    const meta: ArtifactVersion = {
+      enclave_id: enclaveId,
+      key,
+      version,
+      kind: artifact.kind,
+      hash: sha256Hex(content),
+      size: content.length,
+      author: artifact.author,
+      summary: artifact.summary,
+      ts: this.now(),
+    };
+    return {
+      ref: toRef(meta),
+      db: this.db,
+      writes: [
+        [[META, enclaveId, key, version], meta],
+        [[BLOB, enclaveId, key, version], Buffer.from(content.buffer, content.byteOffset, content.length)],
+        [[LATEST, enclaveId, key], version],
+      ],
+    };
   }
 
   async get(enclaveId: string, key: string, version?: number): Promise<ArtifactContent> {
