@@ -22,7 +22,10 @@ export interface WriteTrace {
   run_id?: string;
   task_id?: string;
   step?: string;
-  /** The caller commits right after (the worker's delivery): the event joins that commit. */
+  /**
+   * The caller commits right after (the worker's delivery): the event, and with the LMDB backend the
+   * artifact itself, join that commit. The returned ref is durable only once the caller's commit is.
+   */
   deferCommit?: boolean;
 }
 
@@ -72,12 +75,17 @@ export class VaultService {
       throw new TeamworkInputError('artifact expected { kind, content, summary }');
     if (write.author !== undefined && write.author !== did) throw new ForgedAuthorError(write.author, did);
     this.enclaves.check(enclaveId, did, 'write');
-    const ref = await this.backend(enclaveId).put(enclaveId, key, {
-      kind: write.kind,
-      content: write.content,
-      summary: write.summary ?? '',
-      author: did,
-    });
+    const artifact = { kind: write.kind, content: write.content, summary: write.summary ?? '', author: did };
+    const backend = this.backend(enclaveId);
+    let ref: ArtifactRef;
+    if (trace.deferCommit === true && backend === this.lmdb) {
+      // Staged in the caller's group commit: the artifact and the message carrying its ref land together.
+      const prepared = this.lmdb.prepare(enclaveId, key, artifact);
+      for (const [k, v] of prepared.writes) this.system.commits.put(prepared.db, k, v);
+      ref = prepared.ref;
+    } else {
+      ref = await backend.put(enclaveId, key, artifact);
+    }
     // Left in the trace of the Enclave (and of the run and task that wrote it, when there is one).
     const event = {
       kind: 'artifact' as const,

@@ -2,9 +2,10 @@
 import { createHash } from 'node:crypto';
 import type { Database, Key } from 'lmdb';
 import { isArtifactRef } from '../machines/playbook/compile.ts';
-import type { ContextSnapshot } from '../machines/playbook/context.ts';
+import { buildContextSnapshot, type ContextSnapshot } from '../machines/playbook/context.ts';
 import type { ArtifactRef } from '../machines/playbook/definition.ts';
 import { AnxError } from '../runtime/errors.ts';
+import type { EventV1 } from '../runtime/events/event.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import type { ArtifactContent } from '../runtime/vault/types.ts';
@@ -83,6 +84,7 @@ export class WorkerRuntime {
   private readonly settled = new Set<string>();
   /** Promises of running handlers, so callers (tests, shutdown) can wait for them. */
   private readonly running = new Set<Promise<void>>();
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly system: ActorSystem,
@@ -92,6 +94,81 @@ export class WorkerRuntime {
     private readonly vault: VaultService,
   ) {
     this.done = system.store.root.openDB({ name: 'worker_tasks', useRecords: false } as never);
+    this.unsubscribe = system.events.subscribe((events) => this.onEvents(events));
+  }
+
+  /**
+   * Fast path: the run's `stage.started` event is committed in the same transaction as the outbox entry
+   * of its `stage.assign`, so once it is heard the assignment is durable and the handler may start, one
+   * commit earlier than through the worker's inbox. The snapshot is rebuilt from the run's committed
+   * context exactly as the run built it. The inbox stays the path after a restart (and for DIDs whose
+   * handler registers later); both paths meet in `dispatch`, which runs a task once per process.
+   */
+  private onEvents(events: readonly EventV1[]): void {
+    if (this.handlers.size === 0) return;
+    for (const e of events) {
+      if (
+        e.kind !== 'status' ||
+        e.run_id === undefined ||
+        e.actor === undefined ||
+        !e.actor.startsWith('run/')
+      )
+        continue;
+      const p = e.payload as { state?: unknown; workers?: unknown; stage?: unknown } | null;
+      if (p?.state !== 'stage.started' || !Array.isArray(p.workers)) continue;
+      if (!p.workers.some((w) => typeof w === 'string' && this.handlers.has(w))) continue;
+      try {
+        for (const task of this.tasksOfStage(e.run_id, String(p.stage))) this.dispatch(task);
+      } catch {
+        // The inbox path still delivers the assignment.
+      }
+    }
+  }
+
+  /** The running tasks of a run's current stage whose worker has a handler here. */
+  private tasksOfStage(runId: string, stageId: string): StageTask[] {
+    const { context, hash } = this.runs.context(runId);
+    const def = this.runs.definition(hash);
+    const exec = context.stages[stageId];
+    const stage = def?.stages.find((s) => s.id === stageId);
+    if (def === undefined || exec === undefined || stage === undefined || context.current !== stageId)
+      return [];
+    if (exec.status !== 'running' || exec.task_id === null) return [];
+    const base = {
+      run_id: runId,
+      stage: stageId,
+      role: stage.role,
+      attempt: exec.attempt,
+      timeout_ms: stage.timeout_ms,
+      enclave_id: context.enclave_id,
+    };
+    if (exec.shards === null) {
+      if (exec.worker === null || !this.handlers.has(exec.worker)) return [];
+      return [
+        {
+          ...base,
+          did: exec.worker,
+          task_id: exec.task_id,
+          context: buildContextSnapshot(def, context, stageId, def.context_budget_bytes),
+        },
+      ];
+    }
+    const count = exec.shards.length;
+    return exec.shards.flatMap((shard, index) =>
+      shard.status === 'running' && this.handlers.has(shard.worker)
+        ? [
+            {
+              ...base,
+              did: shard.worker,
+              task_id: shard.task_id,
+              context: buildContextSnapshot(def, context, stageId, def.context_budget_bytes, {
+                index,
+                count,
+              }),
+            },
+          ]
+        : [],
+    );
   }
 
   /** The worker handle of a local identity. */
@@ -336,6 +413,7 @@ export class WorkerRuntime {
   }
 
   close(): void {
+    this.unsubscribe();
     for (const c of this.inflight.values()) c.abort();
     for (const u of this.unwatch.values()) u();
   }
