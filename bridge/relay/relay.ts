@@ -78,6 +78,11 @@ export interface RelayOptions {
   mailRetentionMs?: number;
   /** Trust score of a DID for `discover --min-trust` (0..1); default neutral 0.5 for everyone. */
   trustOf?: (did: string) => number;
+  /**
+   * Envelopes that must stay non-repudiable travel sealed and signed even inside a session.
+   * Default: types `vote`, `artifact`, `token`, `manifest` and their dotted subtypes.
+   */
+  nonRepudiable?: (env: KernelEnvelope) => boolean;
 }
 
 interface Outgoing {
@@ -89,6 +94,8 @@ interface Outgoing {
   sentIn: string | undefined;
   sentAt: number;
   mailing: boolean;
+  /** The sealed form, for envelopes that must stay non-repudiable (made once, resent as is). */
+  sealed?: Uint8Array;
 }
 
 interface Link {
@@ -116,7 +123,9 @@ interface Inbound {
 }
 
 interface Arrival {
-  env: KernelEnvelope;
+  /** Undefined for a sealed envelope already accepted before: acknowledged, not accepted again. */
+  env: KernelEnvelope | undefined;
+  id: string;
   inbound: Inbound;
 }
 
@@ -130,9 +139,12 @@ export interface RelayStats {
   refused: number;
   handshakes: number;
   retries: number;
+  /** Envelopes sent sealed inside a session because they must stay non-repudiable. */
+  sealedSent: number;
 }
 
 const MAX_UNACKED = 8_192;
+const NON_REPUDIABLE = /^(vote|artifact|token|manifest)(\.|$)/;
 const MAIL_WINDOW = 256;
 /** Longest wait for a DID's mail backlog before it is announced anyway (hub unreachable). */
 const MAIL_DRAIN_WAIT_MS = 5_000;
@@ -153,6 +165,7 @@ export class Relay implements RemoteRouter {
     refused: 0,
     handshakes: 0,
     retries: 0,
+    sealedSent: 0,
   };
   hostId = '';
   directory: Directory | undefined;
@@ -189,6 +202,7 @@ export class Relay implements RemoteRouter {
   private readonly handshakeTimeoutMs: number;
   private readonly maxBackoffMs: number;
   private readonly trustOf: (did: string) => number;
+  private readonly nonRepudiable: (env: KernelEnvelope) => boolean;
 
   constructor(private readonly options: RelayOptions) {
     this.transport = options.transport;
@@ -197,6 +211,7 @@ export class Relay implements RemoteRouter {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 3_000;
     this.maxBackoffMs = options.maxBackoffMs ?? 15_000;
     this.trustOf = options.trustOf ?? (() => 0.5);
+    this.nonRepudiable = options.nonRepudiable ?? ((env) => NON_REPUDIABLE.test(env.type));
     this.presence = new PresenceTracker({
       now: () => Date.now(),
       setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -520,7 +535,16 @@ export class Relay implements RemoteRouter {
         continue;
       }
       if (unacked >= MAX_UNACKED) break;
-      this.transport.sendToDid(link.to, link.session.seal(entry.bytes));
+      if (entry.sealed === undefined && this.nonRepudiable(entry.env)) {
+        try {
+          entry.sealed = this.sealForMail(entry.env);
+        } catch (err) {
+          this.dropEntry(link, entry, err);
+          continue;
+        }
+      }
+      this.transport.sendToDid(link.to, link.session.seal(entry.sealed ?? entry.bytes));
+      if (entry.sealed !== undefined) this.stats.sealedSent++;
       entry.sentIn = link.sid;
       entry.sentAt = now;
       unacked++;
@@ -807,9 +831,9 @@ export class Relay implements RemoteRouter {
         }
         return;
       }
-      const env = this.decodeArrival(plaintext, inbound);
+      const arrival = this.decodeArrival(plaintext, inbound);
       this.stats.received++;
-      this.arrivals.push({ env, inbound });
+      this.arrivals.push(arrival);
       if (!this.arrivalsScheduled) {
         this.arrivalsScheduled = true;
         setImmediate(() => void this.acceptArrivals());
@@ -820,7 +844,7 @@ export class Relay implements RemoteRouter {
     }
   }
 
-  private decodeArrival(plaintext: Uint8Array, inbound: Inbound): KernelEnvelope {
+  private decodeArrival(plaintext: Uint8Array, inbound: Inbound): Arrival {
     let env: KernelEnvelope;
     try {
       env = packr.unpack(plaintext) as KernelEnvelope;
@@ -833,6 +857,7 @@ export class Relay implements RemoteRouter {
       throw new RelayFrameError(
         `session frame expected an envelope from ${inbound.peer} to ${inbound.local}`,
       );
+    if ((env as { enc?: unknown }).enc === SEALED_ENC) return this.openSealedArrival(plaintext, inbound);
     if (
       typeof env.id !== 'string' ||
       !/^[A-Za-z0-9_-]{16,64}$/.test(env.id) ||
@@ -840,7 +865,32 @@ export class Relay implements RemoteRouter {
       typeof env.ts !== 'number'
     )
       throw new RelayFrameError('session frame envelope expected "id", "type" and "ts"');
-    return env;
+    return { env, id: env.id, inbound };
+  }
+
+  /** A sealed, signed envelope inside a session: every envelope check, then the kernel form. */
+  private openSealedArrival(bytes: Uint8Array, inbound: Inbound): Arrival {
+    const host = this.need();
+    let xPriv: Uint8Array | undefined;
+    try {
+      const accepted = acceptEnvelope(bytes, {
+        suite: host.suite,
+        guard: this.mailGuard as DurableReplayGuard,
+        windowMs: this.mail?.retentionMs ?? 7 * 24 * 60 * 60_000,
+        recipientX25519Private: (to) => {
+          if (to !== inbound.local) return undefined;
+          xPriv = host.keystore.x25519Private(to);
+          return xPriv;
+        },
+      });
+      return { env: kernelEnvelopeOf(accepted), id: accepted.envelope.id, inbound };
+    } catch (err) {
+      if (err instanceof EnvelopeDuplicateError && err.id !== undefined)
+        return { env: undefined, id: err.id, inbound };
+      throw err;
+    } finally {
+      xPriv?.fill(0);
+    }
   }
 
   /** Commits what arrived in this tick, then acknowledges it per session. */
@@ -850,18 +900,20 @@ export class Relay implements RemoteRouter {
     this.arrivals = [];
     if (batch.length === 0 || this.host === undefined) return;
     try {
-      await this.host.system.accept(batch.map((a) => a.env));
+      await this.host.system.accept(batch.flatMap((a) => (a.env === undefined ? [] : [a.env])));
+      // Sealed envelopes seen before were refused by the replay guard: acknowledge once that is durable.
+      if (batch.some((a) => a.env === undefined)) await this.host.system.commits.drain();
     } catch {
       return;
     }
     const bySession = new Map<Inbound, string[]>();
-    for (const { env, inbound } of batch) {
+    for (const { id, inbound } of batch) {
       let ids = bySession.get(inbound);
       if (ids === undefined) {
         ids = [];
         bySession.set(inbound, ids);
       }
-      ids.push(env.id);
+      ids.push(id);
     }
     for (const [inbound, ids] of bySession) {
       if (this.closed) return;
@@ -891,22 +943,7 @@ export class Relay implements RemoteRouter {
               return xPriv;
             },
           });
-          const wire = accepted.envelope;
-          const env: KernelEnvelope = {
-            v: 1,
-            id: wire.id,
-            type: wire.type,
-            from: wire.from,
-            to: wire.to,
-            ts: wire.ts,
-            body: accepted.body,
-          };
-          if (wire.exp !== undefined) env.exp = wire.exp;
-          if (wire.thread !== undefined) env.thread = wire.thread;
-          if (wire.reply !== undefined) env.reply = wire.reply;
-          if (wire.ctx !== undefined) env.ctx = wire.ctx;
-          if (wire.actor !== undefined) env.actor = wire.actor;
-          if (wire.cap !== undefined) env.cap = wire.cap;
+          const env = kernelEnvelopeOf(accepted);
           take.push(env);
           ack.push(() => item.ack());
         } catch (err) {
@@ -1025,4 +1062,25 @@ export class Relay implements RemoteRouter {
     }
     return value;
   }
+}
+
+/** The kernel's form of an accepted wire envelope (opened, if it was sealed). */
+function kernelEnvelopeOf(accepted: ReturnType<typeof acceptEnvelope>): KernelEnvelope {
+  const wire = accepted.envelope;
+  const env: KernelEnvelope = {
+    v: 1,
+    id: wire.id,
+    type: wire.type,
+    from: wire.from,
+    to: wire.to,
+    ts: wire.ts,
+    body: accepted.body,
+  };
+  if (wire.exp !== undefined) env.exp = wire.exp;
+  if (wire.thread !== undefined) env.thread = wire.thread;
+  if (wire.reply !== undefined) env.reply = wire.reply;
+  if (wire.ctx !== undefined) env.ctx = wire.ctx;
+  if (wire.actor !== undefined) env.actor = wire.actor;
+  if (wire.cap !== undefined) env.cap = wire.cap;
+  return env;
 }

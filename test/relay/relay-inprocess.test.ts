@@ -42,6 +42,36 @@ it('delivers in order and exactly once between two hosts, and empties the sender
   expect(a.relay.stats.handshakes).toBeGreaterThanOrEqual(1);
 });
 
+it('sends votes and other non-repudiable types sealed and signed inside the session, delivered once', async () => {
+  const board = new Switchboard();
+  const a = await node(board);
+  const b = await node(board);
+  const alice = await a.host.createIdentity({ name: 'alice' });
+  const bob = await b.host.createIdentity({ name: 'bob' });
+  await waitFor(() => a.relay.isOnline(bob.did), 5_000, 'bob online at a');
+  await a.host.send([
+    { from: alice.did, to: bob.did, type: 'message', body: { n: 0 } },
+    {
+      from: alice.did,
+      to: bob.did,
+      type: 'vote',
+      body: { n: 1, yes: true },
+      thread: 'thread-0000000000000001',
+    },
+    { from: alice.did, to: bob.did, type: 'message', body: { n: 2 } },
+  ]);
+  await waitFor(() => b.host.inbox(bob.did).messages.length === 3, 10_000, 'three messages');
+  const inbox = b.host.inbox(bob.did).messages;
+  expect(inbox.map((m) => [m.type, (m.body as { n: number }).n])).toEqual([
+    ['message', 0],
+    ['vote', 1],
+    ['message', 2],
+  ]);
+  expect(inbox[1]?.thread).toBe('thread-0000000000000001');
+  expect(a.relay.stats.sealedSent).toBe(1);
+  await waitFor(() => a.host.status().outbox === 0, 10_000, 'sender outbox empty');
+});
+
 it('keeps unacknowledged mail in the outbox while the receiver is away and delivers it after the sender restarts', async () => {
   const board = new Switchboard();
   const aDir = tempDir();
