@@ -1,9 +1,10 @@
 // The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
+import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
 import { CLI } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
+import { freePort, startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 afterAll(async () => {
@@ -54,4 +55,53 @@ it('says in one line how to install nats-server when it is missing', () => {
   expect(run.stderr).toMatch(
     /^error: nats-server was not found.*\nhint: install it with `sudo apt-get install nats-server`/,
   );
+});
+
+it('runs a hub with `relay start`, prints a join URL a leaf can use, and stops nats-server with it', async () => {
+  const dir = tempDir();
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      '--data-dir',
+      dir,
+      '--json',
+      'relay',
+      'start',
+      '--port',
+      '0',
+      '--leaf-port',
+      '0',
+      '--leaf-host',
+      '127.0.0.1',
+      '--public-host',
+      '127.0.0.1',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!out.trim().endsWith('}') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const info = JSON.parse(out) as { pid: number; join: string; clientUrl: string };
+    const { hub, credentials } = parseLeafUrl(info.join);
+    const [port, httpPort] = [await freePort(), await freePort()];
+    const leaf = new NatsServer({
+      dir: tempDir(),
+      name: 'leaf.conf',
+      port,
+      httpPort,
+      waitForLeaf: true,
+      config: leafConfig({ port, httpPort, hub, credentials }),
+    });
+    await leaf.start();
+    await leaf.stop();
+    const exited = new Promise((r) => child.once('exit', r));
+    process.kill(child.pid as number, 'SIGTERM');
+    await exited;
+    expect(() => process.kill(info.pid, 0)).toThrow();
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 });
