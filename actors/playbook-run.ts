@@ -323,7 +323,10 @@ export class PlaybookRuns {
    * `takeover.skip`) as `as` (default: the owner) and resolves with the run's status once it has handled it.
    */
   async control(runId: string, type: string, body: Record<string, unknown>, as?: string): Promise<RunStatus> {
-    const { context: c } = this.context(runId);
+    const { context: c, value } = this.context(runId);
+    const state = runStateOf(value);
+    if (state === 'completed' || state === 'failed' || state === 'aborted')
+      throw new ChangeRefusedError('ANX_RUN_REFUSED', `run ${runId} is ${state}: it takes no more ${type}`);
     const actor = as ?? c.owner;
     if (!this.keystore.has(actor))
       throw new TeamworkInputError(`"as" expected a local identity, got ${JSON.stringify(actor)}`);
@@ -340,8 +343,8 @@ export class PlaybookRuns {
       ctx: { run_id: runId, ...(c.enclave_id === null ? {} : { enclave_id: c.enclave_id }) },
     });
     const watch = watchActorEvent(this.system, address, (e) => {
-      const p = e.payload as { ignored?: unknown } | null;
-      return e.kind === 'status' || (e.kind === 'error' && p?.ignored === type);
+      const p = e.payload as { ignored?: unknown; id?: unknown } | null;
+      return e.kind === 'status' || (e.kind === 'error' && (p?.ignored === type || p?.id === env.id));
     });
     try {
       await this.system.accept([env]);
@@ -350,7 +353,9 @@ export class PlaybookRuns {
       throw err;
     }
     const verdict = await watch.result;
-    if (verdict?.kind === 'error') {
+    if (verdict === undefined)
+      throw new ChangeRefusedError('ANX_RUN_TIMEOUT', `run ${runId} did not answer ${type} in time`);
+    if (verdict.kind === 'error') {
       const state = this.status(runId).state;
       throw new ChangeRefusedError(
         'ANX_RUN_REFUSED',

@@ -12,7 +12,7 @@ import { VERSION } from '../version.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
-import { registerTeamworkCommands } from './teamwork-commands.ts';
+import { artifactVersionArgs, registerTeamworkCommands } from './teamwork-commands.ts';
 
 interface GlobalOptions {
   dataDir?: string;
@@ -422,7 +422,7 @@ function report(err: unknown, json: boolean): number {
 }
 
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(artifactVersionArgs(process.argv));
 } catch (err) {
   process.exitCode = report(err, process.argv.includes('--json'));
 }

@@ -106,6 +106,21 @@ function parseAssignments(values: string[]): Record<string, string[]> {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/**
+ * `vault get … --version N` and `run takeover … --version N` name an artifact version, but `--version`
+ * is the program's own flag: after those commands, a `--version` followed by a number becomes
+ * `--artifact-version`.
+ */
+export function artifactVersionArgs(argv: string[]): string[] {
+  const at = argv.findIndex((a) => a === 'vault' || a === 'run');
+  if (at < 0) return argv;
+  return argv.map((a, i) => {
+    if (i > at && a === '--version' && /^\d+$/.test(argv[i + 1] ?? '')) return '--artifact-version';
+    if (i > at && /^--version=\d+$/.test(a)) return `--artifact-version=${a.slice(10)}`;
+    return a;
+  });
+}
+
 export function registerTeamworkCommands(program: Command, h: Helpers): void {
   // ---- playbook ----
   const playbook = program
@@ -245,11 +260,11 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .description('print an artifact (latest version, or --version N)')
     .argument('<enclave>')
     .argument('<key>')
-    .option('--version <n>', 'a version number')
+    .option('--artifact-version <n>', 'a version number (also accepted as --version N)')
     .option('--as <did>', 'the reading member (default: the Enclave owner)')
-    .action(async (id: string, key: string, o: { version?: string; as?: string }, cmd: Command) => {
+    .action(async (id: string, key: string, o: { artifactVersion?: string; as?: string }, cmd: Command) => {
       const q = new URLSearchParams({ key });
-      if (o.version !== undefined) q.set('version', o.version);
+      if (o.artifactVersion !== undefined) q.set('version', o.artifactVersion);
       if (o.as !== undefined) q.set('as', o.as);
       const a = await h
         .client(cmd)
@@ -427,7 +442,10 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .argument('<action>', 'deliver | reassign | skip')
     .option('--file <file>', 'deliver: store this file as the stage output (as the owner)')
     .option('--key <key>', "deliver: vault key (default: the stage's output key)")
-    .option('--version <n>', 'deliver: an existing version of --key instead of --file')
+    .option(
+      '--artifact-version <n>',
+      'deliver: an existing version of --key instead of --file (also --version N)',
+    )
     .option('--summary <text>', 'deliver: summary')
     .option('--worker <did>', 'reassign: the new worker')
     .option('--reason <text>', 'skip: why')
@@ -439,7 +457,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
         o: {
           file?: string;
           key?: string;
-          version?: string;
+          artifactVersion?: string;
           summary?: string;
           worker?: string;
           reason?: string;
@@ -455,7 +473,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
         const body: Record<string, unknown> = { action };
         for (const k of ['key', 'summary', 'worker', 'reason', 'as'] as const)
           if (o[k] !== undefined) body[k] = o[k];
-        if (o.version !== undefined) body['version'] = Number(o.version);
+        if (o.artifactVersion !== undefined) body['version'] = Number(o.artifactVersion);
         if (o.file !== undefined) body['content_base64'] = readFileSync(o.file).toString('base64');
         const s = await h.client(cmd).post<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}/control`, body);
         h.out(cmd, s, () => formatRunStatus(s));
