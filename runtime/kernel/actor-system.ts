@@ -75,7 +75,8 @@ interface PendingSend {
 
 interface FollowUp {
   batch: number;
-  actors: LiveActor[];
+  /** Actors whose record must be written in this commit (and are released when it lands). */
+  dirty: Set<LiveActor>;
   sends: PendingSend[];
 }
 
@@ -93,6 +94,8 @@ interface LiveActor {
   inflight: number;
   lastActive: number;
   status: ActorRecord['st'];
+  /** Why the actor failed, when status is 'error'. */
+  error?: string;
 }
 
 const IGNORE_ERRORS = { error: () => {} };
@@ -160,6 +163,7 @@ export class ActorSystem {
     this.commits.onFailure((err) => {
       this.fatal = err;
     });
+    this.commits.beforeFlush(() => this.stageDirtyRecords());
     this.events = new EventLog(this.store, this.commits, this.clock);
     this.timers = new TimerService(this.clock, (address, id) => this.enqueueTimer(address, id));
     this.outboxSeq = lastNumericKey(this.store.outbox);
@@ -270,6 +274,10 @@ export class ActorSystem {
       if (this.live.has(address) || this.store.actors.doesExist(address)) continue;
       const live = this.instantiate(def, address, undefined, def.input ? def.input(address, init) : init);
       this.afterTransition(live, undefined);
+      // Written now: the record must hold the running snapshot, not the stopped one.
+      this.stageRecord(live);
+      this.followUp?.dirty.delete(live);
+      live.inflight--;
       live.actor.stop();
       created++;
       if (this.commits.staged >= 50_000) await this.flush();
@@ -672,24 +680,16 @@ export class ActorSystem {
       if (!isKernelEffect(effect)) continue;
       this.applyEffect(live, effect as KernelEffect, cause, sends);
     }
+    if (live.status === 'error')
+      live.error = (snap.error as Error | undefined)?.message ?? String(snap.error);
     if (live.durable) {
-      const record: ActorRecord = {
-        k: live.def.kind,
-        mv: live.def.version,
-        s: live.status === 'error' ? undefined : live.actor.getPersistedSnapshot(),
-        st: live.status,
-      };
-      if (live.timers !== undefined && live.timers.size > 0)
-        record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
-      if (live.status === 'error') {
-        // Keep the last good snapshot for diagnosis; the failed state itself cannot be restored.
-        record.s = (this.store.actors.get(live.address) as ActorRecord | undefined)?.s;
-        record.e = (snap.error as Error | undefined)?.message ?? String(snap.error);
-      }
-      this.commits.put(this.store.actors, live.address, record);
+      // The record itself is written once per group commit (see `stageDirtyRecords`): an actor that
+      // handles many messages in one turn costs one snapshot, not one per message.
       const followUp = this.followUpOfBatch();
-      live.inflight++;
-      followUp.actors.push(live);
+      if (!followUp.dirty.has(live)) {
+        followUp.dirty.add(live);
+        live.inflight++;
+      }
       for (const send of sends) followUp.sends.push(send);
     } else {
       for (const s of sends) this.route(s.env, s.bytes, s.key);
@@ -816,15 +816,42 @@ export class ActorSystem {
     const batch = this.commits.batch;
     let followUp = this.followUp;
     if (followUp === undefined || followUp.batch !== batch) {
-      const next: FollowUp = { batch, actors: [], sends: [] };
+      const next: FollowUp = { batch, dirty: new Set(), sends: [] };
       this.followUp = next;
       this.commits.afterCommit(() => {
-        for (const live of next.actors) live.inflight--;
+        for (const live of next.dirty) live.inflight--;
         for (const s of next.sends) this.route(s.env, s.bytes, s.key);
       });
       followUp = next;
     }
     return followUp;
+  }
+
+  /** Writes the record of every actor that changed in the group commit about to start. */
+  private stageDirtyRecords(): void {
+    const followUp = this.followUp;
+    if (followUp === undefined || followUp.batch !== this.commits.batch) return;
+    for (const live of followUp.dirty) this.stageRecord(live);
+  }
+
+  /** Stages an actor's record: kind, machine version, persisted snapshot, status and timers. */
+  private stageRecord(live: LiveActor): void {
+    const record: ActorRecord = {
+      k: live.def.kind,
+      mv: live.def.version,
+      s: undefined,
+      st: live.status,
+    };
+    if (live.status === 'error') {
+      // Keep the last good snapshot for diagnosis; the failed state itself cannot be restored.
+      record.s = (this.store.actors.get(live.address) as ActorRecord | undefined)?.s;
+      record.e = live.error;
+    } else {
+      record.s = live.actor.getPersistedSnapshot();
+    }
+    if (live.timers !== undefined && live.timers.size > 0)
+      record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
+    this.commits.put(this.store.actors, live.address, record);
   }
 
   /** Above `maxActive`, passivates the least recently active idle actors down to 90% of it. */

@@ -30,6 +30,7 @@ export class CommitQueue {
   private idleWaiters: Array<() => void> = [];
   private failure: ((err: unknown) => void) | undefined;
   private batchNumber = 0;
+  private prepare: (() => void) | undefined;
 
   constructor(private readonly root: RootDatabase) {}
 
@@ -63,6 +64,11 @@ export class CommitQueue {
     return this.ops.dbs.length;
   }
 
+  /** Runs at the start of every flush, so writes that are cheaper to stage once per commit join it. */
+  beforeFlush(fn: () => void): void {
+    this.prepare = fn;
+  }
+
   /** Called with the error when a group commit fails (the host reports it and stops accepting work). */
   onFailure(fn: (err: unknown) => void): void {
     this.failure = fn;
@@ -71,6 +77,7 @@ export class CommitQueue {
   /** Commits everything staged so far as one transaction. */
   flush(): Promise<void> {
     if (this.ops.dbs.length === 0 && this.callbacks.length === 0) return Promise.resolve();
+    this.prepare?.();
     const { dbs, keys, values } = this.ops;
     const callbacks = this.callbacks;
     this.batchNumber++;
