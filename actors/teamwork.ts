@@ -1,8 +1,10 @@
 // Teamwork on one host: Enclaves, the checked vault, playbook runs, workers and manifests, built over one actor system.
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
+import type { ArtifactRef } from '../runtime/vault/types.ts';
 import { enclaveActor } from './enclave.ts';
 import { Enclaves } from './enclaves.ts';
+import { TeamworkInputError } from './errors.ts';
 import { InboxTap } from './inbox-tap.ts';
 import { Manifests } from './manifest.ts';
 import { PlaybookRuns, type StartRunRequest } from './playbook-run.ts';
@@ -54,6 +56,61 @@ export class Teamwork {
     const started = await this.runs.start(request);
     this.manifests.watch(request.coordinator ?? request.owner);
     return started;
+  }
+
+  /**
+   * As the Owner, settles a run waiting in takeover with an artifact: `content` is stored now (as the
+   * Owner) under `key` (default: the stage's output key), or else an existing version of `key` is used.
+   */
+  async takeoverDeliver(
+    runId: string,
+    options: {
+      key?: string;
+      version?: number;
+      content?: string | Uint8Array;
+      kind?: string;
+      summary?: string;
+    },
+    as?: string,
+  ) {
+    const status = this.runs.status(runId);
+    const actor = as ?? status.owner;
+    if (status.enclave_id === null) throw new TeamworkInputError(`run ${runId} has no enclave`);
+    const stage = status.takeover?.stage ?? status.current ?? '';
+    const key =
+      options.key ??
+      this.runs.definition(status.playbook.hash)?.stages.find((s) => s.id === stage)?.output.key;
+    if (key === undefined) throw new TeamworkInputError('"key" expected the vault key to deliver');
+    let ref: ArtifactRef;
+    if (options.content !== undefined) {
+      ref = await this.vault.put(
+        status.enclave_id,
+        key,
+        {
+          kind: options.kind ?? 'text',
+          content: options.content,
+          summary: options.summary ?? 'delivered by the owner',
+        },
+        actor,
+        { run_id: runId, step: stage },
+      );
+    } else {
+      const {
+        enclave_id,
+        key: k,
+        version,
+        hash,
+        size,
+        summary,
+      } = (await this.vault.get(status.enclave_id, key, actor, options.version)).meta;
+      ref = { enclave_id, key: k, version, hash, size, summary };
+    }
+    return this.runs.control(
+      runId,
+      'takeover.deliver',
+      { ref, ...(options.summary === undefined ? {} : { summary: options.summary }) },
+      actor,
+    );
   }
 
   /** The worker handle of a local identity: `teamwork.worker(did).onStage(role, handler)`. */

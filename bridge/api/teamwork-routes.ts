@@ -3,7 +3,7 @@ import type { Permission } from '../../machines/enclave.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
-import type { ArtifactContent, ArtifactRef } from '../../runtime/vault/types.ts';
+import type { ArtifactContent } from '../../runtime/vault/types.ts';
 import { ScriptWorkers } from '../workers/script.ts';
 
 export type TeamworkRoute = (
@@ -172,47 +172,20 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
         return t.runs.control(runId, 'takeover.skip', reason, as);
       case 'reassign':
         return t.runs.control(runId, 'takeover.reassign', { worker: str(b, 'worker') }, as);
-      case 'deliver': {
-        // The Owner's own artifact: written now as the Owner, or an existing version of a key.
-        const status = t.runs.status(runId);
-        const actor = as ?? status.owner;
-        const enclave = status.enclave_id as string;
-        const stage = status.takeover?.stage ?? status.current ?? '';
-        const key =
-          str(b, 'key', false) ??
-          t.runs.definition(status.playbook.hash)?.stages.find((s) => s.id === stage)?.output.key;
-        if (key === undefined)
-          throw new RequestError('ANX_REQUEST_INVALID', '"key" expected the vault key to deliver');
-        let ref: ArtifactRef;
-        if (b['content'] !== undefined || b['content_base64'] !== undefined) {
-          ref = await t.vault.put(
-            enclave,
-            key,
-            {
-              kind: (str(b, 'kind', false) ?? 'text') as string,
-              content: contentOf(b),
-              summary: typeof b['summary'] === 'string' ? b['summary'] : 'delivered by the owner',
-            },
-            actor,
-            { run_id: runId, step: stage },
-          );
-        } else {
-          const found = await t.vault.get(
-            enclave,
-            key,
-            actor,
-            typeof b['version'] === 'number' ? b['version'] : undefined,
-          );
-          const { enclave_id, key: k, version, hash, size, summary } = found.meta;
-          ref = { enclave_id, key: k, version, hash, size, summary };
-        }
-        return t.runs.control(
+      case 'deliver':
+        return t.takeoverDeliver(
           runId,
-          'takeover.deliver',
-          { ref, ...(typeof b['summary'] === 'string' ? { summary: b['summary'] } : {}) },
-          actor,
+          {
+            ...(typeof b['key'] === 'string' ? { key: b['key'] } : {}),
+            ...(typeof b['version'] === 'number' ? { version: b['version'] } : {}),
+            ...(b['content'] !== undefined || b['content_base64'] !== undefined
+              ? { content: contentOf(b) }
+              : {}),
+            ...(typeof b['kind'] === 'string' ? { kind: b['kind'] } : {}),
+            ...(typeof b['summary'] === 'string' ? { summary: b['summary'] } : {}),
+          },
+          as,
         );
-      }
       default:
         throw new RequestError(
           'ANX_REQUEST_INVALID',
