@@ -177,13 +177,17 @@ export function buildContextSnapshot(
     candidates.push({ stage: id, status: e.status, summary: truncateUtf8(e.summary, cap) });
   }
   let taken = 0;
+  // The snapshot's size is tracked as summaries are added (one more array element adds its own JSON and,
+  // after the first, a comma), so a long run costs one encoding per summary rather than one per prefix.
+  let size = jsonBytes(snap);
   for (const c of candidates) {
-    snap.earlier.push(c);
-    if (fits()) {
+    const added = jsonBytes(c) + (snap.earlier.length > 0 ? 1 : 0);
+    if (size + added <= budgetBytes) {
+      snap.earlier.push(c);
+      size += added;
       taken += 1;
       continue;
     }
-    snap.earlier.pop();
     // Give the first summary that does not fit whatever room is left, then stop.
     const room = budgetBytes - jsonBytes(snap) - jsonBytes({ ...c, summary: '' }) - 1;
     if (room > 16) {
