@@ -136,6 +136,10 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
       artifacts: await t.vault.list(e, reader(e, url), query(url, 'prefix', false) ?? ''),
     };
   });
+  route('POST', '/v1/vault/resolve', async (_u, _p, body) => {
+    const b = obj(body);
+    return artifactJson(await t.vault.resolve(b['ref'] as never, str(b, 'as') as string));
+  });
   route('POST', '/v1/vault/:enclave/put', async (_u, [enclave], body) => {
     const b = obj(body);
     const as = str(b, 'as') as string;

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RemoteWorker } from '../../bridge/api/worker-client.ts';
 import type { ContextSnapshot } from '../../machines/playbook/context.ts';
 import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -206,4 +207,64 @@ it('runs a playbook whose worker lives in another process and answers over the l
   expect(manifest.signer).toBe(owner);
   expect((await cli('run', 'pause', run_id)).code).toBe(5);
   expect((await cli('run', 'status', 'no-such-run')).code).toBe(4);
+}, 90_000);
+
+it('runs dev-team with every worker in this process through RemoteWorker, one review rejection included', async () => {
+  await daemon.api.post('/v1/enclaves', { owner, id: 'sdk' });
+  const roles = ['pm', 'architect', 'developer', 'tester', 'reviewer'];
+  const workers: Record<string, string> = {};
+  const remote: RemoteWorker[] = [];
+  let reviews = 0;
+  for (const role of roles) {
+    const did = (await daemon.api.post<{ did: string }>('/v1/identities', { name: `sdk-${role}` })).did;
+    workers[role] = did;
+    await daemon.api.post('/v1/enclaves/sdk/members', {
+      as: owner,
+      did,
+      role,
+      permissions: ['read', 'write'],
+    });
+    const w = new RemoteWorker(daemon.api, did, 50).onStage(role, async (ctx) => {
+      const inputs = await Promise.all(ctx.snapshot.inputs.map((r) => ctx.vault.text(r)));
+      if (role === 'reviewer' && ++reviews === 1) {
+        await ctx.reject({ reason: 'needs tests for the lockout' });
+        return;
+      }
+      await ctx.deliver({
+        value: `${ctx.task.stage} #${ctx.task.attempt} (${inputs.length} inputs)`,
+        summary: role,
+      });
+    });
+    w.start();
+    remote.push(w);
+  }
+  try {
+    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: 'dev-team',
+      objective: 'remote team',
+      owner,
+      enclave: 'sdk',
+      assignments: workers,
+    });
+    await waitFor(async () => (await cli('run', 'manifest', run_id)).code === 0, 30_000, 'the manifest');
+    const status = JSON.parse((await cli('--json', 'run', 'status', run_id)).stdout) as {
+      state: string;
+      stages: Array<{ stage: string; attempt: number; worker: string }>;
+    };
+    expect(status.state).toBe('completed');
+    expect(Object.fromEntries(status.stages.map((s) => [s.stage, s.attempt]))).toEqual({
+      requirements: 1,
+      design: 1,
+      implement: 2,
+      test: 2,
+      review: 2,
+    });
+    const impl = await daemon.api.get<{ content: string; meta: { author: string } }>(
+      '/v1/vault/sdk/get?key=impl/diff.patch',
+    );
+    expect(impl.content).toBe('implement #2 (2 inputs)');
+    expect(impl.meta.author).toBe(workers['developer']);
+  } finally {
+    for (const w of remote) w.stop();
+  }
 }, 90_000);

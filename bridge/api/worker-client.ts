@@ -1,0 +1,177 @@
+// A worker in another process: registers stage handlers for a DID of a daemon and answers its tasks over the local API.
+import type { ContextSnapshot } from '../../machines/playbook/context.ts';
+import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+import type { ApiClient } from './client.ts';
+
+/** One assignment as `GET /v1/workers/:did/tasks` returns it. */
+export interface RemoteTask {
+  did: string;
+  run_id: string;
+  task_id: string;
+  stage: string;
+  role: string;
+  attempt: number;
+  timeout_ms: number;
+  enclave_id: string | null;
+  context: ContextSnapshot;
+}
+
+export interface RemoteArtifact {
+  meta: {
+    key: string;
+    version: number;
+    hash: string;
+    size: number;
+    kind: string;
+    author: string;
+    summary: string;
+  };
+  content: Uint8Array;
+}
+
+/** The handler's view of a task; the same operations as an in-process worker's context. */
+export interface RemoteStageContext {
+  task: RemoteTask;
+  snapshot: ContextSnapshot;
+  vault: {
+    get(keyOrRef: string | ArtifactRef): Promise<RemoteArtifact>;
+    text(keyOrRef: string | ArtifactRef): Promise<string>;
+  };
+  deliver(delivery: {
+    value: string | Uint8Array;
+    kind?: string;
+    key?: string;
+    summary?: string;
+    choice?: string;
+  }): Promise<ArtifactRef>;
+  reject(rejection: { reason: string; target?: string }): Promise<void>;
+  fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
+}
+
+export type RemoteStageHandler = (ctx: RemoteStageContext) => Promise<void> | void;
+
+/**
+ * Polls a daemon for the DID's open tasks and runs the handler of each task's role once per process.
+ * The daemon acts as the DID (it holds its key); answers are idempotent per task, so a handler that runs
+ * again after this process restarts cannot make the run see a task twice.
+ *
+ * @example
+ * ```ts
+ * const worker = new RemoteWorker(ApiClient.forDataDir(dir), did);
+ * worker.onStage('developer', async (ctx) => ctx.deliver({ value: 'diff …', summary: 'login form' }));
+ * worker.start();
+ * ```
+ */
+export class RemoteWorker {
+  private readonly handlers = new Map<string, RemoteStageHandler>();
+  private readonly seen = new Set<string>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = true;
+  private readonly path: string;
+
+  constructor(
+    private readonly api: ApiClient,
+    readonly did: string,
+    private readonly pollMs = 200,
+  ) {
+    this.path = `/v1/workers/${encodeURIComponent(did)}`;
+  }
+
+  onStage(role: string, handler: RemoteStageHandler): this {
+    this.handlers.set(role, handler);
+    return this;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.poll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+
+  /** Fetches open tasks once and starts handlers for the new ones. */
+  async poll(): Promise<void> {
+    try {
+      const { tasks } = await this.api.get<{ tasks: RemoteTask[] }>(`${this.path}/tasks`);
+      for (const task of tasks) {
+        const handler = this.handlers.get(task.role);
+        if (handler === undefined || this.seen.has(task.task_id)) continue;
+        this.seen.add(task.task_id);
+        void this.invoke(task, handler);
+      }
+    } catch {
+      // The daemon may be restarting: try again at the next poll.
+    } finally {
+      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.pollMs);
+    }
+  }
+
+  private async invoke(task: RemoteTask, handler: RemoteStageHandler): Promise<void> {
+    let answered = false;
+    const read = async (keyOrRef: string | ArtifactRef): Promise<RemoteArtifact> => {
+      const found =
+        typeof keyOrRef === 'string'
+          ? await this.api.get<{ meta: RemoteArtifact['meta']; content_base64: string }>(
+              `/v1/vault/${encodeURIComponent(task.enclave_id ?? '')}/get?${new URLSearchParams({ key: keyOrRef, as: this.did })}`,
+            )
+          : await this.api.post<{ meta: RemoteArtifact['meta']; content_base64: string }>(
+              '/v1/vault/resolve',
+              {
+                ref: keyOrRef,
+                as: this.did,
+              },
+            );
+      return { meta: found.meta, content: new Uint8Array(Buffer.from(found.content_base64, 'base64')) };
+    };
+    const ctx: RemoteStageContext = {
+      task,
+      snapshot: task.context,
+      vault: { get: read, text: async (k) => new TextDecoder().decode((await read(k)).content) },
+      deliver: async (d) => {
+        answered = true;
+        const { ref } = await this.api.post<{ ref: ArtifactRef }>(`${this.path}/deliver`, {
+          task_id: task.task_id,
+          ...(typeof d.value === 'string'
+            ? { value: d.value }
+            : { value_base64: Buffer.from(d.value).toString('base64') }),
+          ...(d.kind === undefined ? {} : { kind: d.kind }),
+          ...(d.key === undefined ? {} : { key: d.key }),
+          ...(d.summary === undefined ? {} : { summary: d.summary }),
+          ...(d.choice === undefined ? {} : { choice: d.choice }),
+        });
+        return ref;
+      },
+      reject: async (r) => {
+        answered = true;
+        await this.api.post(`${this.path}/reject`, { task_id: task.task_id, ...r });
+      },
+      fail: async (e, o) => {
+        answered = true;
+        await this.api.post(`${this.path}/fail`, {
+          task_id: task.task_id,
+          error: e instanceof Error ? e.message : String(e),
+          fatal: o?.fatal === true,
+        });
+      },
+    };
+    let settled = false;
+    try {
+      await handler(ctx);
+      if (!answered) await ctx.fail('the handler returned without delivering, rejecting or failing');
+      settled = true;
+    } catch (err) {
+      if (!answered)
+        settled = await ctx.fail(err).then(
+          () => true,
+          () => false,
+        );
+    }
+    // An answer that did not reach the daemon (it was restarting): the task stays open, so the next
+    // poll hands it to the handler again.
+    if (!settled) this.seen.delete(task.task_id);
+  }
+}
