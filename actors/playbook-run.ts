@@ -215,16 +215,31 @@ export class PlaybookRuns {
       ...(request.session_id === undefined ? {} : { session_id: request.session_id }),
       ...(request.artifacts === undefined ? {} : { artifacts: request.artifacts }),
     });
-    await this.system.accept([
-      this.system.envelope({
-        type: 'run.start',
-        from: owner,
-        to: address,
-        body: {},
-        ctx: { run_id: runId, enclave_id: enclave.enclave_id },
-      }),
-    ]);
+    await this.system.accept([this.startEnvelope(runId, owner, enclave.enclave_id)]);
     return { run_id: runId, address, hash };
+  }
+
+  /** `run.start` under an id derived from the run: sent again after a crash, it is a duplicate. */
+  private startEnvelope(runId: string, owner: string, enclaveId: string) {
+    return this.system.envelope({
+      id: createHash('sha256').update(`run.start\u0000${runId}`).digest('base64url').slice(0, 32),
+      type: 'run.start',
+      from: owner,
+      to: runAddress(runId),
+      body: {},
+      ctx: { run_id: runId, enclave_id: enclaveId },
+    });
+  }
+
+  /**
+   * Runs whose actor was committed but whose `run.start` was not (a crash between the two) are started
+   * now; a `run.start` accepted before is recognised by its id and not sent twice.
+   */
+  async startPending(): Promise<number> {
+    const pending = this.list().filter((r) => this.system.info(runAddress(r.run_id))?.value === 'pending');
+    if (pending.length === 0) return 0;
+    await this.system.accept(pending.map((r) => this.startEnvelope(r.run_id, r.owner, r.enclave_id)));
+    return pending.length;
   }
 
   private checkAssignments(

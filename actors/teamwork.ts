@@ -49,6 +49,10 @@ export class Teamwork {
     for (const run of this.runs.list()) {
       if (!this.manifests.has(run.run_id)) this.manifests.watch(run.coordinator);
     }
+    // After the host's start has replayed its outbox (start runs synchronously once called).
+    setImmediate(() => {
+      void this.runs.startPending().catch(() => {});
+    });
   }
 
   /** Starts a run of a playbook (a definition or a template name) in an Enclave. */

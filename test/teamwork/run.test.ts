@@ -1,8 +1,9 @@
 // A dev-team run on one host, in process: assignments, a review rejection rolling back, the signed manifest.
 import { afterEach, expect, it } from 'vitest';
 import { verifyManifest } from '../../actors/manifest.ts';
+import { Host } from '../../runtime/host.ts';
 import { waitFor } from '../helpers/daemon.ts';
-import { cleanupTempDirs } from '../helpers/tmp.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { devTeamAssignments, scriptedDevTeam, type TeamHost, teamHost } from './fixtures.ts';
 
 let team: TeamHost | undefined;
@@ -44,4 +45,36 @@ it('runs dev-team to completion, rolls back to implement when review rejects, an
   // Every stage's artifact is in the vault, authored by its worker.
   const impl = await t.vault.history(team.enclave, 'impl/diff.patch', team.owner);
   expect(impl.map((v) => v.author)).toEqual([team.workers['developer'], team.workers['developer']]);
+});
+
+it('starts a run whose run.start was lost in a crash when the host opens again, and only once', async () => {
+  const dataDir = tempDir();
+  team = await teamHost({ dataDir });
+  const t = team.host.teamwork;
+  // A crash right after the run actor's commit: run.start never gets accepted.
+  const accept = team.host.system.accept.bind(team.host.system);
+  team.host.system.accept = async () => {
+    throw new Error('crash');
+  };
+  await expect(
+    t.startRun({
+      playbook: 'dev-team',
+      objective: 'x',
+      owner: team.owner,
+      enclave: team.enclave,
+      assignments: devTeamAssignments(team),
+      run_id: 'lost-start',
+    }),
+  ).rejects.toThrow('crash');
+  team.host.system.accept = accept;
+  expect(t.runs.status('lost-start').state).toBe('pending');
+  await team.host.close();
+  const host = await Host.open({ dataDir, noSync: true });
+  team = { ...team, host };
+  await waitFor(() => host.teamwork.runs.status('lost-start').state === 'running', 5_000, 'the run to start');
+  expect(await host.teamwork.runs.startPending()).toBe(0);
+  const started = host
+    .trace('lost-start', { kinds: ['status'] })
+    .filter((e) => (e.payload as { state?: string }).state === 'run.started');
+  expect(started).toHaveLength(1);
 });
