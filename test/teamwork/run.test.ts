@@ -1,4 +1,6 @@
 // A dev-team run on one host, in process: assignments, a review rejection rolling back, the signed manifest.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { verifyManifest } from '../../actors/manifest.ts';
 import { Host } from '../../runtime/host.ts';
@@ -77,4 +79,31 @@ it('starts a run whose run.start was lost in a crash when the host opens again, 
     .trace('lost-start', { kinds: ['status'] })
     .filter((e) => (e.payload as { state?: string }).state === 'run.started');
   expect(started).toHaveLength(1);
+});
+
+it('runs dev-team on an Enclave whose vault is a git repository, one commit per artifact version', {
+  timeout: 60_000,
+}, async () => {
+  team = await teamHost({ backend: 'git' });
+  scriptedDevTeam(team);
+  const t = team.host.teamwork;
+  const { run_id } = await t.startRun({
+    playbook: 'dev-team',
+    objective: 'ship it from git',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: devTeamAssignments(team),
+  });
+  await waitFor(() => t.manifests.has(run_id), 30_000, 'the manifest');
+  const { signed } = t.manifests.get(run_id);
+  expect(verifyManifest(signed)).toBe(true);
+  const impl = await t.vault.history(team.enclave, 'impl/diff.patch', team.owner);
+  expect(impl).toHaveLength(2);
+  const git = execFileSync(
+    'git',
+    ['--git-dir', join(team.host.dataDir, 'vault-git', `${team.enclave}.git`), 'log', '--format=%an %s'],
+    { encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1' } },
+  );
+  expect(git).toContain(`${team.workers['developer']} vault: impl/diff.patch v2`);
+  expect(git).toContain(`${team.owner} vault: manifest/${run_id}.json v1`);
 });
