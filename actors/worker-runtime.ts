@@ -394,22 +394,28 @@ export class WorkerRuntime {
       throw new TeamworkInputError('"ref" expected an ArtifactRef');
     // The done mark joins the commit of the answer: after a crash, a task is open again only if neither landed.
     this.system.commits.put(this.done, [did, taskId], this.system.clock.now());
-    this.settled.add(`${did}\u0000${taskId}`);
-    await this.system.accept([
-      this.system.envelope({
-        id: outcomeId(did, taskId),
-        type,
-        from: did,
-        to: runAddress(runId),
-        body,
-        ctx: {
-          run_id: runId,
-          task_id: taskId,
-          stage,
-          ...(enclaveId === null ? {} : { enclave_id: enclaveId }),
-        },
-      }),
-    ]);
+    const key = `${did}\u0000${taskId}`;
+    this.settled.add(key);
+    try {
+      await this.system.accept([
+        this.system.envelope({
+          id: outcomeId(did, taskId),
+          type,
+          from: did,
+          to: runAddress(runId),
+          body,
+          ctx: {
+            run_id: runId,
+            task_id: taskId,
+            stage,
+            ...(enclaveId === null ? {} : { enclave_id: enclaveId }),
+          },
+        }),
+      ]);
+    } finally {
+      // Once the done mark is committed it answers for the task; until then this set does.
+      this.settled.delete(key);
+    }
   }
 
   close(): void {
