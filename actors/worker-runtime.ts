@@ -85,6 +85,8 @@ export class WorkerRuntime {
   /** Promises of running handlers, so callers (tests, shutdown) can wait for them. */
   private readonly running = new Set<Promise<void>>();
   private readonly unsubscribe: () => void;
+  /** Per DID polled through `pending`: assignments that may still be open. */
+  private readonly candidates = new Map<string, Map<string, StageTask>>();
 
   constructor(
     private readonly system: ActorSystem,
@@ -207,14 +209,28 @@ export class WorkerRuntime {
     };
   }
 
-  /** Assignments of `did` that are still running and have no committed outcome (what a remote worker polls). */
+  /**
+   * Assignments of `did` that are still running and have no committed outcome (what a remote worker
+   * polls). The first call reads the DID's inbox; after that the tap keeps the candidates up to date, so
+   * a poll costs the open tasks, not the inbox's history.
+   */
   pending(did: string): StageTask[] {
+    if (!this.keystore.has(did))
+      throw new TeamworkInputError(`"did" expected a local identity, got ${JSON.stringify(did)}`);
+    let open = this.candidates.get(did);
+    if (open === undefined) {
+      const fresh = new Map<string, StageTask>();
+      open = fresh;
+      this.candidates.set(did, fresh);
+      this.tap.watch(did, ['stage.assign'], (d, record) => {
+        const task = this.taskOf(d, record);
+        if (task !== undefined && this.open(task)) fresh.set(task.task_id, task);
+      });
+    }
     const out: StageTask[] = [];
-    for (const { seq, value } of this.system.records('inbox', did)) {
-      const record = { seq, ...(value as Omit<InboxRecord, 'seq'>) };
-      if (record.type !== 'stage.assign') continue;
-      const task = this.taskOf(did, record);
-      if (task !== undefined && this.open(task)) out.push(task);
+    for (const [id, task] of open) {
+      if (this.open(task)) out.push(task);
+      else open.delete(id);
     }
     return out;
   }
