@@ -386,7 +386,6 @@ program
   .option('--keep', 'keep the demo data directory and print where it is')
   .action(async (options: { keep?: boolean }, cmd: Command) => {
     const { runDemo } = await import('./demo.ts');
-    const json = globals(cmd).json === true;
     const result = await runDemo({
       log: (line) => process.stderr.write(`${line}\n`),
       ...(options.keep === true ? { keep: true } : {}),
@@ -401,7 +400,6 @@ program
       ].join('\n'),
     );
     if (!result.verified) process.exitCode = 1;
-    void json;
   });
 
 function report(err: unknown, json: boolean): number {
