@@ -181,6 +181,16 @@ export class PlaybookRuns {
       );
     if (typeof request.objective !== 'string' || request.objective.length === 0)
       throw new TeamworkInputError('"objective" expected a non-empty string');
+    if (
+      request.session_id !== undefined &&
+      (typeof request.session_id !== 'string' || request.session_id.length > 256)
+    )
+      throw new TeamworkInputError('"session_id" expected a string of at most 256 characters');
+    if (
+      request.artifacts !== undefined &&
+      (typeof request.artifacts !== 'object' || request.artifacts === null)
+    )
+      throw new TeamworkInputError('"artifacts" expected an object of vault key → ArtifactRef');
     const enclave = this.enclaves.check(request.enclave, owner, 'write');
     this.enclaves.check(request.enclave, coordinator, 'write');
     const assignments = this.checkAssignments(def, request.assignments, request.enclave);
