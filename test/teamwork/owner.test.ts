@@ -53,8 +53,13 @@ it('hands the run to the owner when retries are spent; the owner delivers and th
   expect(waiting.takeover?.stage).toBe('build');
   expect(waiting.stages[0]?.last_error).toContain('compiler crashed');
   // The owner was told, in its inbox.
-  const inbox = team.host.inbox(team.owner);
-  expect(inbox.messages.some((m) => m.type === 'run.takeover')).toBe(true);
+  const owner = team.owner;
+  const host = team.host;
+  await waitFor(
+    () => host.inbox(owner).messages.some((m) => m.type === 'run.takeover'),
+    10_000,
+    'run.takeover in the owner inbox',
+  );
   // Nobody but the owner may settle it.
   const refused = await t.runs
     .control(run_id, 'takeover.skip', {}, team.workers['tester'] as string)

@@ -75,6 +75,7 @@ it('starts a run whose run.start was lost in a crash when the host opens again, 
   team = { ...team, host };
   await waitFor(() => host.teamwork.runs.status('lost-start').state === 'running', 5_000, 'the run to start');
   expect(await host.teamwork.runs.startPending()).toBe(0);
+  await host.system.quiesce();
   const started = host
     .trace('lost-start', { kinds: ['status'] })
     .filter((e) => (e.payload as { state?: string }).state === 'run.started');
