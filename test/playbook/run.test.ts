@@ -392,9 +392,27 @@ describe('run: abort', () => {
   const states: Array<[string, (run: ReturnType<typeof startRun>) => void]> = [
     ['pending', () => {}],
     ['running', (r) => r.start()],
-    ['retrying', (r) => (r.start(), r.fail('requirements'))],
-    ['takeover', (r) => (r.start(), r.fail('requirements', { fatal: true }))],
-    ['paused', (r) => (r.start(), r.owner('run.pause'))],
+    [
+      'retrying',
+      (r) => {
+        r.start();
+        r.fail('requirements');
+      },
+    ],
+    [
+      'takeover',
+      (r) => {
+        r.start();
+        r.fail('requirements', { fatal: true });
+      },
+    ],
+    [
+      'paused',
+      (r) => {
+        r.start();
+        r.owner('run.pause');
+      },
+    ],
   ];
   for (const [name, reach] of states) {
     it(`aborts from ${name} and tells the coordinator`, () => {
