@@ -291,7 +291,9 @@ describe('hosts over a hub and two leaves', () => {
     expect(got).toEqual(range(N));
   });
 
-  it('stores 10,000 messages for an offline DID and delivers them in order and once when it returns, after the sender left; notifies its webhook', async () => {
+  it('stores 10,000 messages for an offline DID and delivers them in order and once when it returns, after the sender left; notifies its webhook', {
+    timeout: 300_000,
+  }, async () => {
     const notices: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> = [];
     const server: Server = createServer((req, res) => {
       let body = '';
