@@ -22,7 +22,7 @@ import { AnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { isDid, publicKeyOfDid } from '../../runtime/identity/did.ts';
 import type { RemoteRouter } from '../../runtime/kernel/actor-system.ts';
-import type { KernelEnvelope } from '../../runtime/kernel/message.ts';
+import { type KernelEnvelope, kernelEnvelopeFromWire } from '../../runtime/kernel/message.ts';
 import { DurableReplayGuard } from '../../runtime/kernel/replay-guard.ts';
 import {
   answerHandshake,
@@ -1066,21 +1066,5 @@ export class Relay implements RemoteRouter {
 
 /** The kernel's form of an accepted wire envelope (opened, if it was sealed). */
 function kernelEnvelopeOf(accepted: ReturnType<typeof acceptEnvelope>): KernelEnvelope {
-  const wire = accepted.envelope;
-  const env: KernelEnvelope = {
-    v: 1,
-    id: wire.id,
-    type: wire.type,
-    from: wire.from,
-    to: wire.to,
-    ts: wire.ts,
-    body: accepted.body,
-  };
-  if (wire.exp !== undefined) env.exp = wire.exp;
-  if (wire.thread !== undefined) env.thread = wire.thread;
-  if (wire.reply !== undefined) env.reply = wire.reply;
-  if (wire.ctx !== undefined) env.ctx = wire.ctx;
-  if (wire.actor !== undefined) env.actor = wire.actor;
-  if (wire.cap !== undefined) env.cap = wire.cap;
-  return env;
+  return kernelEnvelopeFromWire(accepted.envelope, accepted.body);
 }
