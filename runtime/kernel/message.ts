@@ -61,19 +61,7 @@ export function newMessageId(): string {
 }
 
 /** The header fields of a wire envelope that the kernel keeps (`runtime/envelope` owns the wire type). */
-interface WireHeader {
-  id: string;
-  type: string;
-  from: string;
-  to: string;
-  ts: number;
-  exp?: number;
-  thread?: string;
-  reply?: string;
-  ctx?: EnvelopeContext;
-  actor?: string;
-  cap?: unknown;
-}
+type WireHeader = Omit<KernelEnvelope, 'v' | 'body' | 'sig'>;
 
 /**
  * The in-process envelope for an accepted wire envelope: the same header, with the decoded body in
