@@ -1,0 +1,161 @@
+// The one interface both SDK modes (daemon client and embedded host) implement, and the values it carries.
+import type { ContextSnapshot } from '../../machines/playbook/context.ts';
+import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+
+/** A message in an identity's inbox, oldest first by `seq`. */
+export interface Message {
+  seq: number;
+  id: string;
+  type: string;
+  from: string;
+  ts: number;
+  thread?: string;
+  reply?: string;
+  body: unknown;
+}
+
+export interface SendOptions {
+  /** Lowercase message type such as `message` or `task.propose`; default `message`. */
+  type?: string;
+  /** Client-chosen id (16 to 64 characters of `[A-Za-z0-9_-]`): resending the same id is a no-op. */
+  id?: string;
+}
+
+export interface SendResult {
+  id: string;
+  /** True when a message with this id had already been accepted. */
+  duplicate: boolean;
+}
+
+export interface InboxPage {
+  received: number;
+  unread: number;
+  messages: Message[];
+}
+
+export interface InboxOptions {
+  /** Only messages after this sequence number. */
+  afterSeq?: number;
+  /** At most this many messages (1 to 1000; default 100). */
+  limit?: number;
+}
+
+export interface MessagesOptions {
+  /** Start after this sequence number; by default only messages arriving after the call are yielded. */
+  afterSeq?: number;
+  /** Stops the iteration when aborted. */
+  signal?: AbortSignal;
+}
+
+/** An artifact read from an Enclave's vault. */
+export interface Artifact {
+  meta: {
+    key: string;
+    version: number;
+    hash: string;
+    size: number;
+    kind: string;
+    author: string;
+    summary: string;
+  };
+  content: Uint8Array;
+}
+
+export interface VaultPut {
+  content: string | Uint8Array;
+  /** Default `text`. */
+  kind?: string;
+  summary?: string;
+}
+
+/** A run's status as the daemon and the host report it. */
+export interface RunStatus {
+  run_id: string;
+  state: string;
+  playbook: { name: string; version: string; hash: string };
+  objective: string;
+  owner: string;
+  coordinator: string;
+  enclave_id: string | null;
+  current: string | null;
+  stages: unknown[];
+  end_reason: string | null;
+}
+
+/** One stage assignment handed to a worker. */
+export interface StageTask {
+  did: string;
+  run_id: string;
+  task_id: string;
+  stage: string;
+  role: string;
+  attempt: number;
+  timeout_ms: number;
+  enclave_id: string | null;
+  context: ContextSnapshot;
+}
+
+/** What a stage handler sees, the same in both modes. Exactly one of deliver, reject or fail settles it. */
+export interface StageContext {
+  task: StageTask;
+  snapshot: ContextSnapshot;
+  vault: {
+    /** Latest version of a key of the run's Enclave, or exactly the version a ref names. */
+    get(keyOrRef: string | ArtifactRef): Promise<Artifact>;
+    text(keyOrRef: string | ArtifactRef): Promise<string>;
+  };
+  deliver(delivery: {
+    value: string | Uint8Array;
+    kind?: string;
+    key?: string;
+    summary?: string;
+    choice?: string;
+  }): Promise<ArtifactRef>;
+  reject(rejection: { reason: string; target?: string }): Promise<void>;
+  fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
+}
+
+export type StageHandler = (ctx: StageContext) => Promise<void> | void;
+
+/**
+ * An agent's handle on anx, bound to one identity. `connect` returns it in either mode.
+ *
+ * @example
+ * ```ts
+ * const alice = await connect({ dataDir, name: 'Alice' });
+ * await alice.send(bobDid, { text: 'hello' });
+ * for await (const m of alice.messages()) {
+ *   console.log(m.from, m.body);
+ *   break;
+ * }
+ * await alice.close();
+ * ```
+ */
+export interface AnxClient {
+  /** `daemon` (local API of a running daemon) or `embedded` (a host in this process). */
+  readonly mode: 'daemon' | 'embedded';
+  /** The identity this client acts as. */
+  readonly did: string;
+  /** Sends `body` to a DID or actor address; durable when this resolves. */
+  send(to: string, body?: unknown, options?: SendOptions): Promise<SendResult>;
+  /** One page of the inbox, oldest first. */
+  inbox(options?: InboxOptions): Promise<InboxPage>;
+  /** New messages as they arrive; ends on `close()` or when `signal` aborts. Reads the inbox in bounded pages. */
+  messages(options?: MessagesOptions): AsyncIterableIterator<Message>;
+  runs: {
+    /** A run's status with its stage records. */
+    getStatus(runId: string): Promise<RunStatus>;
+  };
+  vault: {
+    /** An artifact of an Enclave this identity may read (latest version unless `version` is given). */
+    get(enclaveId: string, key: string, options?: { version?: number }): Promise<Artifact>;
+    /** Stores a new version of `key`, authored by this identity. */
+    put(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef>;
+  };
+  worker: {
+    /** Runs `handler` for each task of `role` assigned to this identity; returns a function that unregisters it. */
+    onStage(role: string, handler: StageHandler): () => void;
+  };
+  /** Stops workers and message iterators; an embedded client closes its host. */
+  close(): Promise<void>;
+}

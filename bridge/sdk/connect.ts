@@ -1,0 +1,134 @@
+// `connect`: picks the mode (daemon client or embedded host) and the identity the client acts as.
+import { Host } from '../../runtime/host.ts';
+import { ApiClient } from '../api/client.ts';
+import type { AnxClient } from './client.ts';
+import { DaemonClient } from './daemon-client.ts';
+import { EmbeddedClient } from './embedded.ts';
+import { SdkArgumentError, SdkIdentityError } from './errors.ts';
+import { requireDid } from './validate.ts';
+
+/** Where the client runs and who it acts as. Give exactly one of `name` and `did`. */
+export interface ConnectOptions {
+  /**
+   * `daemon` (default): talk to the daemon running for `dataDir` through its local API.
+   * `embedded`: open a host on `dataDir` in this process (no daemon may use that directory), or use `host`.
+   */
+  mode?: 'daemon' | 'embedded';
+  /** The data directory of the daemon, or of the embedded host. */
+  dataDir?: string;
+  /** Embedded mode only: a host already open in this process, shared by several clients and left open on `close()`. */
+  host?: Host;
+  /** Act as the local identity with this name, created when there is none. */
+  name?: string;
+  /** Act as this existing local identity. */
+  did?: string;
+  /** How often `messages()` looks for new mail (ms); default 100 for a daemon, 25 embedded. */
+  pollMs?: number;
+}
+
+/**
+ * Connects an agent to anx and returns its client, bound to one identity.
+ *
+ * @example
+ * ```ts
+ * // Client of the daemon started with `anx-runtime start --data-dir ./anx`:
+ * const dev = await connect({ dataDir: './anx', name: 'Developer' });
+ * // The same identity later, by DID:
+ * const again = await connect({ dataDir: './anx', did: dev.did });
+ * // Embedded: the kernel runs in this process on its own data directory.
+ * const solo = await connect({ mode: 'embedded', dataDir: './agent-data', name: 'Solo' });
+ * ```
+ */
+export async function connect(options: ConnectOptions): Promise<AnxClient>;
+/** Shorthand for `connect({ ...options, name })`. */
+export async function connect(
+  name: string,
+  options: Omit<ConnectOptions, 'name' | 'did'>,
+): Promise<AnxClient>;
+export async function connect(
+  first: ConnectOptions | string,
+  rest?: Omit<ConnectOptions, 'name' | 'did'>,
+): Promise<AnxClient> {
+  const options = typeof first === 'string' ? { ...checkObject(rest), name: first } : checkObject(first);
+  const mode = options.mode ?? 'daemon';
+  if (mode !== 'daemon' && mode !== 'embedded')
+    throw new SdkArgumentError('mode', '"daemon" or "embedded"', mode);
+  const who = checkWho(options);
+  if (options.pollMs !== undefined && (typeof options.pollMs !== 'number' || !(options.pollMs >= 1)))
+    throw new SdkArgumentError('pollMs', 'a number of milliseconds of at least 1', options.pollMs);
+
+  if (mode === 'daemon') {
+    if (options.host !== undefined)
+      throw new SdkArgumentError('host', 'nothing in daemon mode (use mode: "embedded")', options.host);
+    const api = ApiClient.forDataDir(checkDataDir(options.dataDir));
+    const did = await resolveIdentity(
+      who,
+      async () => (await api.get<{ identities: LocalIdentity[] }>('/v1/identities')).identities,
+      async (name) => (await api.post<{ did: string }>('/v1/identities', { name })).did,
+    );
+    return new DaemonClient(api, did, options.pollMs ?? 100);
+  }
+
+  const shared = options.host;
+  if (shared !== undefined && options.dataDir !== undefined)
+    throw new SdkArgumentError('dataDir', 'nothing when "host" is given', options.dataDir);
+  if (shared !== undefined && !(shared instanceof Host))
+    throw new SdkArgumentError('host', 'a Host from Host.open()', shared);
+  const host = shared ?? (await Host.open({ dataDir: checkDataDir(options.dataDir) }));
+  try {
+    const did = await resolveIdentity(
+      who,
+      async () => host.identities(),
+      async (name) => (await host.createIdentity({ name })).did,
+    );
+    return new EmbeddedClient(host, did, options.pollMs ?? 25, shared === undefined);
+  } catch (err) {
+    if (shared === undefined) await host.close().catch(() => {});
+    throw err;
+  }
+}
+
+interface LocalIdentity {
+  did: string;
+  name?: string | null;
+  createdAt?: number;
+}
+
+function checkObject<T>(value: T | undefined): T {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new SdkArgumentError('options', 'an object', value);
+  return value;
+}
+
+function checkDataDir(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new SdkArgumentError('dataDir', 'the path of a data directory', value);
+  return value;
+}
+
+function checkWho(options: ConnectOptions): { name: string } | { did: string } {
+  if (options.name !== undefined && options.did !== undefined)
+    throw new SdkArgumentError('did', 'nothing when "name" is given (give one of them)', options.did);
+  if (options.did !== undefined) return { did: requireDid('did', options.did) };
+  const name = options.name;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128)
+    throw new SdkArgumentError('name', 'a name of 1 to 128 characters (or a "did")', name);
+  return { name };
+}
+
+/** The DID to act as: the given one when this host holds its key, else the oldest identity named `name`, else a new one. */
+async function resolveIdentity(
+  who: { name: string } | { did: string },
+  list: () => Promise<LocalIdentity[]>,
+  create: (name: string) => Promise<string>,
+): Promise<string> {
+  const identities = await list();
+  if ('did' in who) {
+    if (!identities.some((i) => i.did === who.did)) throw new SdkIdentityError(who.did);
+    return who.did;
+  }
+  const named = identities
+    .filter((i) => i.name === who.name)
+    .sort((a, b) => (a.createdAt ?? 0) - (b.createdAt ?? 0));
+  return named[0]?.did ?? (await create(who.name));
+}

@@ -1,0 +1,96 @@
+// Daemon mode: the agent talks to a running daemon through its local API; the daemon holds the identity's key.
+import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+import type { ApiClient } from '../api/client.ts';
+import { RemoteWorker } from '../api/worker-client.ts';
+import { BaseClient } from './base-client.ts';
+import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
+
+export class DaemonClient extends BaseClient {
+  readonly mode = 'daemon' as const;
+  private readonly roles = new Map<string, { worker: RemoteWorker; handlers: Set<StageHandler> }>();
+
+  constructor(
+    readonly api: ApiClient,
+    did: string,
+    pollMs: number,
+    private readonly workerPollMs = 200,
+  ) {
+    super(did, pollMs);
+  }
+
+  protected async deliver(request: { to: string; body?: unknown; type?: string; id?: string }) {
+    const { results } = await this.api.post<{ results: SendResult[] }>('/v1/messages', {
+      from: this.did,
+      ...request,
+    });
+    return results[0] as SendResult;
+  }
+
+  protected async readInbox(options: { afterSeq?: number; limit: number }): Promise<InboxPage> {
+    const query = new URLSearchParams({ limit: String(options.limit) });
+    if (options.afterSeq !== undefined) query.set('after', String(options.afterSeq));
+    const { received, unread, messages } = await this.api.get<InboxPage>(
+      `/v1/inbox/${encodeURIComponent(this.did)}?${query}`,
+    );
+    return { received, unread, messages };
+  }
+
+  protected runStatus(runId: string): Promise<RunStatus> {
+    return this.api.get<RunStatus>(`/v1/runs/${encodeURIComponent(runId)}`);
+  }
+
+  protected async vaultGet(enclaveId: string, key: string, version: number | undefined): Promise<Artifact> {
+    const query = new URLSearchParams({ key, as: this.did });
+    if (version !== undefined) query.set('version', String(version));
+    const found = await this.api.get<{ meta: Artifact['meta']; content_base64: string }>(
+      `/v1/vault/${encodeURIComponent(enclaveId)}/get?${query}`,
+    );
+    return { meta: found.meta, content: new Uint8Array(Buffer.from(found.content_base64, 'base64')) };
+  }
+
+  protected async vaultPut(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef> {
+    const { ref } = await this.api.post<{ ref: ArtifactRef }>(
+      `/v1/vault/${encodeURIComponent(enclaveId)}/put`,
+      {
+        key,
+        as: this.did,
+        kind: artifact.kind ?? 'text',
+        summary: artifact.summary ?? '',
+        ...(typeof artifact.content === 'string'
+          ? { content: artifact.content }
+          : { content_base64: Buffer.from(artifact.content).toString('base64') }),
+      },
+    );
+    return ref;
+  }
+
+  /**
+   * One RemoteWorker per role polls the daemon; the newest handler of the role answers its tasks, and the
+   * role's worker stops when its last handler is unregistered (its tasks then wait for another worker).
+   */
+  protected registerStage(role: string, handler: StageHandler): () => void {
+    let entry = this.roles.get(role);
+    if (entry === undefined) {
+      const handlers = new Set<StageHandler>();
+      const worker = new RemoteWorker(this.api, this.did, this.workerPollMs);
+      worker.onStage(role, (ctx) => [...handlers].at(-1)?.(ctx));
+      entry = { worker, handlers };
+      this.roles.set(role, entry);
+    }
+    const { worker, handlers } = entry;
+    handlers.add(handler);
+    worker.start();
+    return () => {
+      handlers.delete(handler);
+      if (handlers.size === 0) {
+        worker.stop();
+        this.roles.delete(role);
+      }
+    };
+  }
+
+  protected async shutdown(): Promise<void> {
+    for (const { worker } of this.roles.values()) worker.stop();
+    this.roles.clear();
+  }
+}

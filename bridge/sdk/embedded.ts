@@ -1,0 +1,55 @@
+// Embedded mode: the kernel runs in the agent's own process, over a host opened on its own data directory.
+import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+import type { Host } from '../../runtime/host.ts';
+import { BaseClient } from './base-client.ts';
+import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
+
+export class EmbeddedClient extends BaseClient {
+  readonly mode = 'embedded' as const;
+
+  constructor(
+    /** The host this client acts on; shared by every client connected to it. */
+    readonly host: Host,
+    did: string,
+    pollMs: number,
+    /** Close the host with this client (it was opened by `connect`). */
+    private readonly ownsHost: boolean,
+  ) {
+    super(did, pollMs);
+  }
+
+  protected async deliver(request: { to: string; body?: unknown; type?: string; id?: string }) {
+    const [result] = await this.host.send([{ from: this.did, ...request }]);
+    return result as SendResult;
+  }
+
+  protected async readInbox(options: { afterSeq?: number; limit: number }): Promise<InboxPage> {
+    const { received, unread, messages } = this.host.inbox(this.did, options);
+    return { received, unread, messages };
+  }
+
+  protected async runStatus(runId: string): Promise<RunStatus> {
+    return this.host.teamwork.runs.status(runId);
+  }
+
+  protected async vaultGet(enclaveId: string, key: string, version: number | undefined): Promise<Artifact> {
+    return this.host.teamwork.vault.get(enclaveId, key, this.did, version);
+  }
+
+  protected vaultPut(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef> {
+    return this.host.teamwork.vault.put(
+      enclaveId,
+      key,
+      { kind: artifact.kind ?? 'text', content: artifact.content, summary: artifact.summary ?? '' },
+      this.did,
+    );
+  }
+
+  protected registerStage(role: string, handler: StageHandler): () => void {
+    return this.host.teamwork.worker(this.did).onStage(role, handler);
+  }
+
+  protected async shutdown(): Promise<void> {
+    if (this.ownsHost) await this.host.close();
+  }
+}

@@ -1,0 +1,22 @@
+// Public entry of the SDK: explicit named exports only; adding a name here is a decision.
+
+export type { ArtifactRef } from '../../machines/playbook/definition.ts';
+export { AnxError, isAnxError } from '../../runtime/errors.ts';
+export { ApiError, DaemonNotRunningError } from '../api/client.ts';
+export type {
+  AnxClient,
+  Artifact,
+  InboxOptions,
+  InboxPage,
+  Message,
+  MessagesOptions,
+  RunStatus,
+  SendOptions,
+  SendResult,
+  StageContext,
+  StageHandler,
+  StageTask,
+  VaultPut,
+} from './client.ts';
+export { type ConnectOptions, connect } from './connect.ts';
+export { SdkArgumentError, SdkClosedError, SdkIdentityError } from './errors.ts';
