@@ -1,0 +1,117 @@
+// The SDK as a client of a real daemon process: messages, identities, vault and stage handlers over the local API.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type AnxClient, connect, type Message } from '../../bridge/sdk/index.ts';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+
+let daemon: DaemonProcess;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = tempDir();
+  daemon = await startDaemonProcess(dataDir);
+});
+
+afterAll(async () => {
+  await killHard(daemon);
+  cleanupTempDirs();
+});
+
+it('exchanges messages between two agents through the daemon, the answer arriving through messages()', async () => {
+  const alice = await connect({ dataDir, name: 'Alice' });
+  const bob = await connect('Bob', { dataDir });
+  try {
+    expect(alice.mode).toBe('daemon');
+    const aliceMail = alice.messages();
+    const bobMail = bob.messages();
+    await alice.send(bob.did, { text: 'ping' }, { type: 'chat.ping' });
+    const ping = (await bobMail.next()).value as Message;
+    expect(ping).toMatchObject({ from: alice.did, type: 'chat.ping', body: { text: 'ping' } });
+    await bob.send(ping.from, { text: 'pong' });
+    const pong = (await aliceMail.next()).value as Message;
+    expect(pong).toMatchObject({ from: bob.did, type: 'message', body: { text: 'pong' } });
+    expect((await bob.inbox()).messages.map((m) => m.id)).toContain(ping.id);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+it('reuses the identity of a name and acts as an existing DID', async () => {
+  const first = await connect({ dataDir, name: 'Carol' });
+  const again = await connect({ dataDir, name: 'Carol' });
+  const byDid = await connect({ dataDir, did: first.did });
+  expect(again.did).toBe(first.did);
+  expect(byDid.did).toBe(first.did);
+  for (const c of [first, again, byDid]) await c.close();
+});
+
+it('puts and gets vault artifacts through the daemon as its identity', async () => {
+  const owner = await connect({ dataDir, name: 'Vault owner' });
+  try {
+    await daemon.api.post('/v1/enclaves', { owner: owner.did, id: 'sdk-notes' });
+    const ref = await owner.vault.put('sdk-notes', 'bin.dat', { content: new Uint8Array([0, 1, 2, 255]) });
+    expect(ref).toMatchObject({ key: 'bin.dat', version: 1 });
+    await owner.vault.put('sdk-notes', 'bin.dat', { content: 'text now', kind: 'text', summary: 'v2' });
+    expect([...(await owner.vault.get('sdk-notes', 'bin.dat', { version: 1 })).content]).toEqual([
+      0, 1, 2, 255,
+    ]);
+    const latest = await owner.vault.get('sdk-notes', 'bin.dat');
+    expect(new TextDecoder().decode(latest.content)).toBe('text now');
+    expect(latest.meta).toMatchObject({ version: 2, summary: 'v2', author: owner.did });
+  } finally {
+    await owner.close();
+  }
+});
+
+it('answers stage tasks with worker.onStage handlers polling the daemon, the run completing', async () => {
+  const roles = ['pm', 'architect', 'developer', 'tester', 'reviewer'] as const;
+  const owner = await connect({ dataDir, name: 'Run owner' });
+  const workers: AnxClient[] = [];
+  try {
+    await daemon.api.post('/v1/enclaves', { owner: owner.did, id: 'sdk-team' });
+    const assignments: Record<string, string> = {};
+    for (const role of roles) {
+      const worker = await connect({ dataDir, name: `sdk-${role}` });
+      workers.push(worker);
+      assignments[role] = worker.did;
+      await daemon.api.post('/v1/enclaves/sdk-team/members', {
+        as: owner.did,
+        did: worker.did,
+        role,
+        permissions: ['read', 'write'],
+      });
+      worker.worker.onStage(role, async (ctx) => {
+        const inputs = await Promise.all(ctx.snapshot.inputs.map((r) => ctx.vault.text(r)));
+        await ctx.deliver({ value: `${role} read ${inputs.length} input(s)\n`, summary: `${role} done` });
+      });
+    }
+    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: 'dev-team',
+      objective: 'ship the login page',
+      owner: owner.did,
+      enclave: 'sdk-team',
+      assignments,
+    });
+    await waitFor(async () => (await owner.runs.getStatus(run_id)).state === 'completed', 60_000, 'the run');
+    expect((await owner.runs.getStatus(run_id)).stages).toHaveLength(roles.length);
+  } finally {
+    for (const w of workers) await w.close();
+    await owner.close();
+  }
+});
+
+it('reports daemon errors as typed errors with their code', async () => {
+  const dave = await connect({ dataDir, name: 'Dave' });
+  try {
+    await expect(dave.runs.getStatus('no-such-run')).rejects.toMatchObject({
+      name: 'ApiError',
+      code: 'ANX_RUN_NOT_FOUND',
+    });
+    await expect(connect({ dataDir: tempDir(), name: 'Nobody' })).rejects.toMatchObject({
+      code: 'ANX_DAEMON_NOT_RUNNING',
+    });
+  } finally {
+    await dave.close();
+  }
+});
