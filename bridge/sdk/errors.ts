@@ -1,6 +1,15 @@
 // Typed errors of the SDK: a bad argument, a closed client, an identity that cannot be used.
 import { AnxError, describeValue } from '../../runtime/errors.ts';
 
+/** A value as error messages show it: strings whole up to the length of a DID with room to spare. */
+function describe(value: unknown): string {
+  if (typeof value === 'string' && value.length <= 120) return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array))
+    return 'an object';
+  return describeValue(value);
+}
+
 /** An SDK call got an argument it cannot use; the message says what was expected and what came. */
 export class SdkArgumentError extends AnxError {
   constructor(
@@ -8,7 +17,7 @@ export class SdkArgumentError extends AnxError {
     expected: string,
     got: unknown,
   ) {
-    super('ANX_SDK_ARGUMENT', `"${argument}" expected ${expected}, got ${describeValue(got)}`);
+    super('ANX_SDK_ARGUMENT', `"${argument}" expected ${expected}, got ${describe(got)}`);
   }
 }
 
