@@ -140,7 +140,11 @@ export interface AnxClient {
   send(to: string, body?: unknown, options?: SendOptions): Promise<SendResult>;
   /** One page of the inbox, oldest first. */
   inbox(options?: InboxOptions): Promise<InboxPage>;
-  /** New messages as they arrive; ends on `close()` or when `signal` aborts. Reads the inbox in bounded pages. */
+  /**
+   * New messages as they arrive; ends on `close()` or when `signal` aborts. Reads the inbox in pages of
+   * at most 100, so it never holds more than one page. An error reading the inbox (a daemon that
+   * stopped) ends the iteration with that error.
+   */
   messages(options?: MessagesOptions): AsyncIterableIterator<Message>;
   runs: {
     /** A run's status with its stage records. */
