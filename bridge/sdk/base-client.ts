@@ -130,6 +130,11 @@ export abstract class BaseClient implements AnxClient {
   protected abstract registerStage(role: string, handler: StageHandler): () => void;
   protected abstract shutdown(): Promise<void>;
 
+  /** An error the message iterator waits out (a daemon restarting) instead of ending with it. */
+  protected isTransient(_err: unknown): boolean {
+    return false;
+  }
+
   private ensureOpen(operation: string): void {
     if (this.closed) throw new SdkClosedError(operation);
   }
@@ -143,7 +148,9 @@ export abstract class BaseClient implements AnxClient {
         page = await this.readInbox({ afterSeq: after, limit: PAGE });
       } catch (err) {
         if (stopped()) return;
-        throw err;
+        if (!this.isTransient(err)) throw err;
+        await this.pause(signal);
+        continue;
       }
       for (const message of page.messages) {
         after = message.seq;

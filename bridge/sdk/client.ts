@@ -142,8 +142,8 @@ export interface AnxClient {
   inbox(options?: InboxOptions): Promise<InboxPage>;
   /**
    * New messages as they arrive; ends on `close()` or when `signal` aborts. Reads the inbox in pages of
-   * at most 100, so it never holds more than one page. An error reading the inbox (a daemon that
-   * stopped) ends the iteration with that error.
+   * at most 100, so it never holds more than one page. In daemon mode a daemon that stops answering
+   * is waited for (a restarted one is found through the data directory); other errors end the iteration.
    */
   messages(options?: MessagesOptions): AsyncIterableIterator<Message>;
   runs: {

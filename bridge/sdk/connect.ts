@@ -1,7 +1,7 @@
 // `connect`: picks the mode (daemon client or embedded host) and the identity the client acts as.
 import { Host } from '../../runtime/host.ts';
-import { ApiClient } from '../api/client.ts';
 import type { AnxClient } from './client.ts';
+import { DataDirApiClient } from './daemon-api.ts';
 import { DaemonClient } from './daemon-client.ts';
 import { EmbeddedClient } from './embedded.ts';
 import { SdkArgumentError, SdkIdentityError } from './errors.ts';
@@ -60,7 +60,7 @@ export async function connect(
   if (mode === 'daemon') {
     if (options.host !== undefined)
       throw new SdkArgumentError('host', 'nothing in daemon mode (use mode: "embedded")', options.host);
-    const api = ApiClient.forDataDir(checkDataDir(options.dataDir));
+    const api = new DataDirApiClient(checkDataDir(options.dataDir));
     const did = await resolveIdentity(
       who,
       async () => (await api.get<{ identities: LocalIdentity[] }>('/v1/identities')).identities,

@@ -1,6 +1,6 @@
 // Daemon mode: the agent talks to a running daemon through its local API; the daemon holds the identity's key.
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
-import type { ApiClient } from '../api/client.ts';
+import { type ApiClient, DaemonNotRunningError } from '../api/client.ts';
 import { RemoteWorker } from '../api/worker-client.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
@@ -87,6 +87,11 @@ export class DaemonClient extends BaseClient {
         this.roles.delete(role);
       }
     };
+  }
+
+  /** The daemon is restarting (or stopped): `messages()` keeps waiting for it until closed. */
+  protected override isTransient(err: unknown): boolean {
+    return err instanceof DaemonNotRunningError;
   }
 
   protected async shutdown(): Promise<void> {

@@ -115,3 +115,21 @@ it('reports daemon errors as typed errors with their code', async () => {
     await dave.close();
   }
 });
+
+it('follows the daemon across a kill -9 and restart (its port is chosen anew): sends go through and messages() keeps yielding', async () => {
+  const alice = await connect({ dataDir, name: 'Restart Alice' });
+  const bob = await connect({ dataDir, name: 'Restart Bob' });
+  try {
+    const bobMail = bob.messages();
+    await alice.send(bob.did, 'before');
+    expect((await bobMail.next()).value).toMatchObject({ body: 'before' });
+    const waiting = bobMail.next();
+    await killHard(daemon);
+    daemon = await startDaemonProcess(dataDir);
+    await alice.send(bob.did, 'after');
+    expect((await waiting).value).toMatchObject({ from: alice.did, body: 'after' });
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
