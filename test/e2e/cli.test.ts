@@ -53,7 +53,7 @@ describe('anx-runtime CLI', () => {
     expect(r.stderr).toContain('hint: start one with `anx-runtime start`');
   });
 
-  it('runs the whole flow against a detached daemon', async () => {
+  it('runs the whole flow against a detached daemon', { timeout: 240_000 }, async () => {
     const started = json<{ url: string; pid: number }>('start', '--detach', '--port', '0');
     expect(started.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(statSync(join(dataDir, 'api.token')).mode & 0o777).toBe(0o600);
