@@ -61,167 +61,153 @@ it('points at the bad field when validating a playbook, and lists the templates'
     expect(list.stdout).toContain(name);
 }, 30_000);
 
-it(
-  'puts, gets and lists the history of artifacts with the CLI, refusing strangers and forged authors',
-  { timeout: 180_000 },
-  async () => {
-    expect((await cli('enclave', 'create', '--owner', owner, '--id', 'cli', '--backend', 'git')).code).toBe(
-      0,
-    );
-    expect(
-      (
-        await cli(
-          'enclave',
-          'member',
-          'cli',
-          worker,
-          '--role',
-          'developer',
-          '--permissions',
-          'read,write',
-          '--as',
-          owner,
-        )
-      ).code,
-    ).toBe(0);
-    const file = join(dataDir, 'spec.md');
-    writeFileSync(file, '# Spec v1\n');
-    const put = await cli(
-      'vault',
-      'put',
-      'cli',
-      'design/spec.md',
-      file,
-      '--as',
-      worker,
-      '--kind',
-      'markdown',
-      '--summary',
-      'first',
-    );
-    expect(put.code).toBe(0);
-    expect(put.stdout).toMatch(/^design\/spec\.md@1 sha256:[0-9a-f]{64}/);
-    writeFileSync(file, '# Spec v2\n');
-    await cli('vault', 'put', 'cli', 'design/spec.md', file, '--as', worker);
-    expect((await cli('vault', 'get', 'cli', 'design/spec.md')).stdout).toBe('# Spec v2\n');
-    expect((await cli('vault', 'get', 'cli', 'design/spec.md', '--version', '1')).stdout).toBe('# Spec v1\n');
-    const history = await cli('vault', 'history', 'cli', 'design/spec.md');
-    expect(history.stdout.split('\n').filter((l) => /^\d/.test(l))).toHaveLength(2);
-    const refused = await cli('vault', 'put', 'cli', 'design/spec.md', file, '--as', stranger);
-    expect(refused.code).toBe(5);
-    expect(refused.stderr).toContain('not a member');
-    const forged = await daemon.api
-      .post('/v1/vault/cli/put', { key: 'design/spec.md', as: worker, author: owner, content: 'x' })
-      .catch((e: { status: number; code: string }) => e);
-    expect((forged as { status: number; code: string }).status).toBe(403);
-    expect((forged as { code: string }).code).toBe('ANX_FORBIDDEN_AUTHOR');
-    expect((await cli('vault', 'get', 'cli', 'nothing/here')).code).toBe(4);
-    const versions = await daemon.api.get<{ versions: unknown[] }>(
-      '/v1/vault/cli/history?key=design/spec.md',
-    );
-    expect(versions.versions).toHaveLength(2);
-  },
-  60_000,
-);
+it('puts, gets and lists the history of artifacts with the CLI, refusing strangers and forged authors', async () => {
+  expect((await cli('enclave', 'create', '--owner', owner, '--id', 'cli', '--backend', 'git')).code).toBe(0);
+  expect(
+    (
+      await cli(
+        'enclave',
+        'member',
+        'cli',
+        worker,
+        '--role',
+        'developer',
+        '--permissions',
+        'read,write',
+        '--as',
+        owner,
+      )
+    ).code,
+  ).toBe(0);
+  const file = join(dataDir, 'spec.md');
+  writeFileSync(file, '# Spec v1\n');
+  const put = await cli(
+    'vault',
+    'put',
+    'cli',
+    'design/spec.md',
+    file,
+    '--as',
+    worker,
+    '--kind',
+    'markdown',
+    '--summary',
+    'first',
+  );
+  expect(put.code).toBe(0);
+  expect(put.stdout).toMatch(/^design\/spec\.md@1 sha256:[0-9a-f]{64}/);
+  writeFileSync(file, '# Spec v2\n');
+  await cli('vault', 'put', 'cli', 'design/spec.md', file, '--as', worker);
+  expect((await cli('vault', 'get', 'cli', 'design/spec.md')).stdout).toBe('# Spec v2\n');
+  expect((await cli('vault', 'get', 'cli', 'design/spec.md', '--version', '1')).stdout).toBe('# Spec v1\n');
+  const history = await cli('vault', 'history', 'cli', 'design/spec.md');
+  expect(history.stdout.split('\n').filter((l) => /^\d/.test(l))).toHaveLength(2);
+  const refused = await cli('vault', 'put', 'cli', 'design/spec.md', file, '--as', stranger);
+  expect(refused.code).toBe(5);
+  expect(refused.stderr).toContain('not a member');
+  const forged = await daemon.api
+    .post('/v1/vault/cli/put', { key: 'design/spec.md', as: worker, author: owner, content: 'x' })
+    .catch((e: { status: number; code: string }) => e);
+  expect((forged as { status: number; code: string }).status).toBe(403);
+  expect((forged as { code: string }).code).toBe('ANX_FORBIDDEN_AUTHOR');
+  expect((await cli('vault', 'get', 'cli', 'nothing/here')).code).toBe(4);
+  const versions = await daemon.api.get<{ versions: unknown[] }>('/v1/vault/cli/history?key=design/spec.md');
+  expect(versions.versions).toHaveLength(2);
+}, 180_000);
 
-it(
-  'runs a playbook whose worker lives in another process and answers over the local API',
-  { timeout: 180_000 },
-  async () => {
-    await daemon.api.post('/v1/enclaves', { owner, id: 'remote' });
-    await daemon.api.post('/v1/enclaves/remote/members', {
-      as: owner,
-      did: worker,
-      role: 'dev',
-      permissions: ['read', 'write'],
-    });
-    const playbook = {
-      name: 'remote',
-      version: '1',
-      stages: [
-        { id: 'draft', role: 'dev', output: { kind: 'md', key: 'draft.md' } },
-        {
-          id: 'check',
-          role: 'dev',
-          inputs: ['draft'],
-          output: { kind: 'md', key: 'check.md' },
-          review: { on_reject: 'draft' },
-        },
-      ],
-    };
-    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
-      playbook,
-      objective: 'remote work',
-      owner,
-      enclave: 'remote',
-      assignments: { dev: worker },
-    });
-    // This test process is the worker: it polls its tasks and answers through the API.
-    type Task = { task_id: string; stage: string; attempt: number; context: ContextSnapshot };
-    const answered = new Set<string>();
-    const next = async (): Promise<Task> => {
-      let found: Task | undefined;
-      await waitFor(
-        async () => {
-          const { tasks } = await daemon.api.get<{ tasks: Task[] }>(
-            `/v1/workers/${encodeURIComponent(worker)}/tasks`,
-          );
-          found = tasks.find((t) => !answered.has(t.task_id));
-          return found !== undefined;
-        },
-        20_000,
-        'a task',
-      );
-      answered.add((found as Task).task_id);
-      return found as Task;
-    };
-    const w = `/v1/workers/${encodeURIComponent(worker)}`;
-    const draft1 = await next();
-    expect(draft1.stage).toBe('draft');
-    await daemon.api.post(`${w}/deliver`, {
-      task_id: draft1.task_id,
-      value: 'first draft',
-      summary: 'draft 1',
-    });
-    // A second answer for the same task is refused: the run has moved on.
-    const again = await daemon.api
-      .post(`${w}/deliver`, { task_id: draft1.task_id, value: 'again' })
-      .catch((e: { code: string }) => e);
-    expect((again as { code: string }).code).toBe('ANX_TASK_NOT_RUNNING');
-    const check1 = await next();
-    expect(check1.context.inputs[0]?.key).toBe('draft.md');
-    await daemon.api.post(`${w}/reject`, { task_id: check1.task_id, reason: 'too short' });
-    const draft2 = await next();
-    expect(draft2.attempt).toBe(2);
-    expect(draft2.context.feedback).toContain('too short');
-    await daemon.api.post(`${w}/deliver`, {
-      task_id: draft2.task_id,
-      value: 'a longer draft',
-      summary: 'draft 2',
-    });
-    const check2 = await next();
-    await daemon.api.post(`${w}/deliver`, { task_id: check2.task_id, value: 'ok', summary: 'approved' });
-    await waitFor(async () => (await cli('run', 'manifest', run_id)).code === 0, 20_000, 'the manifest');
-    const status = await cli('--json', 'run', 'status', run_id);
-    const parsed = JSON.parse(status.stdout) as {
-      state: string;
-      stages: Array<{ stage: string; attempt: number }>;
-    };
-    expect(parsed.state).toBe('completed');
-    expect(parsed.stages.map((s) => [s.stage, s.attempt])).toEqual([
-      ['draft', 2],
-      ['check', 2],
-    ]);
-    const text = await cli('run', 'status', run_id);
-    expect(text.stdout).toContain('completed');
-    expect(text.stdout).toContain('draft.md@2');
-    const manifest = JSON.parse((await cli('run', 'manifest', run_id)).stdout) as { signer: string };
-    expect(manifest.signer).toBe(owner);
-    expect((await cli('run', 'pause', run_id)).code).toBe(5);
-    expect((await cli('run', 'status', 'no-such-run')).code).toBe(4);
-  },
-  90_000,
-);
+it('runs a playbook whose worker lives in another process and answers over the local API', async () => {
+  await daemon.api.post('/v1/enclaves', { owner, id: 'remote' });
+  await daemon.api.post('/v1/enclaves/remote/members', {
+    as: owner,
+    did: worker,
+    role: 'dev',
+    permissions: ['read', 'write'],
+  });
+  const playbook = {
+    name: 'remote',
+    version: '1',
+    stages: [
+      { id: 'draft', role: 'dev', output: { kind: 'md', key: 'draft.md' } },
+      {
+        id: 'check',
+        role: 'dev',
+        inputs: ['draft'],
+        output: { kind: 'md', key: 'check.md' },
+        review: { on_reject: 'draft' },
+      },
+    ],
+  };
+  const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
+    playbook,
+    objective: 'remote work',
+    owner,
+    enclave: 'remote',
+    assignments: { dev: worker },
+  });
+  // This test process is the worker: it polls its tasks and answers through the API.
+  type Task = { task_id: string; stage: string; attempt: number; context: ContextSnapshot };
+  const answered = new Set<string>();
+  const next = async (): Promise<Task> => {
+    let found: Task | undefined;
+    await waitFor(
+      async () => {
+        const { tasks } = await daemon.api.get<{ tasks: Task[] }>(
+          `/v1/workers/${encodeURIComponent(worker)}/tasks`,
+        );
+        found = tasks.find((t) => !answered.has(t.task_id));
+        return found !== undefined;
+      },
+      20_000,
+      'a task',
+    );
+    answered.add((found as Task).task_id);
+    return found as Task;
+  };
+  const w = `/v1/workers/${encodeURIComponent(worker)}`;
+  const draft1 = await next();
+  expect(draft1.stage).toBe('draft');
+  await daemon.api.post(`${w}/deliver`, {
+    task_id: draft1.task_id,
+    value: 'first draft',
+    summary: 'draft 1',
+  });
+  // A second answer for the same task is refused: the run has moved on.
+  const again = await daemon.api
+    .post(`${w}/deliver`, { task_id: draft1.task_id, value: 'again' })
+    .catch((e: { code: string }) => e);
+  expect((again as { code: string }).code).toBe('ANX_TASK_NOT_RUNNING');
+  const check1 = await next();
+  expect(check1.context.inputs[0]?.key).toBe('draft.md');
+  await daemon.api.post(`${w}/reject`, { task_id: check1.task_id, reason: 'too short' });
+  const draft2 = await next();
+  expect(draft2.attempt).toBe(2);
+  expect(draft2.context.feedback).toContain('too short');
+  await daemon.api.post(`${w}/deliver`, {
+    task_id: draft2.task_id,
+    value: 'a longer draft',
+    summary: 'draft 2',
+  });
+  const check2 = await next();
+  await daemon.api.post(`${w}/deliver`, { task_id: check2.task_id, value: 'ok', summary: 'approved' });
+  await waitFor(async () => (await cli('run', 'manifest', run_id)).code === 0, 20_000, 'the manifest');
+  const status = await cli('--json', 'run', 'status', run_id);
+  const parsed = JSON.parse(status.stdout) as {
+    state: string;
+    stages: Array<{ stage: string; attempt: number }>;
+  };
+  expect(parsed.state).toBe('completed');
+  expect(parsed.stages.map((s) => [s.stage, s.attempt])).toEqual([
+    ['draft', 2],
+    ['check', 2],
+  ]);
+  const text = await cli('run', 'status', run_id);
+  expect(text.stdout).toContain('completed');
+  expect(text.stdout).toContain('draft.md@2');
+  const manifest = JSON.parse((await cli('run', 'manifest', run_id)).stdout) as { signer: string };
+  expect(manifest.signer).toBe(owner);
+  expect((await cli('run', 'pause', run_id)).code).toBe(5);
+  expect((await cli('run', 'status', 'no-such-run')).code).toBe(4);
+}, 180_000);
 
 it('runs dev-team with every worker in this process through RemoteWorker, one review rejection included', async () => {
   await daemon.api.post('/v1/enclaves', { owner, id: 'sdk' });
