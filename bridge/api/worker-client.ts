@@ -1,20 +1,11 @@
 // A worker in another process: registers stage handlers for a DID of a daemon and answers its tasks over the local API.
+import type { StageTask } from '../../actors/worker-runtime.ts';
 import type { ContextSnapshot } from '../../machines/playbook/context.ts';
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import type { ApiClient } from './client.ts';
 
-/** One assignment as `GET /v1/workers/:did/tasks` returns it. */
-export interface RemoteTask {
-  did: string;
-  run_id: string;
-  task_id: string;
-  stage: string;
-  role: string;
-  attempt: number;
-  timeout_ms: number;
-  enclave_id: string | null;
-  context: ContextSnapshot;
-}
+/** One assignment as `GET /v1/workers/:did/tasks` returns it: the worker runtime's own task record. */
+export type RemoteTask = StageTask;
 
 export interface RemoteArtifact {
   meta: {

@@ -1,6 +1,11 @@
 // The one interface both SDK modes (daemon client and embedded host) implement, and the values it carries.
-import type { ContextSnapshot } from '../../machines/playbook/context.ts';
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+import type {
+  RemoteArtifact,
+  RemoteStageContext,
+  RemoteStageHandler,
+  RemoteTask,
+} from '../api/worker-client.ts';
 
 /** A message in an identity's inbox, oldest first by `seq`. */
 export interface Message {
@@ -48,18 +53,8 @@ export interface MessagesOptions {
 }
 
 /** An artifact read from an Enclave's vault. */
-export interface Artifact {
-  meta: {
-    key: string;
-    version: number;
-    hash: string;
-    size: number;
-    kind: string;
-    author: string;
-    summary: string;
-  };
-  content: Uint8Array;
-}
+/** An artifact version read from an Enclave's vault: metadata and content. */
+export type Artifact = RemoteArtifact;
 
 export interface VaultPut {
   content: string | Uint8Array;
@@ -83,39 +78,12 @@ export interface RunStatus {
 }
 
 /** One stage assignment handed to a worker. */
-export interface StageTask {
-  did: string;
-  run_id: string;
-  task_id: string;
-  stage: string;
-  role: string;
-  attempt: number;
-  timeout_ms: number;
-  enclave_id: string | null;
-  context: ContextSnapshot;
-}
+export type StageTask = RemoteTask;
 
 /** What a stage handler sees, the same in both modes. Exactly one of deliver, reject or fail settles it. */
-export interface StageContext {
-  task: StageTask;
-  snapshot: ContextSnapshot;
-  vault: {
-    /** Latest version of a key of the run's Enclave, or exactly the version a ref names. */
-    get(keyOrRef: string | ArtifactRef): Promise<Artifact>;
-    text(keyOrRef: string | ArtifactRef): Promise<string>;
-  };
-  deliver(delivery: {
-    value: string | Uint8Array;
-    kind?: string;
-    key?: string;
-    summary?: string;
-    choice?: string;
-  }): Promise<ArtifactRef>;
-  reject(rejection: { reason: string; target?: string }): Promise<void>;
-  fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
-}
+export type StageContext = RemoteStageContext;
 
-export type StageHandler = (ctx: StageContext) => Promise<void> | void;
+export type StageHandler = RemoteStageHandler;
 
 /**
  * An agent's handle on anx, bound to one identity. `connect` returns it in either mode.
