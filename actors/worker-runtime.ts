@@ -55,9 +55,26 @@ export interface StageContext {
   deliver(delivery: Delivery): Promise<ArtifactRef>;
   reject(rejection: { reason: string; target?: string }): Promise<void>;
   fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
+  /** Reports progress into the trace of the run and the task; only until the task is answered. */
+  progress(progress: StageProgress): Promise<void>;
 }
 
 export type StageHandler = (ctx: StageContext) => Promise<void> | void;
+
+/** Kinds of progress a worker may report while it works. */
+export const PROGRESS_KINDS = ['reasoning', 'message', 'tool', 'status'] as const;
+
+/**
+ * Progress of a task (streamed tokens, a tool call, a status line): an EventV1 in the trace of the run
+ * and the task, never applied to the run.
+ */
+export interface StageProgress {
+  kind: (typeof PROGRESS_KINDS)[number];
+  payload: unknown;
+}
+
+/** Largest payload of one progress event, as UTF-8 JSON. */
+export const PROGRESS_MAX_BYTES = 64 * 1024;
 
 /** A local identity's handle for registering stage handlers. */
 export interface Worker {
@@ -307,6 +324,10 @@ export class WorkerRuntime {
       deliver: (d) => once(() => this.deliver(task.did, task.task_id, d)),
       reject: (r) => once(() => this.reject(task.did, task.task_id, r)),
       fail: (e, o) => once(() => this.fail(task.did, task.task_id, e, o)),
+      progress: async (p) => {
+        if (outcome) throw new TeamworkInputError(`task ${task.task_id} has already been answered`);
+        await this.progress(task.did, task.task_id, p);
+      },
     };
     try {
       await handler(ctx);
@@ -394,6 +415,31 @@ export class WorkerRuntime {
       task_id: taskId,
       error: message.slice(0, 2000),
       ...(options.fatal === true ? { fatal: true } : {}),
+    });
+  }
+
+  /** Appends a progress event of a running task to the trace (kind reasoning, message, tool or status). */
+  async progress(did: string, taskId: string, progress: StageProgress): Promise<void> {
+    if (progress === null || typeof progress !== 'object')
+      throw new TeamworkInputError('progress expected { kind, payload }');
+    if (!(PROGRESS_KINDS as readonly unknown[]).includes(progress.kind))
+      throw new TeamworkInputError(
+        `"kind" expected one of ${PROGRESS_KINDS.join(', ')}, got ${JSON.stringify(progress.kind)}`,
+      );
+    const size = Buffer.byteLength(JSON.stringify(progress.payload ?? null), 'utf8');
+    if (size > PROGRESS_MAX_BYTES)
+      throw new TeamworkInputError(
+        `"payload" expected at most ${PROGRESS_MAX_BYTES} bytes of JSON, got ${size}`,
+        'send long output in several progress events, or deliver it as the artifact',
+      );
+    const { runId, stage } = this.runningTask(did, taskId);
+    await this.system.emitEvent({
+      kind: progress.kind,
+      run_id: runId,
+      task_id: taskId,
+      step: stage.id,
+      payload: progress.payload ?? null,
+      metadata: { worker: did },
     });
   }
 

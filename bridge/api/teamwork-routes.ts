@@ -1,4 +1,5 @@
 // Local API routes of teamwork: Enclaves, the vault, playbook runs, workers in other processes and script workers.
+import type { StageProgress } from '../../actors/worker-runtime.ts';
 import type { Permission } from '../../machines/enclave.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
 import type { Host } from '../../runtime/host.ts';
@@ -222,6 +223,14 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
       ...(typeof b['target'] === 'string' ? { target: b['target'] } : {}),
     });
     return { rejected: true };
+  });
+  route('POST', '/v1/workers/:did/progress', async (_u, [did], body) => {
+    const b = obj(body);
+    await t.workers.progress(dec(did), str(b, 'task_id') as string, {
+      kind: b['kind'] as StageProgress['kind'],
+      payload: b['payload'],
+    });
+    return { recorded: true };
   });
   route('POST', '/v1/workers/:did/fail', async (_u, [did], body) => {
     const b = obj(body);

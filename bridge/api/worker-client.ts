@@ -1,5 +1,5 @@
 // A worker in another process: registers stage handlers for a DID of a daemon and answers its tasks over the local API.
-import type { StageTask } from '../../actors/worker-runtime.ts';
+import type { StageProgress, StageTask } from '../../actors/worker-runtime.ts';
 import type { ContextSnapshot } from '../../machines/playbook/context.ts';
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import type { ApiClient } from './client.ts';
@@ -37,6 +37,8 @@ export interface RemoteStageContext {
   }): Promise<ArtifactRef>;
   reject(rejection: { reason: string; target?: string }): Promise<void>;
   fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
+  /** Reports progress (streamed tokens, a status line) into the trace of the run and the task. */
+  progress(progress: StageProgress): Promise<void>;
 }
 
 export type RemoteStageHandler = (ctx: RemoteStageContext) => Promise<void> | void;
@@ -146,6 +148,13 @@ export class RemoteWorker {
           task_id: task.task_id,
           error: e instanceof Error ? e.message : String(e),
           fatal: o?.fatal === true,
+        });
+      },
+      progress: async (p) => {
+        await this.api.post(`${this.path}/progress`, {
+          task_id: task.task_id,
+          kind: p.kind,
+          payload: p.payload,
         });
       },
     };
