@@ -93,6 +93,35 @@ export class MailStore {
   }
 
   /**
+   * Waits until every message stored for `did` up to now has been acknowledged by its consumer
+   * (committed by the recipient's host). Resolves `true` once it has, `false` when `timeoutMs`
+   * passed or JetStream did not answer. A receiver calls it before taking session traffic from a
+   * sender that may have mailed it: the sender opens a session only after its mail is stored, so
+   * mail stored before this call is all mail that session traffic must not overtake.
+   */
+  async waitDelivered(did: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    try {
+      await this.ensureStream();
+      const jsm = this.jsm as JetStreamManager;
+      const last = await jsm.streams.getMessage(MAIL_STREAM, { last_by_subj: mailSubject(did) });
+      if (last === null) return true;
+      const name = didKey(did);
+      while (Date.now() < deadline) {
+        const info = await jsm.consumers.info(MAIL_STREAM, name).catch(() => undefined);
+        if (info !== undefined && info.ack_floor.stream_seq >= last.seq) return true;
+        // Work-queue retention deletes a message once acknowledged.
+        const still = await jsm.streams.getMessage(MAIL_STREAM, { seq: last.seq }).catch(() => last);
+        if (still === null) return true;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    } catch {
+      // JetStream unreachable: no mail can arrive now either.
+    }
+    return false;
+  }
+
+  /**
    * Hands `did`'s mail to `handle` in stored order, in batches, until stopped. `handle` acks each
    * item after committing it; items it leaves unacknowledged come again after the ack wait.
    */

@@ -120,6 +120,13 @@ interface Inbound {
   peer: string;
   reply: string;
   reported: Set<string>;
+  sid: string;
+  /**
+   * `open` once mail stored for `local` before this session began is committed: until then arrivals
+   * wait in `held`, so session traffic never overtakes mail the sender stored while `local` was offline.
+   */
+  gate: 'closed' | 'checking' | 'open';
+  held: Arrival[];
 }
 
 interface Arrival {
@@ -516,6 +523,8 @@ export class Relay implements RemoteRouter {
       return;
     }
     if (this.mail !== undefined && !this.presence.isOnline(link.to)) {
+      // Back online, the receiver must see a new session: its first frame makes it drain this mail first.
+      if (link.session !== undefined || link.handshake !== undefined) this.resetLink(link, false);
       this.pumpMail(link);
       return;
     }
@@ -796,7 +805,12 @@ export class Relay implements RemoteRouter {
         const pair = `${hello.from}\u0000${local}`;
         const previous = this.inboundByPair.get(pair);
         if (previous !== undefined) {
-          this.inbound.get(previous)?.session.destroy();
+          const old = this.inbound.get(previous);
+          // Held arrivals of a replaced session are never acknowledged: the sender sends them again.
+          if (old !== undefined) {
+            old.session.destroy();
+            old.held = [];
+          }
           this.inbound.delete(previous);
         }
         this.inbound.set(sid, {
@@ -808,6 +822,9 @@ export class Relay implements RemoteRouter {
           peer: hello.from,
           reply,
           reported: new Set(),
+          sid,
+          gate: this.mail === undefined ? 'open' : 'closed',
+          held: [],
         });
         this.inboundByPair.set(pair, sid);
         this.transport.respond(reply, answered.frame);
@@ -833,10 +850,15 @@ export class Relay implements RemoteRouter {
       }
       const arrival = this.decodeArrival(plaintext, inbound);
       this.stats.received++;
-      this.arrivals.push(arrival);
-      if (!this.arrivalsScheduled) {
-        this.arrivalsScheduled = true;
-        setImmediate(() => void this.acceptArrivals());
+      if (inbound.gate === 'open') {
+        this.arrivals.push(arrival);
+        this.scheduleArrivals();
+        return;
+      }
+      inbound.held.push(arrival);
+      if (inbound.gate === 'closed') {
+        inbound.gate = 'checking';
+        void this.openGate(inbound);
       }
     } catch (err) {
       this.stats.refused++;
@@ -891,6 +913,35 @@ export class Relay implements RemoteRouter {
     } finally {
       xPriv?.fill(0);
     }
+  }
+
+  private scheduleArrivals(): void {
+    if (this.arrivalsScheduled) return;
+    this.arrivalsScheduled = true;
+    setImmediate(() => void this.acceptArrivals());
+  }
+
+  /** Lets a new session's arrivals through once the mail stored for its recipient is committed. */
+  private async openGate(inbound: Inbound): Promise<void> {
+    const drained = await (this.mail as MailStore).waitDelivered(inbound.local, MAIL_DRAIN_WAIT_MS);
+    if (this.closed || this.inbound.get(inbound.sid) !== inbound) return;
+    if (!drained) {
+      void this.need()
+        .system.emitEvent({
+          kind: 'error',
+          actor: 'host',
+          payload: {
+            code: 'ANX_MAIL_UNDRAINED',
+            level: 'warning',
+            message: `stored mail for ${inbound.local} was not confirmed drained within ${MAIL_DRAIN_WAIT_MS} ms; taking session traffic from ${inbound.peer} anyway`,
+          },
+        })
+        .catch(() => {});
+    }
+    inbound.gate = 'open';
+    for (const arrival of inbound.held) this.arrivals.push(arrival);
+    inbound.held = [];
+    this.scheduleArrivals();
   }
 
   /** Commits what arrived in this tick, then acknowledges it per session. */
