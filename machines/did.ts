@@ -13,6 +13,10 @@ export interface DidContext {
   received: number;
   /** Accepted messages not yet marked read. */
   unread: number;
+  /** Unread messages that mention this DID (absent in snapshots written before mentions were counted). */
+  mentions?: number;
+  /** Highest inbox sequence number marked read by `inbox.read {through}`. */
+  readThrough?: number;
   /** Messages refused by the gatekeeper, ever. */
   refused: number;
   /** Messages waiting for the Owner's approval (gatekeeper `ask`). */
@@ -53,6 +57,40 @@ export const DID_CONTROL_TYPES = [
 
 const HOST_ADDRESS = 'host';
 
+/** The text of a message body: a string body, or its `text`, `content` or `message` field. */
+export function bodyText(body: unknown): string | undefined {
+  if (typeof body === 'string') return body;
+  if (body === null || typeof body !== 'object') return undefined;
+  for (const field of ['text', 'content', 'message'] as const) {
+    const v = (body as Record<string, unknown>)[field];
+    if (typeof v === 'string') return v;
+  }
+  return undefined;
+}
+
+/**
+ * True when `text` mentions `did` by `@DID` or by `@name`; a name is matched whole (not as the start of
+ * a longer name) and case-insensitively.
+ */
+export function mentions(text: string, did: string, name: string | undefined): boolean {
+  if (text.includes(`@${did}`)) return true;
+  if (name === undefined || name.length === 0) return false;
+  const lower = text.toLowerCase();
+  const needle = `@${name.toLowerCase()}`;
+  for (let at = lower.indexOf(needle); at >= 0; at = lower.indexOf(needle, at + 1)) {
+    const next = lower.charAt(at + needle.length);
+    if (next === '' || !/[\p{L}\p{N}_.-]/u.test(next)) return true;
+  }
+  return false;
+}
+
+/** A `mention` notice, or a message whose text mentions this DID. */
+function mentionsMe(context: DidContext, event: DidEnvelopeEvent): boolean {
+  if (event.type === 'mention') return true;
+  const text = bodyText(event.body);
+  return text !== undefined && mentions(text, context.did, context.name);
+}
+
 function isControl(type: string): boolean {
   return (DID_CONTROL_TYPES as readonly string[]).includes(type);
 }
@@ -92,11 +130,12 @@ export const didMachine = setup({
     isInternalEvent: ({ event }) => event.type.startsWith('xstate.'),
   },
   actions: {
-    storeMessage: assign(({ context }) => ({
+    storeMessage: assign(({ context, event }) => ({
       received: context.received + 1,
       unread: context.unread + 1,
+      mentions: (context.mentions ?? 0) + (mentionsMe(context, event) ? 1 : 0),
     })),
-    appendToInbox: emit(({ event }) => ({
+    appendToInbox: emit(({ context, event }) => ({
       type: 'anx.append' as const,
       collection: 'inbox',
       value: {
@@ -107,6 +146,7 @@ export const didMachine = setup({
         ...(event.thread === undefined ? {} : { thread: event.thread }),
         ...(event.reply === undefined ? {} : { reply: event.reply }),
         ...(event.ctx === undefined ? {} : { ctx: event.ctx }),
+        ...(mentionsMe(context, event) ? { mention: true } : {}),
         body: event.body ?? null,
       },
     })),
@@ -133,10 +173,19 @@ export const didMachine = setup({
       kind: 'error' as const,
       payload: { code: params.code, id: event.id, from: event.from, type: event.type },
     })),
+    // `{count, mentions, through}`: the host counts the records up to `through`; without a count, all are read.
     markRead: assign(({ context, event }) => {
-      const body = event.body as { count?: unknown } | undefined;
+      const body = event.body as { count?: unknown; mentions?: unknown; through?: unknown } | undefined;
       const count = typeof body?.count === 'number' ? body.count : context.unread;
-      return { unread: Math.max(0, context.unread - Math.max(0, Math.floor(count))) };
+      const held = context.mentions ?? 0;
+      const seen =
+        typeof body?.mentions === 'number' ? body.mentions : typeof body?.count === 'number' ? 0 : held;
+      const through = typeof body?.through === 'number' ? Math.floor(body.through) : 0;
+      return {
+        unread: Math.max(0, context.unread - Math.max(0, Math.floor(count))),
+        mentions: Math.max(0, held - Math.max(0, Math.floor(seen))),
+        readThrough: Math.max(context.readThrough ?? 0, through),
+      };
     }),
     setGatekeeper: assign(({ context, event }) => {
       const body = (event.body ?? {}) as { mode?: unknown; allow?: unknown; block?: unknown };
@@ -163,6 +212,8 @@ export const didMachine = setup({
     name: input.name,
     received: 0,
     unread: 0,
+    mentions: 0,
+    readThrough: 0,
     refused: 0,
     held: 0,
     lastMessageId: undefined,
