@@ -7,7 +7,9 @@ import type { EventV1 } from '../../runtime/events/event.ts';
 import type { TraceFilter } from '../../runtime/events/log.ts';
 import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
 import type { CardQuery } from '../relay/cards.ts';
+import { localCards } from '../relay/local-cards.ts';
 import type { Relay } from '../relay/relay.ts';
+import { installPlaygroundRoutes, servePlayground } from './playground-routes.ts';
 import { installTeamworkRoutes } from './teamwork-routes.ts';
 
 export interface ApiServerOptions {
@@ -123,11 +125,20 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
       query.minTrust = n;
     }
     if (q.get('online') === '1' || q.get('online') === 'true') query.online = true;
-    return { cards: needRelay().discover(query) };
+    // Local identities' cards are listed with or without a relay; a relay adds the directory's.
+    const relay = options.relay;
+    return {
+      cards: localCards(host).discover(
+        query,
+        relay === undefined ? {} : { remote: relay.discover(query), online: (d) => relay.isOnline(d) },
+      ),
+    };
   });
-  route('POST', '/v1/cards', async (_req, _url, _p, body) =>
-    needRelay().publishCard((body ?? {}) as Parameters<Relay['publishCard']>[0]),
-  );
+  route('POST', '/v1/cards', async (_req, _url, _p, body) => {
+    const input = (body ?? {}) as Parameters<Relay['publishCard']>[0];
+    const card = await localCards(host).publish(input);
+    return options.relay === undefined ? card : options.relay.publishCard({ ...input, did: card.did });
+  });
   route('POST', '/v1/webhooks', async (_req, _url, _p, body) => {
     const { did, url, secret } = (body ?? {}) as { did?: string; url?: string; secret?: string };
     return needRelay().registerWebhook(String(did), String(url), secret);
@@ -147,6 +158,9 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   installTeamworkRoutes(host, (method, path, handler) =>
     route(method, path, (_req, url, params, body) => handler(url, params, body)),
   );
+  installPlaygroundRoutes(host, options.relay, (method, path, handler) =>
+    route(method, path, (_req, url, params) => handler(url, params)),
+  );
   route('GET', '/v1/actors/:address', (_req, _url, [address]) => {
     const info = host.system.info(decodeURIComponent(address as string));
     if (info === undefined)
@@ -162,6 +176,8 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     try {
+      // The playground page holds no data: it is served without the token and asks for it (docs/playground.md).
+      if (await servePlayground(req, url, res, (server.address() as AddressInfo).port)) return;
       if (!authorized(req, url)) {
         throw new AnxError('ANX_UNAUTHORIZED', 'missing or wrong API token', {
           hint: 'send "Authorization: Bearer <token>" with the token from the data directory\'s api.token file',

@@ -1,5 +1,6 @@
 // What both SDK modes share: argument checks, the bounded message iterator and closing; subclasses only move data.
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+import type { CardQuery } from '../relay/cards.ts';
 import type {
   AnxClient,
   Artifact,
@@ -13,6 +14,14 @@ import type {
   StageHandler,
   VaultPut,
 } from './client.ts';
+import {
+  type AgentCard,
+  type CardFields,
+  checkCardFields,
+  checkDiscoverQuery,
+  type DiscoveredAgent,
+  type DiscoverQuery,
+} from './discover.ts';
 import { SdkArgumentError, SdkClosedError } from './errors.ts';
 import {
   checkHandler,
@@ -109,6 +118,16 @@ export abstract class BaseClient implements AnxClient {
     return this.follow(start, signal);
   }
 
+  async discover(query?: DiscoverQuery): Promise<DiscoveredAgent[]> {
+    this.ensureOpen('discover()');
+    return this.findCards(checkDiscoverQuery(query));
+  }
+
+  async publishCard(fields: CardFields): Promise<AgentCard> {
+    this.ensureOpen('publishCard()');
+    return this.storeCard(checkCardFields('card', fields));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -128,6 +147,8 @@ export abstract class BaseClient implements AnxClient {
   protected abstract vaultGet(enclaveId: string, key: string, version: number | undefined): Promise<Artifact>;
   protected abstract vaultPut(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef>;
   protected abstract registerStage(role: string, handler: StageHandler): () => void;
+  protected abstract findCards(query: CardQuery): Promise<DiscoveredAgent[]>;
+  protected abstract storeCard(fields: CardFields): Promise<AgentCard>;
   protected abstract shutdown(): Promise<void>;
 
   /** An error the message iterator waits out (a daemon restarting) instead of ending with it. */

@@ -6,6 +6,7 @@ import type {
   RemoteStageHandler,
   RemoteTask,
 } from '../api/worker-client.ts';
+import type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './discover.ts';
 
 /** A message in an identity's inbox, oldest first by `seq`. */
 export interface Message {
@@ -124,6 +125,17 @@ export interface AnxClient {
     /** Stores a new version of `key`, authored by this identity. */
     put(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef>;
   };
+  /**
+   * Agents whose cards match every filter given: this host's identities, and with a relay the directory's.
+   *
+   * @example
+   * ```ts
+   * const reviewers = await client.discover({ capability: 'code.review', online: true });
+   * ```
+   */
+  discover(query?: DiscoverQuery): Promise<DiscoveredAgent[]>;
+  /** Signs and publishes this identity's agent card (fields not given are left empty). */
+  publishCard(fields: CardFields): Promise<AgentCard>;
   worker: {
     /** Runs `handler` for each task of `role` assigned to this identity; returns a function that unregisters it. */
     onStage(role: string, handler: StageHandler): () => void;

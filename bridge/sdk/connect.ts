@@ -3,6 +3,7 @@ import { Host } from '../../runtime/host.ts';
 import type { AnxClient } from './client.ts';
 import { DataDirApiClient } from './daemon-api.ts';
 import { DaemonClient } from './daemon-client.ts';
+import { type CardFields, checkCardFields, checkItems } from './discover.ts';
 import { EmbeddedClient } from './embedded.ts';
 import { SdkArgumentError, SdkIdentityError } from './errors.ts';
 import { requireDid } from './validate.ts';
@@ -24,6 +25,10 @@ export interface ConnectOptions {
   did?: string;
   /** How often `messages()` looks for new mail (ms); default 100 for a daemon, 25 embedded. */
   pollMs?: number;
+  /** Capabilities to publish in the identity's agent card (e.g. `['code', 'review']`); see `discover`. */
+  caps?: string[];
+  /** Other agent card fields; with `caps` or `card` the card is signed and published anew at connect. */
+  card?: CardFields;
 }
 
 /**
@@ -56,6 +61,7 @@ export async function connect(
   const who = checkWho(options);
   if (options.pollMs !== undefined && (typeof options.pollMs !== 'number' || !(options.pollMs >= 1)))
     throw new SdkArgumentError('pollMs', 'a number of milliseconds of at least 1', options.pollMs);
+  const card = cardOf(options);
 
   if (mode === 'daemon') {
     if (options.host !== undefined)
@@ -66,7 +72,7 @@ export async function connect(
       async () => (await api.get<{ identities: LocalIdentity[] }>('/v1/identities')).identities,
       async (name) => (await api.post<{ did: string }>('/v1/identities', { name })).did,
     );
-    return new DaemonClient(api, did, options.pollMs ?? 100);
+    return withCard(new DaemonClient(api, did, options.pollMs ?? 100), card, who);
   }
 
   const shared = options.host;
@@ -81,7 +87,11 @@ export async function connect(
       async () => host.identities(),
       async (name) => (await host.createIdentity({ name })).did,
     );
-    return new EmbeddedClient(host, did, options.pollMs ?? 25, shared === undefined);
+    return await withCard(
+      new EmbeddedClient(host, did, options.pollMs ?? 25, shared === undefined),
+      card,
+      who,
+    );
   } catch (err) {
     if (shared === undefined) await host.close().catch(() => {});
     throw err;
@@ -98,6 +108,38 @@ function checkObject<T>(value: T | undefined): T {
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw new SdkArgumentError('options', 'an object', value);
   return value;
+}
+
+/** The card to publish at connect: `card` with `caps` as its capabilities, or nothing when neither is given. */
+function cardOf(options: ConnectOptions): CardFields | undefined {
+  if (options.caps === undefined && options.card === undefined) return undefined;
+  const fields = options.card === undefined ? {} : checkCardFields('card', options.card);
+  if (options.caps === undefined) return fields;
+  if (fields.capabilities !== undefined)
+    throw new SdkArgumentError(
+      'card.capabilities',
+      'nothing when "caps" is given (give one of them)',
+      fields.capabilities,
+    );
+  return { ...fields, capabilities: checkItems('caps', options.caps) };
+}
+
+/** Publishes the connect-time card; a client whose card is refused is closed, not returned half set up. */
+async function withCard(
+  client: AnxClient,
+  card: CardFields | undefined,
+  who: { name: string } | { did: string },
+): Promise<AnxClient> {
+  if (card === undefined) return client;
+  try {
+    // By DID, the card keeps the name the identity already shows.
+    const name = 'name' in who ? who.name : (await client.discover()).find((c) => c.did === who.did)?.name;
+    await client.publishCard({ ...(name === undefined ? {} : { name }), ...card });
+    return client;
+  } catch (err) {
+    await client.close().catch(() => {});
+    throw err;
+  }
 }
 
 function checkDataDir(value: unknown): string {

@@ -2,8 +2,10 @@
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import { type ApiClient, DaemonNotRunningError } from '../api/client.ts';
 import { RemoteWorker } from '../api/worker-client.ts';
+import type { CardQuery } from '../relay/cards.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
+import { type AgentCard, type CardFields, type DiscoveredAgent, discoverSearch } from './discover.ts';
 
 export class DaemonClient extends BaseClient {
   readonly mode = 'daemon' as const;
@@ -87,6 +89,18 @@ export class DaemonClient extends BaseClient {
         this.roles.delete(role);
       }
     };
+  }
+
+  protected async findCards(query: CardQuery): Promise<DiscoveredAgent[]> {
+    const search = discoverSearch(query);
+    const { cards } = await this.api.get<{ cards: DiscoveredAgent[] }>(
+      `/v1/discover${search.size > 0 ? `?${search}` : ''}`,
+    );
+    return cards;
+  }
+
+  protected storeCard(fields: CardFields): Promise<AgentCard> {
+    return this.api.post<AgentCard>('/v1/cards', { ...fields, did: this.did });
   }
 
   /** The daemon is restarting (or stopped): `messages()` keeps waiting for it until closed. */

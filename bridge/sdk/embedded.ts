@@ -1,8 +1,11 @@
 // Embedded mode: the kernel runs in the agent's own process, over a host opened on its own data directory.
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import type { Host } from '../../runtime/host.ts';
+import type { CardQuery } from '../relay/cards.ts';
+import { localCards } from '../relay/local-cards.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
+import type { AgentCard, CardFields, DiscoveredAgent } from './discover.ts';
 
 export class EmbeddedClient extends BaseClient {
   readonly mode = 'embedded' as const;
@@ -47,6 +50,15 @@ export class EmbeddedClient extends BaseClient {
 
   protected registerStage(role: string, handler: StageHandler): () => void {
     return this.host.teamwork.worker(this.did).onStage(role, handler);
+  }
+
+  /** An embedded host has no relay: its own identities' cards are all it knows. */
+  protected async findCards(query: CardQuery): Promise<DiscoveredAgent[]> {
+    return localCards(this.host).discover(query);
+  }
+
+  protected storeCard(fields: CardFields): Promise<AgentCard> {
+    return localCards(this.host).publish({ ...fields, did: this.did });
   }
 
   protected async shutdown(): Promise<void> {

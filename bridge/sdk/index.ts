@@ -19,4 +19,5 @@ export type {
   VaultPut,
 } from './client.ts';
 export { type ConnectOptions, connect } from './connect.ts';
+export type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './discover.ts';
 export { SdkArgumentError, SdkClosedError, SdkIdentityError } from './errors.ts';
