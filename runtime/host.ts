@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { DID_KIND, didActor } from '../actors/did.ts';
 import { Teamwork } from '../actors/teamwork.ts';
+import { Authority } from './authority/index.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
@@ -104,6 +105,8 @@ export class Host {
     private readonly replayWindowMs: number,
     /** Enclaves, vault, playbook runs, workers and manifests. */
     readonly teamwork: Teamwork,
+    /** Capability tokens, revocation, audit log, freeze, rate limits and trust. */
+    readonly authority: Authority,
   ) {
     this.startedAt = clock.now();
     this.replayGuard = new DurableReplayGuard(store, system.commits);
@@ -130,6 +133,20 @@ export class Host {
           await system.spawn(DID_KIND, record.did, { name: record.name ?? undefined });
       }
       if (options.router !== undefined) system.router = options.router;
+      const suite = defaultSuite();
+      const authority = new Authority({
+        store,
+        commits: system.commits,
+        suite,
+        clock,
+        signer: keystore,
+        auditKey: suite.hkdfSha256(
+          hostKey,
+          new Uint8Array(0),
+          new TextEncoder().encode('anx-audit-head-v1'),
+          32,
+        ),
+      });
       // Before start: restored runs and Enclaves need their machines, and the inbox taps their consumers.
       const teamwork = new Teamwork(system, keystore, options.dataDir);
       const { replayed, refused } = await system.start();
@@ -142,6 +159,7 @@ export class Host {
         { replayed, refused },
         options.replayWindowMs ?? 5 * 60_000,
         teamwork,
+        authority,
       );
       await system.emitEvent({
         kind: 'status',
@@ -256,6 +274,7 @@ export class Host {
 
   async close(): Promise<void> {
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
+    this.authority.close();
     await this.teamwork.close();
     await this.system.stop();
     await this.store.close();

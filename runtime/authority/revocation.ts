@@ -1,0 +1,211 @@
+// Revocations of capability tokens: signed by an issuer in the chain, kept in LMDB, checked on every use (failing closed).
+import type { Database } from 'lmdb';
+import type { Clock } from '../clock.ts';
+import type { CryptoSuite } from '../crypto/suite.ts';
+import { type Did, isDid, publicKeyOfDid } from '../identity/did.ts';
+import type { CommitQueue } from '../store/commit-queue.ts';
+import { canonicalize, fromB64u, toB64u, utf8 } from './canonical.ts';
+import { RevocationError, TokenError } from './errors.ts';
+import type { Signer, TokenLink } from './tokens.ts';
+
+/** Domain-separation prefix of a revocation's signing input (followed by a 0x00 byte). */
+export const REVOCATION_SIG_DOMAIN = 'anx-cap-revoke-v1';
+
+/**
+ * A signed statement that a token link (`tid`, its id) is revoked. It takes effect for a chain
+ * when `iss` issued that link or any link before it; the issuer of a later link cannot revoke
+ * what it was given.
+ */
+export interface Revocation {
+  v: 1;
+  /** Id of the revoked link (hex SHA-256, as in the token's `prf`). */
+  tid: string;
+  iss: Did;
+  /** When it was signed (ms since the epoch). */
+  ts: number;
+  /** The revoked link's expiry: after it the revocation may be forgotten. */
+  exp: number;
+  reason?: string;
+  /** Ed25519 (base64url) by `iss` over `anx-cap-revoke-v1`, 0x00, canonical JSON without `sig`. */
+  sig: string;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+/** Revocations are kept this long past their token's expiry (clock skew between hosts). */
+const KEEP_AFTER_EXPIRY_MS = 24 * 60 * 60_000;
+
+export function revocationSigningInput(rev: Omit<Revocation, 'sig'> & { sig?: string }): Uint8Array {
+  const { sig: _sig, ...unsigned } = rev;
+  return utf8(`${REVOCATION_SIG_DOMAIN}\0${canonicalize(unsigned)}`);
+}
+
+/** Checks a revocation's shape and signature; returns it typed or throws `RevocationError`. */
+export function verifyRevocation(raw: unknown, suite: CryptoSuite): Revocation {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new RevocationError('a revocation expected an object');
+  const r = raw as Record<string, unknown>;
+  const allowed = new Set(['v', 'tid', 'iss', 'ts', 'exp', 'reason', 'sig']);
+  for (const key of Object.keys(r))
+    if (!allowed.has(key)) throw new RevocationError(`a revocation has an unknown field "${key}"`);
+  if (r.v !== 1) throw new RevocationError(`a revocation "v" expected 1, got ${JSON.stringify(r.v)}`);
+  if (typeof r.tid !== 'string' || !HEX64.test(r.tid))
+    throw new RevocationError('a revocation "tid" expected 64 hex digits');
+  if (!isDid(r.iss, 'agentnexus'))
+    throw new RevocationError('a revocation "iss" expected a did:agentnexus DID');
+  for (const f of ['ts', 'exp'] as const) {
+    const n = r[f];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+      throw new RevocationError(`a revocation "${f}" expected ms since the epoch as an integer`);
+  }
+  if (r.reason !== undefined && (typeof r.reason !== 'string' || r.reason.length > 1_024))
+    throw new RevocationError('a revocation "reason" expected at most 1024 characters');
+  const sig = typeof r.sig === 'string' ? fromB64u(r.sig) : undefined;
+  if (sig?.length !== 64) throw new RevocationError('a revocation "sig" expected 64 bytes in base64url');
+  const rev = r as unknown as Revocation;
+  if (!suite.verify(publicKeyOfDid(rev.iss), revocationSigningInput(rev), sig))
+    throw new RevocationError(`a revocation's signature does not verify against ${rev.iss}`);
+  return rev;
+}
+
+/**
+ * The local revocation list (LMDB database `revocations`: link id → revocations of it). Every
+ * token check reads it; when it cannot be read the check fails with `ANX_REVOCATION_UNAVAILABLE`
+ * instead of letting the token through.
+ */
+export class RevocationList {
+  private readonly listeners = new Set<(rev: Revocation, origin: 'local' | 'remote') => void>();
+  private readonly staged = new Map<string, Revocation[]>();
+  /** Set by the host when the list must not be trusted (store closing, a failed commit). */
+  private unavailable: string | undefined;
+
+  constructor(
+    private readonly db: Database<unknown, string>,
+    private readonly commits: CommitQueue,
+    private readonly suite: CryptoSuite,
+    private readonly clock: Clock,
+    private readonly signer: Signer,
+  ) {}
+
+  /** Marks the list unreadable (every check then fails closed) or readable again (`undefined`). */
+  setUnavailable(reason: string | undefined): void {
+    this.unavailable = reason;
+  }
+
+  /** Throws `ANX_TOKEN_REVOKED` when a revocation applies to the chain, `ANX_REVOCATION_UNAVAILABLE` when the list cannot be read. */
+  assertNotRevoked(links: readonly TokenLink[], ids: readonly string[]): void {
+    if (this.unavailable !== undefined)
+      throw new TokenError(
+        'ANX_REVOCATION_UNAVAILABLE',
+        `the revocation list cannot be read (${this.unavailable}), so no token is accepted`,
+        {
+          hint: 'retry once the host is healthy again',
+        },
+      );
+    for (let i = 0; i < ids.length; i++) {
+      let found: unknown;
+      try {
+        found = this.db.get(ids[i] as string);
+      } catch (cause) {
+        throw new TokenError(
+          'ANX_REVOCATION_UNAVAILABLE',
+          'the revocation list cannot be read, so no token is accepted',
+          {
+            cause,
+            hint: 'retry once the host is healthy again',
+          },
+        );
+      }
+      if (found === undefined) continue;
+      if (!Array.isArray(found))
+        throw new TokenError(
+          'ANX_REVOCATION_UNAVAILABLE',
+          `the revocation entry of link ${i} is unreadable, so the token is refused`,
+        );
+      for (const rev of found as Revocation[]) {
+        if (links.slice(0, i + 1).some((l) => l.iss === rev.iss))
+          throw new TokenError(
+            'ANX_TOKEN_REVOKED',
+            `token link ${i} was revoked by ${rev.iss} at ${new Date(rev.ts).toISOString()}${rev.reason === undefined ? '' : ` (${rev.reason})`}`,
+            {
+              hint: 'ask the issuer for a new grant',
+            },
+          );
+      }
+    }
+  }
+
+  /** Signs a revocation with a local DID's key, stores it durably and tells listeners. */
+  async revoke(input: { tid: string; by: Did; exp: number; reason?: string }): Promise<Revocation> {
+    const unsigned: Omit<Revocation, 'sig'> = {
+      v: 1,
+      tid: input.tid,
+      iss: input.by,
+      ts: this.clock.now(),
+      exp: input.exp,
+      ...(input.reason === undefined ? {} : { reason: input.reason }),
+    };
+    const rev: Revocation = {
+      ...unsigned,
+      sig: toB64u(this.signer.sign(input.by, revocationSigningInput(unsigned))),
+    };
+    await this.store(rev, 'local');
+    return rev;
+  }
+
+  /**
+   * Takes a revocation from elsewhere (the relay, an API call): verifies it and stores it.
+   * Returns false when it was already known. Throws `RevocationError` when it does not verify.
+   */
+  async add(raw: unknown): Promise<boolean> {
+    const rev = verifyRevocation(raw, this.suite);
+    return this.store(rev, 'remote');
+  }
+
+  /** Every stored revocation (for distribution to hosts that join later). */
+  all(): Revocation[] {
+    const out: Revocation[] = [];
+    for (const { value } of this.db.getRange({}))
+      if (Array.isArray(value)) out.push(...(value as Revocation[]));
+    return out;
+  }
+
+  has(tid: string): boolean {
+    return this.db.get(tid) !== undefined;
+  }
+
+  /** Told of every new revocation, with where it came from. */
+  onRevocation(fn: (rev: Revocation, origin: 'local' | 'remote') => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Forgets revocations of links that expired more than a day ago (they fail on expiry anyway). */
+  prune(now = this.clock.now()): number {
+    let removed = 0;
+    for (const { key, value } of this.db.getRange({})) {
+      const list = Array.isArray(value) ? (value as Revocation[]) : [];
+      if (list.length > 0 && list.every((r) => r.exp + KEEP_AFTER_EXPIRY_MS < now)) {
+        this.commits.remove(this.db, key);
+        removed++;
+      }
+    }
+    if (removed > 0) void this.commits.flush().catch(() => {});
+    return removed;
+  }
+
+  private async store(rev: Revocation, origin: 'local' | 'remote'): Promise<boolean> {
+    // Staged but uncommitted lists are not visible to reads yet: keep them, so two revocations of one link both land.
+    const existing = this.staged.get(rev.tid) ?? (this.db.get(rev.tid) as Revocation[] | undefined) ?? [];
+    if (existing.some((r) => r.iss === rev.iss)) return false;
+    const next = [...existing, rev];
+    this.staged.set(rev.tid, next);
+    this.commits.put(this.db, rev.tid, next);
+    try {
+      await this.commits.flush();
+    } finally {
+      if (this.staged.get(rev.tid) === next) this.staged.delete(rev.tid);
+    }
+    for (const fn of this.listeners) fn(rev, origin);
+    return true;
+  }
+}

@@ -1,0 +1,340 @@
+// Trust scores: decaying evidence from what a DID did (success, failure, timeout, bad signature, rate limit) plus signed attestations.
+import type { Database } from 'lmdb';
+import type { Clock } from '../clock.ts';
+import type { CryptoSuite } from '../crypto/suite.ts';
+import { type Did, isDid, publicKeyOfDid } from '../identity/did.ts';
+import type { CommitQueue } from '../store/commit-queue.ts';
+import { canonicalize, fromB64u, toB64u, utf8 } from './canonical.ts';
+import { AttestationError, AuthorityRequestError } from './errors.ts';
+import type { Signer } from './tokens.ts';
+
+/** What can happen that moves a DID's trust. */
+export type TrustEventKind = 'success' | 'failure' | 'timeout' | 'bad_signature' | 'rate_limited';
+
+export const TRUST_EVENT_KINDS: readonly TrustEventKind[] = [
+  'success',
+  'failure',
+  'timeout',
+  'bad_signature',
+  'rate_limited',
+];
+
+/** Evidence each event adds (before decay). A bad signature weighs most: it is either an attack or a broken key. */
+export const TRUST_WEIGHTS: Readonly<Record<TrustEventKind, number>> = {
+  success: 1,
+  failure: -2,
+  timeout: -1.5,
+  bad_signature: -6,
+  rate_limited: -0.5,
+};
+
+/** Neutral score: what an unknown DID gets, and where every score drifts back to. */
+export const NEUTRAL_TRUST = 0.5;
+/** Evidence at which the score is about 0.88 (or 0.12): tanh(1). */
+const SCALE = 10;
+/** Evidence a fully trusted attester's +100 attestation adds. */
+const ATTESTATION_WEIGHT = 4;
+const ATTESTATION_DOMAIN = 'anx-trust-attest-v1';
+
+/** A signed statement by `iss` about how far it trusts `sub` (-100 distrust .. +100 trust). */
+export interface Attestation {
+  v: 1;
+  iss: Did;
+  sub: Did;
+  value: number;
+  note?: string;
+  ts: number;
+  exp: number;
+  /** Ed25519 (base64url) by `iss` over `anx-trust-attest-v1`, 0x00, canonical JSON without `sig`. */
+  sig: string;
+}
+
+export interface TrustBreakdown {
+  /** Decay half-life of every piece of evidence (ms). */
+  halfLifeMs: number;
+  events: Array<{
+    kind: TrustEventKind;
+    count: number;
+    decayed: number;
+    weight: number;
+    contribution: number;
+  }>;
+  attestations: Array<{
+    iss: Did;
+    value: number;
+    ts: number;
+    /** How much this host trusts the attester (0..1): its own score above neutral, or 1 for a local identity. */
+    attesterWeight: number;
+    contribution: number;
+  }>;
+  /** Sum of contributions; score = 0.5 + 0.5·tanh(evidence / 10). */
+  evidence: number;
+}
+
+export interface TrustScore {
+  did: Did;
+  score: number;
+  breakdown: TrustBreakdown;
+}
+
+interface TrustRecord {
+  did: Did;
+  /** When `decayed` was last brought up to date. */
+  at: number;
+  /** Decayed counts per kind as of `at`. */
+  decayed: Partial<Record<TrustEventKind, number>>;
+  /** Lifetime counts per kind. */
+  count: Partial<Record<TrustEventKind, number>>;
+}
+
+export interface TrustOptions {
+  /** Half-life of evidence (ms); default 7 days. */
+  halfLifeMs?: number;
+}
+
+const round = (n: number): number => Math.round(n * 10_000) / 10_000;
+
+export function attestationSigningInput(a: Omit<Attestation, 'sig'> & { sig?: string }): Uint8Array {
+  const { sig: _sig, ...unsigned } = a;
+  return utf8(`${ATTESTATION_DOMAIN}\0${canonicalize(unsigned)}`);
+}
+
+/** Checks an attestation's shape and signature (not its expiry); throws `AttestationError`. */
+export function verifyAttestation(raw: unknown, suite: CryptoSuite): Attestation {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new AttestationError('an attestation expected an object');
+  const a = raw as Record<string, unknown>;
+  const allowed = new Set(['v', 'iss', 'sub', 'value', 'note', 'ts', 'exp', 'sig']);
+  for (const key of Object.keys(a))
+    if (!allowed.has(key)) throw new AttestationError(`an attestation has an unknown field "${key}"`);
+  if (a.v !== 1) throw new AttestationError(`an attestation "v" expected 1, got ${JSON.stringify(a.v)}`);
+  if (!isDid(a.iss, 'agentnexus') || !isDid(a.sub, 'agentnexus'))
+    throw new AttestationError('an attestation "iss" and "sub" expected did:agentnexus DIDs');
+  if (a.iss === a.sub) throw new AttestationError('a DID cannot attest to itself');
+  if (typeof a.value !== 'number' || !Number.isInteger(a.value) || a.value < -100 || a.value > 100)
+    throw new AttestationError(
+      `an attestation "value" expected an integer from -100 to 100, got ${JSON.stringify(a.value)}`,
+    );
+  if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 512))
+    throw new AttestationError('an attestation "note" expected at most 512 characters');
+  for (const f of ['ts', 'exp'] as const) {
+    const n = a[f];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+      throw new AttestationError(`an attestation "${f}" expected ms since the epoch as an integer`);
+  }
+  if ((a.exp as number) <= (a.ts as number))
+    throw new AttestationError('an attestation expires before it was made');
+  const sig = typeof a.sig === 'string' ? fromB64u(a.sig) : undefined;
+  if (sig?.length !== 64) throw new AttestationError('an attestation "sig" expected 64 bytes in base64url');
+  const att = a as unknown as Attestation;
+  if (!suite.verify(publicKeyOfDid(att.iss), attestationSigningInput(att), sig))
+    throw new AttestationError(`an attestation's signature does not verify against ${att.iss}`);
+  return att;
+}
+
+/**
+ * Trust per DID, persisted in LMDB (`trust`: `score/<did>`, `att/<subject>/<issuer>`). Evidence
+ * decays exponentially toward neutral with the host clock; attestations count in proportion to
+ * how much this host trusts their issuer (one hop: an attester's own weight comes from events
+ * only, so rings of mutual praise gain nothing).
+ */
+export class TrustStore {
+  readonly halfLifeMs: number;
+  private flushScheduled = false;
+  /** Values staged for the next group commit: reads see them before LMDB does. */
+  private readonly pending = new Map<string, unknown>();
+
+  constructor(
+    private readonly db: Database<unknown, string>,
+    private readonly commits: CommitQueue,
+    private readonly suite: CryptoSuite,
+    private readonly clock: Clock,
+    private readonly signer: Signer,
+    options: TrustOptions = {},
+  ) {
+    this.halfLifeMs = options.halfLifeMs ?? 7 * 24 * 60 * 60_000;
+  }
+
+  /**
+   * Records something `did` did. Returns its new score.
+   *
+   * @example
+   * ```ts
+   * host.authority.trust.record(worker, 'timeout');
+   * ```
+   */
+  record(did: Did, kind: TrustEventKind, count = 1): TrustScore {
+    if (!isDid(did))
+      throw new AuthorityRequestError(`trust "did" expected a DID, got ${JSON.stringify(did)}`);
+    if (!TRUST_EVENT_KINDS.includes(kind))
+      throw new AuthorityRequestError(
+        `trust event expected one of ${TRUST_EVENT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`,
+      );
+    if (!Number.isInteger(count) || count < 1 || count > 1_000_000)
+      throw new AuthorityRequestError('trust event "count" expected a positive integer');
+    const now = this.clock.now();
+    const rec = this.decayedRecord(did, now);
+    rec.decayed[kind] = (rec.decayed[kind] ?? 0) + count;
+    rec.count[kind] = (rec.count[kind] ?? 0) + count;
+    this.stage(`score/${did}`, rec);
+    return this.score(did, now);
+  }
+
+  /** The score of `did` now (0.5 for a DID with no evidence), with a breakdown of how it was reached. */
+  score(did: Did, now = this.clock.now()): TrustScore {
+    const rec = this.decayedRecord(did, now);
+    const events = TRUST_EVENT_KINDS.filter((k) => (rec.count[k] ?? 0) > 0).map((kind) => {
+      const decayed = rec.decayed[kind] ?? 0;
+      return {
+        kind,
+        count: rec.count[kind] ?? 0,
+        decayed: round(decayed),
+        weight: TRUST_WEIGHTS[kind],
+        contribution: round(decayed * TRUST_WEIGHTS[kind]),
+      };
+    });
+    const attestations: TrustBreakdown['attestations'] = [];
+    for (const a of this.attestationsAbout(did)) {
+      if (a.exp <= now) continue;
+      const attesterWeight = this.signer.has(a.iss) ? 1 : Math.max(0, 2 * this.eventScore(a.iss, now) - 1);
+      const decay = 2 ** (-Math.max(0, now - a.ts) / this.halfLifeMs);
+      attestations.push({
+        iss: a.iss,
+        value: a.value,
+        ts: a.ts,
+        attesterWeight: round(attesterWeight),
+        contribution: round(((ATTESTATION_WEIGHT * a.value) / 100) * attesterWeight * decay),
+      });
+    }
+    const evidence = round(
+      events.reduce((s, e) => s + e.contribution, 0) + attestations.reduce((s, a) => s + a.contribution, 0),
+    );
+    return {
+      did,
+      score: round(NEUTRAL_TRUST + NEUTRAL_TRUST * Math.tanh(evidence / SCALE)),
+      breakdown: { halfLifeMs: this.halfLifeMs, events, attestations, evidence },
+    };
+  }
+
+  /** Every DID with evidence or attestations, highest score first. */
+  list(now = this.clock.now()): TrustScore[] {
+    const dids = new Set<string>();
+    const keys = [...this.db.getKeys({ start: 'att/', end: 'score0' })]
+      .map(String)
+      .concat([...this.pending.keys()]);
+    for (const key of keys) {
+      if (key.startsWith('score/')) dids.add(key.slice(6));
+      else if (key.startsWith('att/')) dids.add(key.split('/')[1] as string);
+    }
+    return [...dids].map((d) => this.score(d, now)).sort((a, b) => b.score - a.score);
+  }
+
+  /** Signs an attestation by a local DID about `subject`, stores it and returns it (to publish or hand on). */
+  attest(input: { issuer: Did; subject: Did; value: number; note?: string; ttlMs?: number }): Attestation {
+    if (!isDid(input?.issuer, 'agentnexus') || !this.signer.has(input.issuer))
+      throw new AuthorityRequestError(
+        `"issuer" expected a local did:agentnexus identity, got ${JSON.stringify(input?.issuer)}`,
+        'list local identities with `anx-runtime id list`',
+      );
+    const ts = this.clock.now();
+    const ttl = input.ttlMs ?? 90 * 24 * 60 * 60_000;
+    if (!Number.isSafeInteger(ttl) || ttl <= 0)
+      throw new AuthorityRequestError('"ttlMs" expected a positive integer');
+    const unsigned: Omit<Attestation, 'sig'> = {
+      v: 1,
+      iss: input.issuer,
+      sub: input.subject,
+      value: input.value,
+      ...(input.note === undefined ? {} : { note: input.note }),
+      ts,
+      exp: ts + ttl,
+    };
+    const signed = {
+      ...unsigned,
+      sig: toB64u(this.signer.sign(input.issuer, attestationSigningInput(unsigned))),
+    };
+    let att: Attestation;
+    try {
+      att = verifyAttestation(signed, this.suite);
+    } catch (err) {
+      throw new AuthorityRequestError((err as Error).message);
+    }
+    this.put(att);
+    return att;
+  }
+
+  /**
+   * Takes an attestation made elsewhere: verifies it and keeps it if it is newer than the last one
+   * from the same issuer about the same subject. Returns false when it changed nothing. Throws
+   * `AttestationError` when it does not verify or has expired.
+   */
+  addAttestation(raw: unknown): boolean {
+    const att = verifyAttestation(raw, this.suite);
+    if (att.exp <= this.clock.now()) throw new AttestationError('the attestation has expired');
+    const known = this.read(`att/${att.sub}/${att.iss}`) as Attestation | undefined;
+    if (known !== undefined && known.ts >= att.ts) return false;
+    this.put(att);
+    return true;
+  }
+
+  /** Stored attestations about `did`. */
+  attestationsAbout(did: Did): Attestation[] {
+    const prefix = `att/${did}/`;
+    const byKey = new Map<string, Attestation>();
+    for (const { key, value } of this.db.getRange({ start: prefix, end: `att/${did}0` }))
+      byKey.set(String(key), value as Attestation);
+    for (const [key, value] of this.pending) if (key.startsWith(prefix)) byKey.set(key, value as Attestation);
+    return [...byKey.values()];
+  }
+
+  /** Resolves when recorded evidence is committed. */
+  async flush(): Promise<void> {
+    await this.commits.flush();
+  }
+
+  private put(att: Attestation): void {
+    this.stage(`att/${att.sub}/${att.iss}`, att);
+  }
+
+  private stage(key: string, value: unknown): void {
+    this.pending.set(key, value);
+    this.commits.put(this.db, key, value);
+    this.commits.afterCommit(() => {
+      if (this.pending.get(key) === value) this.pending.delete(key);
+    });
+    this.scheduleFlush();
+  }
+
+  private read(key: string): unknown {
+    return this.pending.has(key) ? this.pending.get(key) : this.db.get(key);
+  }
+
+  /** Score from events only (no attestations): an attester's weight. */
+  private eventScore(did: Did, now: number): number {
+    const rec = this.decayedRecord(did, now);
+    let evidence = 0;
+    for (const kind of TRUST_EVENT_KINDS) evidence += (rec.decayed[kind] ?? 0) * TRUST_WEIGHTS[kind];
+    return NEUTRAL_TRUST + NEUTRAL_TRUST * Math.tanh(evidence / SCALE);
+  }
+
+  private decayedRecord(did: Did, now: number): TrustRecord {
+    const stored = this.read(`score/${did}`) as TrustRecord | undefined;
+    if (stored === undefined) return { did, at: now, decayed: {}, count: {} };
+    const factor = 2 ** (-Math.max(0, now - stored.at) / this.halfLifeMs);
+    const decayed: Partial<Record<TrustEventKind, number>> = {};
+    for (const kind of TRUST_EVENT_KINDS) {
+      const v = stored.decayed[kind];
+      if (v !== undefined) decayed[kind] = v * factor;
+    }
+    return { did, at: Math.max(now, stored.at), decayed, count: { ...stored.count } };
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      void this.commits.flush().catch(() => {});
+    });
+  }
+}
