@@ -107,6 +107,8 @@ export class PlaybookRuns {
   private readonly definitions: Database<unknown, Key>;
   private readonly index: Database<unknown, Key>;
   private readonly compiled = new Map<string, { def: PlaybookDefinition; machine: MachineDefinition }>();
+  /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
+  writeGuard: ((action: string, actor: string) => void) | undefined;
 
   constructor(
     private readonly system: ActorSystem,
@@ -167,6 +169,7 @@ export class PlaybookRuns {
   async start(request: StartRunRequest): Promise<{ run_id: string; address: string; hash: string }> {
     if (request === null || typeof request !== 'object')
       throw new TeamworkInputError('run expected an object');
+    this.writeGuard?.('run.start', String(request.owner));
     const def = this.resolvePlaybook(request.playbook);
     const { owner } = request;
     if (typeof owner !== 'string' || !this.keystore.has(owner))
@@ -353,6 +356,8 @@ export class PlaybookRuns {
     if (state === 'completed' || state === 'failed' || state === 'aborted')
       throw new ChangeRefusedError('ANX_RUN_REFUSED', `run ${runId} is ${state}: it takes no more ${type}`);
     const actor = as ?? c.owner;
+    // Pausing and aborting only stop work: they stay allowed on a frozen host.
+    if (type !== 'run.abort' && type !== 'run.pause') this.writeGuard?.(type, actor);
     if (!this.keystore.has(actor))
       throw new TeamworkInputError(`"as" expected a local identity, got ${JSON.stringify(actor)}`);
     if (actor !== c.owner && actor !== c.coordinator)

@@ -38,6 +38,8 @@ export interface WriteTrace {
 export class VaultService {
   readonly lmdb: LmdbVault;
   readonly git: GitVault;
+  /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
+  writeGuard: ((action: string, actor: string) => void) | undefined;
 
   constructor(
     private readonly system: ActorSystem,
@@ -71,6 +73,7 @@ export class VaultService {
     trace: WriteTrace = {},
   ): Promise<ArtifactRef> {
     const did = this.acting(as);
+    this.writeGuard?.('vault.put', did);
     if (write === null || typeof write !== 'object')
       throw new TeamworkInputError('artifact expected { kind, content, summary }');
     if (write.author !== undefined && write.author !== did) throw new ForgedAuthorError(write.author, did);

@@ -95,6 +95,8 @@ function outcomeId(did: string, taskId: string): string {
  */
 export class WorkerRuntime {
   private readonly done: Database<unknown, Key>;
+  /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
+  writeGuard: ((action: string, actor: string) => void) | undefined;
   private readonly handlers = new Map<string, Map<string, StageHandler>>();
   private readonly unwatch = new Map<string, () => void>();
   private readonly inflight = new Map<string, AbortController>();
@@ -367,6 +369,7 @@ export class WorkerRuntime {
   async deliver(did: string, taskId: string, delivery: Delivery): Promise<ArtifactRef> {
     if (delivery === null || typeof delivery !== 'object')
       throw new TeamworkInputError('delivery expected { kind?, key?, value, summary? }');
+    this.writeGuard?.('stage.deliver', did);
     if (typeof delivery.value !== 'string' && !(delivery.value instanceof Uint8Array))
       throw new TeamworkInputError('"value" expected a string or bytes');
     const { runId, context, stage } = this.runningTask(did, taskId);
@@ -391,6 +394,7 @@ export class WorkerRuntime {
   async reject(did: string, taskId: string, rejection: { reason: string; target?: string }): Promise<void> {
     if (rejection === null || typeof rejection !== 'object' || typeof rejection.reason !== 'string')
       throw new TeamworkInputError('"reason" expected a string saying what must change');
+    this.writeGuard?.('stage.reject', did);
     const { runId, context, stage } = this.runningTask(did, taskId);
     if (stage.review === undefined)
       throw new TeamworkInputError(
@@ -404,6 +408,8 @@ export class WorkerRuntime {
   }
 
   async fail(did: string, taskId: string, error: unknown, options: { fatal?: boolean } = {}): Promise<void> {
+    // Refused while frozen too: the task stays open (and is retried after a thaw) instead of failing the run.
+    this.writeGuard?.('stage.fail', did);
     const { runId, context, stage } = this.runningTask(did, taskId);
     const message =
       error instanceof AnxError
@@ -422,6 +428,7 @@ export class WorkerRuntime {
   async progress(did: string, taskId: string, progress: StageProgress): Promise<void> {
     if (progress === null || typeof progress !== 'object')
       throw new TeamworkInputError('progress expected { kind, payload }');
+    this.writeGuard?.('stage.progress', did);
     if (!(PROGRESS_KINDS as readonly unknown[]).includes(progress.kind))
       throw new TeamworkInputError(
         `"kind" expected one of ${PROGRESS_KINDS.join(', ')}, got ${JSON.stringify(progress.kind)}`,
