@@ -150,7 +150,8 @@ export class Host {
       // Before start: restored runs and Enclaves need their machines, and the inbox taps their consumers.
       const teamwork = new Teamwork(system, keystore, options.dataDir);
       // Frozen means read-only: vault writes, run starts and changes, and stage results are refused.
-      const writeGuard = (action: string, actor: string) => authority.freeze.assertWritable(action, { actor });
+      const writeGuard = (action: string, actor: string) =>
+        authority.freeze.assertWritable(action, { actor });
       teamwork.vault.writeGuard = writeGuard;
       teamwork.runs.writeGuard = writeGuard;
       teamwork.workers.writeGuard = writeGuard;
