@@ -1,9 +1,10 @@
 // The `anx-runtime` command line: a thin shell over the daemon and its local API.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { playgroundUrl } from '../../bridge/api/playground-routes.ts';
 import { startDaemon } from '../daemon.ts';
 import { AnxError } from '../errors.ts';
 import type { EventV1 } from '../events/event.ts';
@@ -11,6 +12,7 @@ import { dataFiles, resolveDataDir } from '../paths.ts';
 import { VERSION } from '../version.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
+import { registerMcpCommand } from './mcp-command.ts';
 import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
 import { artifactVersionArgs, registerTeamworkCommands } from './teamwork-commands.ts';
 
@@ -375,8 +377,33 @@ program
     },
   );
 
+program
+  .command('playground')
+  .description(
+    'print the link to the web playground of the running daemon (statecharts, timeline, topology, vault, run controls)',
+  )
+  .option('--run <run_id>', 'open the playground on this run')
+  .addHelpText(
+    'after',
+    '\nThe link carries the API token in its #fragment, which the browser never sends to the server.\nTreat it like the token file: do not share it.',
+  )
+  .action(async (options: { run?: string }, cmd: Command) => {
+    const dataDir = dataDirOf(cmd);
+    const api = client(cmd);
+    await api.get('/v1/status');
+    const info = readDaemonInfo(dataDir);
+    const token = readFileSync(dataFiles.token(dataDir), 'utf8').trim();
+    const url = playgroundUrl(info?.url ?? api.baseUrl, token, options.run);
+    out(
+      cmd,
+      { url },
+      () => `${url}\n(open it in a browser on this machine; the link holds your API token — do not share it)`,
+    );
+  });
+
 registerRelayCommands(program, { dataDirOf, client, out });
 registerTeamworkCommands(program, { dataDirOf, client, out });
+registerMcpCommand(program, dataDirOf);
 
 program
   .command('demo')

@@ -1,0 +1,158 @@
+// The vault tab: an Enclave's artifacts, their versions, a diff between two versions, and a run's Delivery Manifest.
+import type { PlaygroundApi } from './api.ts';
+import { diffLines } from './diff.ts';
+import { $, h, select, setOptions, short } from './dom.ts';
+
+interface Version {
+  key: string;
+  version: number;
+  kind: string;
+  hash: string;
+  size: number;
+  author: string;
+  summary: string;
+  ts: number;
+}
+
+export class VaultView {
+  private enclave = '';
+  private key = '';
+
+  constructor(private readonly api: PlaygroundApi) {
+    select('vault-enclave').addEventListener(
+      'change',
+      () => void this.showEnclave(select('vault-enclave').value),
+    );
+    select('vault-as').addEventListener('change', () => void this.showEnclave(this.enclave));
+    select('vault-run').addEventListener('change', () => void this.showManifest(select('vault-run').value));
+  }
+
+  private as(): string {
+    const v = select('vault-as').value;
+    return v === '' ? '' : `&as=${encodeURIComponent(v)}`;
+  }
+
+  async load(enclave?: string, run?: string): Promise<void> {
+    const { enclaves } = await this.api.get<{ enclaves: Array<{ enclave_id: string; name: string }> }>(
+      '/v1/enclaves',
+    );
+    setOptions(
+      select('vault-enclave'),
+      enclaves.map((e) => ({ value: e.enclave_id, label: `${e.name} (${e.enclave_id})` })),
+    );
+    const { runs } = await this.api.get<{ runs: Array<{ run_id: string }> }>('/v1/runs');
+    setOptions(select('vault-run'), [
+      { value: '', label: '(none)' },
+      ...runs.map((r) => ({ value: r.run_id, label: r.run_id })),
+    ]);
+    if (enclave !== undefined) select('vault-enclave').value = enclave;
+    if (run !== undefined) select('vault-run').value = run;
+    await this.showEnclave(select('vault-enclave').value);
+  }
+
+  private async showEnclave(id: string): Promise<void> {
+    if (id === '') return;
+    if (id !== this.enclave) {
+      const e = await this.api.get<{ owner: string; members: Record<string, { role: string }> }>(
+        `/v1/enclaves/${encodeURIComponent(id)}`,
+      );
+      setOptions(select('vault-as'), [
+        { value: '', label: `owner ${short(e.owner)}` },
+        ...Object.entries(e.members).map(([did, m]) => ({ value: did, label: `${m.role} ${short(did)}` })),
+      ]);
+    }
+    this.enclave = id;
+    const { artifacts } = await this.api.get<{ artifacts: Version[] }>(
+      `/v1/vault/${encodeURIComponent(id)}/list?prefix=${this.as()}`,
+    );
+    $('vault-artifacts').replaceChildren(
+      h('tr', {}, ...['key', 'v', 'kind', 'size', 'author', 'summary'].map((c) => h('th', {}, c))),
+      ...artifacts.map((a) => {
+        const row = h(
+          'tr',
+          { class: 'clickable', 'data-key': a.key },
+          h('td', {}, a.key),
+          h('td', {}, String(a.version)),
+          h('td', {}, a.kind),
+          h('td', {}, String(a.size)),
+          h('td', { title: a.author }, short(a.author)),
+          h('td', {}, a.summary),
+        );
+        row.addEventListener('click', () => void this.showKey(a.key));
+        return row;
+      }),
+    );
+  }
+
+  private async showKey(key: string): Promise<void> {
+    this.key = key;
+    const { versions } = await this.api.get<{ versions: Version[] }>(
+      `/v1/vault/${encodeURIComponent(this.enclave)}/history?key=${encodeURIComponent(key)}${this.as()}`,
+    );
+    const from = h('select', { id: 'diff-from', 'aria-label': 'diff from version' });
+    const to = h('select', { id: 'diff-to', 'aria-label': 'diff to version' });
+    for (const sel of [from, to])
+      setOptions(
+        sel as HTMLSelectElement,
+        versions.map((v) => ({
+          value: String(v.version),
+          label: `v${v.version} · ${new Date(v.ts).toISOString()} · ${v.summary}`,
+        })),
+      );
+    const last = versions[versions.length - 1]?.version ?? 1;
+    (to as HTMLSelectElement).value = String(last);
+    (from as HTMLSelectElement).value = String(Math.max(1, last - 1));
+    const show = h('button', { type: 'button', id: 'diff-show' }, 'Diff');
+    const view = h('button', { type: 'button', id: 'version-show' }, 'Show "to"');
+    show.addEventListener(
+      'click',
+      () =>
+        void this.diff(Number((from as HTMLSelectElement).value), Number((to as HTMLSelectElement).value)),
+    );
+    view.addEventListener('click', () => void this.showVersion(Number((to as HTMLSelectElement).value)));
+    $('vault-versions').replaceChildren(h('strong', {}, key), ' from ', from, ' to ', to, show, view);
+    await (versions.length > 1 ? this.diff(Math.max(1, last - 1), last) : this.showVersion(last));
+  }
+
+  private async text(version: number): Promise<string> {
+    const a = await this.api.get<{ content?: string; meta: { size: number } }>(
+      `/v1/vault/${encodeURIComponent(this.enclave)}/get?key=${encodeURIComponent(this.key)}&version=${version}${this.as()}`,
+    );
+    return a.content ?? `(binary, ${a.meta.size} bytes)`;
+  }
+
+  private async showVersion(version: number): Promise<void> {
+    $('vault-view').replaceChildren(await this.text(version));
+    $('vault-view').dataset['mode'] = 'content';
+  }
+
+  private async diff(from: number, to: number): Promise<void> {
+    const [a, b] = await Promise.all([this.text(from), this.text(to)]);
+    const lines = diffLines(a, b);
+    $('vault-view').replaceChildren(
+      h('div', { class: 'diff-head' }, `${this.key}: v${from} → v${to}`),
+      ...lines.map((l) =>
+        h(
+          'div',
+          { class: `diff ${l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same'}` },
+          `${l.op} ${l.text}`,
+        ),
+      ),
+    );
+    $('vault-view').dataset['mode'] = 'diff';
+  }
+
+  private async showManifest(runId: string): Promise<void> {
+    if (runId === '') return;
+    try {
+      const m = await this.api.get<unknown>(`/v1/runs/${encodeURIComponent(runId)}/manifest`);
+      $('vault-view').replaceChildren(
+        h('div', { class: 'diff-head' }, `Delivery Manifest of ${runId}`),
+        JSON.stringify(m, null, 2),
+      );
+      $('vault-view').dataset['mode'] = 'manifest';
+    } catch (err) {
+      $('vault-view').replaceChildren(`No Delivery Manifest for ${runId} yet: ${(err as Error).message}`);
+    }
+  }
+}
