@@ -10,7 +10,6 @@ import type { CardQuery } from '../relay/cards.ts';
 import { localCards } from '../relay/local-cards.ts';
 import type { Relay } from '../relay/relay.ts';
 import { installPlaygroundRoutes, servePlayground } from './playground-routes.ts';
-import { installPlaygroundRoutes, servePlayground } from './playground-routes.ts';
 import { installTeamworkRoutes } from './teamwork-routes.ts';
 
 export interface ApiServerOptions {
@@ -162,9 +161,6 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   installPlaygroundRoutes(host, options.relay, (method, path, handler) =>
     route(method, path, (_req, url, params) => handler(url, params)),
   );
-  installPlaygroundRoutes(host, options.relay, (method, path, handler) =>
-    route(method, path, (_req, url, params) => handler(url, params)),
-  );
   route('GET', '/v1/actors/:address', (_req, _url, [address]) => {
     const info = host.system.info(decodeURIComponent(address as string));
     if (info === undefined)
@@ -180,8 +176,6 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     try {
-      // The playground page holds no data: it is served without the token and asks for it (docs/playground.md).
-      if (await servePlayground(req, url, res, (server.address() as AddressInfo).port)) return;
       // The playground page holds no data: it is served without the token and asks for it (docs/playground.md).
       if (await servePlayground(req, url, res, (server.address() as AddressInfo).port)) return;
       if (!authorized(req, url)) {
