@@ -2,12 +2,14 @@
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import type { ArtifactRef } from '../runtime/vault/types.ts';
+import { DID_KIND } from './did.ts';
 import { enclaveActor } from './enclave.ts';
 import { Enclaves } from './enclaves.ts';
 import { TeamworkInputError } from './errors.ts';
 import { InboxTap } from './inbox-tap.ts';
 import { Manifests } from './manifest.ts';
 import { PlaybookRuns, type StartRunRequest } from './playbook-run.ts';
+import { Secretaries } from './secretary.ts';
 import { VaultService } from './vault-service.ts';
 import { type Worker, WorkerRuntime } from './worker-runtime.ts';
 
@@ -32,6 +34,8 @@ export class Teamwork {
   readonly runs: PlaybookRuns;
   readonly workers: WorkerRuntime;
   readonly manifests: Manifests;
+  /** Owners, bindings, actor authorization, Secretaries and their dispatches. */
+  readonly secretaries: Secretaries;
 
   constructor(
     readonly system: ActorSystem,
@@ -45,6 +49,17 @@ export class Teamwork {
     this.runs = new PlaybookRuns(system, keystore, this.enclaves);
     this.workers = new WorkerRuntime(system, keystore, this.tap, this.runs, this.vault);
     this.manifests = new Manifests(system, keystore, this.tap, this.vault, this.runs);
+    this.secretaries = new Secretaries(system, keystore, {
+      enclaves: this.enclaves,
+      runs: this.runs,
+      manifests: this.manifests,
+      tap: this.tap,
+      createIdentity: async (name) => {
+        const record = await keystore.create({ name });
+        await system.spawn(DID_KIND, record.did, { name });
+        return record;
+      },
+    });
     // Runs finished before a crash but not yet signed are signed now (the tap replays the inbox).
     for (const run of this.runs.list()) {
       if (!this.manifests.has(run.run_id)) this.manifests.watch(run.coordinator);
@@ -123,6 +138,7 @@ export class Teamwork {
   }
 
   async close(): Promise<void> {
+    this.secretaries.close();
     this.workers.close();
     this.tap.close();
     await this.vault.close();
