@@ -37,7 +37,7 @@ adapterSuite('cli', async () => {
     started: () => pids() !== undefined,
     stopped: () => {
       const p = pids();
-      return p !== undefined && p.every(processGone);
+      return p?.every(processGone) === true;
     },
     cleanup: async () => {
       // A test that failed half-way may leave its agent running: stop what we started, by pid.
