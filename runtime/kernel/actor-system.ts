@@ -83,7 +83,10 @@ interface FollowUp {
 interface LiveActor {
   address: string;
   def: MachineDefinition;
-  actor: Actor<AnyStateMachine>;
+  /** The XState actor; undefined for a restored actor until its first event (see `hydrate`). */
+  ref: Actor<AnyStateMachine> | undefined;
+  /** The persisted snapshot a restored actor is created from on first use. */
+  restored: unknown;
   durable: boolean;
   /** Created on first mail: most restored actors never get any before they are passivated again. */
   mailbox: Mailbox<Mail> | undefined;
@@ -278,7 +281,7 @@ export class ActorSystem {
       this.stageRecord(live);
       this.followUp?.dirty.delete(live);
       live.inflight--;
-      live.actor.stop();
+      live.ref?.stop();
       created++;
       if (this.commits.staged >= 50_000) await this.flush();
     }
@@ -305,14 +308,14 @@ export class ActorSystem {
   info(address: string): ActorInfo | undefined {
     const live = this.live.get(address);
     if (live !== undefined) {
-      const snap = live.actor.getSnapshot() as { value: unknown };
+      const snap = (live.ref?.getSnapshot() ?? live.restored) as { value?: unknown } | undefined;
       return {
         address,
         kind: live.def.kind,
         version: live.def.version,
         status: live.status,
         live: true,
-        value: snap.value,
+        value: snap?.value,
       };
     }
     const record = this.store.actors.get(address) as ActorRecord | undefined;
@@ -331,7 +334,7 @@ export class ActorSystem {
   snapshot(address: string): { value: unknown; context: unknown; status: string } {
     const live = this.activate(address);
     if (live === undefined) throw new UnknownActorError(address);
-    const snap = live.actor.getSnapshot() as { value: unknown; context: unknown; status: string };
+    const snap = this.hydrate(live).getSnapshot() as { value: unknown; context: unknown; status: string };
     return { value: snap.value, context: snap.context, status: snap.status };
   }
 
@@ -458,7 +461,7 @@ export class ActorSystem {
     this.timers.stop();
     if (this.sweepHandle !== undefined) this.clock.clearTimeout(this.sweepHandle);
     await this.commits.drain();
-    for (const live of this.live.values()) live.actor.stop();
+    for (const live of this.live.values()) live.ref?.stop();
     this.live.clear();
     this.wakeQuiesce();
   }
@@ -471,15 +474,17 @@ export class ActorSystem {
   }
 
   private instantiate(def: MachineDefinition, address: string, snapshot: unknown, input: unknown): LiveActor {
-    const actor = createActor(def.machine, {
-      id: address,
-      clock: inertClock,
-      ...(snapshot === undefined ? { input } : { snapshot: snapshot as never }),
-    });
-    const live: LiveActor = {
+    const live = this.liveActor(def, address, snapshot);
+    live.ref = this.createRef(def, address, snapshot, input);
+    return live;
+  }
+
+  private liveActor(def: MachineDefinition, address: string, restored: unknown): LiveActor {
+    return {
       address,
       def,
-      actor,
+      ref: undefined,
+      restored,
       durable: true,
       mailbox: undefined,
       queued: false,
@@ -488,12 +493,45 @@ export class ActorSystem {
       lastActive: this.clock.now(),
       status: 'active',
     };
+  }
+
+  private createRef(
+    def: MachineDefinition,
+    address: string,
+    snapshot: unknown,
+    input: unknown,
+  ): Actor<AnyStateMachine> {
+    const actor = createActor(def.machine, {
+      id: address,
+      clock: inertClock,
+      ...(snapshot === undefined ? { input } : { snapshot: snapshot as never }),
+    });
     // One shared sink and observer for all actors: actors handle one event at a time, and per-actor
     // closures would cost memory and garbage for every restored actor.
     actor.on('*', this.collect);
     actor.subscribe(IGNORE_ERRORS);
     actor.start();
-    return live;
+    return actor;
+  }
+
+  /**
+   * The actor's XState actor, created from its persisted snapshot on first use: restoring a host
+   * reads and checks every record, and pays for XState only for the actors that get work.
+   */
+  private hydrate(live: LiveActor): Actor<AnyStateMachine> {
+    if (live.ref !== undefined) return live.ref;
+    const ref = this.createRef(live.def, live.address, live.restored, undefined);
+    const snap = ref.getSnapshot() as { status: string; error?: unknown };
+    if (snap.status === 'error') {
+      ref.stop();
+      this.sink = [];
+      throw snap.error instanceof Error ? snap.error : new Error(String(snap.error));
+    }
+    live.ref = ref;
+    live.restored = undefined;
+    // Restoring runs no entry actions; anything emitted anyway must not leak into another actor's commit.
+    this.sink = [];
+    return live.ref;
   }
 
   /**
@@ -517,9 +555,7 @@ export class ActorSystem {
       this.refuse(address, error as AnxError);
       throw error;
     }
-    const live = this.instantiate(def, address, record.s, undefined);
-    // Restoring runs no entry actions; anything emitted anyway must not leak into another actor's commit.
-    this.sink = [];
+    const live = this.liveActor(def, address, record.s);
     live.status = record.st;
     if (record.t !== undefined && record.t.length > 0) live.timers = new Map(record.t.map((t) => [t.id, t]));
     this.live.set(address, live);
@@ -616,6 +652,25 @@ export class ActorSystem {
   }
 
   private handle(live: LiveActor, mail: Mail): void {
+    if (this.refused.has(live.address)) return;
+    let actor: Actor<AnyStateMachine>;
+    try {
+      actor = this.hydrate(live);
+    } catch (err) {
+      // A snapshot XState cannot restore: refused like an unknown version; its mail stays in the outbox.
+      this.live.delete(live.address);
+      this.refuse(
+        live.address,
+        new AnxError(
+          'ANX_ACTOR_RESTORE',
+          `actor "${live.address}" could not be restored: ${(err as Error).message}`,
+          {
+            hint: 'the persisted snapshot does not fit the registered machine; restore a backup or register the machine that wrote it',
+          },
+        ),
+      );
+      return;
+    }
     let event: EmittedEvent;
     let env: KernelEnvelope | undefined;
     let outboxKey: number | undefined;
@@ -626,8 +681,8 @@ export class ActorSystem {
       // Gone from the index in the commit of the transition it causes; left there, it would be re-armed at
       // every start and could fire a later timer of the same id early.
       if (live.durable) this.commits.remove(this.store.timers, [timer.at, live.address, timer.id]);
-      const scheduled = scheduledEvents(live.actor)[mail.timer];
-      if (scheduled !== undefined) live.actor.system.scheduler.cancel(scheduled.source, mail.timer);
+      const scheduled = scheduledEvents(actor)[mail.timer];
+      if (scheduled !== undefined) actor.system.scheduler.cancel(scheduled.source, mail.timer);
       event = timer.event;
     } else {
       env = mail.env;
@@ -652,14 +707,14 @@ export class ActorSystem {
       return;
     }
     live.lastActive = this.clock.now();
-    live.actor.send(event);
+    actor.send(event);
     if (outboxKey !== undefined && live.durable) this.commits.remove(this.store.outbox, outboxKey);
     this.afterTransition(live, env);
   }
 
   /** Stages the actor's new snapshot, timers, sent envelopes, records and events in the group commit. */
   private afterTransition(live: LiveActor, cause: KernelEnvelope | undefined): void {
-    const snap = live.actor.getSnapshot() as { status: string; error?: unknown };
+    const snap = this.hydrate(live).getSnapshot() as { status: string; error?: unknown };
     const effects = this.sink;
     this.sink = [];
     if (snap.status === 'error') {
@@ -753,7 +808,7 @@ export class ActorSystem {
 
   /** Reconciles the kernel's durable timers with the delays XState scheduled in this transition. */
   private syncTimers(live: LiveActor): void {
-    const scheduled = scheduledEvents(live.actor);
+    const scheduled = scheduledEvents(this.hydrate(live));
     if (scheduled === NO_EVENTS && (live.timers === undefined || live.timers.size === 0)) return;
     if (live.timers === undefined) live.timers = new Map();
     const timers = live.timers;
@@ -847,7 +902,7 @@ export class ActorSystem {
       record.s = (this.store.actors.get(live.address) as ActorRecord | undefined)?.s;
       record.e = live.error;
     } else {
-      record.s = live.actor.getPersistedSnapshot();
+      record.s = this.hydrate(live).getPersistedSnapshot();
     }
     if (live.timers !== undefined && live.timers.size > 0)
       record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
@@ -874,7 +929,7 @@ export class ActorSystem {
       !live.durable
     )
       return false;
-    live.actor.stop();
+    live.ref?.stop();
     this.live.delete(live.address);
     return true;
   }

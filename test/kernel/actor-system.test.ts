@@ -127,6 +127,28 @@ describe('actor system', () => {
     expect(third.sys.snapshot('counter/a').context).toMatchObject({ count: 1 });
   });
 
+  it('refuses a snapshot XState cannot restore at its first message, keeping the mail and other actors', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [counterActor()]);
+    await first.sys.spawn('counter', 'counter/a');
+    await first.sys.spawn('counter', 'counter/b');
+    await shutdown(first);
+    const store = openStore(dir);
+    const record = store.actors.get('counter/a') as { s: { value: unknown } };
+    await store.actors.put('counter/a', { ...record, s: { ...record.s, value: 'no-such-state' } });
+    await store.close();
+
+    const second = await boot(dir, [counterActor()]);
+    expect(second.sys.restoreAll().restored).toBe(2);
+    await second.sys.accept([tick(second.sys, 'counter/a'), tick(second.sys, 'counter/b')]);
+    await second.sys.quiesce();
+    const errors = second.sys.events.trace('counter/a', { kinds: ['error'] });
+    expect(errors.map((e) => (e.payload as { code: string }).code)).toEqual(['ANX_ACTOR_RESTORE']);
+    expect(second.store.outbox.getKeysCount()).toBe(1);
+    expect(second.sys.snapshot('counter/b').context).toMatchObject({ count: 1 });
+    expect(() => second.sys.snapshot('counter/a')).toThrow(/could not be restored/);
+  });
+
   it('passivates idle actors and reactivates them on their next message', async () => {
     const host = await boot(tempDir(), [counterActor()]);
     for (let i = 0; i < 50; i++) await host.sys.spawn('counter', `counter/${i}`);
