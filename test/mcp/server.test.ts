@@ -1,0 +1,315 @@
+// `anx-runtime mcp` over real stdio child processes, driven by the official MCP client: tools, errors, identity, two agents.
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bindingFile } from '../../bridge/mcp/binding.ts';
+import { type AnxClient, connect } from '../../bridge/sdk/index.ts';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { type McpProcess, ok, startMcp } from './harness.ts';
+
+const TOOL_NAMES = [
+  'discover',
+  'inbox',
+  'run_status',
+  'send',
+  'stage_deliver',
+  'stage_fail',
+  'stage_reject',
+  'stage_tasks',
+  'vault_get',
+  'vault_put',
+  'whoami',
+];
+
+let daemon: DaemonProcess;
+let dataDir: string;
+let owner: AnxClient;
+let alice: McpProcess;
+let bob: McpProcess;
+let aliceDid: string;
+let bobDid: string;
+
+beforeAll(async () => {
+  dataDir = tempDir();
+  daemon = await startDaemonProcess(dataDir);
+  owner = await connect({ dataDir, name: 'MCP test owner' });
+  [alice, bob] = await Promise.all([
+    startMcp(dataDir, ['--name', 'Alice', '--caps', 'Chat,Search']),
+    startMcp(dataDir, ['--name', 'Bob', '--caps', 'code.review']),
+  ]);
+  aliceDid = ok(await alice.call('whoami')).did;
+  bobDid = ok(await bob.call('whoami')).did;
+}, 120_000);
+
+afterAll(async () => {
+  await alice?.close();
+  await bob?.close();
+  await owner?.close();
+  if (daemon !== undefined) await killHard(daemon);
+  cleanupTempDirs();
+}, 60_000);
+
+describe('against a running daemon', () => {
+  it('lists every tool with a description and described input fields', async () => {
+    const { tools } = await alice.client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(TOOL_NAMES);
+    for (const tool of tools) {
+      expect(tool.description?.length, tool.name).toBeGreaterThan(20);
+      expect(tool.inputSchema.type).toBe('object');
+      for (const [field, schema] of Object.entries(tool.inputSchema.properties ?? {}))
+        expect((schema as { description?: string }).description, `${tool.name}.${field}`).toBeTruthy();
+    }
+  });
+
+  it('acts as a daemon client bound to its name, its caps in its card', async () => {
+    const me = ok(await alice.call('whoami'));
+    expect(me).toMatchObject({ name: 'Alice', hosting: 'daemon', did: aliceDid });
+    expect(me.card.capabilities).toEqual(['Chat', 'Search']);
+    expect(alice.stderr()).toContain(`serving MCP on stdio as ${aliceDid}`);
+  });
+
+  it('two MCP server processes exchange messages: send, then inbox on the other side', async () => {
+    const sent = ok(await alice.call('send', { to: bobDid, text: 'hello Bob', id: 'mcp-test-message-0001' }));
+    expect(sent).toEqual({ id: 'mcp-test-message-0001', duplicate: false });
+    expect(
+      ok(await alice.call('send', { to: bobDid, text: 'hello Bob', id: 'mcp-test-message-0001' })),
+    ).toEqual({
+      id: 'mcp-test-message-0001',
+      duplicate: true,
+    });
+    const inbox = ok(await bob.call('inbox', {}));
+    expect(inbox.messages).toHaveLength(1);
+    expect(inbox.messages[0]).toMatchObject({ from: aliceDid, type: 'message', body: { text: 'hello Bob' } });
+
+    ok(
+      await bob.call('send', {
+        to: aliceDid,
+        body: { verdict: 'approve', lines: [1, 2] },
+        type: 'review.result',
+      }),
+    );
+    const reply = ok(await alice.call('inbox', { limit: 10 }));
+    expect(reply.messages.at(-1)).toMatchObject({
+      from: bobDid,
+      type: 'review.result',
+      body: { verdict: 'approve', lines: [1, 2] },
+    });
+    const after = ok(await alice.call('inbox', { after_seq: reply.messages.at(-1).seq }));
+    expect(after.messages).toEqual([]);
+  });
+
+  it('discovers agents by capability and role', async () => {
+    const reviewers = ok(await alice.call('discover', { capability: 'code.review' }));
+    expect(reviewers.agents.map((a: { did: string }) => a.did)).toEqual([bobDid]);
+    expect(reviewers.agents[0]).toMatchObject({ name: 'Bob', online: true });
+    const everyone = ok(await alice.call('discover', { online: true, min_trust: 0 }));
+    expect(everyone.agents.map((a: { did: string }) => a.did)).toEqual(
+      expect.arrayContaining([aliceDid, bobDid, owner.did]),
+    );
+    expect(ok(await alice.call('discover', { role: 'nobody-has-this' })).agents).toEqual([]);
+  });
+
+  it('puts and gets vault artifacts, text and bytes', async () => {
+    await daemon.api.post('/v1/enclaves', { owner: aliceDid, id: 'mcp-notes' });
+    const put = ok(
+      await alice.call('vault_put', {
+        enclave_id: 'mcp-notes',
+        key: 'notes/a.md',
+        content: '# A',
+        summary: 'first',
+      }),
+    );
+    expect(put.ref).toMatchObject({ key: 'notes/a.md', version: 1, summary: 'first' });
+    ok(
+      await alice.call('vault_put', {
+        enclave_id: 'mcp-notes',
+        key: 'notes/a.md',
+        content: Buffer.from([0xff, 0x00, 0x01]).toString('base64'),
+        encoding: 'base64',
+        kind: 'binary',
+      }),
+    );
+    expect(
+      ok(await alice.call('vault_get', { enclave_id: 'mcp-notes', key: 'notes/a.md', version: 1 })),
+    ).toMatchObject({ content: '# A', encoding: 'utf8', meta: { version: 1, author: aliceDid } });
+    expect(ok(await alice.call('vault_get', { enclave_id: 'mcp-notes', key: 'notes/a.md' }))).toMatchObject({
+      content: '/wAB',
+      encoding: 'base64',
+      meta: { version: 2, kind: 'binary' },
+    });
+    // Bob is no member of the Enclave: the vault refuses him with a typed error.
+    const refused = await bob.call('vault_get', { enclave_id: 'mcp-notes', key: 'notes/a.md' });
+    expect(refused.ok).toBe(false);
+    expect(!refused.ok && refused.error).toMatch(/^ANX_[A-Z_]+: /);
+  });
+
+  it('works a playbook run through stage_tasks, stage_fail, stage_deliver and stage_reject; run_status follows', async () => {
+    await daemon.api.post('/v1/enclaves', { owner: owner.did, id: 'mcp-run' });
+    for (const [did, role] of [
+      [aliceDid, 'writer'],
+      [bobDid, 'reviewer'],
+    ] as const)
+      await daemon.api.post('/v1/enclaves/mcp-run/members', {
+        as: owner.did,
+        did,
+        role,
+        permissions: ['read', 'write'],
+      });
+    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: {
+        name: 'mcp-write-review',
+        version: '1.0.0',
+        defaults: { timeout: '10m', max_retries: 3, backoff: { initial: '1s', factor: 1, max: '1s' } },
+        stages: [
+          { id: 'write', role: 'writer', brief: 'Write it.', output: { kind: 'markdown', key: 'doc.md' } },
+          {
+            id: 'review',
+            role: 'reviewer',
+            brief: 'Review it.',
+            inputs: ['write'],
+            output: { kind: 'markdown', key: 'review.md' },
+            review: { on_reject: 'write' },
+          },
+        ],
+      },
+      objective: 'a reviewed document',
+      owner: owner.did,
+      enclave: 'mcp-run',
+      assignments: { writer: aliceDid, reviewer: bobDid },
+    });
+    const nextTask = async (mcp: McpProcess, role: string, attempt: number) => {
+      let task: any;
+      await waitFor(
+        async () => {
+          const { tasks } = ok(await mcp.call('stage_tasks', { role }));
+          task = tasks.find((t: { attempt: number }) => t.attempt === attempt);
+          return task !== undefined;
+        },
+        60_000,
+        `${role} task attempt ${attempt}`,
+      );
+      return task;
+    };
+
+    const first = await nextTask(alice, 'writer', 1);
+    expect(first).toMatchObject({ run_id, stage: 'write', did: aliceDid });
+    expect(first.context.objective).toBe('a reviewed document');
+    ok(await alice.call('stage_fail', { task_id: first.task_id, error: 'the disk was full' }));
+    const second = await nextTask(alice, 'writer', 2);
+    const delivered = ok(
+      await alice.call('stage_deliver', {
+        task_id: second.task_id,
+        value: 'draft 1',
+        summary: 'first draft',
+      }),
+    );
+    expect(delivered.ref).toMatchObject({ key: 'doc.md', summary: 'first draft' });
+
+    const review = await nextTask(bob, 'reviewer', 1);
+    expect(review.context.inputs.map((r: { key: string }) => r.key)).toEqual(['doc.md']);
+    ok(await bob.call('stage_reject', { task_id: review.task_id, reason: 'needs a title' }));
+    const third = await nextTask(alice, 'writer', 3);
+    ok(await alice.call('stage_deliver', { task_id: third.task_id, value: '# Title\n\ndraft 2' }));
+    const again = await nextTask(bob, 'reviewer', 2);
+    ok(await bob.call('stage_deliver', { task_id: again.task_id, value: 'approved', summary: 'approve' }));
+
+    await waitFor(
+      async () => ok(await alice.call('run_status', { run_id })).state === 'completed',
+      60_000,
+      'run',
+    );
+    const status = ok(await bob.call('run_status', { run_id }));
+    expect(status).toMatchObject({ run_id, state: 'completed', owner: owner.did });
+    expect(ok(await alice.call('vault_get', { enclave_id: 'mcp-run', key: 'doc.md' })).content).toBe(
+      '# Title\n\ndraft 2',
+    );
+  }, 180_000);
+
+  it('answers bad arguments to every tool with a readable tool error, and keeps serving', async () => {
+    const did = bobDid;
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['whoami', { verbose: true }, /Unrecognized key.*verbose/],
+      ['send', { to: 5, text: 'x' }, /expected string, received number at to/],
+      [
+        'send',
+        { to: 'did:agentnexus:nope', text: 'x' },
+        /ANX_SDK_ARGUMENT: "to" expected a did:agentnexus DID/,
+      ],
+      ['send', { to: did }, /ANX_MCP_ARGUMENT: send expected exactly one of "text" and "body"\nhint: /],
+      ['send', { to: did, text: 'x', id: 'short' }, /ANX_SDK_ARGUMENT: "id" expected 16 to 64 characters/],
+      ['send', { to: did, text: 'x', type: 'Bad Type' }, /ANX_SDK_ARGUMENT: "type" expected a lowercase/],
+      ['inbox', { limit: 0 }, /limit/],
+      ['inbox', { after_seq: -1 }, /after_seq/],
+      ['discover', { min_trust: 2 }, /min_trust/],
+      ['discover', { capability: 'has space' }, /expected a name like "code.review".*capability/],
+      ['run_status', {}, /run_id/],
+      ['run_status', { run_id: 'no-such-run' }, /^ANX_RUN_NOT_FOUND: /],
+      ['vault_get', { enclave_id: 'mcp-notes' }, /key/],
+      ['vault_get', { enclave_id: 'no-such-enclave', key: 'k' }, /^ANX_[A-Z_]*NOT_FOUND: .*no-such-enclave/],
+      ['vault_get', { enclave_id: 'mcp-notes', key: 'k', version: 0 }, /version/],
+      ['vault_put', { enclave_id: 'mcp-notes', key: 'k', content: 5 }, /content/],
+      ['vault_put', { enclave_id: 'mcp-notes', key: 'k', content: 'x', encoding: 'hex' }, /encoding/],
+      ['stage_tasks', { role: '' }, /role/],
+      ['stage_deliver', { task_id: 'x/y/1' }, /value/],
+      ['stage_deliver', { task_id: 'no-slash', value: 'v' }, /^ANX_[A-Z_]+: "task_id" expected a task id/],
+      ['stage_reject', { task_id: 'run-x/review/1' }, /reason/],
+      ['stage_reject', { task_id: 'run-x/review/1', reason: 'r' }, /^ANX_[A-Z_]+: .*run-x\/review\/1/],
+      ['stage_fail', { task_id: 'run-x/write/1', error: 'e', fatal: 'yes' }, /fatal/],
+      ['stage_fail', { task_id: 'run-x/write/1', error: 'e' }, /^ANX_[A-Z_]+: .*run-x\/write\/1/],
+    ];
+    const covered = new Set(cases.map(([name]) => name));
+    expect([...covered].sort()).toEqual(TOOL_NAMES);
+    for (const [name, args, message] of cases) {
+      const outcome = await alice.call(name, args);
+      expect(outcome.ok, `${name} ${JSON.stringify(args)}`).toBe(false);
+      expect(!outcome.ok && outcome.error, `${name} ${JSON.stringify(args)}`).toMatch(message);
+    }
+    const unknown = await alice.call('no_such_tool', {});
+    expect(!unknown.ok && unknown.error).toMatch(/Tool no_such_tool not found/);
+    expect(ok(await alice.call('whoami')).did).toBe(aliceDid);
+  }, 120_000);
+});
+
+describe('hosting in its own process', () => {
+  it('keeps one DID per name across restarts, and lets another MCP server use the host it runs', async () => {
+    const dir = tempDir();
+    const first = await startMcp(dir, ['--name', 'Solo']);
+    const me = ok(await first.call('whoami'));
+    expect(me.hosting).toBe('embedded');
+    expect(first.stderr()).toContain('hosting');
+    expect(existsSync(bindingFile(dir, 'Solo'))).toBe(true);
+
+    // A second server on the same data directory is a client of the host the first one runs.
+    const guest = await startMcp(dir, ['--name', 'Guest']);
+    const guestMe = ok(await guest.call('whoami'));
+    expect(guestMe.hosting).toBe('daemon');
+    expect(guestMe.did).not.toBe(me.did);
+    ok(await guest.call('send', { to: me.did, text: 'knock knock' }));
+    expect(ok(await first.call('inbox')).messages[0]).toMatchObject({
+      from: guestMe.did,
+      body: { text: 'knock knock' },
+    });
+    await guest.close();
+    await first.close();
+
+    const again = await startMcp(dir, ['--name', 'Solo', '--caps', 'later']);
+    const meAgain = ok(await again.call('whoami'));
+    expect(meAgain.did).toBe(me.did);
+    expect(meAgain.card.capabilities).toEqual(['later']);
+    // The message received before the restart is still there: the same identity, the same inbox.
+    expect(ok(await again.call('inbox')).messages).toHaveLength(1);
+    await again.close();
+  }, 180_000);
+
+  it('refuses --mode daemon when no daemon runs, saying how to start one', async () => {
+    const dir = tempDir();
+    const err = await startMcp(dir, ['--mode', 'daemon']).then(
+      async (p) => {
+        await p.close();
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+  }, 60_000);
+});
