@@ -13,9 +13,9 @@ import { VERSION } from '../version.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
-import { registerMcpCommand } from './mcp-command.ts';
 import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
 import { artifactVersionArgs, registerTeamworkCommands } from './teamwork-commands.ts';
+import { registerWorkerCommands } from './worker-commands.ts';
 
 interface GlobalOptions {
   dataDir?: string;
@@ -404,7 +404,7 @@ program
 
 registerRelayCommands(program, { dataDirOf, client, out });
 registerTeamworkCommands(program, { dataDirOf, client, out });
-registerMcpCommand(program, dataDirOf);
+registerWorkerCommands(program, { client, out });
 registerMcpCommand(program, dataDirOf);
 
 program

@@ -1,0 +1,171 @@
+// CLI commands of worker adapters: `worker run` serves a role of a local DID with a coding agent or an LLM endpoint.
+import { type Command, Option } from 'commander';
+import type { ApiClient } from '../../bridge/api/client.ts';
+import { RemoteWorker } from '../../bridge/api/worker-client.ts';
+import { type AdapterStageContext, adapterHandler } from '../../bridge/workers/adapter.ts';
+import {
+  ADAPTER_KINDS,
+  type ConfiguredAdapter,
+  createAdapter,
+  readWorkerConfig,
+} from '../../bridge/workers/config.ts';
+import { AnxError } from '../errors.ts';
+
+interface Helpers {
+  client(cmd: Command): ApiClient;
+  out(cmd: Command, json: unknown, text: () => string): void;
+}
+
+interface RunOptions {
+  did: string;
+  role: string;
+  adapter?: string;
+  config: string;
+  poll: number;
+  maxTasks?: number;
+}
+
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new AnxError('ANX_ARGUMENT_INVALID', `${flag} expected a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+function configured(options: { adapter?: string; config: string }): ConfiguredAdapter {
+  return createAdapter(readWorkerConfig(options.config), options.adapter);
+}
+
+/** One line of what the worker does: JSON lines with --json, plain lines on stderr otherwise. */
+function logger(json: boolean) {
+  return (event: Record<string, unknown>, text: string) => {
+    if (json) process.stdout.write(`${JSON.stringify({ ts: Date.now(), ...event })}\n`);
+    else process.stderr.write(`${text}\n`);
+  };
+}
+
+/** Adds `worker run` and `worker check` to the `worker` command (creating it when absent). */
+export function registerWorkerCommands(program: Command, h: Helpers): void {
+  const worker =
+    program.commands.find((c) => c.name() === 'worker') ??
+    program.command('worker').description('workers of local identities');
+
+  worker
+    .command('run')
+    .description(
+      "serve ROLE as the daemon's local identity DID with a worker adapter: a command (a coding agent's non-interactive mode) or an LLM endpoint; runs until stopped",
+    )
+    .requiredOption('--did <did>', 'the local identity that works (and authors the artifacts)')
+    .requiredOption('--role <role>', 'the role it serves')
+    .addOption(
+      new Option('--adapter <kind>', 'the adapter, when the file has no "adapter" field').choices(
+        ADAPTER_KINDS,
+      ),
+    )
+    .requiredOption('--config <file>', 'the adapter configuration (YAML or JSON; see docs/workers.md)')
+    .option('--poll <ms>', 'how often to ask the daemon for new tasks', positiveInt('--poll'), 500)
+    .option('--max-tasks <n>', 'stop after answering this many tasks', positiveInt('--max-tasks'))
+    .addHelpText(
+      'after',
+      `
+The configuration is checked before anything runs. API keys are read from the environment variable
+that "api_key_env" names, never from the file. Ctrl-C (SIGINT) or SIGTERM stops the worker: tasks in
+progress are stopped unanswered, and the daemon hands them out again.
+
+Examples:
+  anx-runtime worker run --did <did> --role developer --config claude.yaml
+  anx-runtime worker run --did <did> --role reviewer --adapter ollama --config ollama.yaml --max-tasks 1`,
+    )
+    .action(async (o: RunOptions, cmd: Command) => {
+      const { adapter, options } = configured(o);
+      const api = h.client(cmd);
+      await api.get(`/v1/identities/${encodeURIComponent(o.did)}`);
+      const log = logger(cmd.optsWithGlobals().json === true);
+      const stopAll = new AbortController();
+      const running = new Set<Promise<void>>();
+      const handle = adapterHandler(adapter, options);
+      let answered = 0;
+      let stopping: (() => void) | undefined;
+      const stopped = new Promise<void>((resolve) => {
+        stopping = resolve;
+      });
+      const remote = new RemoteWorker(api, o.did, o.poll);
+      remote.onStage(o.role, (ctx) => {
+        const task = ctx.task;
+        log(
+          {
+            event: 'task',
+            state: 'started',
+            task_id: task.task_id,
+            stage: task.stage,
+            attempt: task.attempt,
+          },
+          `task ${task.task_id}: started (stage ${task.stage}, attempt ${task.attempt})`,
+        );
+        const note = (state: string, detail: Record<string, unknown>, text: string) => {
+          answered++;
+          log({ event: 'task', state, task_id: task.task_id, ...detail }, `task ${task.task_id}: ${text}`);
+          if (o.maxTasks !== undefined && answered >= o.maxTasks) stopping?.();
+        };
+        const watched: AdapterStageContext = {
+          ...ctx,
+          signal: stopAll.signal,
+          deliver: async (d) => {
+            const ref = await ctx.deliver(d);
+            note('delivered', { ref }, `delivered ${ref.key}@${ref.version} (${ref.size} bytes)`);
+            return ref;
+          },
+          reject: async (r) => {
+            await ctx.reject(r);
+            note('rejected', { reason: r.reason }, `rejected: ${r.reason}`);
+          },
+          fail: async (e, f) => {
+            await ctx.fail(e, f);
+            const error = e instanceof Error ? e.message : String(e);
+            note('failed', { error, fatal: f?.fatal === true }, `failed: ${error}`);
+          },
+        };
+        const p = handle(watched).finally(() => running.delete(p));
+        running.add(p);
+        // A task stopped by Ctrl-C must stay open for the next worker: RemoteWorker fails a task whose
+        // handler returns unanswered, so the handler's promise is left pending once the worker stops.
+        return p.then(() => (stopAll.signal.aborted ? new Promise<void>(() => {}) : undefined));
+      });
+      const onSignal = () => stopping?.();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      log(
+        { event: 'serving', did: o.did, role: o.role, adapter: adapter.kind },
+        `serving ${o.role} as ${o.did} with the ${adapter.kind} adapter (Ctrl-C to stop)`,
+      );
+      remote.start();
+      await stopped;
+      remote.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // Work still under way is stopped; its tasks stay open for the next worker.
+      stopAll.abort();
+      await Promise.allSettled([...running]);
+      log({ event: 'stopped', answered }, `stopped after answering ${answered} task(s)`);
+    });
+
+  worker
+    .command('check')
+    .description('check a worker adapter configuration without running anything')
+    .addOption(
+      new Option('--adapter <kind>', 'the adapter, when the file has no "adapter" field').choices(
+        ADAPTER_KINDS,
+      ),
+    )
+    .requiredOption('--config <file>', 'the adapter configuration (YAML or JSON)')
+    .action((o: { adapter?: string; config: string }, cmd: Command) => {
+      const { adapter } = configured(o);
+      h.out(
+        cmd,
+        { ok: true, adapter: adapter.kind },
+        () => `${o.config}: a valid ${adapter.kind} worker configuration`,
+      );
+    });
+}
