@@ -1,6 +1,15 @@
 // The DID actor: the DID statechart bound to the kernel under the DID itself as its address.
-import { DID_MACHINE_VERSION, didMachine } from '../machines/did.ts';
-import type { MachineDefinition } from '../runtime/kernel/actor-system.ts';
+import {
+  DID_MACHINE_VERSION,
+  type DidContext,
+  didMachine,
+  type GatekeeperMode,
+  gatekeeperVerdict,
+  PENDING_TTL_MS,
+} from '../machines/did.ts';
+import { AnxError } from '../runtime/errors.ts';
+import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
+import { UnknownActorError } from '../runtime/kernel/errors.ts';
 
 export const DID_KIND = 'did';
 
@@ -18,3 +27,133 @@ export const didActor: MachineDefinition = {
     };
   },
 };
+
+/** A held message as the gatekeeper CLI and API show it. */
+export interface PendingMessage {
+  id: string;
+  from: string;
+  type: string;
+  ts: number;
+  expires_at: number;
+  body: unknown;
+}
+
+/**
+ * The gatekeeper of local DIDs, from the host's side: settings, the queue of held messages with their
+ * bodies, and the answers (approve, deny) and expiry sweeps it sends to the DID actor as control messages.
+ * Who may answer is checked by the caller (the DID itself or its Owner).
+ */
+export class Gatekeeper {
+  constructor(private readonly system: ActorSystem) {}
+
+  /** Mode, lists, and the number of held messages. */
+  show(did: string): {
+    did: string;
+    mode: GatekeeperMode;
+    allow: string[];
+    block: string[];
+    pending_ttl_ms: number;
+    held: number;
+    refused: number;
+  } {
+    const c = this.context(did);
+    return {
+      did,
+      mode: c.gatekeeper.mode,
+      allow: c.gatekeeper.allow,
+      block: c.gatekeeper.block,
+      pending_ttl_ms: c.gatekeeper.pendingTtlMs ?? PENDING_TTL_MS,
+      held: (c.pending ?? []).length,
+      refused: c.refused,
+    };
+  }
+
+  /** What the gatekeeper would do with mail from `from` now (for transports deciding on a handshake). */
+  verdict(did: string, from: string): ReturnType<typeof gatekeeperVerdict> {
+    return gatekeeperVerdict(this.context(did), from);
+  }
+
+  /** Held messages still waiting, oldest first, with their bodies; expired ones are swept first. */
+  async pending(did: string): Promise<PendingMessage[]> {
+    await this.sweep(did);
+    const entries = this.context(did).pending ?? [];
+    if (entries.length === 0) return [];
+    const bodies = new Map<string, unknown>();
+    for (const { value } of this.system.records('pending', did)) {
+      const v = value as { id: string; body: unknown };
+      bodies.set(v.id, v.body);
+    }
+    return entries.map((e) => ({ ...e, body: bodies.get(e.id) ?? null }));
+  }
+
+  async set(
+    did: string,
+    settings: { mode?: GatekeeperMode; allow?: string[]; block?: string[]; pending_ttl_ms?: number },
+  ) {
+    await this.control(did, 'gatekeeper.set', settings, () => true);
+    return this.show(did);
+  }
+
+  /** Lets a held message into the inbox; with `allow` (default) its sender is allowed from now on. */
+  async approve(did: string, id: string, options: { allow?: boolean } = {}): Promise<PendingMessage> {
+    const held = (await this.pending(did)).find((p) => p.id === id);
+    if (held === undefined) throw new PendingNotFoundError(did, id);
+    const record = this.system
+      .records('pending', did)
+      .map((r) => r.value as Record<string, unknown>)
+      .find((r) => r['id'] === id);
+    await this.control(
+      did,
+      'gatekeeper.approve',
+      { id, message: record ?? {}, allow: options.allow !== false },
+      (c) => !(c.pending ?? []).some((p) => p.id === id),
+    );
+    return held;
+  }
+
+  /** Drops a held message; with `block` its sender is blocked from now on. */
+  async deny(did: string, id: string, options: { block?: boolean } = {}): Promise<PendingMessage> {
+    const held = (await this.pending(did)).find((p) => p.id === id);
+    if (held === undefined) throw new PendingNotFoundError(did, id);
+    await this.control(
+      did,
+      'gatekeeper.deny',
+      { id, block: options.block === true },
+      (c) => !(c.pending ?? []).some((p) => p.id === id),
+    );
+    return held;
+  }
+
+  /** Drops held messages past their deadline; resolves once the DID actor has applied it. */
+  async sweep(did: string): Promise<void> {
+    const now = this.system.clock.now();
+    if (!(this.context(did).pending ?? []).some((p) => p.expires_at <= now)) return;
+    await this.control(did, 'gatekeeper.expire', {}, (c) =>
+      (c.pending ?? []).every((p) => p.expires_at > now),
+    );
+  }
+
+  private context(did: string): DidContext {
+    if (!this.system.has(did)) throw new UnknownActorError(did);
+    return this.system.snapshot(did).context as DidContext;
+  }
+
+  /** Sends a control message as the host and waits (bounded) until the DID actor shows its effect. */
+  private async control(did: string, type: string, body: unknown, applied: (c: DidContext) => boolean) {
+    await this.system.accept([this.system.envelope({ type, from: 'host', to: did, body })]);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (applied(this.context(did))) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** No held message with this id waits for the DID (answered, expired or never held). */
+export class PendingNotFoundError extends AnxError {
+  constructor(did: string, id: string) {
+    super('ANX_PENDING_NOT_FOUND', `no held message ${JSON.stringify(id)} waits for ${did}`, {
+      hint: 'list what waits with `anx-runtime gatekeeper pending DID`; held messages expire unanswered',
+    });
+  }
+}

@@ -1,5 +1,5 @@
 // The DID actor's statechart: presence (online/offline with a heartbeat deadline), its inbox, and the gatekeeper hook.
-import { assign, emit, setup } from 'xstate';
+import { assign, emit, enqueueActions, setup } from 'xstate';
 
 /** Version recorded in every persisted DID snapshot; bump it when the context or states change shape. */
 export const DID_MACHINE_VERSION = 1;
@@ -22,10 +22,32 @@ export interface DidContext {
   /** Messages waiting for the Owner's approval (gatekeeper `ask`). */
   held: number;
   lastMessageId: string | undefined;
-  gatekeeper: { mode: GatekeeperMode; allow: string[]; block: string[] };
+  gatekeeper: {
+    mode: GatekeeperMode;
+    allow: string[];
+    block: string[];
+    /** How long a held message waits for an answer (absent in older snapshots: the default). */
+    pendingTtlMs?: number;
+  };
+  /** Held messages waiting for the Owner, oldest first (absent in snapshots written before the queue). */
+  pending?: PendingEntry[];
   /** How long presence stays online without a heartbeat (ms). */
   presenceTtlMs: number;
 }
+
+/** A message held by the gatekeeper (`ask`); its body waits in the `pending` collection. */
+export interface PendingEntry {
+  id: string;
+  from: string;
+  type: string;
+  ts: number;
+  expires_at: number;
+}
+
+/** Held messages a DID keeps at most; further ones from unknown senders are refused. */
+export const PENDING_MAX = 256;
+/** Default time a held message waits for the Owner's answer. */
+export const PENDING_TTL_MS = 24 * 60 * 60_000;
 
 export interface DidInput {
   did: string;
@@ -53,6 +75,9 @@ export const DID_CONTROL_TYPES = [
   'presence.heartbeat',
   'inbox.read',
   'gatekeeper.set',
+  'gatekeeper.approve',
+  'gatekeeper.deny',
+  'gatekeeper.expire',
 ] as const;
 
 const HOST_ADDRESS = 'host';
@@ -95,6 +120,29 @@ function isControl(type: string): boolean {
   return (DID_CONTROL_TYPES as readonly string[]).includes(type);
 }
 
+/** The held entry an approve/deny names, if it is still waiting at the time of the answer. */
+function pendingOf(context: DidContext, event: DidEnvelopeEvent): PendingEntry | undefined {
+  const id = (event.body as { id?: unknown } | undefined)?.id;
+  const entry = (context.pending ?? []).find((p) => p.id === id);
+  return entry !== undefined && entry.expires_at > event.ts ? entry : undefined;
+}
+
+/**
+ * What the gatekeeper does with mail from `from`: the verdict every inbound message gets (and that a
+ * transport asks before it accepts a handshake). Senders that are not DIDs are the host's own actors
+ * (runs, dispatches): inside one host the kernel is trusted.
+ */
+export function gatekeeperVerdict(
+  context: Pick<DidContext, 'did' | 'gatekeeper'>,
+  from: string,
+): 'accept' | 'hold' | 'blocked' | 'private' {
+  const { mode, allow, block } = context.gatekeeper;
+  if (block.includes(from)) return 'blocked';
+  if (mode === 'public' || from === context.did || allow.includes(from) || !from.startsWith('did:'))
+    return 'accept';
+  return mode === 'ask' ? 'hold' : 'private';
+}
+
 function fromSelfOrHost(context: DidContext, event: DidEnvelopeEvent): boolean {
   return event.from === context.did || event.from === HOST_ADDRESS;
 }
@@ -118,13 +166,13 @@ export const didMachine = setup({
   guards: {
     isControlFromSelf: ({ context, event }) => isControl(event.type) && fromSelfOrHost(context, event),
     isControlFromStranger: ({ context, event }) => isControl(event.type) && !fromSelfOrHost(context, event),
-    senderBlocked: ({ context, event }) => context.gatekeeper.block.includes(event.from),
-    gatekeeperAllows: ({ context, event }) => {
-      const { mode, allow } = context.gatekeeper;
-      if (mode === 'public') return true;
-      return event.from === context.did || allow.includes(event.from);
-    },
-    gatekeeperAsks: ({ context }) => context.gatekeeper.mode === 'ask',
+    senderBlocked: ({ context, event }) => gatekeeperVerdict(context, event.from) === 'blocked',
+    gatekeeperAllows: ({ context, event }) => gatekeeperVerdict(context, event.from) === 'accept',
+    gatekeeperAsks: ({ context, event }) =>
+      gatekeeperVerdict(context, event.from) === 'hold' && (context.pending ?? []).length < PENDING_MAX,
+    gatekeeperQueueFull: ({ context, event }) => gatekeeperVerdict(context, event.from) === 'hold',
+    isPendingFromSelf: ({ context, event }) =>
+      fromSelfOrHost(context, event) && pendingOf(context, event) !== undefined,
     isControlType: ({ event }) => isControl(event.type),
     /** XState's own events (the presence deadline firing) reach every region; they are not mail. */
     isInternalEvent: ({ event }) => event.type.startsWith('xstate.'),
@@ -156,7 +204,98 @@ export const didMachine = setup({
       kind: 'message' as const,
       payload: { id: event.id, from: event.from, type: event.type },
     })),
-    holdMessage: assign(({ context }) => ({ held: context.held + 1 })),
+    holdMessage: assign(({ context, event }) => ({
+      held: context.held + 1,
+      pending: [
+        ...(context.pending ?? []),
+        {
+          id: event.id,
+          from: event.from,
+          type: event.type,
+          ts: event.ts,
+          expires_at: event.ts + (context.gatekeeper.pendingTtlMs ?? PENDING_TTL_MS),
+        },
+      ],
+    })),
+    // `{id, message, allow}` from the host, which read the held record: the message enters the inbox
+    // now, and with `allow` (the default) its sender joins the allow-list.
+    releaseHeld: enqueueActions(({ context, event, enqueue }) => {
+      const entry = pendingOf(context, event) as PendingEntry;
+      const body = event.body as { message?: Record<string, unknown>; allow?: unknown };
+      const m = body.message ?? {};
+      const allow = body.allow !== false && !context.gatekeeper.allow.includes(entry.from);
+      enqueue.assign({
+        received: context.received + 1,
+        unread: context.unread + 1,
+        held: Math.max(0, context.held - 1),
+        pending: (context.pending ?? []).filter((p) => p.id !== entry.id),
+        lastMessageId: entry.id,
+        ...(allow
+          ? { gatekeeper: { ...context.gatekeeper, allow: [...context.gatekeeper.allow, entry.from] } }
+          : {}),
+      });
+      enqueue.emit({
+        type: 'anx.append',
+        collection: 'inbox',
+        value: {
+          id: entry.id,
+          type: entry.type,
+          from: entry.from,
+          ts: entry.ts,
+          ...(typeof m['thread'] === 'string' ? { thread: m['thread'] } : {}),
+          ...(typeof m['reply'] === 'string' ? { reply: m['reply'] } : {}),
+          body: m['body'] ?? null,
+        },
+      });
+      enqueue.emit({
+        type: 'anx.event',
+        kind: 'message',
+        payload: { id: entry.id, from: entry.from, type: entry.type, approved: true },
+      });
+    }),
+    // `{id, block}`: the held message is dropped; with `block` its sender joins the block list.
+    dropHeld: enqueueActions(({ context, event, enqueue }) => {
+      const entry = pendingOf(context, event) as PendingEntry;
+      const block = (event.body as { block?: unknown }).block === true;
+      enqueue.assign({
+        held: Math.max(0, context.held - 1),
+        refused: context.refused + 1,
+        pending: (context.pending ?? []).filter((p) => p.id !== entry.id),
+        ...(block && !context.gatekeeper.block.includes(entry.from)
+          ? { gatekeeper: { ...context.gatekeeper, block: [...context.gatekeeper.block, entry.from] } }
+          : {}),
+      });
+      enqueue.emit({
+        type: 'anx.event',
+        kind: 'status',
+        payload: { status: 'held_denied', id: entry.id, from: entry.from, blocked: block },
+      });
+    }),
+    announceNotPending: emit(({ event }) => ({
+      type: 'anx.event' as const,
+      kind: 'error' as const,
+      payload: {
+        code: 'ANX_GATEKEEPER_NOT_PENDING',
+        id: event.id,
+        pending_id: (event.body as { id?: unknown } | undefined)?.id ?? null,
+        type: event.type,
+      },
+    })),
+    // Held messages past their deadline (at the time the host sends this) are dropped unanswered.
+    expireHeld: enqueueActions(({ context, event, enqueue }) => {
+      const pending = context.pending ?? [];
+      const expired = pending.filter((p) => p.expires_at <= event.ts);
+      if (expired.length === 0) return;
+      enqueue.assign({
+        held: Math.max(0, context.held - expired.length),
+        pending: pending.filter((p) => p.expires_at > event.ts),
+      });
+      enqueue.emit({
+        type: 'anx.event',
+        kind: 'status',
+        payload: { status: 'held_expired', ids: expired.map((p) => p.id) },
+      });
+    }),
     appendToPending: emit(({ event }) => ({
       type: 'anx.append' as const,
       collection: 'pending',
@@ -188,7 +327,13 @@ export const didMachine = setup({
       };
     }),
     setGatekeeper: assign(({ context, event }) => {
-      const body = (event.body ?? {}) as { mode?: unknown; allow?: unknown; block?: unknown };
+      const body = (event.body ?? {}) as {
+        mode?: unknown;
+        allow?: unknown;
+        block?: unknown;
+        pending_ttl_ms?: unknown;
+      };
+      const ttl = body.pending_ttl_ms;
       const mode =
         body.mode === 'public' || body.mode === 'ask' || body.mode === 'private'
           ? body.mode
@@ -200,6 +345,11 @@ export const didMachine = setup({
           mode,
           allow: strings(body.allow, context.gatekeeper.allow),
           block: strings(body.block, context.gatekeeper.block),
+          ...(typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 1000
+            ? { pendingTtlMs: ttl }
+            : context.gatekeeper.pendingTtlMs === undefined
+              ? {}
+              : { pendingTtlMs: context.gatekeeper.pendingTtlMs }),
         },
       };
     }),
@@ -216,6 +366,7 @@ export const didMachine = setup({
     readThrough: 0,
     refused: 0,
     held: 0,
+    pending: [],
     lastMessageId: undefined,
     gatekeeper: { mode: 'public', allow: [], block: [] },
     presenceTtlMs: input.presenceTtlMs ?? 30_000,
@@ -247,6 +398,27 @@ export const didMachine = setup({
           on: {
             'inbox.read': { guard: 'isControlFromSelf', actions: 'markRead' },
             'gatekeeper.set': { guard: 'isControlFromSelf', actions: 'setGatekeeper' },
+            'gatekeeper.approve': [
+              { guard: 'isPendingFromSelf', actions: 'releaseHeld' },
+              { guard: 'isControlFromSelf', actions: 'announceNotPending' },
+              {
+                actions: [
+                  { type: 'countRefused' },
+                  { type: 'announceRefused', params: { code: 'ANX_CONTROL_FORBIDDEN' } },
+                ],
+              },
+            ],
+            'gatekeeper.deny': [
+              { guard: 'isPendingFromSelf', actions: 'dropHeld' },
+              { guard: 'isControlFromSelf', actions: 'announceNotPending' },
+              {
+                actions: [
+                  { type: 'countRefused' },
+                  { type: 'announceRefused', params: { code: 'ANX_CONTROL_FORBIDDEN' } },
+                ],
+              },
+            ],
+            'gatekeeper.expire': { guard: 'isControlFromSelf', actions: 'expireHeld' },
             '*': [
               { guard: 'isInternalEvent' },
               {
@@ -270,6 +442,13 @@ export const didMachine = setup({
                 actions: ['storeMessage', 'rememberLast', 'appendToInbox', 'announceMessage'],
               },
               { guard: 'gatekeeperAsks', actions: ['holdMessage', 'appendToPending', 'announceHeld'] },
+              {
+                guard: 'gatekeeperQueueFull',
+                actions: [
+                  { type: 'countRefused' },
+                  { type: 'announceRefused', params: { code: 'ANX_GATEKEEPER_QUEUE_FULL' } },
+                ],
+              },
               {
                 actions: [
                   { type: 'countRefused' },
