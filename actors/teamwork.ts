@@ -1,8 +1,11 @@
 // Teamwork on one host: Enclaves, the checked vault, playbook runs, workers and manifests, built over one actor system.
+import { defaultSuite } from '../runtime/crypto/index.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import type { ArtifactRef } from '../runtime/vault/types.ts';
+import { CollabRelay } from './collab.ts';
 import { DID_KIND } from './did.ts';
+import { DISCUSSION_KIND, Discussions, discussionActor, discussionAddress } from './discussions.ts';
 import { enclaveActor } from './enclave.ts';
 import { Enclaves } from './enclaves.ts';
 import { TeamworkInputError } from './errors.ts';
@@ -10,6 +13,7 @@ import { InboxTap } from './inbox-tap.ts';
 import { Manifests } from './manifest.ts';
 import { PlaybookRuns, type StartRunRequest } from './playbook-run.ts';
 import { Secretaries } from './secretary.ts';
+import { TASK_KIND, Tasks, taskActor, taskAddress } from './tasks.ts';
 import { VaultService } from './vault-service.ts';
 import { type Worker, WorkerRuntime } from './worker-runtime.ts';
 
@@ -34,6 +38,10 @@ export class Teamwork {
   readonly runs: PlaybookRuns;
   readonly workers: WorkerRuntime;
   readonly manifests: Manifests;
+  /** The Action Layer and Discussions, and the relay of their notices and requests. */
+  readonly collab: CollabRelay;
+  readonly tasks: Tasks;
+  readonly discussions: Discussions;
   /** Owners, bindings, actor authorization, Secretaries and their dispatches. */
   readonly secretaries: Secretaries;
 
@@ -49,6 +57,17 @@ export class Teamwork {
     this.runs = new PlaybookRuns(system, keystore, this.enclaves);
     this.workers = new WorkerRuntime(system, keystore, this.tap, this.runs, this.vault);
     this.manifests = new Manifests(system, keystore, this.tap, this.vault, this.runs);
+    const suite = defaultSuite();
+    system.register(taskActor(suite));
+    system.register(discussionActor(suite));
+    this.collab = new CollabRelay(system, keystore, this.tap, (type, id) => {
+      const [address, kind] = type.startsWith('task.')
+        ? [taskAddress(id), TASK_KIND]
+        : [discussionAddress(id), DISCUSSION_KIND];
+      return system.info(address)?.kind === kind ? address : undefined;
+    });
+    this.tasks = new Tasks(system, keystore, this.enclaves, this.collab, suite);
+    this.discussions = new Discussions(system, keystore, this.enclaves, this.vault, this.collab, suite);
     this.secretaries = new Secretaries(system, keystore, {
       enclaves: this.enclaves,
       runs: this.runs,
@@ -140,6 +159,8 @@ export class Teamwork {
   async close(): Promise<void> {
     this.secretaries.close();
     this.workers.close();
+    this.discussions.dispose();
+    this.collab.close();
     this.tap.close();
     await this.vault.close();
   }
