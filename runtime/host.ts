@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { DID_KIND, didActor } from '../actors/did.ts';
 import { Teamwork } from '../actors/teamwork.ts';
-import { Authority } from './authority/index.ts';
+import { Authority, type Permit, RateLimitedError } from './authority/index.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
@@ -219,15 +219,25 @@ export class Host {
   /**
    * Accepts one signed (or sealed) wire envelope from outside the host: decodes, checks version,
    * fields, signature against the `from` DID, replay window and id, opens a sealed body with the
-   * recipient's key. A refusal throws its typed `EnvelopeError` and leaves an `error` event in the
-   * trace (under the actor `host`); nothing else changes.
+   * recipient's key, and takes a slot of the recipient's rate limit (its card's qps and concurrency).
+   * A refusal throws its typed `EnvelopeError` (or `RateLimitedError`, `ANX_RATE_LIMITED`) and leaves an
+   * `error` event in the trace (under the actor `host`) or an audit record; nothing else changes.
    */
   async receive(bytes: Uint8Array): Promise<{ id: string; duplicate: boolean }> {
     let env: KernelEnvelope;
+    let permit: Permit;
     try {
+      // The id is remembered only once the recipient's rate limit lets the envelope in: a refused
+      // envelope can be sent again.
+      let remember: (() => void) | undefined;
       const accepted = acceptEnvelope(bytes, {
         suite: this.suite,
-        guard: this.replayGuard,
+        guard: {
+          seen: (from, id) => this.replayGuard.seen(from, id),
+          remember: (from, id, ts) => {
+            remember = () => this.replayGuard.remember(from, id, ts);
+          },
+        },
         clock: this.clock,
         windowMs: this.replayWindowMs,
         recipientX25519Private: (to) => (this.keystore.has(to) ? this.keystore.x25519Private(to) : undefined),
@@ -235,13 +245,22 @@ export class Host {
       const wire = accepted.envelope;
       if (!this.system.has(wire.to) && this.system.router === undefined) throw new UnknownActorError(wire.to);
       env = kernelEnvelopeFromWire(wire, accepted.body);
+      permit = this.authority.rateLimits.take(wire.from, wire.to);
+      remember?.();
     } catch (err) {
-      const event = envelopeErrorEvent(err, bytes.length, this.clock.now());
-      await this.system.emitEvent({ kind: 'error', actor: 'host', payload: event.payload });
+      // Rate-limit refusals are audited (once a second per sender), not logged one event each.
+      if (!(err instanceof RateLimitedError)) {
+        const event = envelopeErrorEvent(err, bytes.length, this.clock.now());
+        await this.system.emitEvent({ kind: 'error', actor: 'host', payload: event.payload });
+      }
       throw err;
     }
-    const [result] = await this.system.accept([env]);
-    return result as { id: string; duplicate: boolean };
+    try {
+      const [result] = await this.system.accept([env]);
+      return result as { id: string; duplicate: boolean };
+    } finally {
+      permit.release();
+    }
   }
 
   /** Messages in a local DID's inbox, oldest first. */

@@ -3,6 +3,7 @@
 
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
+import { RateLimitedError } from '../../runtime/authority/index.ts';
 import { ed25519PublicToX25519 } from '../../runtime/crypto/convert.ts';
 import {
   acceptEnvelope,
@@ -47,6 +48,7 @@ import { type AgentCard, type CardQuery, cardMatches, makeCard, signCard } from 
 import { Directory } from './directory.ts';
 import { MailStore } from './mail.ts';
 import { decodeHeartbeat, encodeHeartbeat, PresenceTracker } from './presence.ts';
+import { RevocationFeed } from './revocations.ts';
 import { checkRegistration, Webhooks } from './webhooks.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
@@ -134,6 +136,8 @@ interface Arrival {
   env: KernelEnvelope | undefined;
   id: string;
   inbound: Inbound;
+  /** Rate-limit slot of the recipient, released once the arrival is committed. */
+  permit: { release(): void };
 }
 
 /** Counters shown by `status` and used by tests and benchmarks. */
@@ -177,6 +181,8 @@ export class Relay implements RemoteRouter {
   hostId = '';
   directory: Directory | undefined;
   webhooks: Webhooks | undefined;
+  /** Capability-token revocations shared with every host of the relay. */
+  revocations: RevocationFeed | undefined;
   private host: Host | undefined;
   private readonly transport: Transport;
   private readonly mail: MailStore | undefined;
@@ -208,7 +214,7 @@ export class Relay implements RemoteRouter {
   private readonly ackTimeoutMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly maxBackoffMs: number;
-  private readonly trustOf: (did: string) => number;
+  private trustOf: (did: string) => number;
   private readonly nonRepudiable: (env: KernelEnvelope) => boolean;
 
   constructor(private readonly options: RelayOptions) {
@@ -243,6 +249,7 @@ export class Relay implements RemoteRouter {
       void host.system.commits.flush();
     }
     this.hostId = id;
+    if (this.options.trustOf === undefined) this.trustOf = (did) => host.authority.trust.score(did).score;
   }
 
   /** Subscribes this host's DIDs and control address, starts presence, directory, webhooks and mail. */
@@ -304,6 +311,26 @@ export class Relay implements RemoteRouter {
           .catch(() => {});
       });
       this.webhooks.start();
+      this.revocations = new RevocationFeed(
+        this.options.nc,
+        host.authority.revocations,
+        (did) => host.keystore.has(did),
+        (key, error) => {
+          this.stats.refused++;
+          void host.system
+            .emitEvent({
+              kind: 'error',
+              actor: 'host',
+              payload: { code: error.code, level: 'warning', message: error.message, key },
+            })
+            .catch(() => {});
+        },
+      );
+      this.revocations.start();
+      // Local DIDs' cards carry their inbound limits: keep them for the rate limiter.
+      this.directory.onCard((card) => {
+        if (host.keystore.has(card.did)) host.authority.rateLimits.setLimits(card);
+      });
     }
     this.syncLocalDids();
     await this.transport.flush();
@@ -359,6 +386,7 @@ export class Relay implements RemoteRouter {
         `this host holds no key for ${card.did}, so it cannot sign its card`,
       );
     await directory.publish(signCard(card, (m) => host.keystore.sign(card.did, m)));
+    host.authority.rateLimits.setLimits(card);
     return card;
   }
 
@@ -443,6 +471,7 @@ export class Relay implements RemoteRouter {
     for (const sub of this.subs) sub.unsubscribe();
     this.directory?.stop();
     this.webhooks?.stop();
+    this.revocations?.stop();
     await this.flushAcks();
     await this.transport.close();
   }
@@ -848,7 +877,23 @@ export class Relay implements RemoteRouter {
         }
         return;
       }
-      const arrival = this.decodeArrival(plaintext, inbound);
+      // The recipient's card limits its inbound traffic. A refused frame is not acknowledged (and its
+      // id not remembered), so the sender keeps the envelope and sends it again later: nothing is lost.
+      let permit: { release(): void };
+      try {
+        permit = this.need().authority.rateLimits.take(inbound.peer, inbound.local);
+      } catch (err) {
+        this.stats.refused++;
+        if (!(err instanceof RateLimitedError)) throw err;
+        return;
+      }
+      let arrival: Arrival;
+      try {
+        arrival = { ...this.decodeArrival(plaintext, inbound), permit };
+      } catch (err) {
+        permit.release();
+        throw err;
+      }
       this.stats.received++;
       if (inbound.gate === 'open') {
         this.arrivals.push(arrival);
@@ -866,7 +911,7 @@ export class Relay implements RemoteRouter {
     }
   }
 
-  private decodeArrival(plaintext: Uint8Array, inbound: Inbound): Arrival {
+  private decodeArrival(plaintext: Uint8Array, inbound: Inbound): Omit<Arrival, 'permit'> {
     let env: KernelEnvelope;
     try {
       env = packr.unpack(plaintext) as KernelEnvelope;
@@ -891,7 +936,7 @@ export class Relay implements RemoteRouter {
   }
 
   /** A sealed, signed envelope inside a session: every envelope check, then the kernel form. */
-  private openSealedArrival(bytes: Uint8Array, inbound: Inbound): Arrival {
+  private openSealedArrival(bytes: Uint8Array, inbound: Inbound): Omit<Arrival, 'permit'> {
     const host = this.need();
     let xPriv: Uint8Array | undefined;
     try {
@@ -956,6 +1001,8 @@ export class Relay implements RemoteRouter {
       if (batch.some((a) => a.env === undefined)) await this.host.system.commits.drain();
     } catch {
       return;
+    } finally {
+      for (const arrival of batch) arrival.permit.release();
     }
     const bySession = new Map<Inbound, string[]>();
     for (const { id, inbound } of batch) {

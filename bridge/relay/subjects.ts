@@ -36,6 +36,9 @@ export const MAIL_SUBJECTS = `${SUBJECT_ROOT}.mail.>`;
 /** JetStream KV bucket of signed agent cards, keyed by multikey. */
 export const DIRECTORY_BUCKET = 'anx_v1_directory';
 
+/** JetStream KV bucket of signed capability-token revocations, keyed `<link id>.<issuer multikey>`. */
+export const REVOCATION_BUCKET = 'anx_v1_revocations';
+
 /** JetStream KV bucket of signed push-webhook registrations, keyed by multikey. */
 export const WEBHOOK_BUCKET = 'anx_v1_webhooks';
 

@@ -106,6 +106,8 @@ export class AuditLog {
   private last: string;
   private flushScheduled: Promise<void> | undefined;
   private readonly listeners = new Set<(entry: AuditEntry) => void>();
+  /** Records staged for the next group commit (always the newest): `list` shows them before LMDB does. */
+  private readonly staged = new Map<number, AuditEntry>();
 
   constructor(
     private readonly db: Database<unknown, number>,
@@ -185,7 +187,9 @@ export class AuditLog {
     const entry: AuditEntry = { ...unhashed, hash: auditHash(this.suite, unhashed) };
     this.seq = entry.seq;
     this.last = entry.hash;
+    this.staged.set(entry.seq, entry);
     this.commits.put(this.db, entry.seq, entry);
+    this.commits.afterCommit(() => this.staged.delete(entry.seq));
     this.commits.put(this.meta, HEAD_KEY, {
       seq: entry.seq,
       hash: entry.hash,
@@ -211,16 +215,9 @@ export class AuditLog {
   /** Records matching `filter`, oldest first unless `reverse`. */
   list(filter: AuditFilter = {}): AuditEntry[] {
     const limit = Math.max(1, Math.min(filter.limit ?? 100, 10_000));
+    const after = filter.afterSeq ?? 0;
     const out: AuditEntry[] = [];
-    const range =
-      filter.reverse === true
-        ? this.db.getRange({
-            reverse: true,
-            ...(filter.afterSeq === undefined ? {} : { end: filter.afterSeq }),
-          })
-        : this.db.getRange({ start: (filter.afterSeq ?? 0) + 1 });
-    for (const { value } of range) {
-      const entry = value as AuditEntry;
+    for (const entry of this.entries(after, filter.reverse === true)) {
       if (
         filter.action !== undefined &&
         entry.action !== filter.action &&
@@ -235,6 +232,25 @@ export class AuditLog {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** Records after `after`, committed ones then those staged for the next commit (or the reverse). */
+  private *entries(after: number, reverse: boolean): Generator<AuditEntry> {
+    const staged = [...this.staged.values()].filter((e) => e.seq > after);
+    const firstStaged = staged[0]?.seq ?? Number.POSITIVE_INFINITY;
+    if (reverse) {
+      yield* staged.reverse();
+      for (const { value } of this.db.getRange({ reverse: true, end: after })) {
+        const entry = value as AuditEntry;
+        if (entry.seq < firstStaged) yield entry;
+      }
+    } else {
+      for (const { value } of this.db.getRange({ start: after + 1 })) {
+        const entry = value as AuditEntry;
+        if (entry.seq < firstStaged) yield entry;
+      }
+      yield* staged;
+    }
   }
 
   /**

@@ -31,7 +31,9 @@ export interface AuthorityServices {
       request: { actor: string; resource: string; action: string; owner: string; now?: number },
     ): unknown;
   };
-  freeze: { assertWritable(action: string): void };
+  freeze: {
+    assertWritable(action: string, attempt?: { actor?: string; principal?: string; resource?: string }): void;
+  };
   trust?: { score(did: string): { score: number; breakdown?: unknown } };
 }
 
@@ -166,7 +168,8 @@ export class ActorAuthorizer {
       );
     const actor = request.actor;
     const proven_by = this.prove(actor, request, spent);
-    if (request.write === true && this.services !== undefined) this.services.freeze.assertWritable(action);
+    if (request.write === true && this.services !== undefined)
+      this.services.freeze.assertWritable(action, { actor, principal, resource });
     const base = { actor, principal, action, resource, proven_by };
     if (actor === principal) return { ...base, basis: 'principal' };
     if (request.token !== undefined && request.token !== null) {

@@ -6,6 +6,7 @@ import { AnxError } from '../errors.ts';
 import { parseDid, publicKeyOfDid } from '../identity/did.ts';
 import type { Keystore } from '../identity/keystore.ts';
 import type { Store } from '../store/store.ts';
+import { canonicalize } from './canonical.ts';
 import { AuthorityInputError } from './owners.ts';
 
 /** What an Owner states when it binds an agent: who, in which role, until when. */
@@ -65,21 +66,9 @@ export class BindingNotFoundError extends AnxError {
 const ROLE = /^[a-z][a-z0-9_.-]{0,63}$/;
 const enc = new TextEncoder();
 
-/** Canonical JSON: object keys sorted, no whitespace, undefined fields left out. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /** Domain-separated signing input: ASCII `prefix`, 0x00, then the canonical JSON of `value`. */
 export function signingInput(prefix: string, value: unknown): Uint8Array {
-  return enc.encode(`${prefix}\u0000${canonicalJson(value)}`);
+  return enc.encode(`${prefix}\u0000${canonicalize(value)}`);
 }
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
