@@ -12,13 +12,8 @@ import {
   type WorkerChoice,
 } from '../machines/secretary.ts';
 import { ActorAuthorizer, type AuthorityServices } from '../runtime/authority/authorize.ts';
-import {
-  Bindings,
-  type BindingView,
-  canonicalJson,
-  checkRole,
-  signingInput,
-} from '../runtime/authority/binding.ts';
+import { Bindings, type BindingView, checkRole, signingInput } from '../runtime/authority/binding.ts';
+import { canonicalize } from '../runtime/authority/canonical.ts';
 import { AuthorityInputError, type OwnerRecord, Owners } from '../runtime/authority/owners.ts';
 import { defaultSuite } from '../runtime/crypto/index.ts';
 import { AnxError } from '../runtime/errors.ts';
@@ -345,7 +340,7 @@ export class Secretaries {
     const playbook = this.resolvePlaybook(rawPlaybook, r.required_roles);
     const fingerprint = createHash('sha256')
       .update(
-        canonicalJson({
+        canonicalize({
           owner: owner.did,
           objective: r.objective,
           roles: r.required_roles,

@@ -10,6 +10,7 @@ import type { CardQuery } from '../relay/cards.ts';
 import { localCards } from '../relay/local-cards.ts';
 import type { Relay } from '../relay/relay.ts';
 import { installPlaygroundRoutes, servePlayground } from './playground-routes.ts';
+import { installSecretaryRoutes } from './secretary-routes.ts';
 import { installTeamworkRoutes } from './teamwork-routes.ts';
 
 export interface ApiServerOptions {
@@ -49,11 +50,18 @@ function statusOf(err: AnxError): number {
   if (
     err.code === 'ANX_RUN_REFUSED' ||
     err.code === 'ANX_TASK_NOT_RUNNING' ||
-    err.code === 'ANX_VAULT_REF_MISMATCH'
+    err.code === 'ANX_VAULT_REF_MISMATCH' ||
+    err.code.startsWith('ANX_DISPATCH_')
   )
     return 409;
   if (err.code === 'ANX_VAULT_INPUT' || err.code.startsWith('ANX_PLAYBOOK')) return 400;
-  if (err.code === 'ANX_NOT_LOCAL_IDENTITY' || err.code.startsWith('ANX_FORBIDDEN')) return 403;
+  if (
+    err.code === 'ANX_NOT_LOCAL_IDENTITY' ||
+    err.code.startsWith('ANX_FORBIDDEN') ||
+    err.code.startsWith('ANX_TOKEN_') ||
+    err.code === 'ANX_FROZEN'
+  )
+    return 403;
   if (err.code === 'ANX_UNAUTHORIZED') return 401;
   if (err.code === 'ANX_SYSTEM_STOPPED' || err.code === 'ANX_RELAY_UNAVAILABLE') return 503;
   if (err instanceof RequestError || err.code.endsWith('_INVALID') || err.code.startsWith('ANX_ENVELOPE'))
@@ -157,6 +165,11 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   }));
   installTeamworkRoutes(host, (method, path, handler) =>
     route(method, path, (_req, url, params, body) => handler(url, params, body)),
+  );
+  installSecretaryRoutes(
+    host,
+    (method, path, handler) => route(method, path, (_req, url, params, body) => handler(url, params, body)),
+    options.relay,
   );
   installPlaygroundRoutes(host, options.relay, (method, path, handler) =>
     route(method, path, (_req, url, params) => handler(url, params)),
