@@ -1,21 +1,9 @@
 // The shared worker adapter suite against the CLI adapter, with a small node script as the agent.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/tmp.ts';
 import { adapterSuite } from './adapter.case.ts';
-
-export const AGENT = fileURLToPath(new URL('./agent.mjs', import.meta.url));
-
-/** Whether a process is gone (a zombie waiting for its reaper counts as gone). */
-export function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
+import { AGENT, processGone } from './agent.ts';
 
 adapterSuite('cli', async () => {
   const dir = tempDir('anx-cli-adapter-');
