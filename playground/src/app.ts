@@ -125,6 +125,7 @@ class Playground {
     select('actor-select').addEventListener('change', () => {
       void this.follow(select('actor-select').value).catch(showError);
     });
+    input('labels-all').addEventListener('change', () => this.updateFocus());
     $('zoom-in').addEventListener('click', () => this.setZoom(this.zoom * 1.25));
     $('zoom-out').addEventListener('click', () => this.setZoom(this.zoom / 1.25));
     const range = input('replay-range');
@@ -247,6 +248,9 @@ class Playground {
         actor.value = info.value;
       }
       if (this.followed === actor) {
+        const option = Array.from(select('actor-select').options).find((o) => o.value === actor.address);
+        if (option !== undefined && actor.run_id !== undefined)
+          option.textContent = `run ${actor.label} — ${stateName(actor.value)}`;
         this.renderActorPanel();
         if (!this.replaying) this.highlightCurrent();
       }
@@ -259,9 +263,14 @@ class Playground {
     }
   }
 
+  private updateFocus(): void {
+    $('graph').classList.toggle('focus', this.followed !== undefined && !input('labels-all').checked);
+  }
+
   private highlightCurrent(): void {
     if (this.drawn === undefined || this.graph === undefined) return;
     const actor = this.followed;
+    this.updateFocus();
     if (actor === undefined || actor.kind !== this.graph.kind) {
       this.drawn.highlight([]);
       $('graph').dataset['state'] = '';

@@ -87,7 +87,7 @@ export function layoutGraph(graph: MachineGraph): GraphLayout {
   const rel = new Map<string, { x: number; y: number }>();
   const size = new Map<string, Size>();
 
-  const measure = (node: GraphNode): Size => {
+  const measure = (node: GraphNode, depth: number): Size => {
     const label = node.type === 'history' ? 'H*' : node.key;
     const labelW = label.length * CHAR_W + 24;
     if (node.children.length === 0) {
@@ -95,9 +95,12 @@ export function layoutGraph(graph: MachineGraph): GraphLayout {
       size.set(node.id, s);
       return s;
     }
-    for (const c of node.children) measure(c);
+    for (const c of node.children) measure(c, depth + 1);
+    // Directions alternate with depth (left to right, then top to bottom), which keeps nested charts compact.
     const content =
-      node.type === 'parallel' ? stackRegions(node) : placeLayers(node, siblingEdges.get(node.id) ?? []);
+      node.type === 'parallel'
+        ? stackRegions(node)
+        : placeLayers(node, siblingEdges.get(node.id) ?? [], depth % 2 === 1);
     const s = { w: Math.max(labelW, content.w + 2 * PAD), h: content.h + HEADER + PAD };
     size.set(node.id, s);
     return s;
@@ -117,7 +120,7 @@ export function layoutGraph(graph: MachineGraph): GraphLayout {
     return { w, h: Math.max(0, y - ROW_GAP) };
   };
 
-  const placeLayers = (node: GraphNode, links: Array<[string, string]>): Size => {
+  const placeLayers = (node: GraphNode, links: Array<[string, string]>, vertical: boolean): Size => {
     const ids = node.children.map((c) => c.id);
     const out = new Map<string, Set<string>>(ids.map((id) => [id, new Set()]));
     for (const [a, b] of links) if (a !== b) out.get(a)?.add(b);
@@ -175,25 +178,32 @@ export function layoutGraph(graph: MachineGraph): GraphLayout {
         col.sort((a, b) => (bary.get(a) ?? 0) - (bary.get(b) ?? 0));
       }
     }
-    const heights = cols.map(
-      (col) => col.reduce((h, v) => h + (size.get(v) as Size).h, 0) + (col.length - 1) * ROW_GAP,
+    // Along: the axis layers follow; across: the axis states of one layer are stacked on.
+    const along = (s: Size) => (vertical ? s.h : s.w);
+    const across = (s: Size) => (vertical ? s.w : s.h);
+    const layerGap = vertical ? ROW_GAP * 2.5 : COL_GAP;
+    const stackGap = vertical ? COL_GAP / 2 : ROW_GAP;
+    const extents = cols.map(
+      (col) => col.reduce((t, v) => t + across(size.get(v) as Size), 0) + (col.length - 1) * stackGap,
     );
-    const height = Math.max(0, ...heights);
-    let x = 0;
+    const breadth = Math.max(0, ...extents);
+    let a = 0;
     for (const [ci, col] of cols.entries()) {
-      const colW = Math.max(...col.map((v) => (size.get(v) as Size).w));
-      let y = (height - (heights[ci] ?? 0)) / 2;
+      const layerDepth = Math.max(...col.map((v) => along(size.get(v) as Size)));
+      let c = (breadth - (extents[ci] ?? 0)) / 2;
       for (const v of col) {
         const s = size.get(v) as Size;
-        rel.set(v, { x: x + (colW - s.w) / 2, y });
-        y += s.h + ROW_GAP;
+        const offset = (layerDepth - along(s)) / 2;
+        rel.set(v, vertical ? { x: c, y: a + offset } : { x: a + offset, y: c });
+        c += across(s) + stackGap;
       }
-      x += colW + COL_GAP;
+      a += layerDepth + layerGap;
     }
-    return { w: Math.max(0, x - COL_GAP), h: height };
+    const length = Math.max(0, a - layerGap);
+    return vertical ? { w: breadth, h: length } : { w: length, h: breadth };
   };
 
-  measure(graph.root);
+  measure(graph.root, 0);
   rel.set(graph.root.id, { x: 0, y: 0 });
   const boxes: Box[] = [];
   const boxOf = new Map<string, Box>();
@@ -253,6 +263,9 @@ function route(s: Box, t: Box): { d: string; lx: number; ly: number } {
   let p3: [number, number];
   const scy = s.y + Math.min(s.h / 2, 15);
   const tcy = t.y + Math.min(t.h / 2, 15);
+  // The gap between the boxes on each axis (negative when they overlap on it) picks the route.
+  const gapX = Math.max(t.x - (s.x + s.w), s.x - (t.x + t.w));
+  const gapY = Math.max(t.y - (s.y + s.h), s.y - (t.y + t.h));
   if (s === t) {
     // A self-transition: a loop over the top right corner.
     p0 = [s.x + s.w - 24, s.y];
@@ -264,14 +277,14 @@ function route(s: Box, t: Box): { d: string; lx: number; ly: number } {
     p3 = [t.x + t.w, tcy];
     p1 = [p0[0] + 50, p0[1]];
     p2 = [p3[0] + 50, p3[1]];
-  } else if (t.x >= s.x + s.w) {
+  } else if (gapX >= gapY && t.x >= s.x + s.w) {
     p0 = [s.x + s.w, scy];
     p3 = [t.x, tcy];
     const dx = Math.max(30, (p3[0] - p0[0]) / 2);
     p1 = [p0[0] + dx, p0[1]];
     p2 = [p3[0] - dx, p3[1]];
-  } else if (t.x + t.w <= s.x) {
-    // Backwards: an arch under both states.
+  } else if (gapX >= gapY) {
+    // Backwards to the left: an arch under both states.
     p0 = [s.x + s.w / 2, s.y + s.h];
     p3 = [t.x + t.w / 2, t.y + t.h];
     const below = Math.max(p0[1], p3[1]) + 36;
@@ -280,13 +293,16 @@ function route(s: Box, t: Box): { d: string; lx: number; ly: number } {
   } else if (t.y >= s.y + s.h) {
     p0 = [s.x + s.w / 2, s.y + s.h];
     p3 = [t.x + t.w / 2, t.y];
-    p1 = [p0[0], p0[1] + 20];
-    p2 = [p3[0], p3[1] - 20];
+    const dy = Math.max(20, (p3[1] - p0[1]) / 2);
+    p1 = [p0[0], p0[1] + dy];
+    p2 = [p3[0], p3[1] - dy];
   } else {
-    p0 = [s.x + s.w / 2, s.y];
-    p3 = [t.x + t.w / 2, t.y + t.h];
-    p1 = [p0[0], p0[1] - 20];
-    p2 = [p3[0], p3[1] + 20];
+    // Backwards upwards: an arch right of both states.
+    p0 = [s.x + s.w, scy];
+    p3 = [t.x + t.w, tcy];
+    const right = Math.max(p0[0], p3[0]) + 40;
+    p1 = [right, p0[1]];
+    p2 = [right, p3[1]];
   }
   const n = (v: number) => Math.round(v * 10) / 10;
   const d = `M${n(p0[0])},${n(p0[1])} C${n(p1[0])},${n(p1[1])} ${n(p2[0])},${n(p2[1])} ${n(p3[0])},${n(p3[1])}`;

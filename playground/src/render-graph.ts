@@ -102,6 +102,8 @@ export function drawGraph(graph: MachineGraph): DrawnGraph {
   for (const e of layout.edges) {
     const g = el('g', { class: 'edge', 'data-source': e.source, 'data-target': e.target }, edgeLayer);
     el('path', { d: e.d, 'marker-end': 'url(#arrow)' }, g);
+    const hint = el('title', {}, g);
+    hint.textContent = e.labels.join('\n');
     const text = el('text', { x: e.lx, y: e.ly - (e.labels.length - 1) * 6 }, g);
     for (const [i, line] of e.labels.entries()) {
       const span = el('tspan', { x: e.lx, dy: i === 0 ? 0 : 12 }, text);
@@ -109,6 +111,18 @@ export function drawGraph(graph: MachineGraph): DrawnGraph {
     }
   }
   let active: string[] = [];
+  let scale = 1;
+  /** Scrolls the drawing's container so the innermost current state is in view. */
+  const reveal = (id: string) => {
+    const box = layout.boxes.find((b) => b.id === id);
+    const view = svg.parentElement;
+    if (box === undefined || view === null) return;
+    const [x, y, w, hgt] = [box.x * scale, box.y * scale, box.w * scale, box.h * scale];
+    if (x < view.scrollLeft || x + w > view.scrollLeft + view.clientWidth)
+      view.scrollLeft = Math.max(0, x - view.clientWidth / 3);
+    if (y < view.scrollTop || y + hgt > view.scrollTop + view.clientHeight)
+      view.scrollTop = Math.max(0, y - view.clientHeight / 3);
+  };
   return {
     svg,
     layout,
@@ -120,13 +134,16 @@ export function drawGraph(graph: MachineGraph): DrawnGraph {
       const set = new Set(active);
       for (const id of active) {
         const box = layout.boxes.find((b) => b.id === id);
-        if (box !== undefined && !box.node.children.some((c) => set.has(c.id)))
+        if (box !== undefined && !box.node.children.some((c) => set.has(c.id))) {
           groups.get(id)?.classList.add('current');
+          reveal(id);
+        }
       }
       const edges = edgeLayer.querySelectorAll<SVGGElement>('g.edge');
       for (const g of Array.from(edges)) g.classList.toggle('live', set.has(g.dataset['source'] ?? ''));
     },
     setZoom(zoom) {
+      scale = zoom;
       svg.setAttribute('width', String(Math.round(layout.width * zoom)));
       svg.setAttribute('height', String(Math.round(layout.height * zoom)));
     },

@@ -1,0 +1,216 @@
+// The playground in real headless Chromium against a real daemon: live highlight as stages move, timeline = trace, replay, abort, vault diff, topology.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { ARTIFACTS, launchChromium, nextTask, openPlayground, setUpTeam, type TeamSetUp } from './browser.ts';
+
+const run = promisify(execFile);
+
+let browser: Browser;
+let daemon: DaemonProcess;
+let dataDir: string;
+let token: string;
+let apiUrl: string;
+let team: TeamSetUp;
+
+beforeAll(async () => {
+  browser = await launchChromium();
+  dataDir = tempDir('anx-playground-');
+  daemon = await startDaemonProcess(`${dataDir}/data`);
+  token = readFileSync(`${dataDir}/data/api.token`, 'utf8').trim();
+  apiUrl = daemon.api.baseUrl;
+  team = await setUpTeam(daemon.api);
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (daemon !== undefined) await killHard(daemon);
+  cleanupTempDirs();
+});
+
+/** The id of the state the page marks as current (the innermost active one). */
+async function currentState(page: Page): Promise<string[]> {
+  return page.$$eval('#graph g.state.current', (gs) => gs.map((g) => g.getAttribute('data-id') ?? ''));
+}
+
+async function waitForCurrent(page: Page, id: string): Promise<void> {
+  await waitFor(async () => (await currentState(page)).includes(id), 60_000, `the page to highlight ${id}`);
+}
+
+async function deliver(role: string, value: string): Promise<void> {
+  const did = team.workers[role] as string;
+  const task = await nextTask(daemon.api, did);
+  await daemon.api.post(`/v1/workers/${encodeURIComponent(did)}/deliver`, {
+    task_id: task.task_id,
+    value,
+    summary: value.split('\n')[0],
+  });
+}
+
+/** Every row of the virtualised timeline, read by scrolling it from top to bottom. */
+async function timelineRows(page: Page): Promise<string[]> {
+  const rows = new Map<number, string>();
+  await page.$eval('#tl-list', (el) => {
+    el.scrollTop = 0;
+  });
+  for (let i = 0; i < 1000; i++) {
+    await page.waitForTimeout(50);
+    const visible = await page.$$eval('#tl-list .tl-row:not([hidden])', (els) =>
+      els.map((e) => [Number((e as HTMLElement).dataset['seq']), e.textContent ?? ''] as const),
+    );
+    for (const [seq, text] of visible) rows.set(seq, text);
+    const end = await page.$eval('#tl-list', (el) => {
+      const before = el.scrollTop;
+      el.scrollTop += el.clientHeight;
+      return el.scrollTop === before;
+    });
+    if (end) break;
+  }
+  return [...rows.entries()].sort(([a], [b]) => a - b).map(([, text]) => text);
+}
+
+async function cliTrace(id: string): Promise<string[]> {
+  const { stdout } = await run(process.execPath, [CLI, '--data-dir', `${dataDir}/data`, 'trace', id]);
+  return stdout.trimEnd().split('\n');
+}
+
+describe('playground in Chromium', () => {
+  it('asks for the token when opened without one, and refuses a wrong one', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${apiUrl}/playground/`);
+    await page.waitForSelector('#token-form:not([hidden])');
+    await page.fill('#token-input', 'not-the-token');
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForFunction(() => (document.getElementById('token-error')?.textContent ?? '') !== '');
+    expect(await page.isHidden('#app')).toBe(true);
+    // The API itself answers nothing without the token.
+    const res = await fetch(`${apiUrl}/v1/playground/machines`);
+    expect(res.status).toBe(401);
+    await page.close();
+  });
+
+  it('follows a dev-team run stage by stage, matches trace, replays it and aborts it from the page', async () => {
+    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: 'dev-team',
+      objective: 'Ship the login page',
+      owner: team.owner,
+      enclave: team.enclave,
+      assignments: team.workers,
+      run_id: 'run-playground-e2e',
+    });
+    const page = await openPlayground(browser, apiUrl, token, { run: run_id });
+    // The token left the address bar once the page had it.
+    expect(page.url()).not.toContain('token=');
+    await page.waitForFunction(() => document.getElementById('actor-title')?.textContent?.includes('Run'));
+    await waitForCurrent(page, 'run.live.running.requirements.working');
+    expect(
+      await page.getAttribute('#graph g.state[data-id="run.live.running.requirements"]', 'class'),
+    ).toContain('active');
+    await page.screenshot({ path: `${ARTIFACTS}e2e-1-requirements.png` });
+
+    await deliver('pm', '# Requirements\n\n- a login form\n- lockout after 5 attempts\n');
+    await waitForCurrent(page, 'run.live.running.design.working');
+    await deliver('architect', '# Design\n\nLoginForm → AuthService.verify\n');
+    await waitForCurrent(page, 'run.live.running.implement.working');
+    expect(await page.textContent('#stages tr.current')).toContain('implement');
+    await page.screenshot({ path: `${ARTIFACTS}e2e-2-implement.png` });
+
+    // The timeline of the run shows exactly what `anx-runtime trace` prints for it.
+    await page.click('button[data-tab="timeline"]');
+    await page.waitForSelector('#tl-list .tl-row');
+    const expected = await cliTrace(run_id);
+    await waitFor(
+      async () => (await page.$eval('#tl-list', (el) => (el as HTMLElement).dataset['loaded'])) !== undefined,
+      30_000,
+      'the timeline to load',
+    );
+    await waitFor(
+      async () => (await page.textContent('#tl-count')) === `${expected.length} events`,
+      30_000,
+      `the timeline to hold ${expected.length} events`,
+    );
+    expect(await timelineRows(page)).toEqual(expected);
+    // Filters: only status events, and a status filter on stage starts.
+    await page.check('#tl-kinds input[data-kind="status"]');
+    await page.fill('#tl-status', 'stage.started');
+    const started = expected.filter(
+      (l) => /^#\d+ \S+ status /.test(l) && l.includes('"state":"stage.started"'),
+    );
+    await waitFor(
+      async () => (await page.textContent('#tl-count')) === `${started.length} of ${expected.length} events`,
+      30_000,
+      'the filtered count',
+    );
+    expect(await timelineRows(page)).toEqual(started);
+    await page.screenshot({ path: `${ARTIFACTS}e2e-3-timeline.png` });
+    await page.fill('#tl-status', '');
+    await page.uncheck('#tl-kinds input[data-kind="status"]');
+
+    // Replay: the first step is the pending run, the last is where it is now.
+    await page.click('button[data-tab="statechart"]');
+    await page.waitForSelector('#replay:not([hidden])');
+    await page.click('#replay-first');
+    await waitForCurrent(page, 'run.pending');
+    await page.click('#replay-next');
+    await page.click('#replay-next');
+    await waitForCurrent(page, 'run.live.running.requirements.working');
+    await page.click('#replay-live');
+    await waitForCurrent(page, 'run.live.running.implement.working');
+
+    // Abort from the page: the Owner's control goes through the API like any request.
+    page.once('dialog', (d) => void d.accept());
+    await page.fill('#ctl-reason', 'stopped from the playground');
+    await page.click('#ctl-abort');
+    await waitFor(
+      async () => (await daemon.api.get<{ state: string }>(`/v1/runs/${run_id}`)).state === 'aborted',
+      60_000,
+      'the run to be aborted',
+    );
+    await waitForCurrent(page, 'run.aborted');
+    expect(await page.getAttribute('#actor-panel', 'data-run-state')).toBe('aborted');
+    expect(await page.isHidden('#controls')).toBe(true);
+    const status = await daemon.api.get<{ end_reason: string }>(`/v1/runs/${run_id}`);
+    expect(status.end_reason).toContain('stopped from the playground');
+    await page.screenshot({ path: `${ARTIFACTS}e2e-4-aborted.png` });
+    await page.close();
+  });
+
+  it('shows the topology and diffs two versions of a vault artifact', async () => {
+    const key = 'design/spec.md';
+    await daemon.api.post(`/v1/vault/${team.enclave}/put`, {
+      as: team.owner,
+      key,
+      content: 'line one\nline two\nline three\n',
+      summary: 'first',
+    });
+    await daemon.api.post(`/v1/vault/${team.enclave}/put`, {
+      as: team.owner,
+      key,
+      content: 'line one\nline 2\nline three\nline four\n',
+      summary: 'second',
+    });
+    const page = await openPlayground(browser, apiUrl, token);
+    await page.click('button[data-tab="topology"]');
+    await page.waitForSelector('#topology-agents');
+    const agents = await page.$$eval('#topology-agents tr', (rows) =>
+      rows.slice(1).map((r) => r.textContent ?? ''),
+    );
+    expect(agents).toHaveLength(6);
+    expect(agents.join('\n')).toContain('reviewer');
+    expect(await page.textContent('#topology')).toContain('Enclave login page (team)');
+    await page.screenshot({ path: `${ARTIFACTS}e2e-5-topology.png` });
+
+    await page.click('button[data-tab="vault"]');
+    await page.waitForSelector(`#vault-artifacts tr[data-key="${key}"]`);
+    await page.click(`#vault-artifacts tr[data-key="${key}"]`);
+    await page.waitForSelector('#vault-view[data-mode="diff"]');
+    const lines = await page.$$eval('#vault-view .diff', (els) => els.map((e) => e.textContent ?? ''));
+    expect(lines).toEqual(['  line one', '- line two', '+ line 2', '  line three', '+ line four', '  ']);
+    await page.screenshot({ path: `${ARTIFACTS}e2e-6-vault-diff.png` });
+    await page.close();
+  });
+});
