@@ -4,9 +4,10 @@ import { cryptoGroup } from './crypto.ts';
 import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
 import { relayGroup } from './relay.ts';
+import { sdkGroup } from './sdk.ts';
 import { teamworkGroup } from './teamwork.ts';
 
-const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup, relayGroup, teamworkGroup];
+const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup, relayGroup, teamworkGroup, sdkGroup];
 
 function usage(): never {
   process.stderr.write(
