@@ -3,11 +3,18 @@ import { envelopeGroup } from '../envelope/envelope.bench.ts';
 import { cryptoGroup } from './crypto.ts';
 import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
+import { playgroundGroup } from './playground.ts';
 import { relayGroup } from './relay.ts';
-import { sdkGroup } from './sdk.ts';
 import { teamworkGroup } from './teamwork.ts';
 
-const groups: BenchGroup[] = [cryptoGroup, envelopeGroup, kernelGroup, relayGroup, teamworkGroup, sdkGroup];
+const groups: BenchGroup[] = [
+  cryptoGroup,
+  envelopeGroup,
+  kernelGroup,
+  relayGroup,
+  teamworkGroup,
+  playgroundGroup,
+];
 
 function usage(): never {
   process.stderr.write(
