@@ -26,6 +26,7 @@ import {
   statementVerifier,
 } from './collab.ts';
 import type { Enclaves } from './enclaves.ts';
+import type { VaultService } from './vault-service.ts';
 
 export const TASK_KIND = 'task';
 
@@ -76,6 +77,14 @@ export interface ForwardedRequest {
   id: string;
 }
 
+/** An artifact named by Enclave and key (and version, else the latest), resolved to its ref on sync. */
+export interface ArtifactByKey {
+  kind: 'artifact';
+  enclave_id: string;
+  key: string;
+  version?: number;
+}
+
 export interface ProposeRequest {
   as: string;
   title: string;
@@ -106,6 +115,7 @@ export class Tasks {
     private readonly enclaves: Enclaves,
     private readonly relay: CollabRelay,
     private readonly suite: CryptoSuite,
+    private readonly vault?: VaultService,
   ) {}
 
   async propose(request: ProposeRequest): Promise<TaskView> {
@@ -164,9 +174,34 @@ export class Tasks {
     );
   }
 
-  /** Resource sync: attaches artifact refs, vault keys or URLs to the task. */
-  sync(taskId: string, as: string, resources: TaskResource[], options: { home?: string } = {}) {
-    return this.act(taskId, as, 'task.sync', { resources }, options);
+  /**
+   * Resource sync: attaches artifact refs, vault keys or URLs to the task. An artifact given as
+   * `{ kind: 'artifact', enclave_id, key, version? }` is resolved to its ref here, reading as `as`.
+   */
+  async sync(
+    taskId: string,
+    as: string,
+    resources: Array<TaskResource | ArtifactByKey>,
+    options: { home?: string } = {},
+  ) {
+    if (!Array.isArray(resources)) throw new TaskInputError('"resources" expected a list of resources');
+    const resolved: unknown[] = [];
+    for (const r of resources) resolved.push(await this.resolve(r, as));
+    return this.act(taskId, as, 'task.sync', { resources: resolved }, options);
+  }
+
+  private async resolve(r: TaskResource | ArtifactByKey, as: string): Promise<unknown> {
+    if (
+      r === null ||
+      typeof r !== 'object' ||
+      r.kind !== 'artifact' ||
+      'ref' in r ||
+      this.vault === undefined
+    )
+      return r;
+    const { meta } = await this.vault.get(r.enclave_id, r.key, as, r.version);
+    const { enclave_id, key, version, hash, size, summary } = meta;
+    return { kind: 'artifact', ref: { enclave_id, key, version, hash, size, summary } };
   }
 
   /**

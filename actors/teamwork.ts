@@ -66,7 +66,7 @@ export class Teamwork {
         : [discussionAddress(id), DISCUSSION_KIND];
       return system.info(address)?.kind === kind ? address : undefined;
     });
-    this.tasks = new Tasks(system, keystore, this.enclaves, this.collab, suite);
+    this.tasks = new Tasks(system, keystore, this.enclaves, this.collab, suite, this.vault);
     this.discussions = new Discussions(system, keystore, this.enclaves, this.vault, this.collab, suite);
     this.secretaries = new Secretaries(system, keystore, {
       enclaves: this.enclaves,

@@ -9,6 +9,8 @@ import { type Host, parseKinds, RequestError, type SendRequest } from '../../run
 import type { CardQuery } from '../relay/cards.ts';
 import { localCards } from '../relay/local-cards.ts';
 import type { Relay } from '../relay/relay.ts';
+import { installCollabRoutes } from './collab-routes.ts';
+import { installAuthorityRoutes } from './authority-routes.ts';
 import { installPlaygroundRoutes, servePlayground } from './playground-routes.ts';
 import { installSecretaryRoutes } from './secretary-routes.ts';
 import { installTeamworkRoutes } from './teamwork-routes.ts';
@@ -51,7 +53,9 @@ function statusOf(err: AnxError): number {
     err.code === 'ANX_RUN_REFUSED' ||
     err.code === 'ANX_TASK_NOT_RUNNING' ||
     err.code === 'ANX_VAULT_REF_MISMATCH' ||
-    err.code.startsWith('ANX_DISPATCH_')
+    err.code.startsWith('ANX_DISPATCH_') ||
+    err.code.endsWith('_CONFLICT') ||
+    err.code.endsWith('_REPLAYED')
   )
     return 409;
   if (err.code === 'ANX_VAULT_INPUT' || err.code.startsWith('ANX_PLAYBOOK')) return 400;
@@ -63,7 +67,13 @@ function statusOf(err: AnxError): number {
   )
     return 403;
   if (err.code === 'ANX_UNAUTHORIZED') return 401;
-  if (err.code === 'ANX_SYSTEM_STOPPED' || err.code === 'ANX_RELAY_UNAVAILABLE') return 503;
+  if (err.code === 'ANX_RATE_LIMITED') return 429;
+  if (
+    err.code === 'ANX_SYSTEM_STOPPED' ||
+    err.code === 'ANX_RELAY_UNAVAILABLE' ||
+    err.code === 'ANX_REVOCATION_UNAVAILABLE'
+  )
+    return 503;
   if (err instanceof RequestError || err.code.endsWith('_INVALID') || err.code.startsWith('ANX_ENVELOPE'))
     return 400;
   return 500;
@@ -171,8 +181,16 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     (method, path, handler) => route(method, path, (_req, url, params, body) => handler(url, params, body)),
     options.relay,
   );
+  installAuthorityRoutes(
+    host,
+    (method, path, handler) => route(method, path, (_req, url, params, body) => handler(url, params, body)),
+    options.relay,
+  );
   installPlaygroundRoutes(host, options.relay, (method, path, handler) =>
     route(method, path, (_req, url, params) => handler(url, params)),
+  );
+  installCollabRoutes(host, (method, path, handler) =>
+    route(method, path, (_req, url, params, body) => handler(url, params, body)),
   );
   route('GET', '/v1/actors/:address', (_req, _url, [address]) => {
     const info = host.system.info(decodeURIComponent(address as string));
