@@ -15,9 +15,6 @@ import {
 /** A card as discovery returns it: the card with what the host knows of its DID now. */
 export type DiscoveredCard = AgentCard & { online: boolean; trust: number };
 
-/** Trust of a DID nobody has reported on: neutral. */
-const NEUTRAL_TRUST = 0.5;
-
 const byHost = new WeakMap<Host, LocalCards>();
 
 /** The card store of `host` (one per host, opened on first use). */
@@ -57,6 +54,8 @@ export class LocalCards {
       card.did,
       signCard(card, (m) => this.host.keystore.sign(card.did, m)),
     );
+    // The card's qps and concurrency are what this host enforces on the DID's inbound messages.
+    this.host.authority.rateLimits.setLimits(card);
     return card;
   }
 
@@ -96,7 +95,7 @@ export class LocalCards {
     for (const card of this.all()) {
       const facts = {
         online: options.online?.(card.did) ?? true,
-        trust: options.trust?.(card.did) ?? NEUTRAL_TRUST,
+        trust: options.trust?.(card.did) ?? this.host.authority.trust.score(card.did).score,
       };
       if (!cardMatches(card, query, facts)) continue;
       const other = found.get(card.did);
