@@ -8,11 +8,21 @@ export const EXIT = {
   noDaemon: 3,
   notFound: 4,
   refused: 5,
+  /** `audit verify` found altered, missing or reordered records. */
+  tampered: 6,
 } as const;
 
 export function exitCodeOf(err: AnxError): number {
   const code = err.code;
   if (code === 'ANX_DAEMON_NOT_RUNNING') return EXIT.noDaemon;
+  // Authority refusals, including a token that does not verify (`ANX_TOKEN_INVALID`).
+  if (
+    code.startsWith('ANX_TOKEN_') ||
+    code === 'ANX_FROZEN' ||
+    code === 'ANX_RATE_LIMITED' ||
+    code === 'ANX_REVOCATION_UNAVAILABLE'
+  )
+    return EXIT.refused;
   if (code === 'ANX_ACTOR_UNKNOWN' || code.endsWith('_NOT_FOUND')) return EXIT.notFound;
   if (
     code === 'ANX_DAEMON_RUNNING' ||

@@ -10,6 +10,7 @@ import { AnxError } from '../errors.ts';
 import type { EventV1 } from '../events/event.ts';
 import { dataFiles, resolveDataDir } from '../paths.ts';
 import { VERSION } from '../version.ts';
+import { registerAuthorityCommands } from './authority-commands.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
@@ -404,6 +405,7 @@ program
 
 registerRelayCommands(program, { dataDirOf, client, out });
 registerTeamworkCommands(program, { dataDirOf, client, out });
+registerAuthorityCommands(program, { client, out });
 registerWorkerCommands(program, { client, out });
 registerMcpCommand(program, dataDirOf);
 
