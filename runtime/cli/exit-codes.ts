@@ -32,7 +32,10 @@ export function exitCodeOf(err: AnxError): number {
     code === 'ANX_RUN_REFUSED' ||
     code === 'ANX_TASK_NOT_RUNNING' ||
     code === 'ANX_VAULT_REF_MISMATCH' ||
-    code.startsWith('ANX_FORBIDDEN')
+    code.startsWith('ANX_FORBIDDEN') ||
+    code.startsWith('ANX_DISPATCH_') ||
+    code.startsWith('ANX_TOKEN_') ||
+    code === 'ANX_FROZEN'
   ) {
     return EXIT.refused;
   }

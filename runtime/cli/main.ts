@@ -15,6 +15,7 @@ import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
 import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
+import { registerSecretaryCommands } from './secretary-commands.ts';
 import { artifactVersionArgs, registerTeamworkCommands } from './teamwork-commands.ts';
 import { registerWorkerCommands } from './worker-commands.ts';
 
@@ -406,6 +407,7 @@ program
 registerRelayCommands(program, { dataDirOf, client, out });
 registerTeamworkCommands(program, { dataDirOf, client, out });
 registerAuthorityCommands(program, { client, out });
+registerSecretaryCommands(program, { client, out });
 registerWorkerCommands(program, { client, out });
 registerMcpCommand(program, dataDirOf);
 
