@@ -33,9 +33,7 @@ export function exitCodeOf(err: AnxError): number {
     code === 'ANX_TASK_NOT_RUNNING' ||
     code === 'ANX_VAULT_REF_MISMATCH' ||
     code.startsWith('ANX_FORBIDDEN') ||
-    code.startsWith('ANX_DISPATCH_') ||
-    code.startsWith('ANX_TOKEN_') ||
-    code === 'ANX_FROZEN'
+    code.startsWith('ANX_DISPATCH_')
   ) {
     return EXIT.refused;
   }
