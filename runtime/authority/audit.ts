@@ -265,6 +265,7 @@ export class AuditLog {
     let count = 0;
     let lastSeq = 0;
     let lastHash = AUDIT_GENESIS;
+    let previousFlagged = false;
     for (const { key, value } of this.db.getRange({})) {
       count++;
       const entry = value as AuditEntry | null;
@@ -282,40 +283,45 @@ export class AuditLog {
           message: `record under key ${String(key)} is not an audit record`,
         });
         expectedSeq = Number(key) + 1;
+        previousFlagged = true;
         continue;
       }
+      // One problem per record; a record right after a flagged one is not blamed for the break.
+      let problem: AuditProblem | undefined;
       if (entry.seq !== key) {
-        problems.push({
+        problem = {
           seq: Number(key),
           kind: 'reordered',
           message: `record stored under ${String(key)} says it is number ${entry.seq}`,
-        });
+        };
       } else if (key !== expectedSeq) {
-        problems.push({
+        problem = {
           seq: expectedSeq,
           kind: 'missing',
           message: `records ${expectedSeq}..${Number(key) - 1} are missing`,
-        });
+        };
+      } else {
+        let recomputed: string | undefined;
+        try {
+          recomputed = auditHash(this.suite, entry);
+        } catch {
+          recomputed = undefined;
+        }
+        if (recomputed !== entry.hash)
+          problem = {
+            seq: entry.seq,
+            kind: 'altered',
+            message: `record ${entry.seq} does not match its hash`,
+          };
+        else if (entry.prev !== prev && !previousFlagged)
+          problem = {
+            seq: entry.seq,
+            kind: 'altered',
+            message: `record ${entry.seq} does not follow the record before it (its "prev" differs): a record before it was replaced`,
+          };
       }
-      let recomputed: string | undefined;
-      try {
-        recomputed = auditHash(this.suite, entry);
-      } catch {
-        recomputed = undefined;
-      }
-      if (recomputed !== entry.hash) {
-        problems.push({
-          seq: entry.seq,
-          kind: 'altered',
-          message: `record ${entry.seq} does not match its hash`,
-        });
-      } else if (entry.prev !== prev) {
-        problems.push({
-          seq: entry.seq,
-          kind: entry.seq === key && key === expectedSeq ? 'altered' : 'reordered',
-          message: `record ${entry.seq} does not follow the record before it (its "prev" differs)`,
-        });
-      }
+      if (problem !== undefined) problems.push(problem);
+      previousFlagged = problem !== undefined;
       prev = entry.hash;
       expectedSeq = Number(key) + 1;
       lastSeq = Number(key);
