@@ -47,7 +47,7 @@ import type { Subscription, Transport } from '../../runtime/transport/transport.
 import { type AgentCard, type CardQuery, cardMatches, makeCard, signCard } from './cards.ts';
 import { Directory } from './directory.ts';
 import { MailStore } from './mail.ts';
-import { decodeHeartbeat, encodeHeartbeat, PresenceTracker } from './presence.ts';
+import { decodeHeartbeat, HeartbeatSigner, HeartbeatVerifier, PresenceTracker } from './presence.ts';
 import { RevocationFeed } from './revocations.ts';
 import { checkRegistration, Webhooks } from './webhooks.ts';
 
@@ -152,6 +152,8 @@ export interface RelayStats {
   retries: number;
   /** Envelopes sent sealed inside a session because they must stay non-repudiable. */
   sealedSent: number;
+  /** Heartbeats refused: bad signature, replayed, stale or an interval above the cap. */
+  heartbeatsRefused: number;
 }
 
 const MAX_UNACKED = 8_192;
@@ -177,6 +179,7 @@ export class Relay implements RemoteRouter {
     handshakes: 0,
     retries: 0,
     sealedSent: 0,
+    heartbeatsRefused: 0,
   };
   hostId = '';
   directory: Directory | undefined;
@@ -192,6 +195,8 @@ export class Relay implements RemoteRouter {
   private readonly inbound = new Map<string, Inbound>();
   private readonly inboundByPair = new Map<string, string>();
   private readonly seenHellos = new Set<string>();
+  private signer: HeartbeatSigner | undefined;
+  private verifier: HeartbeatVerifier | undefined;
   /**
    * This host's DIDs. A DID is announced (`ready`) only once its stored mail is drained: senders
    * keep mailing it until then, so mail is not overtaken by session traffic.
@@ -249,6 +254,11 @@ export class Relay implements RemoteRouter {
       void host.system.commits.flush();
     }
     this.hostId = id;
+    this.signer = new HeartbeatSigner(id, host.keystore);
+    this.verifier = new HeartbeatVerifier(
+      (key, message, sig) => host.suite.verify(key, message, sig),
+      (did) => (isDid(did, 'agentnexus') ? publicKeyOfDid(did) : undefined),
+    );
     if (this.options.trustOf === undefined) this.trustOf = (did) => host.authority.trust.score(did).score;
   }
 
@@ -259,7 +269,10 @@ export class Relay implements RemoteRouter {
     this.subs.push(
       this.transport.watchPresence((_id, data) => {
         const hb = decodeHeartbeat(data);
-        if (hb !== undefined && hb.host !== this.hostId) this.presence.observe(hb);
+        if (hb === undefined || hb.host === this.hostId) return;
+        const update = (this.verifier as HeartbeatVerifier).check(hb);
+        if (typeof update === 'string') this.stats.heartbeatsRefused++;
+        else this.presence.observe(update);
       }),
     );
     this.subs.push(
@@ -447,14 +460,7 @@ export class Relay implements RemoteRouter {
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.transport.announce(
       this.hostId,
-      encodeHeartbeat({
-        v: 1,
-        host: this.hostId,
-        dids: [],
-        interval: this.heartbeatMs,
-        ts: Date.now(),
-        bye: true,
-      }),
+      (this.signer as HeartbeatSigner).heartbeat([], this.heartbeatMs, true),
     );
     await this.transport.flush().catch(() => {});
     for (const link of this.links.values()) {
@@ -838,6 +844,7 @@ export class Relay implements RemoteRouter {
           // Held arrivals of a replaced session are never acknowledged: the sender sends them again.
           if (old !== undefined) {
             old.session.destroy();
+            for (const arrival of old.held) arrival.permit.release();
             old.held = [];
           }
           this.inbound.delete(previous);
@@ -1080,13 +1087,10 @@ export class Relay implements RemoteRouter {
     if (this.closed) return;
     this.transport.announce(
       this.hostId,
-      encodeHeartbeat({
-        v: 1,
-        host: this.hostId,
-        dids: [...this.localDids].filter(([, d]) => d.ready).map(([did]) => did),
-        interval: this.heartbeatMs,
-        ts: Date.now(),
-      }),
+      (this.signer as HeartbeatSigner).heartbeat(
+        [...this.localDids].filter(([, d]) => d.ready).map(([did]) => did),
+        this.heartbeatMs,
+      ),
     );
   }
 

@@ -78,6 +78,7 @@ interface StoredEntry {
 }
 
 const SEAL_INFO = new TextEncoder().encode('anx/keystore/seed-seal/v1');
+const HOST_SIGN_INFO = new TextEncoder().encode('anx/host/presence-sign/v1');
 const NAME_MAX = 200;
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
@@ -186,6 +187,7 @@ function createHostKey(file: string): void {
 export class Keystore {
   readonly #db: Database;
   readonly #sealKey: Uint8Array;
+  readonly #hostSignSeed: Uint8Array;
   readonly #suite: CryptoSuite;
   readonly #now: () => number;
   readonly #cacheSize: number;
@@ -204,6 +206,20 @@ export class Keystore {
     this.#cacheSize = options.cacheSize ?? 1024;
     // A derived key, so the host key can serve other purposes later without key reuse across them.
     this.#sealKey = this.#suite.hkdfSha256(hostKey, new Uint8Array(0), SEAL_INFO, 32);
+    this.#hostSignSeed = this.#suite.hkdfSha256(hostKey, new Uint8Array(0), HOST_SIGN_INFO, 32);
+  }
+
+  /**
+   * The host's own Ed25519 public key (derived from the host key; stable across restarts). It signs
+   * what the host says as a whole, such as its presence heartbeats; its seed never leaves the keystore.
+   */
+  hostPublicKey(): Uint8Array {
+    return this.#suite.ed25519PublicKey(this.#hostSignSeed);
+  }
+
+  /** Signs `message` with the host's own key (see `hostPublicKey`). */
+  hostSign(message: Uint8Array): Uint8Array {
+    return this.#suite.sign(this.#hostSignSeed, message);
   }
 
   /**

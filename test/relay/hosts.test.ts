@@ -9,7 +9,14 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JETSTREAM_DOMAIN, portOpen } from '../../bridge/relay/nats-server.ts';
-import { DIRECTORY_BUCKET, inboxSubject } from '../../bridge/relay/subjects.ts';
+import { decodeHeartbeat, encodeHeartbeat, HeartbeatSigner } from '../../bridge/relay/presence.ts';
+import {
+  DIRECTORY_BUCKET,
+  inboxSubject,
+  PRESENCE_WILDCARD,
+  presenceSubject,
+} from '../../bridge/relay/subjects.ts';
+import { nodeSuite } from '../../runtime/crypto/node.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { freePort, startHub, startLeaf, stopAllNats, type TestHub, type TestLeaf } from '../helpers/nats.ts';
@@ -237,6 +244,46 @@ describe('hosts over a hub and two leaves', () => {
     ).catch(async (err) => {
       throw new Error(`${(err as Error).message}; h3 error codes: ${(await errorCodes('h3')).join(',')}`);
     });
+    // Heartbeats: a forged goodbye for h3's host id, a replayed one and one with a DID added after
+    // signing are refused; carol stays online at h1.
+    const beats: Uint8Array[] = [];
+    const hbSub = spy.subscribe(PRESENCE_WILDCARD, {
+      callback: (_e, m) => void beats.push(new Uint8Array(m.data)),
+    });
+    await waitFor(
+      () => beats.some((b) => decodeHeartbeat(b)?.dids.includes(dids.carol as string) === true),
+      10_000,
+      "a heartbeat of carol's host",
+    );
+    hbSub.unsubscribe();
+    const real = decodeHeartbeat(
+      beats.find((b) => decodeHeartbeat(b)?.dids.includes(dids.carol as string)) as Uint8Array,
+    );
+    if (real === undefined) throw new Error('no heartbeat decoded');
+    const refusedBefore = (await api('h1').get<{ heartbeatsRefused: number }>('/v1/relay')).heartbeatsRefused;
+    const rogueSeed = nodeSuite.randomBytes(32);
+    const rogue = new HeartbeatSigner(real.host, {
+      hostPublicKey: () => nodeSuite.ed25519PublicKey(rogueSeed),
+      hostSign: (m) => nodeSuite.sign(rogueSeed, m),
+      sign: () => {
+        throw new Error('the rogue holds no DID key');
+      },
+    });
+    spy.publish(presenceSubject(real.host), rogue.heartbeat([], real.interval, true));
+    spy.publish(presenceSubject(real.host), encodeHeartbeat(real));
+    const padded = { ...real, dids: [...real.dids, mallory.did], ts: real.ts + 1 };
+    spy.publish(presenceSubject(real.host), encodeHeartbeat({ ...padded, sig: real.sig }));
+    await spy.flush();
+    await waitFor(
+      async () =>
+        (await api('h1').get<{ heartbeatsRefused: number }>('/v1/relay')).heartbeatsRefused >=
+        refusedBefore + 2,
+      10_000,
+      'heartbeat refusals',
+    );
+    expect(await online('h1', dids.carol as string)).toBe(true);
+    expect(await online('h1', mallory.did)).toBe(false);
+
     // Nothing was delivered twice, and the session carries on.
     await send('h1', dids.alice as string, dids.carol as string, 'after', 5);
     await waitFor(
