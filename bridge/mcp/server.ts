@@ -4,6 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { AnxError } from '../../runtime/errors.ts';
 import { VERSION } from '../../runtime/version.ts';
+import { COLLAB_TOOLS, DISPATCH_TOOLS } from './team-tools.ts';
 import { type McpAgent, TOOLS, type ToolDefinition } from './tools.ts';
 
 export interface AnxMcpOptions {
@@ -74,7 +75,7 @@ export function createAnxMcpServer(
       instructions: `You act as the anx identity ${agent.client.did} ("${agent.name}"). Use discover to find agents, send and inbox to talk to them, stage_tasks and stage_deliver to work on playbook runs.`,
     },
   );
-  for (const definition of [...TOOLS, ...(options.tools ?? [])] as ToolDefinition[]) {
+  for (const definition of [...TOOLS, ...DISPATCH_TOOLS, ...COLLAB_TOOLS, ...(options.tools ?? [])]) {
     server.registerTool(
       definition.name,
       {

@@ -26,7 +26,8 @@ export interface ToolDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
   run(agent: McpAgent, args: z.infer<z.ZodObject<S>>): Promise<unknown>;
 }
 
-function tool<S extends z.ZodRawShape>(definition: ToolDefinition<S>): ToolDefinition<S> {
+/** Keeps a tool's argument types tied to its schema. */
+export function tool<S extends z.ZodRawShape>(definition: ToolDefinition<S>): ToolDefinition<S> {
   return definition;
 }
 
@@ -62,7 +63,7 @@ function workerPath(agent: McpAgent, action: string): string {
 }
 
 /** The tools every anx MCP server offers. */
-export const TOOLS = [
+export const TOOLS: ToolDefinition[] = [
   tool({
     name: 'whoami',
     title: 'Who am I',

@@ -8,14 +8,26 @@ import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { type McpProcess, ok, startMcp } from './harness.ts';
 
 const TOOL_NAMES = [
+  'abort',
   'discover',
+  'discussion_open',
+  'discussion_post',
+  'discussion_show',
+  'discussion_vote',
+  'dispatch',
+  'dispatch_status',
   'inbox',
+  'mark_read',
   'run_status',
   'send',
   'stage_deliver',
   'stage_fail',
   'stage_reject',
   'stage_tasks',
+  'task_claim',
+  'task_notify',
+  'task_propose',
+  'tasks',
   'vault_get',
   'vault_put',
   'whoami',
@@ -33,6 +45,24 @@ async function inboxWith(mcp: McpProcess, count: number): Promise<any> {
     `${count} message(s) in the inbox`,
   );
   return inbox;
+}
+
+/** The open stage task of `role` at `attempt` (of `runId` when given), once it is there. */
+async function nextTask(mcp: McpProcess, role: string, attempt: number, runId?: string): Promise<any> {
+  let task: any;
+  await waitFor(
+    async () => {
+      const { tasks } = ok(await mcp.call('stage_tasks', { role }));
+      task = tasks.find(
+        (t: { attempt: number; run_id: string }) =>
+          t.attempt === attempt && (runId === undefined || t.run_id === runId),
+      );
+      return task !== undefined;
+    },
+    60_000,
+    `${role} task attempt ${attempt}`,
+  );
+  return task;
 }
 
 let daemon: DaemonProcess;
@@ -192,19 +222,6 @@ describe('against a running daemon', () => {
       enclave: 'mcp-run',
       assignments: { writer: aliceDid, reviewer: bobDid },
     });
-    const nextTask = async (mcp: McpProcess, role: string, attempt: number) => {
-      let task: any;
-      await waitFor(
-        async () => {
-          const { tasks } = ok(await mcp.call('stage_tasks', { role }));
-          task = tasks.find((t: { attempt: number }) => t.attempt === attempt);
-          return task !== undefined;
-        },
-        60_000,
-        `${role} task attempt ${attempt}`,
-      );
-      return task;
-    };
 
     const first = await nextTask(alice, 'writer', 1);
     expect(first).toMatchObject({ run_id, stage: 'write', did: aliceDid });
@@ -271,6 +288,31 @@ describe('against a running daemon', () => {
       ['stage_reject', { task_id: 'run-x/review/1', reason: 'r' }, /^ANX_[A-Z_]+: .*run-x\/review\/1/],
       ['stage_fail', { task_id: 'run-x/write/1', error: 'e', fatal: 'yes' }, /fatal/],
       ['stage_fail', { task_id: 'run-x/write/1', error: 'e' }, /^ANX_[A-Z_]+: .*run-x\/write\/1/],
+      ['dispatch', { session_id: 's', owner_did: did, objective: 'o', required_roles: [] }, /required_roles/],
+      [
+        'dispatch',
+        { session_id: 'mcp-bad-1', owner_did: did, objective: 'o', required_roles: ['x'] },
+        /^ANX_[A-Z_]+: .*(owner|Owner)/,
+      ],
+      ['dispatch_status', { session_id: 5 }, /session_id/],
+      ['dispatch_status', { session_id: 'no-such-session' }, /^ANX_[A-Z_]*NOT_FOUND: .*no-such-session/],
+      ['abort', { session_id: '' }, /session_id/],
+      ['abort', { session_id: 'no-such-session' }, /^ANX_[A-Z_]*NOT_FOUND: .*no-such-session/],
+      ['task_propose', { title: '' }, /title/],
+      ['task_propose', { title: 't', candidates: 'bob' }, /candidates/],
+      ['tasks', { state: 'sleeping' }, /state/],
+      ['task_claim', {}, /task_id/],
+      ['task_claim', { task_id: 'no-such-task' }, /^ANX_TASK_NOT_FOUND: /],
+      ['task_notify', { task_id: 't', state: 'finished' }, /state/],
+      ['task_notify', { task_id: 'no-such-task', state: 'done' }, /^ANX_TASK_NOT_FOUND: /],
+      ['discussion_open', { topic: 't', participants: [] }, /participants/],
+      ['discussion_open', { topic: 't', participants: [did], rule: 'dictator' }, /rule/],
+      ['discussion_show', { discussion_id: 'no-such-discussion' }, /^ANX_[A-Z_]*NOT_FOUND: /],
+      ['discussion_post', { discussion_id: 'd' }, /text/],
+      ['discussion_post', { discussion_id: 'no-such-discussion', text: 'hi' }, /^ANX_[A-Z_]*NOT_FOUND: /],
+      ['discussion_vote', { discussion_id: 'd', option: '' }, /option/],
+      ['discussion_vote', { discussion_id: 'no-such-discussion', option: 'yes' }, /^ANX_[A-Z_]*NOT_FOUND: /],
+      ['mark_read', { through: -1 }, /through/],
     ];
     const covered = new Set(cases.map(([name]) => name));
     expect([...covered].sort()).toEqual(TOOL_NAMES);
@@ -283,6 +325,98 @@ describe('against a running daemon', () => {
     expect(!unknown.ok && unknown.error).toMatch(/Tool no_such_tool not found/);
     expect(ok(await alice.call('whoami')).did).toBe(aliceDid);
   }, 120_000);
+});
+
+describe('working with others', () => {
+  it('dispatches as the Owner: the Secretary picks the bound worker, who delivers over MCP; abort stops another', async () => {
+    await daemon.api.post('/v1/owners', { name: 'Alice', did: aliceDid });
+    await daemon.api.post('/v1/secretaries', { owner_did: aliceDid, name: 'MCP Secretary' });
+    await daemon.api.post('/v1/bindings', { owner_did: aliceDid, agent_did: bobDid, role: 'scribe' });
+    const request = {
+      session_id: 'mcp-sess-0001',
+      owner_did: aliceDid,
+      objective: 'write the meeting notes',
+      required_roles: ['scribe'],
+      source: { channel: 'mcp' },
+    };
+    const started = ok(await alice.call('dispatch', request));
+    expect(started.workers).toEqual([expect.objectContaining({ role: 'scribe', did: bobDid })]);
+    const task = await nextTask(bob, 'scribe', 1, started.run_id);
+    ok(await bob.call('stage_deliver', { task_id: task.task_id, value: 'notes', summary: 'the notes' }));
+    await waitFor(
+      async () =>
+        ok(await alice.call('dispatch_status', { session_id: request.session_id })).state === 'done',
+      60_000,
+      'the dispatch to finish',
+    );
+    expect(ok(await alice.call('dispatch', request)).run_id).toBe(started.run_id);
+
+    const second = ok(await alice.call('dispatch', { ...request, session_id: 'mcp-sess-0002' }));
+    const refused = await bob.call('abort', { session_id: 'mcp-sess-0002', reason: 'not mine to stop' });
+    expect(!refused.ok && refused.error).toMatch(/^ANX_[A-Z_]+: /);
+    const aborted = ok(await alice.call('abort', { session_id: 'mcp-sess-0002', reason: 'plans changed' }));
+    expect(aborted.session_id).toBe('mcp-sess-0002');
+    await waitFor(
+      async () => ok(await alice.call('run_status', { run_id: second.run_id })).state === 'aborted',
+      60_000,
+      'the run to be aborted',
+    );
+  }, 180_000);
+
+  it('proposes, claims and completes an Action Layer task between two MCP servers', async () => {
+    const proposed = ok(
+      await alice.call('task_propose', { title: 'Review the notes', candidates: [bobDid] }),
+    );
+    expect(proposed).toMatchObject({ state: 'proposed' });
+    const taskId = proposed.task_id as string;
+    expect(ok(await bob.call('task_claim', { task_id: taskId })).state).toBe('claimed');
+    ok(await bob.call('task_notify', { task_id: taskId, state: 'in_progress' }));
+    const done = ok(await bob.call('task_notify', { task_id: taskId, state: 'done', result: 'approved' }));
+    expect(done.state).toBe('done');
+    const mine = ok(await alice.call('tasks', { state: 'done' }));
+    expect(mine.tasks.map((t: { task_id: string }) => t.task_id)).toContain(taskId);
+  });
+
+  it('opens a discussion, posts with a quote and a mention, votes, and marks the inbox read', async () => {
+    const opened = ok(
+      await alice.call('discussion_open', {
+        topic: 'Ship on Friday?',
+        participants: [bobDid],
+        options: ['ship', 'wait'],
+        rule: 'unanimous',
+      }),
+    );
+    const discussionId = opened.discussion_id as string;
+    const first = ok(
+      await alice.call('discussion_post', { discussion_id: discussionId, text: 'I think we can.' }),
+    );
+    ok(
+      await bob.call('discussion_post', {
+        discussion_id: discussionId,
+        text: 'Agreed, @Alice',
+        quote: first.posts_list[0].id,
+      }),
+    );
+    ok(await alice.call('discussion_vote', { discussion_id: discussionId, option: 'ship' }));
+    ok(await bob.call('discussion_vote', { discussion_id: discussionId, option: 'ship' }));
+    let shown: any;
+    await waitFor(
+      async () => {
+        shown = ok(await bob.call('discussion_show', { discussion_id: discussionId }));
+        return shown.state !== 'open';
+      },
+      30_000,
+      'the unanimous vote to conclude',
+    );
+    expect(shown.posts_list).toHaveLength(2);
+    expect(shown.posts_list[1]).toMatchObject({ author: bobDid, quote: { author: aliceDid } });
+    expect(shown.posts_list[1].mentions).toContain(aliceDid);
+    expect(shown.conclusion).toMatchObject({ rule: 'unanimous' });
+    const unread = ok(await alice.call('inbox', {})).unread;
+    expect(unread).toBeGreaterThan(0);
+    ok(await alice.call('mark_read', {}));
+    expect(ok(await alice.call('inbox', {})).unread).toBe(0);
+  });
 });
 
 describe('hosting in its own process', () => {
