@@ -24,6 +24,12 @@ import {
 } from './discover.ts';
 import { SdkArgumentError, SdkClosedError } from './errors.ts';
 import {
+  type OrchestrationTransport,
+  type OwnerApi,
+  orchestration,
+  type SecretaryApi,
+} from './orchestration.ts';
+import {
   checkHandler,
   checkInboxOptions,
   checkSendOptions,
@@ -66,6 +72,9 @@ export abstract class BaseClient implements AnxClient {
     },
   };
 
+  readonly owner: OwnerApi;
+  readonly secretary: SecretaryApi;
+
   readonly worker = {
     onStage: (role: string, handler: StageHandler): (() => void) => {
       this.ensureOpen('worker.onStage()');
@@ -84,7 +93,14 @@ export abstract class BaseClient implements AnxClient {
   constructor(
     readonly did: string,
     private readonly pollMs: number,
-  ) {}
+  ) {
+    const { owner, secretary } = orchestration(
+      () => this.orchestrationTransport(),
+      (operation) => this.ensureOpen(operation),
+    );
+    this.owner = owner;
+    this.secretary = secretary;
+  }
 
   async send(to: string, body?: unknown, options?: SendOptions): Promise<SendResult> {
     this.ensureOpen('send()');
@@ -146,6 +162,7 @@ export abstract class BaseClient implements AnxClient {
   protected abstract runStatus(runId: string): Promise<RunStatus>;
   protected abstract vaultGet(enclaveId: string, key: string, version: number | undefined): Promise<Artifact>;
   protected abstract vaultPut(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef>;
+  protected abstract orchestrationTransport(): OrchestrationTransport;
   protected abstract registerStage(role: string, handler: StageHandler): () => void;
   protected abstract findCards(query: CardQuery): Promise<DiscoveredAgent[]>;
   protected abstract storeCard(fields: CardFields): Promise<AgentCard>;

@@ -7,6 +7,7 @@ import type {
   RemoteTask,
 } from '../api/worker-client.ts';
 import type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './discover.ts';
+import type { OwnerApi, SecretaryApi } from './orchestration.ts';
 
 /** A message in an identity's inbox, oldest first by `seq`. */
 export interface Message {
@@ -136,6 +137,10 @@ export interface AnxClient {
   discover(query?: DiscoverQuery): Promise<DiscoveredAgent[]>;
   /** Signs and publishes this identity's agent card (fields not given are left empty). */
   publishCard(fields: CardFields): Promise<AgentCard>;
+  /** Owner DIDs and the agents bound to them. */
+  owner: OwnerApi;
+  /** Secretaries: dispatch objectives for an Owner, abort them, read who does what. */
+  secretary: SecretaryApi;
   worker: {
     /** Runs `handler` for each task of `role` assigned to this identity; returns a function that unregisters it. */
     onStage(role: string, handler: StageHandler): () => void;

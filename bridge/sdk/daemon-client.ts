@@ -6,6 +6,7 @@ import type { CardQuery } from '../relay/cards.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
 import { type AgentCard, type CardFields, type DiscoveredAgent, discoverSearch } from './discover.ts';
+import { apiTransport, type OrchestrationTransport } from './orchestration.ts';
 
 export class DaemonClient extends BaseClient {
   readonly mode = 'daemon' as const;
@@ -64,6 +65,10 @@ export class DaemonClient extends BaseClient {
       },
     );
     return ref;
+  }
+
+  protected orchestrationTransport(): OrchestrationTransport {
+    return apiTransport(this.api);
   }
 
   /**

@@ -6,6 +6,7 @@ import { localCards } from '../relay/local-cards.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
 import type { AgentCard, CardFields, DiscoveredAgent } from './discover.ts';
+import { hostTransport, type OrchestrationTransport } from './orchestration.ts';
 
 export class EmbeddedClient extends BaseClient {
   readonly mode = 'embedded' as const;
@@ -46,6 +47,10 @@ export class EmbeddedClient extends BaseClient {
       { kind: artifact.kind ?? 'text', content: artifact.content, summary: artifact.summary ?? '' },
       this.did,
     );
+  }
+
+  protected orchestrationTransport(): OrchestrationTransport {
+    return hostTransport(this.host);
   }
 
   protected registerStage(role: string, handler: StageHandler): () => void {

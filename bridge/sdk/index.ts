@@ -21,3 +21,13 @@ export type {
 export { type ConnectOptions, connect } from './connect.ts';
 export type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './discover.ts';
 export { SdkArgumentError, SdkClosedError, SdkIdentityError } from './errors.ts';
+export type {
+  Binding,
+  BindOptions,
+  Dispatch,
+  DispatchOptions,
+  Owner,
+  OwnerApi,
+  Secretary,
+  SecretaryApi,
+} from './orchestration.ts';

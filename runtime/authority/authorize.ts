@@ -24,6 +24,8 @@ export interface AuthorityServices {
       reason?: string;
       details?: unknown;
     }): unknown;
+    /** Makes appended records durable (they are otherwise staged into the next group commit). */
+    flush?(): Promise<void>;
   };
   tokens: {
     check(
@@ -311,6 +313,8 @@ export class ActorAuthorizer {
       ...(err !== undefined && !(err instanceof AnxError) ? { reason: String(err) } : {}),
       ...(details === undefined ? {} : { details }),
     });
+    // A refusal commits nothing else: its audit record must not wait for the next commit.
+    if (decision === 'deny') void audit.flush?.().catch(() => {});
   }
 }
 
