@@ -1,6 +1,7 @@
 // The playground in real headless Chromium against a real daemon: live highlight as stages move, timeline = trace, replay, abort, vault diff, topology.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +162,13 @@ describe('playground in Chromium', () => {
     await page.click('#replay-live');
     await waitForCurrent(page, 'run.live.running.implement.working');
 
+    // Pause and resume from the page: the run parks in paused and comes back to the same stage.
+    await page.click('#ctl-pause');
+    await waitForCurrent(page, 'run.paused');
+    expect((await daemon.api.get<{ state: string }>(`/v1/runs/${run_id}`)).state).toBe('paused');
+    await page.click('#ctl-resume');
+    await waitForCurrent(page, 'run.live.running.implement.working');
+
     // Abort from the page: the Owner's control goes through the API like any request.
     page.once('dialog', (d) => void d.accept());
     await page.fill('#ctl-reason', 'stopped from the playground');
@@ -177,6 +185,75 @@ describe('playground in Chromium', () => {
     expect(status.end_reason).toContain('stopped from the playground');
     await page.screenshot({ path: `${ARTIFACTS}e2e-4-aborted.png` });
     await page.close();
+  });
+
+  it('settles a run waiting for its owner with a takeover action from the page', async () => {
+    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: 'dev-team',
+      objective: 'Take over',
+      owner: team.owner,
+      enclave: team.enclave,
+      assignments: team.workers,
+      run_id: 'run-playground-takeover',
+    });
+    const pm = team.workers['pm'] as string;
+    const task = await nextTask(daemon.api, pm);
+    await daemon.api.post(`/v1/workers/${encodeURIComponent(pm)}/fail`, {
+      task_id: task.task_id,
+      error: 'cannot reach the customer',
+      fatal: true,
+    });
+    const page = await openPlayground(browser, apiUrl, token, { run: run_id });
+    await waitForCurrent(page, 'run.live.takeover');
+    await page.waitForSelector('#takeover:not([hidden])');
+    expect(await page.textContent('#takeover-info')).toContain('requirements');
+    await page.screenshot({ path: `${ARTIFACTS}e2e-takeover.png` });
+    await page.fill('#ctl-content', '# Requirements\n\nwritten by the owner\n');
+    await page.click('#ctl-deliver');
+    await waitForCurrent(page, 'run.live.running.design.working');
+    const status = await daemon.api.get<{ stages: Array<{ stage: string; status: string }> }>(
+      `/v1/runs/${run_id}`,
+    );
+    expect(status.stages.find((s) => s.stage === 'requirements')?.status).toBe('delivered');
+    await daemon.api.post(`/v1/runs/${run_id}/control`, { action: 'abort' });
+    await page.close();
+  });
+
+  it('is linked by `anx-runtime playground` and answers only on loopback names', async () => {
+    const { stdout } = await run(process.execPath, [
+      CLI,
+      '--data-dir',
+      `${dataDir}/data`,
+      '--json',
+      'playground',
+      '--run',
+      'run-playground-e2e',
+    ]);
+    const { url } = JSON.parse(stdout) as { url: string };
+    expect(url).toBe(`${apiUrl}/playground/#token=${token}&run=run-playground-e2e`);
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.waitForSelector('body[data-ready="true"]');
+    await waitForCurrent(page, 'run.aborted');
+    await page.close();
+    const res = await fetch(`${apiUrl}/playground/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    // A page fetched under another name (DNS rebinding) is refused.
+    const port = new URL(apiUrl).port;
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port, path: '/playground/', headers: { host: `evil.example:${port}` } },
+        (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(rebound).toBe(421);
   });
 
   it('shows the topology and diffs two versions of a vault artifact', async () => {
