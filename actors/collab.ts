@@ -41,7 +41,7 @@ const HOME_NOTICES = [
   'task.state',
   'task.refused',
   'discussion.opened',
-  'discussion.post',
+  'discussion.posted',
   'discussion.concluded',
   'discussion.refused',
   'mention',
@@ -122,6 +122,26 @@ export function signStatement(
 /** A stable envelope id from parts (16+ characters of [A-Za-z0-9_-]): resending it is a no-op. */
 export function derivedId(...parts: Array<string | number>): string {
   return createHash('sha256').update(parts.join('\u0000')).digest('base64url').slice(0, 32);
+}
+
+/** How far a task or discussion view has come: tasks count their changes, discussions their posts and ballots. */
+function progress(view: unknown): number {
+  if (view === null || typeof view !== 'object') return -1;
+  const v = view as {
+    seq?: unknown;
+    posts?: unknown;
+    ballots?: unknown;
+    conclusion?: unknown;
+    archive?: unknown;
+  };
+  if (typeof v.seq === 'number') return v.seq;
+  const ballots = v.ballots !== null && typeof v.ballots === 'object' ? Object.keys(v.ballots).length : 0;
+  return (
+    (typeof v.posts === 'number' ? v.posts : 0) +
+    ballots +
+    (v.conclusion ? 10_000 : 0) +
+    (v.archive ? 20_000 : 0)
+  );
 }
 
 function isNotice(value: unknown): value is Notice {
@@ -282,7 +302,9 @@ export class CollabRelay {
       if (home !== record.from) return;
       this.homes.set(id, home);
       const view = body['task'] ?? body['discussion'];
-      if (view !== null && typeof view === 'object') this.views.set(id, view);
+      // Notices may arrive out of order: an older view never replaces a newer one.
+      if (view !== null && typeof view === 'object' && progress(view) >= progress(this.views.get(id)))
+        this.views.set(id, view);
       return;
     }
     const address = this.addressOf(record.type, id);

@@ -373,12 +373,13 @@ export function createDiscussionMachine(verify: StatementVerifier) {
             home: context.home,
             topic: context.topic,
             post,
+            discussion: discussionView(context, 'open'),
           };
           notify = [
             {
               from: context.home,
               to: recipients(last.author, context.participants).filter((d) => !mentioned.includes(d)),
-              type: 'discussion.post',
+              type: 'discussion.posted',
               body,
             },
             { from: context.home, to: recipients(last.author, mentioned), type: 'mention', body },
@@ -415,6 +416,7 @@ export function createDiscussionMachine(verify: StatementVerifier) {
               home: context.home,
               topic: context.topic,
               conclusion: context.conclusion,
+              discussion: discussionView(context, 'concluded'),
             },
           } satisfies Notice,
         },

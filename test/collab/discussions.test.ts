@@ -89,7 +89,7 @@ describe('discussion threads', () => {
     );
     expect(host.inbox(bob).messages.map((m) => m.type)).toEqual([
       'discussion.opened',
-      'discussion.post',
+      'discussion.posted',
       'mention',
     ]);
     const toCarol = host.inbox(carol);
