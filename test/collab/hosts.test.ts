@@ -165,6 +165,12 @@ describe('across two hosts', () => {
       () => b.inbox(carol).messages.some((m) => m.type === 'discussion.concluded'),
       'the conclusion notice',
     );
+    await until(() => b.teamwork.discussions.get(discussion_id).state === 'concluded', 'the remote view');
+    expect(b.teamwork.discussions.get(discussion_id)).toMatchObject({
+      replica: true,
+      posts: 1,
+      ballots: { [bob]: 'yes' },
+    });
     // A ballot after the end is refused, and the refusal reaches its sender.
     try {
       await b.teamwork.discussions.vote(discussion_id, bob, 'no');
