@@ -15,7 +15,11 @@ export interface McpProcess {
   close(): Promise<void>;
 }
 
-export type ToolOutcome = { ok: true; value: any } | { ok: false; error: string };
+/** A tool result's JSON, read by shape in assertions. */
+// biome-ignore lint/suspicious/noExplicitAny: results are parsed JSON whose shape each assertion states
+export type Json = any;
+
+export type ToolOutcome = { ok: true; value: Json } | { ok: false; error: string };
 
 /** Spawns `anx-runtime mcp --data-dir DIR …args` and completes the MCP handshake. */
 export async function startMcp(dataDir: string, args: string[] = []): Promise<McpProcess> {
@@ -60,7 +64,7 @@ function alive(pid: number): boolean {
 }
 
 /** The value of a successful call, failing the test with the server's error text otherwise. */
-export function ok(outcome: ToolOutcome): any {
+export function ok(outcome: ToolOutcome): Json {
   if (!outcome.ok) throw new Error(`tool failed: ${outcome.error}`);
   return outcome.value;
 }

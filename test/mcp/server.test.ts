@@ -5,7 +5,7 @@ import { bindingFile } from '../../bridge/mcp/binding.ts';
 import { type AnxClient, connect } from '../../bridge/sdk/index.ts';
 import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
-import { type McpProcess, ok, startMcp } from './harness.ts';
+import { type Json, type McpProcess, ok, startMcp } from './harness.ts';
 
 const TOOL_NAMES = [
   'abort',
@@ -34,8 +34,8 @@ const TOOL_NAMES = [
 ];
 
 /** The inbox once it holds at least `count` messages. */
-async function inboxWith(mcp: McpProcess, count: number): Promise<any> {
-  let inbox: any;
+async function inboxWith(mcp: McpProcess, count: number): Promise<Json> {
+  let inbox: Json;
   await waitFor(
     async () => {
       inbox = ok(await mcp.call('inbox', { limit: 100 }));
@@ -48,8 +48,8 @@ async function inboxWith(mcp: McpProcess, count: number): Promise<any> {
 }
 
 /** The open stage task of `role` at `attempt` (of `runId` when given), once it is there. */
-async function nextTask(mcp: McpProcess, role: string, attempt: number, runId?: string): Promise<any> {
-  let task: any;
+async function nextTask(mcp: McpProcess, role: string, attempt: number, runId?: string): Promise<Json> {
+  let task: Json;
   await waitFor(
     async () => {
       const { tasks } = ok(await mcp.call('stage_tasks', { role }));
@@ -399,7 +399,7 @@ describe('working with others', () => {
     );
     ok(await alice.call('discussion_vote', { discussion_id: discussionId, option: 'ship' }));
     ok(await bob.call('discussion_vote', { discussion_id: discussionId, option: 'ship' }));
-    let shown: any;
+    let shown: Json;
     await waitFor(
       async () => {
         shown = ok(await bob.call('discussion_show', { discussion_id: discussionId }));
