@@ -1,18 +1,10 @@
 // The vault tab: an Enclave's artifacts, their versions, a diff between two versions, and a run's Delivery Manifest.
+import type { ArtifactVersion } from '../../runtime/vault/types.ts';
 import type { PlaygroundApi } from './api.ts';
 import { diffLines } from './diff.ts';
 import { $, h, select, setOptions, short } from './dom.ts';
 
-interface Version {
-  key: string;
-  version: number;
-  kind: string;
-  hash: string;
-  size: number;
-  author: string;
-  summary: string;
-  ts: number;
-}
+type Version = ArtifactVersion;
 
 export class VaultView {
   private enclave = '';

@@ -81,6 +81,24 @@ export async function setUpTeam(api: ApiClient, enclave = 'team'): Promise<TeamS
   return { owner, workers, enclave };
 }
 
+/** Starts a dev-team run of the team under a chosen id. */
+export async function startDevTeamRun(
+  api: ApiClient,
+  team: TeamSetUp,
+  runId: string,
+  objective: string,
+): Promise<string> {
+  const { run_id } = await api.post<{ run_id: string }>('/v1/runs', {
+    playbook: 'dev-team',
+    objective,
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: team.workers,
+    run_id: runId,
+  });
+  return run_id;
+}
+
 /** The task open for a worker, once it has one. */
 export async function nextTask(
   api: ApiClient,

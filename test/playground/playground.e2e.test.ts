@@ -7,7 +7,15 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
-import { ARTIFACTS, launchChromium, nextTask, openPlayground, setUpTeam, type TeamSetUp } from './browser.ts';
+import {
+  ARTIFACTS,
+  launchChromium,
+  nextTask,
+  openPlayground,
+  setUpTeam,
+  startDevTeamRun,
+  type TeamSetUp,
+} from './browser.ts';
 
 const run = promisify(execFile);
 
@@ -95,14 +103,7 @@ describe('playground in Chromium', () => {
   });
 
   it('follows a dev-team run stage by stage, matches trace, replays it and aborts it from the page', async () => {
-    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
-      playbook: 'dev-team',
-      objective: 'Ship the login page',
-      owner: team.owner,
-      enclave: team.enclave,
-      assignments: team.workers,
-      run_id: 'run-playground-e2e',
-    });
+    const run_id = await startDevTeamRun(daemon.api, team, 'run-playground-e2e', 'Ship the login page');
     const page = await openPlayground(browser, apiUrl, token, { run: run_id });
     // The token left the address bar once the page had it.
     expect(page.url()).not.toContain('token=');
@@ -188,14 +189,7 @@ describe('playground in Chromium', () => {
   });
 
   it('settles a run waiting for its owner with a takeover action from the page', async () => {
-    const { run_id } = await daemon.api.post<{ run_id: string }>('/v1/runs', {
-      playbook: 'dev-team',
-      objective: 'Take over',
-      owner: team.owner,
-      enclave: team.enclave,
-      assignments: team.workers,
-      run_id: 'run-playground-takeover',
-    });
+    const run_id = await startDevTeamRun(daemon.api, team, 'run-playground-takeover', 'Take over');
     const pm = team.workers['pm'] as string;
     const task = await nextTask(daemon.api, pm);
     await daemon.api.post(`/v1/workers/${encodeURIComponent(pm)}/fail`, {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
-import { launchChromium, nextTask, openPlayground, setUpTeam } from './browser.ts';
+import { launchChromium, nextTask, openPlayground, setUpTeam, startDevTeamRun } from './browser.ts';
 
 const out = process.argv[2] ?? fileURLToPath(new URL('../../docs/playground/', import.meta.url));
 mkdirSync(out, { recursive: true });
@@ -14,14 +14,7 @@ const browser = await launchChromium();
 try {
   const api = daemon.api;
   const team = await setUpTeam(api);
-  const { run_id } = await api.post<{ run_id: string }>('/v1/runs', {
-    playbook: 'dev-team',
-    objective: 'Ship the login page',
-    owner: team.owner,
-    enclave: team.enclave,
-    assignments: team.workers,
-    run_id: 'login-page',
-  });
+  const run_id = await startDevTeamRun(api, team, 'login-page', 'Ship the login page');
   const act = async (role: string, path: 'deliver' | 'reject', body: Record<string, unknown>) => {
     const did = team.workers[role] as string;
     const task = await nextTask(api, did);
