@@ -3,21 +3,12 @@ import type { AgentCard, CardQuery } from '../relay/cards.ts';
 import type { DiscoveredCard } from '../relay/local-cards.ts';
 import { SdkArgumentError } from './errors.ts';
 
-/** What `discover` filters on; every filter given must match. */
-export interface DiscoverQuery {
-  /** Only agents whose card lists this capability (`caps` at connect). */
-  capability?: string;
-  /** Only agents with this role. */
-  role?: string;
-  /** Only agents with this tag. */
-  tag?: string;
-  /** Only agents speaking this protocol. */
-  protocol?: string;
-  /** Only agents trusted at least this much (0 to 1; unknown agents count as 0.5). */
-  minTrust?: number;
-  /** Only agents online now (local identities are online while their host runs). */
-  online?: boolean;
-}
+/**
+ * What `discover` filters on; every filter given must match: `capability`, `role`, `tag`, `protocol`
+ * (names as in the card), `minTrust` (0 to 1; unknown agents count as 0.5) and `online` (local
+ * identities are online while their host runs).
+ */
+export type DiscoverQuery = CardQuery;
 
 /** An agent found by `discover`: its signed card's fields, whether it is online, and its trust (0 to 1). */
 export type DiscoveredAgent = DiscoveredCard;
