@@ -335,7 +335,11 @@ export class PlaybookRuns {
     if (!this.has(runId)) return false;
     let c: RunContext;
     try {
-      c = this.context(runId).context;
+      const found = this.context(runId);
+      // An ended run leaves its last stage marked running: its task is not open any more.
+      const state = runStateOf(found.value);
+      if (state === 'aborted' || state === 'failed' || state === 'completed') return false;
+      c = found.context;
     } catch {
       return false;
     }
