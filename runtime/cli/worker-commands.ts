@@ -1,14 +1,13 @@
 // CLI commands of worker adapters: `worker run` serves a role of a local DID with a coding agent or an LLM endpoint.
 import { type Command, Option } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
-import { RemoteWorker } from '../../bridge/api/worker-client.ts';
-import { type AdapterStageContext, adapterHandler } from '../../bridge/workers/adapter.ts';
 import {
   ADAPTER_KINDS,
   type ConfiguredAdapter,
   createAdapter,
   readWorkerConfig,
 } from '../../bridge/workers/config.ts';
+import { AdapterWorker, type TaskEvent } from '../../bridge/workers/serve.ts';
 import { AnxError } from '../errors.ts';
 
 interface Helpers {
@@ -36,6 +35,21 @@ function positiveInt(flag: string) {
 
 function configured(options: { adapter?: string; config: string }): ConfiguredAdapter {
   return createAdapter(readWorkerConfig(options.config), options.adapter);
+}
+
+function describe(e: TaskEvent): string {
+  switch (e.state) {
+    case 'started':
+      return `started (stage ${e.stage}, attempt ${e.attempt})`;
+    case 'delivered':
+      return `delivered ${e.ref.key}@${e.ref.version} (${e.ref.size} bytes)`;
+    case 'rejected':
+      return `rejected: ${e.reason}`;
+    case 'failed':
+      return `failed${e.fatal ? ' (fatal)' : ''}: ${e.error}`;
+    case 'stopped':
+      return 'stopped unanswered';
+  }
 }
 
 /** One line of what the worker does: JSON lines with --json, plain lines on stderr otherwise. */
@@ -79,76 +93,28 @@ Examples:
   anx-runtime worker run --did <did> --role reviewer --adapter ollama --config ollama.yaml --max-tasks 1`,
     )
     .action(async (o: RunOptions, cmd: Command) => {
-      const { adapter, options } = configured(o);
+      const configuredAdapter = configured(o);
       const api = h.client(cmd);
       await api.get(`/v1/identities/${encodeURIComponent(o.did)}`);
       const log = logger(cmd.optsWithGlobals().json === true);
-      const stopAll = new AbortController();
-      const running = new Set<Promise<void>>();
-      const handle = adapterHandler(adapter, options);
-      let answered = 0;
-      let stopping: (() => void) | undefined;
-      const stopped = new Promise<void>((resolve) => {
-        stopping = resolve;
+      const worker = new AdapterWorker(api, o.did, o.role, configuredAdapter, {
+        pollMs: o.poll,
+        ...(o.maxTasks === undefined ? {} : { maxTasks: o.maxTasks }),
+        onTask: (e) => log({ event: 'task', ...e }, `task ${e.task_id}: ${describe(e)}`),
       });
-      const remote = new RemoteWorker(api, o.did, o.poll);
-      remote.onStage(o.role, (ctx) => {
-        const task = ctx.task;
-        log(
-          {
-            event: 'task',
-            state: 'started',
-            task_id: task.task_id,
-            stage: task.stage,
-            attempt: task.attempt,
-          },
-          `task ${task.task_id}: started (stage ${task.stage}, attempt ${task.attempt})`,
-        );
-        const note = (state: string, detail: Record<string, unknown>, text: string) => {
-          answered++;
-          log({ event: 'task', state, task_id: task.task_id, ...detail }, `task ${task.task_id}: ${text}`);
-          if (o.maxTasks !== undefined && answered >= o.maxTasks) stopping?.();
-        };
-        const watched: AdapterStageContext = {
-          ...ctx,
-          signal: stopAll.signal,
-          deliver: async (d) => {
-            const ref = await ctx.deliver(d);
-            note('delivered', { ref }, `delivered ${ref.key}@${ref.version} (${ref.size} bytes)`);
-            return ref;
-          },
-          reject: async (r) => {
-            await ctx.reject(r);
-            note('rejected', { reason: r.reason }, `rejected: ${r.reason}`);
-          },
-          fail: async (e, f) => {
-            await ctx.fail(e, f);
-            const error = e instanceof Error ? e.message : String(e);
-            note('failed', { error, fatal: f?.fatal === true }, `failed: ${error}`);
-          },
-        };
-        const p = handle(watched).finally(() => running.delete(p));
-        running.add(p);
-        // A task stopped by Ctrl-C must stay open for the next worker: RemoteWorker fails a task whose
-        // handler returns unanswered, so the handler's promise is left pending once the worker stops.
-        return p.then(() => (stopAll.signal.aborted ? new Promise<void>(() => {}) : undefined));
-      });
-      const onSignal = () => stopping?.();
+      const onSignal = () => void worker.stop();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      const kind = configuredAdapter.adapter.kind;
       log(
-        { event: 'serving', did: o.did, role: o.role, adapter: adapter.kind },
-        `serving ${o.role} as ${o.did} with the ${adapter.kind} adapter (Ctrl-C to stop)`,
+        { event: 'serving', did: o.did, role: o.role, adapter: kind },
+        `serving ${o.role} as ${o.did} with the ${kind} adapter (Ctrl-C to stop)`,
       );
-      remote.start();
-      await stopped;
-      remote.stop();
+      worker.start();
+      await worker.done;
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      // Work still under way is stopped; its tasks stay open for the next worker.
-      stopAll.abort();
-      await Promise.allSettled([...running]);
-      log({ event: 'stopped', answered }, `stopped after answering ${answered} task(s)`);
+      log({ event: 'stopped', answered: worker.count }, `stopped after answering ${worker.count} task(s)`);
     });
 
   worker
