@@ -1,5 +1,5 @@
 // Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AnxError } from '../../runtime/errors.ts';
 import { freeLoopbackPort, leafConfig, NatsServer, parseLeafUrl, portOpen } from './nats-server.ts';
 import { NatsTransport } from './nats-transport.ts';
@@ -11,6 +11,8 @@ export interface JoinOptions {
   relayUrl?: string;
   /** `nats://host:port`: use this NATS server (a leaf shared by several hosts, or the hub itself). */
   natsUrl?: string;
+  /** PEM file of the CA that signed the hub's certificate, for a `tls://` relay URL with a private CA. */
+  relayCa?: string;
   /** Client port of the local leaf (default 4223; 0 picks a free one). */
   leafPort?: number;
   /** Address the local leaf's client port binds (default 127.0.0.1; a LAN address lets other hosts share it). */
@@ -49,7 +51,11 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
   let leaf: NatsServer | undefined;
   let url: string;
   if (options.relayUrl !== undefined) {
-    const { hub, credentials } = parseLeafUrl(options.relayUrl);
+    const { hub, credentials, tls } = parseLeafUrl(options.relayUrl);
+    if (options.relayCa !== undefined && !tls)
+      throw new AnxError('ANX_ARGUMENT_INVALID', '--relay-ca expected a tls:// relay URL, got nats-leaf://', {
+        hint: 'a hub started with --tls-cert prints a tls:// join URL',
+      });
     const port = options.leafPort === 0 ? await freeLoopbackPort() : (options.leafPort ?? 4223);
     url = `nats://127.0.0.1:${port}`;
     if (!(await portOpen(port))) {
@@ -61,6 +67,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
           port,
           hub,
           credentials,
+          ...(tls ? { tls: options.relayCa === undefined ? {} : { caFile: resolve(options.relayCa) } } : {}),
           ...(options.leafHost === undefined ? {} : { clientHost: options.leafHost }),
         }),
       });

@@ -98,7 +98,14 @@ program
       .argParser(parsePort),
   )
   .option('--detach', 'run in the background; prints where it listens and returns')
-  .option('--relay <url>', 'join a relay hub: start a local leaf joined to nats-leaf://USER:PASS@HUB:PORT')
+  .option(
+    '--relay <url>',
+    'join a relay hub: start a local leaf joined to nats-leaf://USER:PASS@HUB:PORT (tls://… for a hub with TLS)',
+  )
+  .option(
+    '--relay-ca <file>',
+    "PEM file of the CA that signed a tls:// hub's certificate (default: system CAs)",
+  )
   .option('--nats <url>', 'join the relay through an existing NATS server (a shared leaf): nats://HOST:PORT')
   .option(
     '--leaf-port <port>',

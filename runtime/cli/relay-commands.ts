@@ -1,7 +1,7 @@
 // The relay's CLI commands: `relay start` (a hub), `relay status`, `discover`, `card publish`, `webhook set`, and `start`'s relay flags.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import {
@@ -18,6 +18,7 @@ export interface StartOptions {
   port: number;
   detach?: boolean;
   relay?: string;
+  relayCa?: string;
   nats?: string;
   leafPort?: number;
   leafHost?: string;
@@ -65,6 +66,7 @@ export function relayJoinOptions(o: StartOptions) {
   const heartbeat = Number(process.env.ANX_HEARTBEAT_MS);
   return {
     ...(o.relay === undefined ? {} : { relayUrl: o.relay }),
+    ...(o.relayCa === undefined ? {} : { relayCa: o.relayCa }),
     ...(o.nats === undefined ? {} : { natsUrl: o.nats }),
     ...(o.leafPort === undefined ? {} : { leafPort: o.leafPort }),
     ...(o.leafHost === undefined ? {} : { leafHost: o.leafHost }),
@@ -76,6 +78,7 @@ export function relayJoinOptions(o: StartOptions) {
 export function relayArgs(o: StartOptions): string[] {
   const args: string[] = [];
   if (o.relay !== undefined) args.push('--relay', o.relay);
+  if (o.relayCa !== undefined) args.push('--relay-ca', resolve(o.relayCa));
   if (o.nats !== undefined) args.push('--nats', o.nats);
   if (o.leafPort !== undefined) args.push('--leaf-port', String(o.leafPort));
   if (o.leafHost !== undefined) args.push('--leaf-host', o.leafHost);
@@ -118,15 +121,46 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
     .option('--leaf-host <addr>', 'address of the leafnode listener', '0.0.0.0')
     .option('--http-port <port>', 'monitoring port on 127.0.0.1 (default off)', port('--http-port'))
     .option(
+      '--tls-cert <file>',
+      'PEM certificate for TLS on the leafnode port (with --tls-key); leaves join with tls://',
+    )
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option(
       '--public-host <name>',
       'the name hosts reach this hub by, for the printed join command',
       hostname(),
     )
     .action(
       async (
-        o: { port: number; leafPort: number; leafHost: string; httpPort?: number; publicHost: string },
+        o: {
+          port: number;
+          leafPort: number;
+          leafHost: string;
+          httpPort?: number;
+          publicHost: string;
+          tlsCert?: string;
+          tlsKey?: string;
+        },
         cmd: Command,
       ) => {
+        if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
+          throw new AnxError(
+            'ANX_ARGUMENT_INVALID',
+            'relay start expected --tls-cert and --tls-key together',
+            {
+              hint: 'give both PEM files (certificate and its private key), or neither for a plain leafnode port',
+            },
+          );
+        for (const file of [o.tlsCert, o.tlsKey]) {
+          if (file !== undefined && !existsSync(file))
+            throw new AnxError('ANX_ARGUMENT_INVALID', `TLS file ${JSON.stringify(file)} does not exist`, {
+              hint: 'pass the paths of the PEM certificate and key the hub should present',
+            });
+        }
+        const tls =
+          o.tlsCert === undefined || o.tlsKey === undefined
+            ? undefined
+            : { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey) };
         // Port 0 picks free ports (tests, trying it out).
         if (o.port === 0) o.port = await freeLoopbackPort();
         if (o.leafPort === 0) o.leafPort = await freeLoopbackPort();
@@ -145,10 +179,11 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
             ...(o.httpPort === undefined ? {} : { httpPort: o.httpPort }),
             storeDir: join(dir, 'jetstream'),
             credentials,
+            ...(tls === undefined ? {} : { tls }),
           }),
         });
         await server.start({ supervise: true });
-        const join_ = `nats-leaf://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${o.publicHost}:${o.leafPort}`;
+        const join_ = `${tls === undefined ? 'nats-leaf' : 'tls'}://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${o.publicHost}:${o.leafPort}`;
         h.out(
           cmd,
           {
@@ -157,15 +192,16 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
             clientUrl: server.url,
             leafListen: `${o.leafHost}:${o.leafPort}`,
             join: join_,
+            tls: tls !== undefined,
             credentials: credentialsFile,
           },
           () =>
             [
               `relay hub running (nats-server pid ${server.pid}), config ${server.configFile}`,
               `  clients:   ${server.url}`,
-              `  leafnodes: ${o.leafHost}:${o.leafPort} (user/password in ${credentialsFile}, readable by you only)`,
+              `  leafnodes: ${o.leafHost}:${o.leafPort}${tls === undefined ? '' : ' over TLS'} (user/password in ${credentialsFile}, readable by you only)`,
               'Hosts join with:',
-              `  anx-runtime start --relay '${join_}'`,
+              `  anx-runtime start --relay '${join_}'${tls === undefined ? '' : ' [--relay-ca <CA file> for a private CA]'}`,
               'Several hosts on one machine or LAN can share one leaf: start the first with --relay, the others with',
               '  anx-runtime start --nats nats://<that machine>:4223',
               'Press Ctrl+C to stop.',
