@@ -301,10 +301,10 @@ class ProgressStream {
 
   private async send(p: StageProgress): Promise<void> {
     const text = textOf(p.payload);
-    // One event stays under the runtime's payload limit (counted in UTF-16 units, a safe bound for JSON).
-    if (text !== undefined && text.length > 16_000) {
-      for (let i = 0; i < text.length; i += 16_000)
-        await this.send({ kind: p.kind, payload: { text: text.slice(i, i + 16_000) } });
+    // One event stays under the runtime's 64 KiB payload limit even if every character is escaped (\u00XX).
+    if (text !== undefined && text.length > 8000) {
+      for (let i = 0; i < text.length; i += 8000)
+        await this.send({ kind: p.kind, payload: { text: text.slice(i, i + 8000) } });
       return;
     }
     await this.ctx.progress(p).catch(() => {});
