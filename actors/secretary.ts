@@ -325,7 +325,7 @@ export class Secretaries {
   async dispatch(request: DispatchRequest, options: { waitMs?: number } = {}): Promise<DispatchStatus> {
     const r = this.checkDispatch(request);
     const owner = this.owners.require(r.owner_did, 'owner_did');
-    const resource = `session:${r.session_id}`;
+    const resource = `dispatch:${owner.did}/${r.session_id}`;
     const decision = this.authorizer.authorize({
       actor: r.actor_did,
       principal: owner.did,
@@ -426,7 +426,7 @@ export class Secretaries {
       actor: request.actor_did,
       principal: c.owner,
       action: 'abort',
-      resource: `session:${c.session_id}`,
+      resource: `dispatch:${c.owner}/${c.session_id}`,
       proof: request.actor_proof,
       token: request.token,
       write: true,
@@ -455,7 +455,7 @@ export class Secretaries {
         actor: options.actor,
         principal: c.owner,
         action: 'status',
-        resource: `session:${c.session_id}`,
+        resource: `dispatch:${c.owner}/${c.session_id}`,
         proof: options.proof,
         token: options.token,
       });
@@ -518,7 +518,36 @@ export class Secretaries {
   private onEvents(events: readonly EventV1[]): void {
     for (const e of events) {
       if (e.actor?.startsWith(DISPATCH_PREFIX) && e.kind === 'status') this.kick(e.actor);
+      else if (e.kind === 'error' && e.actor?.startsWith('did:')) this.auditRefusedMail(e);
     }
+  }
+
+  /** A DID's gatekeeper refusing mail (local or relayed) is an authorization decision: it is audited. */
+  private auditRefusedMail(e: EventV1): void {
+    const p = e.payload as { code?: unknown; from?: unknown; id?: unknown; type?: unknown } | null;
+    const code = typeof p?.code === 'string' ? p.code : '';
+    if (!code.startsWith('ANX_GATEKEEPER_') && code !== 'ANX_CONTROL_FORBIDDEN') return;
+    try {
+      this.auditMail(e, p, code);
+    } catch {
+      // An audit record that cannot be written must not stop the event listeners.
+    }
+  }
+
+  private auditMail(
+    e: EventV1,
+    p: { from?: unknown; id?: unknown; type?: unknown } | null,
+    code: string,
+  ): void {
+    this.authorizer.auditDenial(
+      {
+        actor: typeof p?.from === 'string' ? p.from : 'unknown',
+        principal: e.actor as string,
+        action: 'message.receive',
+        resource: `inbox:${e.actor}`,
+      },
+      new AnxError(code, `${e.actor} refused ${String(p?.type)} ${String(p?.id)} from ${String(p?.from)}`),
+    );
   }
 
   /** Runs the dispatch's next step, once at a time per dispatch; a kick during a step runs it again after. */

@@ -76,6 +76,8 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
   const scripts = new ScriptWorkers(t);
   scripts.restore();
   const dec = (s: string | undefined) => decodeURIComponent(s ?? '');
+  const audited: typeof t.secretaries.authorizer.audited = (request, work) =>
+    t.secretaries.authorizer.audited(request, work);
   /** The acting DID for reads: `as`, else the Enclave's owner. */
   const reader = (enclave: string, url: URL) => query(url, 'as', false) ?? t.enclaves.get(enclave).owner;
 
@@ -144,16 +146,28 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
   route('POST', '/v1/vault/:enclave/put', async (_u, [enclave], body) => {
     const b = obj(body);
     const as = str(b, 'as') as string;
-    const ref = await t.vault.put(
-      dec(enclave),
-      str(b, 'key') as string,
+    const enclaveId = dec(enclave);
+    const key = str(b, 'key') as string;
+    // Membership is the check (in the vault); the entry point audits its outcome.
+    const ref = await audited(
       {
-        kind: (str(b, 'kind', false) ?? 'text') as string,
-        content: contentOf(b),
-        summary: typeof b['summary'] === 'string' ? b['summary'] : '',
-        ...(b['author'] === undefined ? {} : { author: b['author'] as string }),
+        actor: as,
+        principal: t.enclaves.get(enclaveId).owner,
+        action: 'vault.write',
+        resource: `vault:${enclaveId}/${key}`,
       },
-      as,
+      () =>
+        t.vault.put(
+          enclaveId,
+          key,
+          {
+            kind: (str(b, 'kind', false) ?? 'text') as string,
+            content: contentOf(b),
+            summary: typeof b['summary'] === 'string' ? b['summary'] : '',
+            ...(b['author'] === undefined ? {} : { author: b['author'] as string }),
+          },
+          as,
+        ),
     );
     return { ref };
   });
@@ -165,9 +179,27 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
   route('POST', '/v1/runs/:id/control', async (_u, [id], body) => {
     const runId = dec(id);
     const b = obj(body);
-    const as = str(b, 'as', false);
     const action = str(b, 'action') as string;
     const reason = typeof b['reason'] === 'string' ? { reason: b['reason'] } : {};
+    // The actor (`as`, default the owner) must be the owner, its secretary, or hold a capability token.
+    const run = t.runs.status(runId);
+    const actor = str(b, 'as', false) ?? run.owner;
+    t.secretaries.authorizer.authorize({
+      actor,
+      principal: run.owner,
+      action:
+        action === 'abort'
+          ? 'abort'
+          : ['deliver', 'reassign', 'skip'].includes(action)
+            ? 'takeover'
+            : 'run.control',
+      resource: `run:${runId}`,
+      proof: b['actor_proof'],
+      token: b['token'],
+      write: true,
+    });
+    // A token holder acts for the owner: the run hears the owner, the audit log names the actor.
+    const as = actor === run.owner || actor === run.coordinator ? actor : run.owner;
     switch (action) {
       case 'pause':
       case 'resume':
@@ -207,13 +239,18 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
   route('GET', '/v1/workers/:did/tasks', (_u, [did]) => ({ tasks: t.workers.pending(dec(did)) }));
   route('POST', '/v1/workers/:did/deliver', async (_u, [did], body) => {
     const b = obj(body);
-    const ref = await t.workers.deliver(dec(did), str(b, 'task_id') as string, {
-      value: contentOf(b, 'value'),
-      ...(typeof b['kind'] === 'string' ? { kind: b['kind'] } : {}),
-      ...(typeof b['key'] === 'string' ? { key: b['key'] } : {}),
-      ...(typeof b['summary'] === 'string' ? { summary: b['summary'] } : {}),
-      ...(typeof b['choice'] === 'string' ? { choice: b['choice'] } : {}),
-    });
+    const taskId = str(b, 'task_id') as string;
+    const ref = await audited(
+      { actor: dec(did), principal: dec(did), action: 'stage.deliver', resource: `task:${taskId}` },
+      () =>
+        t.workers.deliver(dec(did), taskId, {
+          value: contentOf(b, 'value'),
+          ...(typeof b['kind'] === 'string' ? { kind: b['kind'] } : {}),
+          ...(typeof b['key'] === 'string' ? { key: b['key'] } : {}),
+          ...(typeof b['summary'] === 'string' ? { summary: b['summary'] } : {}),
+          ...(typeof b['choice'] === 'string' ? { choice: b['choice'] } : {}),
+        }),
+    );
     return { ref };
   });
   route('POST', '/v1/workers/:did/reject', async (_u, [did], body) => {

@@ -101,6 +101,7 @@ export const SECRETARY_ACTIONS: readonly string[] = [
   'takeover',
   'vault.write',
   'vault.read',
+  'run.control',
 ];
 
 const PROOF_WINDOW_MS = 5 * 60_000;
@@ -139,6 +140,23 @@ export class ActorAuthorizer {
       this.audit(request, 'deny', err);
       throw err;
     }
+  }
+
+  /**
+   * Runs `work`, an action allowed by a check of its own (Enclave membership, a running task), and
+   * audits its outcome: allowed, or refused with the typed error it threw.
+   */
+  async audited<T>(request: Omit<ActRequest, 'proof' | 'token'>, work: () => Promise<T> | T): Promise<T> {
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      if (err instanceof AnxError && /^ANX_(FORBIDDEN|TASK_NOT_RUNNING|FROZEN|TOKEN_)/.test(err.code))
+        this.audit(request, 'deny', err);
+      throw err;
+    }
+    this.audit(request, 'allow');
+    return result;
   }
 
   /** Audits a refusal found elsewhere (a membership or validation check) against an acting DID. */
@@ -219,13 +237,15 @@ export class ActorAuthorizer {
         `${actor} is bound to ${principal} as ${active.map((b) => b.statement.role).join(', ')}, which does not let it ${action} for the owner`,
         'bind it as a secretary (`anx-runtime owner bind OWNER AGENT --role secretary`) or give it a capability token',
       );
-    if (secretaries.some((b) => b.state === 'expired'))
+    // The newest secretary binding says why the agent no longer acts for the owner.
+    const latest = secretaries[0];
+    if (latest?.state === 'expired')
       return new ActorForbiddenError(
         'ANX_FORBIDDEN_BINDING_EXPIRED',
         `the binding of ${actor} to ${principal} expired; it may not ${action} for the owner`,
         'the owner binds it again with `anx-runtime owner bind OWNER AGENT --role secretary --expires 30d`',
       );
-    if (secretaries.some((b) => b.state === 'unbound'))
+    if (latest?.state === 'unbound')
       return new ActorForbiddenError(
         'ANX_FORBIDDEN_BINDING_REVOKED',
         `${actor} was unbound from ${principal}; it may not ${action} for the owner`,
