@@ -2,9 +2,12 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { DID_KIND, didActor } from '../../actors/did.ts';
-import { ENCLAVE_KIND, enclaveActor } from '../../actors/enclave.ts';
+import { DID_KIND } from '../../actors/did.ts';
+import { DISCUSSION_KIND } from '../../actors/discussions.ts';
+import { ENCLAVE_KIND } from '../../actors/enclave.ts';
 import { RUN_KIND_PREFIX, runAddress } from '../../actors/playbook-run.ts';
+import { SECRETARY_KIND } from '../../actors/secretary.ts';
+import { TASK_KIND } from '../../actors/tasks.ts';
 import { compilePlaybook } from '../../machines/playbook/compile.ts';
 import { playbookTemplate, TEMPLATE_NAMES, type TemplateName } from '../../machines/playbook/templates.ts';
 import { type MachineGraph, machineGraph, type StateNodeLike } from '../../playground/src/graph.ts';
@@ -117,6 +120,18 @@ export type PlaygroundRoute = (
   handler: (url: URL, params: string[]) => unknown,
 ) => void;
 
+/** The fixed machine kinds a host may register, in the order the page lists them. */
+const BUILTIN_KINDS: ReadonlyArray<readonly [string, string]> = [
+  [DID_KIND, 'DID'],
+  [SECRETARY_KIND, 'Secretary'],
+  [ENCLAVE_KIND, 'Enclave'],
+  [TASK_KIND, 'Task'],
+  [DISCUSSION_KIND, 'Discussion'],
+];
+
+/** Actors of one kind (other than runs, Enclaves and local DIDs) offered to follow. */
+const MAX_ACTORS_PER_KIND = 200;
+
 /** A machine the page can draw, without its graph. */
 export interface MachineEntry {
   kind: string;
@@ -134,10 +149,11 @@ export function installPlaygroundRoutes(host: Host, relay: Relay | undefined, ro
   const dec = (s: string | undefined) => decodeURIComponent(s ?? '');
 
   const machines = (): MachineEntry[] => {
-    const out: MachineEntry[] = [
-      { kind: DID_KIND, title: 'DID', version: didActor.version, source: 'builtin', runs: [] },
-      { kind: ENCLAVE_KIND, title: 'Enclave', version: enclaveActor.version, source: 'builtin', runs: [] },
-    ];
+    const out: MachineEntry[] = [];
+    for (const [kind, title] of BUILTIN_KINDS) {
+      const def = host.system.machine(kind);
+      if (def !== undefined) out.push({ kind, title, version: def.version, source: 'builtin', runs: [] });
+    }
     for (const name of TEMPLATE_NAMES) {
       const def = playbookTemplate(name);
       out.push({
@@ -227,13 +243,30 @@ export function installPlaygroundRoutes(host: Host, relay: Relay | undefined, ro
       const address = `enclave/${id}`;
       return { address, kind: ENCLAVE_KIND, label: address, value: host.system.info(address)?.value ?? null };
     });
+    // Secretaries, tasks and discussions: the most recent few of each kind this host holds.
+    const others = BUILTIN_KINDS.filter(([kind]) => kind !== DID_KIND && kind !== ENCLAVE_KIND).flatMap(
+      ([kind, title]) => {
+        const found: Array<{ address: string; kind: string; label: string; value: unknown }> = [];
+        if (host.system.machine(kind) === undefined) return found;
+        for (const address of host.system.addresses(kind)) {
+          found.push({
+            address,
+            kind,
+            label: `${title.toLowerCase()} ${address}`,
+            value: host.system.info(address)?.value ?? null,
+          });
+          if (found.length >= MAX_ACTORS_PER_KIND) break;
+        }
+        return found;
+      },
+    );
     const dids = host.keystore.list().map((k) => ({
       address: k.did,
       kind: DID_KIND,
       label: k.name === null || k.name === undefined ? k.did : `${k.name} ${k.did}`,
       value: host.system.info(k.did)?.value ?? null,
     }));
-    return { actors: [...runs, ...enclaves, ...dids] };
+    return { actors: [...runs, ...enclaves, ...others, ...dids] };
   });
 
   route('GET', '/v1/playground/actors/:address', (_url, [address]) => {

@@ -1,5 +1,6 @@
 // Statechart graphs and their layout: every state and state-changing transition drawn, boxes nested and apart.
 import { describe, expect, it } from 'vitest';
+import { startApiServer } from '../../bridge/api/server.ts';
 import { didMachine } from '../../machines/did.ts';
 import { enclaveMachine } from '../../machines/enclave.ts';
 import { compilePlaybook } from '../../machines/playbook/compile.ts';
@@ -13,6 +14,8 @@ import {
   type StateNodeLike,
 } from '../../playground/src/graph.ts';
 import { type Box, layoutGraph } from '../../playground/src/layout.ts';
+import { Host } from '../../runtime/host.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 function graphOf(machine: { root: unknown }, kind: string): MachineGraph {
   return machineGraph(machine.root as StateNodeLike, { kind, title: kind, version: 1 });
@@ -31,6 +34,25 @@ function inside(outer: Box, inner: Box): boolean {
 
 function overlap(a: Box, b: Box): boolean {
   return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+function checkLayout(graph: MachineGraph): void {
+  const layout = layoutGraph(graph);
+  const box = new Map(layout.boxes.map((b) => [b.id, b]));
+  const nodes = allNodes(graph.root);
+  expect(layout.boxes).toHaveLength(nodes.length);
+  for (const n of nodes) {
+    const parent = box.get(n.id) as Box;
+    for (const [i, c] of n.children.entries()) {
+      expect(inside(parent, box.get(c.id) as Box), `${c.id} inside ${n.id}`).toBe(true);
+      for (const d of n.children.slice(i + 1))
+        expect(overlap(box.get(c.id) as Box, box.get(d.id) as Box), `${c.id} apart from ${d.id}`).toBe(false);
+    }
+  }
+  for (const b of layout.boxes) {
+    expect(b.x + b.w).toBeLessThanOrEqual(layout.width);
+    expect(b.y + b.h).toBeLessThanOrEqual(layout.height);
+  }
 }
 
 describe('machine graphs', () => {
@@ -107,26 +129,59 @@ describe('layout', () => {
   it.each(machines)(
     'places every state of %s inside its parent and apart from its siblings',
     (_name, graph) => {
-      const layout = layoutGraph(graph);
-      const box = new Map(layout.boxes.map((b) => [b.id, b]));
-      const nodes = allNodes(graph.root);
-      expect(layout.boxes).toHaveLength(nodes.length);
-      for (const n of nodes) {
-        const parent = box.get(n.id) as Box;
-        for (const [i, c] of n.children.entries()) {
-          expect(inside(parent, box.get(c.id) as Box), `${c.id} inside ${n.id}`).toBe(true);
-          for (const d of n.children.slice(i + 1))
-            expect(overlap(box.get(c.id) as Box, box.get(d.id) as Box), `${c.id} apart from ${d.id}`).toBe(
-              false,
-            );
-        }
-      }
-      for (const b of layout.boxes) {
-        expect(b.x + b.w).toBeLessThanOrEqual(layout.width);
-        expect(b.y + b.h).toBeLessThanOrEqual(layout.height);
-      }
+      checkLayout(graph);
     },
   );
+
+  it('draws every machine a real host serves, run machines included', async () => {
+    const host = await Host.open({ dataDir: tempDir('anx-graphs-'), noSync: true });
+    const api = await startApiServer(host, { port: 0, token: 'graph-test-token' });
+    try {
+      const owner = (await host.createIdentity({ name: 'owner' })).did;
+      const enclave = (await host.teamwork.enclaves.create({ owner, id: 'e' })).enclave_id;
+      const assignments = Object.fromEntries(playbookTemplate('pipeline').stages.map((s) => [s.role, owner]));
+      await host.teamwork.startRun({
+        playbook: 'pipeline',
+        objective: 'o',
+        owner,
+        enclave,
+        assignments,
+        run_id: 'r1',
+      });
+      const get = async <T>(path: string): Promise<T> => {
+        const res = await fetch(`${api.url}${path}`, {
+          headers: { authorization: 'Bearer graph-test-token' },
+        });
+        expect(res.status, path).toBe(200);
+        return (await res.json()) as T;
+      };
+      const { machines: list } = await get<{
+        machines: Array<{ kind: string; source: string; runs: string[] }>;
+      }>('/v1/playground/machines');
+      const kinds = list.map((m) => m.kind);
+      for (const k of ['did', 'secretary', 'enclave', 'task', 'discussion', 'template/dev-team'])
+        expect(kinds).toContain(k);
+      expect(list.find((m) => m.source === 'run')?.runs).toEqual(['r1']);
+      for (const m of list) {
+        const graph = await get<MachineGraph>(`/v1/playground/machines/${encodeURIComponent(m.kind)}`);
+        expect(graph.kind).toBe(m.kind);
+        checkLayout(graph);
+      }
+      const unknown = await fetch(`${api.url}/v1/playground/machines/nope`, {
+        headers: { authorization: 'Bearer graph-test-token' },
+      });
+      expect(unknown.status).toBe(404);
+      expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe(
+        'ANX_MACHINE_NOT_FOUND',
+      );
+      const { actors } = await get<{ actors: Array<{ address: string }> }>('/v1/playground/actors');
+      expect(actors[0]).toMatchObject({ address: 'run/r1' });
+    } finally {
+      await api.close();
+      await host.close();
+      cleanupTempDirs();
+    }
+  });
 
   it('draws one path per pair of states, labelled with every transition between them', () => {
     const layout = layoutGraph(devTeam);
