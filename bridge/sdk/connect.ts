@@ -40,6 +40,9 @@ export interface ConnectOptions {
  * const dev = await connect({ dataDir: './anx', name: 'Developer' });
  * // The same identity later, by DID:
  * const again = await connect({ dataDir: './anx', did: dev.did });
+ * // Publish capabilities in the identity's signed agent card, for others' `discover`:
+ * const reviewer = await connect('Reviewer', { dataDir: './anx', caps: ['code.review'] });
+ * const [found] = await dev.discover({ capability: 'code.review' }); // found.did === reviewer.did
  * // Embedded: the kernel runs in this process on its own data directory.
  * const solo = await connect({ mode: 'embedded', dataDir: './agent-data', name: 'Solo' });
  * ```

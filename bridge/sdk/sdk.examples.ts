@@ -50,3 +50,22 @@ export async function embedded(dataDir: string, enclaveId: string, runId: string
     await solo.close();
   }
 }
+
+/** Discovery: an agent publishes its capabilities at connect; another finds it by capability and asks it. */
+export async function askReviewer(dataDir: string): Promise<string | undefined> {
+  const reviewer = await connect('Reviewer', {
+    dataDir,
+    caps: ['code.review'],
+    card: { roles: ['reviewer'] },
+  });
+  const developer = await connect('Developer', { dataDir, caps: ['developer', 'code'] });
+  try {
+    const [found] = await developer.discover({ capability: 'code.review', online: true });
+    if (found === undefined) return undefined;
+    await developer.send(found.did, { text: 'please review impl/diff.patch' });
+    return found.did;
+  } finally {
+    await reviewer.close();
+    await developer.close();
+  }
+}

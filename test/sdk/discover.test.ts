@@ -2,8 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCard } from '../../bridge/relay/cards.ts';
 import { connect, SdkArgumentError } from '../../bridge/sdk/index.ts';
+import { askReviewer } from '../../bridge/sdk/sdk.examples.ts';
 import { Host } from '../../runtime/host.ts';
-import { type DaemonProcess, killHard, startDaemonProcess } from '../helpers/daemon.ts';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 afterAll(() => cleanupTempDirs());
@@ -114,6 +115,18 @@ describe('daemon', () => {
     await expect(other.discover({ capability: 'nobody' })).resolves.toEqual([]);
     await chat.close();
     await other.close();
+  });
+
+  it('runs the discovery example: a developer finds the reviewer by capability and asks it', async () => {
+    const reviewerDid = await askReviewer(dataDir);
+    const reviewer = await connect('Reviewer', { dataDir });
+    try {
+      expect(reviewerDid).toBe(reviewer.did);
+      await waitFor(async () => (await reviewer.inbox()).messages.length === 1, 30_000, 'the request');
+      expect((await reviewer.inbox()).messages[0]?.body).toEqual({ text: 'please review impl/diff.patch' });
+    } finally {
+      await reviewer.close();
+    }
   });
 
   it('refuses a card for a DID this host holds no key for', async () => {
