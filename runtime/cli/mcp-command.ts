@@ -34,7 +34,7 @@ export function registerMcpCommand(program: Command, dataDirOf: (cmd: Command) =
   program
     .command('mcp')
     .description(
-      'serve MCP over stdio as one identity (the same DID at every start): send, inbox, discover, run status, vault, stage work',
+      'serve MCP over stdio as one identity (the same DID at every start): messages, discover, dispatch/abort, runs, vault, stage work, tasks, discussions',
     )
     .option('-n, --name <name>', 'the identity to act as; bound to one DID in the data directory', 'anx-mcp')
     .option(
