@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { orchestrate } from '../../docs/examples/orchestration.ts';
-import { type DaemonProcess, killHard, startDaemonProcess } from '../helpers/daemon.ts';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const WORKER = fileURLToPath(new URL('../../docs/examples/orchestration-worker.ts', import.meta.url));
@@ -75,9 +75,16 @@ it('owner register → secretary register → bind developer → dispatch → wo
   expect(r.aborted.run?.state).toBe('aborted');
 
   // The Owner got the result (with the manifest) and the abort notice as messages.
-  const inbox = await api.get<{ messages: Array<{ type: string; body: Record<string, unknown> }> }>(
-    `/v1/inbox/${encodeURIComponent(r.owner)}`,
+  const ownerInbox = () =>
+    api.get<{ messages: Array<{ type: string; body: Record<string, unknown> }> }>(
+      `/v1/inbox/${encodeURIComponent(r.owner)}`,
+    );
+  await waitFor(
+    async () => (await ownerInbox()).messages.some((m) => m.type === 'secretary.aborted'),
+    30_000,
+    'the abort notice in the owner inbox',
   );
+  const inbox = await ownerInbox();
   const result = inbox.messages.find((m) => m.type === 'secretary.result');
   expect(result?.body).toMatchObject({
     session_id: 'sess_login_001',

@@ -72,6 +72,11 @@ it('dispatches to the bound developer, runs, and reports the signed manifest to 
     source: { channel: 'sdk', message_ref: 'msg_001' },
   });
   expect(again.run_id).toBe(started.run_id);
+  await until(
+    () => host.inbox(owner).messages.find((m) => m.type === 'secretary.result'),
+    'the result message',
+  );
+  await host.system.quiesce();
   const mail = host.inbox(owner).messages.filter((m) => m.type === 'secretary.result');
   expect(mail).toHaveLength(1);
   expect(mail[0]?.body).toMatchObject({
@@ -109,8 +114,11 @@ it('reports a takeover to the owner, who settles it; the result goes to the owne
       callback_url: url,
     });
     expect(started.authorization.basis).toBe('principal');
-    await until(() => (s.status('sess_takeover').takeovers === 1 ? true : undefined), 'the takeover report');
-    const report = host.inbox(owner).messages.find((m) => m.type === 'secretary.takeover');
+    const report = await until(
+      () => host.inbox(owner).messages.find((m) => m.type === 'secretary.takeover'),
+      'the takeover report',
+    );
+    expect(s.status('sess_takeover').takeovers).toBe(1);
     expect(report?.body).toMatchObject({
       session_id: 'sess_takeover',
       run_id: started.run_id,

@@ -3,18 +3,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenError } from '../../runtime/authority/errors.ts';
 import type { TokenConstraints, TokenRequest } from '../../runtime/authority/tokens.ts';
-import type { ManualClock } from '../../runtime/clock.ts';
 import { isAnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { cleanupTempDirs } from '../helpers/tmp.ts';
 import { closeHosts, forgeChain, HOUR, identities, type LinkFields, openHost, T0 } from './tokens-fixture.ts';
 
 let host: Host;
-let clock: ManualClock;
 let dids: string[];
 
 beforeAll(async () => {
-  ({ host, clock } = await openHost());
+  ({ host } = await openHost());
   dids = await identities(host, 4);
 });
 
