@@ -22,6 +22,12 @@ import {
   type DiscoveredAgent,
   type DiscoverQuery,
 } from './discover.ts';
+import {
+  type DiscussionsApi,
+  type DiscussionTransport,
+  discussionsApi,
+  type UnreadPage,
+} from './discussions.ts';
 import { SdkArgumentError, SdkClosedError } from './errors.ts';
 import {
   type OrchestrationTransport,
@@ -29,6 +35,7 @@ import {
   orchestration,
   type SecretaryApi,
 } from './orchestration.ts';
+import { type TasksApi, type TaskTransport, tasksApi } from './tasks.ts';
 import {
   checkHandler,
   checkInboxOptions,
@@ -74,6 +81,8 @@ export abstract class BaseClient implements AnxClient {
 
   readonly owner: OwnerApi;
   readonly secretary: SecretaryApi;
+  readonly tasks: TasksApi;
+  readonly discussions: DiscussionsApi;
 
   readonly worker = {
     onStage: (role: string, handler: StageHandler): (() => void) => {
@@ -100,6 +109,32 @@ export abstract class BaseClient implements AnxClient {
     );
     this.owner = owner;
     this.secretary = secretary;
+    this.tasks = tasksApi(
+      did,
+      () => this.taskTransport(),
+      (operation) => this.ensureOpen(operation),
+    );
+    this.discussions = discussionsApi(
+      did,
+      () => this.discussionTransport(),
+      (operation) => this.ensureOpen(operation),
+    );
+  }
+
+  async unread(options?: { limit?: number; mentionsOnly?: boolean }): Promise<UnreadPage> {
+    this.ensureOpen('unread()');
+    const limit = options?.limit;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000))
+      throw new SdkArgumentError('options.limit', 'an integer from 1 to 1000', limit);
+    return this.discussionTransport().unread(this.did, {
+      ...(limit === undefined ? {} : { limit }),
+      ...(options?.mentionsOnly === true ? { mentionsOnly: true } : {}),
+    });
+  }
+
+  async markRead(through?: number) {
+    this.ensureOpen('markRead()');
+    return this.discussionTransport().markRead(this.did, checkSeq('through', through));
   }
 
   async send(to: string, body?: unknown, options?: SendOptions): Promise<SendResult> {
@@ -163,6 +198,8 @@ export abstract class BaseClient implements AnxClient {
   protected abstract vaultGet(enclaveId: string, key: string, version: number | undefined): Promise<Artifact>;
   protected abstract vaultPut(enclaveId: string, key: string, artifact: VaultPut): Promise<ArtifactRef>;
   protected abstract orchestrationTransport(): OrchestrationTransport;
+  protected abstract taskTransport(): TaskTransport;
+  protected abstract discussionTransport(): DiscussionTransport;
   protected abstract registerStage(role: string, handler: StageHandler): () => void;
   protected abstract findCards(query: CardQuery): Promise<DiscoveredAgent[]>;
   protected abstract storeCard(fields: CardFields): Promise<AgentCard>;

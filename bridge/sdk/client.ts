@@ -7,7 +7,9 @@ import type {
   RemoteTask,
 } from '../api/worker-client.ts';
 import type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './discover.ts';
+import type { DiscussionsApi, UnreadPage } from './discussions.ts';
 import type { OwnerApi, SecretaryApi } from './orchestration.ts';
+import type { TasksApi } from './tasks.ts';
 
 /** A message in an identity's inbox, oldest first by `seq`. */
 export interface Message {
@@ -145,6 +147,16 @@ export interface AnxClient {
     /** Runs `handler` for each task of `role` assigned to this identity; returns a function that unregisters it. */
     onStage(role: string, handler: StageHandler): () => void;
   };
+  /** The Action Layer: tasks proposed, claimed and moved by statements this identity signs. */
+  tasks: TasksApi;
+  /** Discussions: posts, quoted replies, signed ballots, conclusions. */
+  discussions: DiscussionsApi;
+  /** Unread messages (after the read mark) with unread and mention counts; `mentionsOnly` keeps mentions. */
+  unread(options?: { limit?: number; mentionsOnly?: boolean }): Promise<UnreadPage>;
+  /** Marks the inbox read through `through` (default: the newest message). */
+  markRead(
+    through?: number,
+  ): Promise<{ unread: number; mentions: number; read_through: number; marked: number }>;
   /** Stops workers and message iterators; an embedded client closes its host. */
   close(): Promise<void>;
 }

@@ -6,8 +6,9 @@ import type { CardQuery } from '../relay/cards.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
 import { type AgentCard, type CardFields, type DiscoveredAgent, discoverSearch } from './discover.ts';
+import { type DiscussionTransport, discussionApiTransport } from './discussions.ts';
 import { apiTransport, type OrchestrationTransport } from './orchestration.ts';
-
+import { type TaskTransport, taskApiTransport } from './tasks.ts';
 export class DaemonClient extends BaseClient {
   readonly mode = 'daemon' as const;
   private readonly roles = new Map<string, { worker: RemoteWorker; handlers: Set<StageHandler> }>();
@@ -69,6 +70,14 @@ export class DaemonClient extends BaseClient {
 
   protected orchestrationTransport(): OrchestrationTransport {
     return apiTransport(this.api);
+  }
+
+  protected taskTransport(): TaskTransport {
+    return taskApiTransport(this.api);
+  }
+
+  protected discussionTransport(): DiscussionTransport {
+    return discussionApiTransport(this.api);
   }
 
   /**

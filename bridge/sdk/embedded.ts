@@ -6,8 +6,9 @@ import { localCards } from '../relay/local-cards.ts';
 import { BaseClient } from './base-client.ts';
 import type { Artifact, InboxPage, RunStatus, SendResult, StageHandler, VaultPut } from './client.ts';
 import type { AgentCard, CardFields, DiscoveredAgent } from './discover.ts';
+import { type DiscussionTransport, discussionHostTransport } from './discussions.ts';
 import { hostTransport, type OrchestrationTransport } from './orchestration.ts';
-
+import { type TaskTransport, taskHostTransport } from './tasks.ts';
 export class EmbeddedClient extends BaseClient {
   readonly mode = 'embedded' as const;
 
@@ -51,6 +52,14 @@ export class EmbeddedClient extends BaseClient {
 
   protected orchestrationTransport(): OrchestrationTransport {
     return hostTransport(this.host);
+  }
+
+  protected taskTransport(): TaskTransport {
+    return taskHostTransport(this.host);
+  }
+
+  protected discussionTransport(): DiscussionTransport {
+    return discussionHostTransport(this.host);
   }
 
   protected registerStage(role: string, handler: StageHandler): () => void {

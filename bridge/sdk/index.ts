@@ -20,6 +20,15 @@ export type {
 } from './client.ts';
 export { type ConnectOptions, connect } from './connect.ts';
 export type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './discover.ts';
+export type {
+  Discussion,
+  DiscussionsApi,
+  ForwardedDiscussionRequest,
+  OpenOptions,
+  Post,
+  UnreadPage,
+  VoteRule,
+} from './discussions.ts';
 export { SdkArgumentError, SdkClosedError, SdkIdentityError } from './errors.ts';
 export type {
   Binding,
@@ -31,3 +40,4 @@ export type {
   Secretary,
   SecretaryApi,
 } from './orchestration.ts';
+export type { ForwardedRequest, HomeOption, ProposeOptions, Task, TaskResource, TasksApi } from './tasks.ts';
