@@ -1,6 +1,6 @@
 // The anx MCP server: registers the tools on an McpServer and turns every failure into a readable tool error.
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { AnxError } from '../../runtime/errors.ts';
 import { VERSION } from '../../runtime/version.ts';
@@ -44,6 +44,27 @@ export function describeError(err: unknown): string {
   return `ANX_INTERNAL: ${(err as Error)?.message ?? String(err)}`;
 }
 
+function failure(err: unknown): CallToolResult {
+  return { content: [{ type: 'text', text: describeError(err) }], isError: true };
+}
+
+/** Every problem of the arguments, by field: `"to": Invalid input: expected string, received number`. */
+function argumentError(definition: ToolDefinition, error: z.ZodError): AnxError {
+  const problems = error.issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    return path === '' ? issue.message : `"${path}": ${issue.message}`;
+  });
+  const fields = Object.entries(definition.input).map(
+    ([field, schema]) => `${field}${z.safeParse(schema, undefined).success ? '?' : ''}`,
+  );
+  return new AnxError('ANX_MCP_ARGUMENT', `${definition.name}: ${problems.join('; ')}`, {
+    hint:
+      fields.length === 0
+        ? `${definition.name} takes no arguments`
+        : `${definition.name} takes ${fields.join(', ')}`,
+  });
+}
+
 function success(value: unknown): CallToolResult {
   const structured =
     value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -75,19 +96,37 @@ export function createAnxMcpServer(
       instructions: `You act as the anx identity ${agent.client.did} ("${agent.name}"). Use discover to find agents, send and inbox to talk to them, stage_tasks and stage_deliver to work on playbook runs.`,
     },
   );
+  const schemas = new Map<string, { definition: ToolDefinition; schema: z.ZodType }>();
   for (const definition of [...TOOLS, ...DISPATCH_TOOLS, ...COLLAB_TOOLS, ...(options.tools ?? [])]) {
+    // Strict: a misspelt argument is refused by name instead of silently ignored.
+    const schema = z.strictObject(definition.input);
+    schemas.set(definition.name, { definition, schema });
     server.registerTool(
       definition.name,
       {
         title: definition.title,
         description: definition.description,
-        // Strict: a misspelt argument is refused by name instead of silently ignored.
-        inputSchema: z.strictObject(definition.input),
+        inputSchema: schema,
         annotations: { readOnlyHint: definition.readOnly, openWorldHint: false },
       },
       (args: Record<string, unknown>) => inFlight.track(call(definition, args)),
     );
   }
+  // Calls are checked here rather than by McpServer, so that bad arguments are reported like every
+  // other failure: `ANX_MCP_ARGUMENT`, each field's problem, and a hint. Listing stays McpServer's.
+  server.server.setRequestHandler(CallToolRequestSchema, async (request) => {
+    const name = request.params.name;
+    const entry = schemas.get(name);
+    if (entry === undefined)
+      return failure(
+        new AnxError('ANX_MCP_UNKNOWN_TOOL', `there is no tool "${name}"`, {
+          hint: `the tools are ${[...schemas.keys()].join(', ')}`,
+        }),
+      );
+    const parsed = entry.schema.safeParse(request.params.arguments ?? {});
+    if (!parsed.success) return failure(argumentError(entry.definition, parsed.error));
+    return inFlight.track(call(entry.definition, parsed.data as Record<string, unknown>));
+  });
   return server;
 
   async function call(definition: ToolDefinition, args: Record<string, unknown>): Promise<CallToolResult> {
@@ -98,10 +137,10 @@ export function createAnxMcpServer(
         try {
           return success(await definition.run(agent, args as never));
         } catch (again) {
-          return { content: [{ type: 'text', text: describeError(again) }], isError: true };
+          return failure(again);
         }
       }
-      return { content: [{ type: 'text', text: describeError(err) }], isError: true };
+      return failure(err);
     }
   }
 }

@@ -33,6 +33,11 @@ const TOOL_NAMES = [
   'whoami',
 ];
 
+/** A refused argument as the server reports it: the code, the tool, the field, then the tool's arguments. */
+function argument(tool: string, field: string): RegExp {
+  return new RegExp(`^ANX_MCP_ARGUMENT: ${tool}: "${field}": .+\\nhint: ${tool} takes .*${field}`);
+}
+
 /** The inbox once it holds at least `count` messages. */
 async function inboxWith(mcp: McpProcess, count: number): Promise<Json> {
   let inbox: Json;
@@ -260,8 +265,16 @@ describe('against a running daemon', () => {
   it('answers bad arguments to every tool with a readable tool error, and keeps serving', async () => {
     const did = bobDid;
     const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-      ['whoami', { verbose: true }, /Unrecognized key.*verbose/],
-      ['send', { to: 5, text: 'x' }, /expected string, received number at to/],
+      [
+        'whoami',
+        { verbose: true },
+        /^ANX_MCP_ARGUMENT: whoami: Unrecognized key: "verbose"\nhint: whoami takes no arguments$/,
+      ],
+      [
+        'send',
+        { to: 5, text: 'x' },
+        /^ANX_MCP_ARGUMENT: send: "to": Invalid input: expected string, received number\nhint: send takes to, text\?, body\?, type\?, id\?$/,
+      ],
       [
         'send',
         { to: 'did:agentnexus:nope', text: 'x' },
@@ -270,49 +283,65 @@ describe('against a running daemon', () => {
       ['send', { to: did }, /ANX_MCP_ARGUMENT: send expected exactly one of "text" and "body"\nhint: /],
       ['send', { to: did, text: 'x', id: 'short' }, /ANX_SDK_ARGUMENT: "id" expected 16 to 64 characters/],
       ['send', { to: did, text: 'x', type: 'Bad Type' }, /ANX_SDK_ARGUMENT: "type" expected a lowercase/],
-      ['inbox', { limit: 0 }, /limit/],
-      ['inbox', { after_seq: -1 }, /after_seq/],
-      ['discover', { min_trust: 2 }, /min_trust/],
-      ['discover', { capability: 'has space' }, /expected a name like "code.review".*capability/],
-      ['run_status', {}, /run_id/],
+      ['inbox', { limit: 0 }, argument('inbox', 'limit')],
+      ['inbox', { after_seq: -1 }, argument('inbox', 'after_seq')],
+      ['discover', { min_trust: 2 }, argument('discover', 'min_trust')],
+      [
+        'discover',
+        { capability: 'has space' },
+        /^ANX_MCP_ARGUMENT: discover: "capability": expected a name like "code.review"/,
+      ],
+      ['run_status', {}, argument('run_status', 'run_id')],
       ['run_status', { run_id: 'no-such-run' }, /^ANX_RUN_NOT_FOUND: /],
-      ['vault_get', { enclave_id: 'mcp-notes' }, /key/],
+      ['vault_get', { enclave_id: 'mcp-notes' }, argument('vault_get', 'key')],
       ['vault_get', { enclave_id: 'no-such-enclave', key: 'k' }, /^ANX_[A-Z_]*NOT_FOUND: .*no-such-enclave/],
-      ['vault_get', { enclave_id: 'mcp-notes', key: 'k', version: 0 }, /version/],
-      ['vault_put', { enclave_id: 'mcp-notes', key: 'k', content: 5 }, /content/],
-      ['vault_put', { enclave_id: 'mcp-notes', key: 'k', content: 'x', encoding: 'hex' }, /encoding/],
-      ['stage_tasks', { role: '' }, /role/],
-      ['stage_deliver', { task_id: 'x/y/1' }, /value/],
+      ['vault_get', { enclave_id: 'mcp-notes', key: 'k', version: 0 }, argument('vault_get', 'version')],
+      ['vault_put', { enclave_id: 'mcp-notes', key: 'k', content: 5 }, argument('vault_put', 'content')],
+      [
+        'vault_put',
+        { enclave_id: 'mcp-notes', key: 'k', content: 'x', encoding: 'hex' },
+        argument('vault_put', 'encoding'),
+      ],
+      ['stage_tasks', { role: '' }, argument('stage_tasks', 'role')],
+      ['stage_deliver', { task_id: 'x/y/1' }, argument('stage_deliver', 'value')],
       ['stage_deliver', { task_id: 'no-slash', value: 'v' }, /^ANX_[A-Z_]+: "task_id" expected a task id/],
-      ['stage_reject', { task_id: 'run-x/review/1' }, /reason/],
+      ['stage_reject', { task_id: 'run-x/review/1' }, argument('stage_reject', 'reason')],
       ['stage_reject', { task_id: 'run-x/review/1', reason: 'r' }, /^ANX_[A-Z_]+: .*run-x\/review\/1/],
-      ['stage_fail', { task_id: 'run-x/write/1', error: 'e', fatal: 'yes' }, /fatal/],
+      ['stage_fail', { task_id: 'run-x/write/1', error: 'e', fatal: 'yes' }, argument('stage_fail', 'fatal')],
       ['stage_fail', { task_id: 'run-x/write/1', error: 'e' }, /^ANX_[A-Z_]+: .*run-x\/write\/1/],
-      ['dispatch', { session_id: 's', owner_did: did, objective: 'o', required_roles: [] }, /required_roles/],
+      [
+        'dispatch',
+        { session_id: 's', owner_did: did, objective: 'o', required_roles: [] },
+        argument('dispatch', 'required_roles'),
+      ],
       [
         'dispatch',
         { session_id: 'mcp-bad-1', owner_did: did, objective: 'o', required_roles: ['x'] },
         /^ANX_[A-Z_]+: .*(owner|Owner)/,
       ],
-      ['dispatch_status', { session_id: 5 }, /session_id/],
+      ['dispatch_status', { session_id: 5 }, argument('dispatch_status', 'session_id')],
       ['dispatch_status', { session_id: 'no-such-session' }, /^ANX_[A-Z_]*NOT_FOUND: .*no-such-session/],
-      ['abort', { session_id: '' }, /session_id/],
+      ['abort', { session_id: '' }, argument('abort', 'session_id')],
       ['abort', { session_id: 'no-such-session' }, /^ANX_[A-Z_]*NOT_FOUND: .*no-such-session/],
-      ['task_propose', { title: '' }, /title/],
-      ['task_propose', { title: 't', candidates: 'bob' }, /candidates/],
-      ['tasks', { state: 'sleeping' }, /state/],
-      ['task_claim', {}, /task_id/],
+      ['task_propose', { title: '' }, argument('task_propose', 'title')],
+      ['task_propose', { title: 't', candidates: 'bob' }, argument('task_propose', 'candidates')],
+      ['tasks', { state: 'sleeping' }, argument('tasks', 'state')],
+      ['task_claim', {}, argument('task_claim', 'task_id')],
       ['task_claim', { task_id: 'no-such-task' }, /^ANX_TASK_NOT_FOUND: /],
-      ['task_notify', { task_id: 't', state: 'finished' }, /state/],
+      ['task_notify', { task_id: 't', state: 'finished' }, argument('task_notify', 'state')],
       ['task_notify', { task_id: 'no-such-task', state: 'done' }, /^ANX_TASK_NOT_FOUND: /],
-      ['discussion_open', { topic: 't', participants: [] }, /participants/],
-      ['discussion_open', { topic: 't', participants: [did], rule: 'dictator' }, /rule/],
+      ['discussion_open', { topic: 't', participants: [] }, argument('discussion_open', 'participants')],
+      [
+        'discussion_open',
+        { topic: 't', participants: [did], rule: 'dictator' },
+        argument('discussion_open', 'rule'),
+      ],
       ['discussion_show', { discussion_id: 'no-such-discussion' }, /^ANX_[A-Z_]*NOT_FOUND: /],
-      ['discussion_post', { discussion_id: 'd' }, /text/],
+      ['discussion_post', { discussion_id: 'd' }, argument('discussion_post', 'text')],
       ['discussion_post', { discussion_id: 'no-such-discussion', text: 'hi' }, /^ANX_[A-Z_]*NOT_FOUND: /],
-      ['discussion_vote', { discussion_id: 'd', option: '' }, /option/],
+      ['discussion_vote', { discussion_id: 'd', option: '' }, argument('discussion_vote', 'option')],
       ['discussion_vote', { discussion_id: 'no-such-discussion', option: 'yes' }, /^ANX_[A-Z_]*NOT_FOUND: /],
-      ['mark_read', { through: -1 }, /through/],
+      ['mark_read', { through: -1 }, argument('mark_read', 'through')],
     ];
     const covered = new Set(cases.map(([name]) => name));
     expect([...covered].sort()).toEqual(TOOL_NAMES);
@@ -322,7 +351,9 @@ describe('against a running daemon', () => {
       expect(!outcome.ok && outcome.error, `${name} ${JSON.stringify(args)}`).toMatch(message);
     }
     const unknown = await alice.call('no_such_tool', {});
-    expect(!unknown.ok && unknown.error).toMatch(/Tool no_such_tool not found/);
+    expect(!unknown.ok && unknown.error).toMatch(
+      /^ANX_MCP_UNKNOWN_TOOL: there is no tool "no_such_tool"\nhint: the tools are whoami, send, /,
+    );
     expect(ok(await alice.call('whoami')).did).toBe(aliceDid);
   }, 120_000);
 });
