@@ -20,6 +20,8 @@ export interface HttpLlmConfig {
   model: string;
   /** Name of the environment variable holding the API key, sent as `Authorization: Bearer …`. */
   api_key_env?: string;
+  /** Send the key in this header instead, as it is (`api-key` for Azure OpenAI, `x-api-key` for some gateways). */
+  api_key_header?: string;
   /** The system message (default: a short instruction to answer with the artifact only). */
   system?: string;
   temperature?: number;
@@ -47,6 +49,7 @@ const KNOWN = new Set([
   'endpoint',
   'model',
   'api_key_env',
+  'api_key_header',
   'system',
   'temperature',
   'max_tokens',
@@ -98,6 +101,14 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
       );
     out.api_key_env = keyEnv;
   }
+  if (c['api_key_header'] !== undefined) {
+    const hh = c['api_key_header'];
+    if (typeof hh !== 'string' || !/^[A-Za-z0-9-]+$/.test(hh))
+      throw new WorkerConfigError(`"api_key_header" expected a header name, got ${JSON.stringify(hh)}`);
+    if (keyEnv === undefined)
+      throw new WorkerConfigError('"api_key_header" needs "api_key_env" to name the key');
+    out.api_key_header = hh.toLowerCase();
+  }
   if (c['system'] !== undefined) {
     if (typeof c['system'] !== 'string') throw new WorkerConfigError('"system" expected a string');
     out.system = c['system'];
@@ -136,9 +147,13 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
       !Object.values(h).every((v) => typeof v === 'string')
     )
       throw new WorkerConfigError('"headers" expected an object of header names to string values');
-    if (Object.keys(h).some((k) => k.toLowerCase() === 'authorization'))
+    if (
+      Object.keys(h).some(
+        (k) => k.toLowerCase() === 'authorization' || k.toLowerCase() === out.api_key_header,
+      )
+    )
       throw new WorkerConfigError(
-        '"headers" must not set Authorization',
+        '"headers" must not set Authorization or the key\'s header',
         'name the variable holding the key in "api_key_env"',
       );
     out.headers = h as Record<string, string>;
@@ -194,6 +209,13 @@ export class HttpLlmAdapter implements WorkerAdapter {
   /** The URL as it may appear in messages: no query string (some gateways take keys there). */
   private get shownUrl(): string {
     return `${this.url.origin}${this.url.pathname}`;
+  }
+
+  private keyHeader(key: string): Record<string, string> {
+    const name = this.config.api_key_header;
+    return name === undefined || name === 'authorization'
+      ? { authorization: `Bearer ${key}` }
+      : { [name]: key };
   }
 
   private apiKey(): string | undefined {
@@ -346,7 +368,7 @@ export class HttpLlmAdapter implements WorkerAdapter {
             'content-type': 'application/json',
             accept: c.adapter === 'ollama' ? 'application/x-ndjson' : 'text/event-stream',
             ...c.headers,
-            ...(key === undefined ? {} : { authorization: `Bearer ${key}` }),
+            ...(key === undefined ? {} : this.keyHeader(key)),
           },
           body: JSON.stringify(this.body(input)),
           signal: request.signal,

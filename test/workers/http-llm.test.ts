@@ -213,6 +213,13 @@ describe('wire details', () => {
     );
   });
 
+  it('sends the key in another header when asked, and only there', async () => {
+    const f = await serve('openai', () => ({ type: 'stream', text: 'ok' }));
+    await llm('openai', f.url, { api_key_header: 'api-key' }).run(testInput());
+    expect(f.requests[0]?.headers['api-key']).toBe(KEY);
+    expect(f.requests[0]?.headers.authorization).toBeUndefined();
+  });
+
   it('adds the protocol path to a base URL and leaves a full one alone', () => {
     const url = (adapter: 'openai' | 'ollama', endpoint: string) => chatUrl({ adapter, endpoint }).toString();
     expect(url('openai', 'https://api.openai.com/v1')).toBe('https://api.openai.com/v1/chat/completions');
@@ -236,6 +243,17 @@ describe('wire details', () => {
       [{ endpoint: 'http://h', model: 'm', temperature: 3 }, /temperature/],
       [{ endpoint: 'http://h', model: 'm', retries: 50 }, /retries/],
       [{ endpoint: 'http://h', model: 'm', api_key: 'sk' }, /no setting "api_key"/],
+      [{ endpoint: 'http://h', model: 'm', api_key_header: 'x-key' }, /needs "api_key_env"/],
+      [
+        {
+          endpoint: 'http://h',
+          model: 'm',
+          api_key_env: 'K',
+          api_key_header: 'x-key',
+          headers: { 'X-Key': 'v' },
+        },
+        /must not set/,
+      ],
     ];
     for (const [config, message] of bad) {
       let caught: unknown;
