@@ -323,11 +323,25 @@ export function installPlaygroundRoutes(host: Host, relay: Relay | undefined, ro
         name: c.name,
         local: false,
         presence: c.online ? 'online' : 'offline',
+        host: relay?.presence.hostOf(c.did) ?? null,
         roles: c.roles,
         trust: c.trust,
         capabilities: c.capabilities,
       }));
+    // Hosts on the relay: this one, and every other host whose heartbeat announces online DIDs.
+    const hosts: Array<{ host_id: string; self: boolean; online_dids: number }> = [];
+    if (relay !== undefined) {
+      const others = new Map<string, number>();
+      for (const did of relay.presence.online()) {
+        const h = relay.presence.hostOf(did);
+        if (h !== undefined && !host.keystore.has(did)) others.set(h, (others.get(h) ?? 0) + 1);
+      }
+      const own = host.keystore.list().filter((k) => relay.isOnline(k.did)).length;
+      hosts.push({ host_id: relay.status().hostId, self: true, online_dids: own });
+      for (const [id, n] of others) hosts.push({ host_id: id, self: false, online_dids: n });
+    }
     return {
+      hosts,
       host: {
         version: status.version,
         pid: status.pid,

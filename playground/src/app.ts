@@ -92,6 +92,10 @@ class Playground {
     const params = new URLSearchParams(location.hash.replace(/^#/, ''));
     const run = params.get('run');
     if (run !== null) await this.follow(`run/${run}`);
+    // Presence changes without events on this host: the topology, while shown, is read again every few seconds.
+    setInterval(() => {
+      if (!$('tab-topology').hidden) void this.topology.load().catch(showError);
+    }, 3000);
     setInterval(() => {
       if (this.actorsDirty) {
         this.actorsDirty = false;

@@ -3,6 +3,7 @@ import type { PlaygroundApi } from './api.ts';
 import { $, h, short } from './dom.ts';
 
 interface Topology {
+  hosts: Array<{ host_id: string; self: boolean; online_dids: number }>;
   host: {
     version: string;
     pid: number;
@@ -73,6 +74,22 @@ export class TopologyView {
         ],
       ),
     );
+    const hosts = h(
+      'div',
+      { class: 'card' },
+      h('h3', {}, `Hosts on the relay (${t.hosts.length})`),
+      t.hosts.length === 0
+        ? h(
+            'p',
+            { class: 'muted' },
+            t.relay === null ? 'this host has not joined a relay' : 'no host has announced DIDs yet',
+          )
+        : table(
+            ['host', 'DIDs online'],
+            t.hosts.map((x) => [`${x.host_id}${x.self ? ' (this host)' : ''}`, String(x.online_dids)]),
+            { id: 'topology-hosts' },
+          ),
+    );
     const agents = h(
       'div',
       { class: 'card' },
@@ -109,6 +126,6 @@ export class TopologyView {
         ),
       ),
     );
-    $('topology').replaceChildren(hostCard, agents, ...enclaves);
+    $('topology').replaceChildren(hostCard, hosts, agents, ...enclaves);
   }
 }

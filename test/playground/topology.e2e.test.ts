@@ -1,0 +1,77 @@
+// The topology tab over a real relay: two daemons on two leaves of one hub see each other's host, agents, roles and presence.
+import { readFileSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { ARTIFACTS, launchChromium, openPlayground } from './browser.ts';
+
+const env = { ANX_HEARTBEAT_MS: '400' };
+const daemons: DaemonProcess[] = [];
+let browser: Browser;
+let dirs: [string, string];
+
+beforeAll(async () => {
+  browser = await launchChromium();
+  const hub = await startHub();
+  const [l1, l2] = [await startLeaf(hub), await startLeaf(hub)];
+  dirs = [`${tempDir('anx-topo-h1-')}/data`, `${tempDir('anx-topo-h2-')}/data`];
+  daemons.push(
+    ...(await Promise.all([
+      startDaemonProcess(dirs[0], 60_000, { args: ['--nats', l1.url], env }),
+      startDaemonProcess(dirs[1], 60_000, { args: ['--nats', l2.url], env }),
+    ])),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const d of daemons) await killHard(d);
+  await stopAllNats();
+  cleanupTempDirs();
+}, 60_000);
+
+it('shows both hosts and the other host’s agent with its roles, presence and trust', async () => {
+  const [h1, h2] = daemons as [DaemonProcess, DaemonProcess];
+  const alice = (await h1.api.post<{ did: string }>('/v1/identities', { name: 'alice' })).did;
+  const carol = (await h2.api.post<{ did: string }>('/v1/identities', { name: 'carol' })).did;
+  await h2.api.post('/v1/cards', {
+    did: carol,
+    name: 'carol',
+    roles: ['reviewer'],
+    capabilities: ['code.review'],
+  });
+  await waitFor(
+    async () => {
+      const { cards } = await h1.api.get<{ cards: Array<{ did: string; online: boolean }> }>('/v1/discover');
+      return cards.some((c) => c.did === carol && c.online);
+    },
+    60_000,
+    "carol's card and presence at the first host",
+  );
+  const token = readFileSync(`${dirs[0]}/api.token`, 'utf8').trim();
+  const page = await openPlayground(browser, h1.api.baseUrl, token);
+  await page.click('button[data-tab="topology"]');
+  await page.waitForSelector('#topology-hosts');
+  await waitFor(
+    async () => (await page.$$eval('#topology-hosts tr', (rows) => rows.length - 1)) === 2,
+    30_000,
+    'two hosts in the topology',
+  );
+  const hosts = await page.$$eval('#topology-hosts tr', (rows) =>
+    rows.slice(1).map((r) => r.textContent ?? ''),
+  );
+  expect(hosts.filter((h) => h.includes('(this host)'))).toHaveLength(1);
+  const rows = await page.$$eval('#topology-agents tr', (trs) =>
+    trs.slice(1).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')),
+  );
+  const carolRow = rows.find((r) => r[0] === 'carol');
+  expect(carolRow).toBeDefined();
+  expect(carolRow?.slice(2)).toEqual(['remote', 'online', 'reviewer', '0.50']);
+  const aliceRow = rows.find((r) => r[0] === 'alice');
+  expect(aliceRow?.slice(2, 4)).toEqual(['this host', 'online']);
+  expect(alice).not.toBe(carol);
+  await page.screenshot({ path: `${ARTIFACTS}topology-relay.png` });
+  await page.close();
+});
