@@ -327,6 +327,58 @@ export class CollabRelay {
   }
 }
 
+/** Ids of tasks and discussions: also a vault key segment (a conclusion is archived under it). */
+export const COLLAB_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** The error for an `as` that is not a local identity, in the caller's error class. */
+export function notLocal(did: unknown): [string, string] {
+  return [
+    `"as" expected a local identity (a DID this host holds the key of), got ${JSON.stringify(did)}`,
+    'list local identities with `anx-runtime id list`',
+  ];
+}
+
+/** What a request on an actor of another host resolves with: it went to the home DID. */
+export interface Forwarded {
+  forwarded: true;
+  home: string;
+  id: string;
+}
+
+/**
+ * Delivers a signed statement: to the local actor at `address` (waiting for its verdict), or else to the
+ * home DID (given, or learnt from a notice) as a message, whose host hands it to the actor.
+ */
+export async function deliverStatement(
+  system: ActorSystem,
+  relay: CollabRelay,
+  target: {
+    address: string | undefined;
+    id: string;
+    idField: 'task_id' | 'discussion_id';
+    home?: string;
+    hint: string;
+  },
+  request: { from: string; type: string; statement: string },
+  notFound: () => AnxError,
+): Promise<Forwarded | undefined> {
+  const { from, type, statement } = request;
+  if (target.address !== undefined) {
+    await requestVerdict(
+      system,
+      target.address,
+      system.envelope({ type, from, to: target.address, body: { statement } }),
+      target.hint,
+    );
+    return undefined;
+  }
+  const home = target.home ?? relay.homeOf(target.id);
+  if (home === undefined) throw notFound();
+  const env = system.envelope({ type, from, to: home, body: { [target.idField]: target.id, statement } });
+  await system.accept([env]);
+  return { forwarded: true, home, id: env.id };
+}
+
 /**
  * Sends a signed request to a local collaboration actor and waits for its verdict: resolves with the
  * status event, or throws `CollabRefusedError` with the code of the error event.

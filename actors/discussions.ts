@@ -17,10 +17,12 @@ import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import type { ArtifactRef } from '../runtime/vault/types.ts';
 import {
+  COLLAB_ID,
   CollabRefusedError,
   type CollabRelay,
+  deliverStatement,
   derivedId,
-  requestVerdict,
+  notLocal,
   signStatement,
   statementSigner,
   statementVerifier,
@@ -30,7 +32,6 @@ import type { VaultService } from './vault-service.ts';
 
 export const DISCUSSION_KIND = 'discussion';
 
-const DISCUSSION_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const DID_MENTION = /@(did:agentnexus:z[1-9A-HJ-NP-Za-km-z]{10,})/g;
 
 /** The actor address of a discussion. */
@@ -146,7 +147,7 @@ export class Discussions {
       throw new DiscussionInputError('a discussion expected { as, topic, participants, ... }');
     this.requireLocal(request.as);
     const id = request.id ?? `disc-${randomBytes(6).toString('hex')}`;
-    if (typeof id !== 'string' || !DISCUSSION_ID.test(id))
+    if (typeof id !== 'string' || !COLLAB_ID.test(id))
       throw new DiscussionInputError(
         `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`,
       );
@@ -294,7 +295,7 @@ export class Discussions {
     options: { home?: string },
   ) {
     this.requireLocal(as);
-    if (typeof id !== 'string' || !DISCUSSION_ID.test(id))
+    if (typeof id !== 'string' || !COLLAB_ID.test(id))
       throw new DiscussionInputError(`"discussion_id" expected a discussion id, got ${JSON.stringify(id)}`);
     const raw = signStatement(this.keystore, this.system.clock, as, type, discussionAddress(id), {
       discussion_id: id,
@@ -304,22 +305,20 @@ export class Discussions {
   }
 
   private async route(id: string, from: string, type: string, statement: string, options: { home?: string }) {
-    const address = this.localAddress(id);
-    if (address !== undefined) {
-      const env = this.system.envelope({ type, from, to: address, body: { statement } });
-      await requestVerdict(
-        this.system,
-        address,
-        env,
-        'see the discussion with `anx-runtime discuss show ID`',
-      );
-      return this.get(id);
-    }
-    const home = options.home ?? this.relay.homeOf(id);
-    if (home === undefined) throw new DiscussionNotFoundError(id);
-    const env = this.system.envelope({ type, from, to: home, body: { discussion_id: id, statement } });
-    await this.system.accept([env]);
-    return { forwarded: true as const, discussion_id: id, home, id: env.id };
+    const forwarded = await deliverStatement(
+      this.system,
+      this.relay,
+      {
+        address: this.localAddress(id),
+        id,
+        idField: 'discussion_id',
+        hint: 'see the discussion with `anx-runtime discuss show ID`',
+        ...options,
+      },
+      { from, type, statement },
+      () => new DiscussionNotFoundError(id),
+    );
+    return forwarded === undefined ? this.get(id) : { ...forwarded, discussion_id: id };
   }
 
   private onEvents(events: readonly EventV1[]): void {
@@ -395,17 +394,13 @@ export class Discussions {
   }
 
   private localAddress(id: string): string | undefined {
-    if (typeof id !== 'string' || !DISCUSSION_ID.test(id)) return undefined;
+    if (typeof id !== 'string' || !COLLAB_ID.test(id)) return undefined;
     const address = discussionAddress(id);
     return this.system.info(address)?.kind === DISCUSSION_KIND ? address : undefined;
   }
 
   private requireLocal(did: unknown): asserts did is string {
-    if (typeof did !== 'string' || !this.keystore.has(did))
-      throw new DiscussionInputError(
-        `"as" expected a local identity (a DID this host holds the key of), got ${JSON.stringify(did)}`,
-        'list local identities with `anx-runtime id list`',
-      );
+    if (typeof did !== 'string' || !this.keystore.has(did)) throw new DiscussionInputError(...notLocal(did));
   }
 }
 

@@ -18,9 +18,11 @@ import { AnxError } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import {
+  COLLAB_ID,
   CollabRefusedError,
   type CollabRelay,
-  requestVerdict,
+  deliverStatement,
+  notLocal,
   signStatement,
   statementSigner,
   statementVerifier,
@@ -29,8 +31,6 @@ import type { Enclaves } from './enclaves.ts';
 import type { VaultService } from './vault-service.ts';
 
 export const TASK_KIND = 'task';
-
-const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** The actor address of a task. */
 export function taskAddress(taskId: string): string {
@@ -123,7 +123,7 @@ export class Tasks {
       throw new TaskInputError('a proposal expected { as, title, ... }');
     this.requireLocal(request.as);
     const id = request.id ?? `task-${randomBytes(6).toString('hex')}`;
-    if (typeof id !== 'string' || !TASK_ID.test(id))
+    if (typeof id !== 'string' || !COLLAB_ID.test(id))
       throw new TaskInputError(
         `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`,
       );
@@ -259,7 +259,7 @@ export class Tasks {
     options: { home?: string },
   ): Promise<TaskView | ForwardedRequest> {
     this.requireLocal(as);
-    if (typeof taskId !== 'string' || !TASK_ID.test(taskId))
+    if (typeof taskId !== 'string' || !COLLAB_ID.test(taskId))
       throw new TaskInputError(`"task_id" expected a task id, got ${JSON.stringify(taskId)}`);
     const raw = signStatement(this.keystore, this.system.clock, as, type, taskAddress(taskId), {
       task_id: taskId,
@@ -275,26 +275,24 @@ export class Tasks {
     statement: string,
     options: { home?: string },
   ): Promise<TaskView | ForwardedRequest> {
-    const address = this.localAddress(taskId);
-    if (address !== undefined) {
-      const env = this.system.envelope({ type, from, to: address, body: { statement } });
-      await requestVerdict(
-        this.system,
-        address,
-        env,
-        'see the task and its log with `anx-runtime task show TASK`',
-      );
-      return this.get(taskId);
-    }
-    const home = options.home ?? this.relay.homeOf(taskId);
-    if (home === undefined) throw new TaskNotFoundError(taskId);
-    const env = this.system.envelope({ type, from, to: home, body: { task_id: taskId, statement } });
-    await this.system.accept([env]);
-    return { forwarded: true, task_id: taskId, home, id: env.id };
+    const forwarded = await deliverStatement(
+      this.system,
+      this.relay,
+      {
+        address: this.localAddress(taskId),
+        id: taskId,
+        idField: 'task_id',
+        hint: 'see the task and its log with `anx-runtime task show TASK`',
+        ...options,
+      },
+      { from, type, statement },
+      () => new TaskNotFoundError(taskId),
+    );
+    return forwarded === undefined ? this.get(taskId) : { ...forwarded, task_id: taskId };
   }
 
   private localAddress(taskId: string): string | undefined {
-    if (typeof taskId !== 'string' || !TASK_ID.test(taskId)) return undefined;
+    if (typeof taskId !== 'string' || !COLLAB_ID.test(taskId)) return undefined;
     const address = taskAddress(taskId);
     return this.system.info(address)?.kind === TASK_KIND ? address : undefined;
   }
@@ -306,10 +304,6 @@ export class Tasks {
   }
 
   private requireLocal(did: unknown): asserts did is string {
-    if (typeof did !== 'string' || !this.keystore.has(did))
-      throw new TaskInputError(
-        `"as" expected a local identity (a DID this host holds the key of), got ${JSON.stringify(did)}`,
-        'list local identities with `anx-runtime id list`',
-      );
+    if (typeof did !== 'string' || !this.keystore.has(did)) throw new TaskInputError(...notLocal(did));
   }
 }

@@ -1,12 +1,13 @@
 // The Discussion statechart: a thread of signed posts with quoted replies, signed ballots under a rule, a deadline, a conclusion.
 import { assign, emit, setup } from 'xstate';
+import type { ArtifactRef } from './playbook/definition.ts';
 import {
   type CollabEnvelope,
-  forwarded,
   isStringList,
   type Notice,
   type Problem,
   recipients,
+  refusalPayload,
   type Statement,
   type StatementVerifier,
   verifyEvent,
@@ -70,14 +71,7 @@ export interface DiscussionContext {
   ballots: Record<string, Ballot>;
   conclusion: Conclusion | null;
   closed_by: string | null;
-  archive: {
-    enclave_id: string;
-    key: string;
-    version: number;
-    hash: string;
-    size: number;
-    summary: string;
-  } | null;
+  archive: ArtifactRef | null;
   /** Id of the signed statement that opened the discussion, and its bytes. */
   opened: { id: string; statement: string };
 }
@@ -264,10 +258,6 @@ export function discussionView(context: DiscussionContext, state: string) {
   };
 }
 
-function fullCode(code: string): string {
-  return code === 'FORBIDDEN' ? 'ANX_FORBIDDEN_DISCUSSION' : `ANX_DISCUSSION_${code}`;
-}
-
 /**
  * Builds the Discussion machine around a statement verifier. Posts, ballots and closes are statements
  * signed by participants; refused ones leave an `error` event and change nothing. Voting ends when the
@@ -435,34 +425,16 @@ export function createDiscussionMachine(verify: StatementVerifier) {
         const problem = verdict.ok
           ? { code: 'CONFLICT', reason: `${event.type} does not apply now` }
           : verdict.problem;
-        const code = fullCode(problem.code);
-        const notify: Notice | undefined =
-          forwarded(event) && typeof event.from === 'string'
-            ? {
-                from: context.home,
-                to: [event.from],
-                type: 'discussion.refused',
-                body: {
-                  discussion_id: context.discussion_id,
-                  code,
-                  reason: problem.reason,
-                  id: event.id ?? null,
-                  type: event.type,
-                },
-              }
-            : undefined;
         return {
           type: 'anx.event' as const,
           kind: 'error' as const,
-          payload: {
-            code,
-            reason: problem.reason,
-            discussion_id: context.discussion_id,
-            id: event.id ?? null,
-            type: event.type,
-            from: event.from ?? null,
-            ...(notify === undefined ? {} : { notify }),
-          },
+          payload: refusalPayload(
+            'discussion',
+            context.home,
+            { discussion_id: context.discussion_id },
+            event,
+            problem,
+          ),
         };
       }),
     },

@@ -71,6 +71,29 @@ export function forwarded(event: CollabEnvelope): boolean {
   return (event.body as { forwarded?: unknown } | undefined)?.forwarded === true;
 }
 
+/**
+ * The payload of the `error` event a refused request leaves: the full code, the reason, what was asked
+ * and by whom, and for a request from another host a `<kind>.refused` notice back to its sender.
+ */
+export function refusalPayload(
+  kind: 'task' | 'discussion',
+  home: string,
+  subject: Record<string, unknown>,
+  event: CollabEnvelope,
+  problem: Problem,
+): Record<string, unknown> {
+  const code =
+    problem.code === 'FORBIDDEN'
+      ? `ANX_FORBIDDEN_${kind.toUpperCase()}`
+      : `ANX_${kind.toUpperCase()}_${problem.code}`;
+  const asked = { code, reason: problem.reason, ...subject, id: event.id ?? null, type: event.type };
+  const notify: Notice | undefined =
+    forwarded(event) && typeof event.from === 'string'
+      ? { from: home, to: [event.from], type: `${kind}.refused`, body: asked }
+      : undefined;
+  return { ...asked, from: event.from ?? null, ...(notify === undefined ? {} : { notify }) };
+}
+
 export function isStringList(value: unknown, max: number): value is string[] {
   return Array.isArray(value) && value.length <= max && value.every((v) => typeof v === 'string');
 }

@@ -2,11 +2,11 @@
 import { assign, emit, setup } from 'xstate';
 import {
   type CollabEnvelope,
-  forwarded,
   isStringList,
   type Notice,
   type Problem,
   recipients,
+  refusalPayload,
   type Statement,
   type StatementVerifier,
   verifyEvent,
@@ -192,12 +192,6 @@ export function taskView(context: TaskContext, state: TaskState) {
   };
 }
 
-const PREFIX = 'ANX_TASK_';
-
-function fullCode(code: string): string {
-  return code === 'FORBIDDEN' ? 'ANX_FORBIDDEN_TASK' : `${PREFIX}${code}`;
-}
-
 /**
  * Builds the Task machine around a statement verifier (the actor layer passes the envelope layer's
  * signature check). Each request is an envelope whose `body.statement` is a statement signed by the acting
@@ -314,36 +308,17 @@ export function createTaskMachine(verify: StatementVerifier) {
         const problem = verdict.ok
           ? { code: 'CONFLICT', reason: `the change does not apply to a ${params.from} task` }
           : verdict.problem;
-        const code = fullCode(problem.code);
-        const notify: Notice | undefined =
-          forwarded(event) && typeof event.from === 'string'
-            ? {
-                from: context.home,
-                to: [event.from],
-                type: 'task.refused',
-                body: {
-                  task_id: context.task_id,
-                  code,
-                  reason: problem.reason,
-                  id: event.id ?? null,
-                  type: event.type,
-                },
-              }
-            : undefined;
         return {
           type: 'anx.event' as const,
           kind: 'error' as const,
           task_id: context.task_id,
-          payload: {
-            code,
-            reason: problem.reason,
-            task_id: context.task_id,
-            state: params.from,
-            id: event.id ?? null,
-            type: event.type,
-            from: event.from ?? null,
-            ...(notify === undefined ? {} : { notify }),
-          },
+          payload: refusalPayload(
+            'task',
+            context.home,
+            { task_id: context.task_id, state: params.from },
+            event,
+            problem,
+          ),
         };
       }),
     },

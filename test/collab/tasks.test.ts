@@ -122,10 +122,11 @@ describe('tasks', () => {
     const lost = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
     expect(won).toHaveLength(1);
     expect(lost).toHaveLength(1);
-    expect((lost[0]?.reason as { code: string }).code).toBe('ANX_TASK_CONFLICT');
+    const reason = lost[0]?.reason as { code: string; message: string };
+    expect(reason.code).toBe('ANX_TASK_CONFLICT');
     const winner = tasks.get(task_id).claimant;
     expect([bob, carol]).toContain(winner);
-    expect((lost[0]?.reason as Error).message).toContain(winner as string);
+    expect(reason.message).toContain(winner as string);
   });
 
   it('refuses a forged state notify (bad signature, statement of another signer, wrong task) with an error event', async () => {
@@ -208,7 +209,8 @@ describe('tasks', () => {
     const { task_id } = await host.teamwork.tasks.propose({ as: alice, title: 'x' });
     await host.send([{ from: bob, to: taskAddress(task_id), type: 'task.claim', body: { task_id } }]);
     await until(() => errorsOf(host, task_id).length === 1, 'the refusal');
-    expect((errorsOf(host, task_id)[0]?.payload as { code: string }).code).toBe('ANX_TASK_SIGNATURE_INVALID');
+    const [refused] = errorsOf(host, task_id);
+    expect((refused?.payload as { code: string } | undefined)?.code).toBe('ANX_TASK_SIGNATURE_INVALID');
     expect(host.teamwork.tasks.get(task_id).state).toBe('proposed');
   });
 
