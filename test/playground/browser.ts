@@ -115,3 +115,25 @@ export async function nextTask(
   }
   throw new Error(`no task for ${did} within ${timeoutMs} ms`);
 }
+
+/** Every row of the virtualised timeline, read by scrolling it from top to bottom. */
+export async function timelineRows(page: Page): Promise<string[]> {
+  const rows = new Map<number, string>();
+  await page.$eval('#tl-list', (el) => {
+    el.scrollTop = 0;
+  });
+  for (let i = 0; i < 1000; i++) {
+    await page.waitForTimeout(50);
+    const visible = await page.$$eval('#tl-list .tl-row:not([hidden])', (els) =>
+      els.map((e) => [Number((e as HTMLElement).dataset['seq']), e.textContent ?? ''] as const),
+    );
+    for (const [seq, text] of visible) rows.set(seq, text);
+    const end = await page.$eval('#tl-list', (el) => {
+      const before = el.scrollTop;
+      el.scrollTop += el.clientHeight;
+      return el.scrollTop === before;
+    });
+    if (end) break;
+  }
+  return [...rows.entries()].sort(([a], [b]) => a - b).map(([, text]) => text);
+}
