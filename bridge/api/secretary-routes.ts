@@ -7,28 +7,10 @@ import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
 import { isDid } from '../../runtime/identity/did.ts';
 import type { Relay } from '../relay/relay.ts';
-import type { TeamworkRoute } from './teamwork-routes.ts';
+import { obj, str, type TeamworkRoute } from './teamwork-routes.ts';
 
-function obj(body: unknown): Record<string, unknown> {
-  if (body === undefined) return {};
-  if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new RequestError('ANX_REQUEST_INVALID', 'request body expected a JSON object');
-  return body as Record<string, unknown>;
-}
-
-function str(b: Record<string, unknown>, field: string): string {
-  const v = b[field];
-  if (typeof v !== 'string' || v.length === 0)
-    throw new RequestError(
-      'ANX_REQUEST_INVALID',
-      `"${field}" expected a non-empty string, got ${JSON.stringify(v)}`,
-    );
-  return v;
-}
-
-function optStr(b: Record<string, unknown>, field: string): string | undefined {
-  return b[field] === undefined ? undefined : str(b, field);
-}
+const optStr = (b: Record<string, unknown>, field: string) => str(b, field, false);
+const reqStr = (b: Record<string, unknown>, field: string) => str(b, field) as string;
 
 /** `expires_at` (ms since the epoch) or `expires_in_ms` (from now). */
 function expiry(host: Host, b: Record<string, unknown>): number | undefined {
@@ -76,7 +58,7 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
   route('POST', '/v1/owners', (_u, _p, body) => {
     const b = obj(body);
     const did = optStr(b, 'did');
-    return s.registerOwner({ name: str(b, 'name'), ...(did === undefined ? {} : { did }) });
+    return s.registerOwner({ name: reqStr(b, 'name'), ...(did === undefined ? {} : { did }) });
   });
   route('GET', '/v1/owners', () => ({ owners: s.owners.list() }));
 
@@ -85,8 +67,8 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
     const expiresAt = expiry(host, b);
     const actor = optStr(b, 'actor_did');
     return s.bind({
-      owner: str(b, 'owner_did'),
-      agent: str(b, 'agent_did'),
+      owner: reqStr(b, 'owner_did'),
+      agent: reqStr(b, 'agent_did'),
       role: optStr(b, 'role') ?? 'member',
       ...(expiresAt === undefined ? {} : { expiresAt }),
       ...(actor === undefined ? {} : { actor }),
@@ -109,7 +91,7 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
     const [agent, id, role, actor] = ['agent_did', 'id', 'role', 'actor_did'].map((f) => optStr(b, f));
     return {
       unbound: await s.unbind({
-        owner: str(b, 'owner_did'),
+        owner: reqStr(b, 'owner_did'),
         ...(agent === undefined ? {} : { agent }),
         ...(id === undefined ? {} : { id }),
         ...(role === undefined ? {} : { role }),
@@ -132,7 +114,7 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
     const [name, actor] = [optStr(b, 'name'), optStr(b, 'actor_did')];
     const expiresAt = expiry(host, b);
     return s.register({
-      owner: str(b, 'owner_did'),
+      owner: reqStr(b, 'owner_did'),
       ...(name === undefined ? {} : { name }),
       ...(actor === undefined ? {} : { actor }),
       ...(expiresAt === undefined ? {} : { expiresAt }),
@@ -153,7 +135,7 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
     const reason = optStr(b, 'reason');
     return s.abort({
       session_id: dec(session),
-      actor_did: str(b, 'actor_did'),
+      actor_did: reqStr(b, 'actor_did'),
       ...(reason === undefined ? {} : { reason }),
       ...(b['actor_proof'] === undefined ? {} : { actor_proof: b['actor_proof'] }),
       ...(b['token'] === undefined ? {} : { token: b['token'] }),
@@ -219,12 +201,12 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
   route('POST', '/v1/gatekeeper/:did/approve', async (_u, [did], body) => {
     const b = obj(body);
     answering(dec(did), b, 'gatekeeper.answer');
-    return { approved: await gatekeeper.approve(dec(did), str(b, 'id'), { allow: b['allow'] !== false }) };
+    return { approved: await gatekeeper.approve(dec(did), reqStr(b, 'id'), { allow: b['allow'] !== false }) };
   });
   route('POST', '/v1/gatekeeper/:did/deny', async (_u, [did], body) => {
     const b = obj(body);
     answering(dec(did), b, 'gatekeeper.answer');
-    return { denied: await gatekeeper.deny(dec(did), str(b, 'id'), { block: b['block'] === true }) };
+    return { denied: await gatekeeper.deny(dec(did), reqStr(b, 'id'), { block: b['block'] === true }) };
   });
   return gatekeeper;
 }

@@ -13,14 +13,16 @@ export type TeamworkRoute = (
   handler: (url: URL, params: string[], body: unknown) => unknown,
 ) => void;
 
-function obj(body: unknown): Record<string, unknown> {
+/** The request body as an object (or `{}` when there is none). */
+export function obj(body: unknown): Record<string, unknown> {
   if (body === undefined) return {};
   if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw new RequestError('ANX_REQUEST_INVALID', 'request body expected a JSON object');
   return body as Record<string, unknown>;
 }
 
-function str(b: Record<string, unknown>, field: string, required = true): string | undefined {
+/** A non-empty string field; with `required` false, undefined when absent. */
+export function str(b: Record<string, unknown>, field: string, required = true): string | undefined {
   const v = b[field];
   if (v === undefined && !required) return undefined;
   if (typeof v !== 'string' || v.length === 0)

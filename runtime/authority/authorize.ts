@@ -7,37 +7,10 @@ import { isDid, publicKeyOfDid } from '../identity/did.ts';
 import type { Keystore } from '../identity/keystore.ts';
 import type { Store } from '../store/store.ts';
 import { type Bindings, type BindingView, signingInput } from './binding.ts';
+import type { Authority } from './index.ts';
 
-/**
- * The parts of the host's authority services (capability tokens, audit log, freeze) that
- * authorization uses; `host.authority` satisfies it.
- */
-export interface AuthorityServices {
-  audit: {
-    append(record: {
-      action: string;
-      decision: 'allow' | 'deny';
-      actor?: string;
-      principal?: string;
-      resource?: string;
-      code?: string;
-      reason?: string;
-      details?: unknown;
-    }): unknown;
-    /** Makes appended records durable (they are otherwise staged into the next group commit). */
-    flush?(): Promise<void>;
-  };
-  tokens: {
-    check(
-      token: string,
-      request: { actor: string; resource: string; action: string; owner: string; now?: number },
-    ): unknown;
-  };
-  freeze: {
-    assertWritable(action: string, attempt?: { actor?: string; principal?: string; resource?: string }): void;
-  };
-  trust?: { score(did: string): { score: number; breakdown?: unknown } };
-}
+/** The parts of the host's authority services (`host.authority`) that authorization uses. */
+export type AuthorityServices = Pick<Authority, 'audit' | 'tokens' | 'freeze' | 'trust'>;
 
 /**
  * A request signed by the actor's own key: how an actor whose key this host does not hold proves it
@@ -331,10 +304,10 @@ export class ActorAuthorizer {
       resource: request.resource,
       ...(err instanceof AnxError ? { code: err.code, reason: err.message } : {}),
       ...(err !== undefined && !(err instanceof AnxError) ? { reason: String(err) } : {}),
-      ...(details === undefined ? {} : { details }),
+      ...(details === undefined ? {} : { details: details as Record<string, unknown> }),
     });
     // A refusal commits nothing else: its audit record must not wait for the next commit.
-    if (decision === 'deny') void audit.flush?.().catch(() => {});
+    if (decision === 'deny') void audit.flush().catch(() => {});
   }
 }
 

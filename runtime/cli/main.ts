@@ -133,6 +133,7 @@ program
             `anx-runtime ${VERSION} listening on ${info.url} (pid ${info.pid})`,
             `data directory: ${info.dataDir}${info.replayed > 0 ? ` — replayed ${info.replayed} pending messages` : ''}`,
             `API token: ${dataFiles.token(info.dataDir)} (readable by you only)`,
+            `playground: ${info.url}/playground/ (\`anx-runtime playground\` prints the link with your token)`,
             'Press Ctrl+C to stop.',
           ].join('\n'),
         ),
