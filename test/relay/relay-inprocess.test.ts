@@ -35,10 +35,10 @@ it('delivers in order and exactly once between two hosts, and empties the sender
   await waitFor(() => a.relay.isOnline(bob.did), 5_000, 'bob online at a');
   const N = 2_000;
   await a.host.send(Array.from({ length: N }, (_, i) => ({ from: alice.did, to: bob.did, body: { n: i } })));
-  await waitFor(() => b.host.inbox(bob.did, { limit: N + 10 }).messages.length === N, 20_000, 'all messages');
+  await waitFor(() => b.host.inbox(bob.did, { limit: N + 10 }).messages.length === N, 60_000, 'all messages');
   const got = b.host.inbox(bob.did, { limit: N + 10 }).messages.map((m) => (m.body as { n: number }).n);
   expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
-  await waitFor(() => a.host.status().outbox === 0, 10_000, 'sender outbox empty');
+  await waitFor(() => a.host.status().outbox === 0, 30_000, 'sender outbox empty');
   expect(a.relay.stats.handshakes).toBeGreaterThanOrEqual(1);
 });
 
@@ -69,7 +69,7 @@ it('sends votes and other non-repudiable types sealed and signed inside the sess
   ]);
   expect(inbox[1]?.thread).toBe('thread-0000000000000001');
   expect(a.relay.stats.sealedSent).toBe(1);
-  await waitFor(() => a.host.status().outbox === 0, 10_000, 'sender outbox empty');
+  await waitFor(() => a.host.status().outbox === 0, 30_000, 'sender outbox empty');
 });
 
 it('keeps unacknowledged mail in the outbox while the receiver is away and delivers it after the sender restarts', async () => {
@@ -102,5 +102,5 @@ it('keeps unacknowledged mail in the outbox while the receiver is away and deliv
   expect(b2.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n)).toEqual(
     Array.from({ length: 50 }, (_, i) => i),
   );
-  await waitFor(() => a2.host.status().outbox === 0, 10_000, 'outbox empty');
+  await waitFor(() => a2.host.status().outbox === 0, 30_000, 'outbox empty');
 });
