@@ -32,7 +32,7 @@ it('delivers in order and exactly once between two hosts, and empties the sender
   const b = await node(board);
   const alice = await a.host.createIdentity({ name: 'alice' });
   const bob = await b.host.createIdentity({ name: 'bob' });
-  await waitFor(() => a.relay.isOnline(bob.did), 5_000, 'bob online at a');
+  await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online at a');
   const N = 2_000;
   await a.host.send(Array.from({ length: N }, (_, i) => ({ from: alice.did, to: bob.did, body: { n: i } })));
   await waitFor(() => b.host.inbox(bob.did, { limit: N + 10 }).messages.length === N, 60_000, 'all messages');
@@ -48,7 +48,7 @@ it('sends votes and other non-repudiable types sealed and signed inside the sess
   const b = await node(board);
   const alice = await a.host.createIdentity({ name: 'alice' });
   const bob = await b.host.createIdentity({ name: 'bob' });
-  await waitFor(() => a.relay.isOnline(bob.did), 5_000, 'bob online at a');
+  await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online at a');
   await a.host.send([
     { from: alice.did, to: bob.did, type: 'message', body: { n: 0 } },
     {
@@ -79,7 +79,7 @@ it('keeps unacknowledged mail in the outbox while the receiver is away and deliv
   const b = await node(board);
   const alice = await a.host.createIdentity({ name: 'alice' });
   const bob = await b.host.createIdentity({ name: 'bob' });
-  await waitFor(() => a.relay.isOnline(bob.did), 5_000, 'bob online at a');
+  await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online at a');
   // Bob's host leaves; alice sends anyway: nothing acknowledges, so everything stays in the outbox.
   await b.relay.close();
   await b.host.close();
