@@ -284,6 +284,26 @@ describe('tasks', () => {
     expect(host.inbox(bob).messages.map((m) => m.type)).toEqual(['task.proposed']);
   });
 
+  it('sends notices again after a crash without delivering any twice', async () => {
+    const dataDir = tempDir();
+    let host = await open(dataDir);
+    const { alice, bob } = await team(host);
+    const { task_id } = await host.teamwork.tasks.propose({ as: alice, title: 'once', candidates: [bob] });
+    await host.teamwork.tasks.claim(task_id, bob);
+    await host.teamwork.collab.flushed();
+    await until(() => host.inbox(alice).messages.length === 1, 'the claim notice');
+    await host.close();
+    hosts.length = 0;
+    host = await open(dataDir);
+    // As if the host had died before recording how far its notices went: all are sent again.
+    host.system.commits.put(host.store.meta, 'collab.notify.seq', 0);
+    await host.system.commits.flush();
+    await host.teamwork.collab.flushed();
+    await host.system.quiesce();
+    expect(host.inbox(alice).messages.map((m) => m.type)).toEqual(['task.state']);
+    expect(host.inbox(bob).messages.map((m) => m.type)).toEqual(['task.proposed']);
+  });
+
   it('checks proposals at the edge with typed errors', async () => {
     const host = await open();
     const { alice } = await team(host);
