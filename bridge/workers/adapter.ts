@@ -57,7 +57,12 @@ export interface AdapterStageContext {
   snapshot: ContextSnapshot;
   signal?: AbortSignal;
   vault: { get(keyOrRef: string | ArtifactRef): Promise<{ content: Uint8Array; meta?: { kind: string } }> };
-  deliver(delivery: { value: string | Uint8Array; kind?: string; summary?: string }): Promise<ArtifactRef>;
+  deliver(delivery: {
+    value: string | Uint8Array;
+    kind?: string;
+    summary?: string;
+    choice?: string;
+  }): Promise<ArtifactRef>;
   reject(rejection: { reason: string }): Promise<void>;
   fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
   progress(progress: StageProgress): Promise<void>;
@@ -131,10 +136,12 @@ export function adapterHandler(
         if (reason !== undefined) outcome = { status: 'rejected', reason };
       }
       if (outcome.status === 'delivered') {
+        const choice = choiceOf(outcome.value);
         await ctx.deliver({
           value: outcome.value,
           summary: outcome.summary,
           ...(outcome.kind === undefined ? {} : { kind: outcome.kind }),
+          ...(choice === undefined ? {} : { choice }),
         });
       } else if (outcome.status === 'rejected') {
         await ctx.reject({ reason: outcome.reason });
@@ -156,6 +163,16 @@ function rejection(value: string | Uint8Array, marker: string): string | undefin
   if (!text.startsWith(marker)) return undefined;
   const full = typeof value === 'string' ? value : new TextDecoder().decode(value);
   return full.trimStart().slice(marker.length).trim().slice(0, 2000) || 'rejected';
+}
+
+/** A voter's answer: the rest of a first non-empty line that starts with `CHOICE:`. */
+function choiceOf(value: string | Uint8Array): string | undefined {
+  const head =
+    typeof value === 'string' ? value.slice(0, 1024) : new TextDecoder().decode(value.subarray(0, 1024));
+  const line = head.trimStart().split('\n')[0] ?? '';
+  if (!line.startsWith(CHOICE_MARKER)) return undefined;
+  const choice = line.slice(CHOICE_MARKER.length).trim().slice(0, 128);
+  return choice === '' ? undefined : choice;
 }
 
 /** Reads the snapshot's input refs as the worker, cutting content to the budget in order. */
@@ -190,6 +207,9 @@ function isText(bytes: Uint8Array): boolean {
 /** Marker on the first line of an answer by which a review stage's worker rejects the work. */
 export const REJECT_MARKER = 'REJECT:';
 
+/** Marker on the first line of an answer that names a voter's choice (vote stages). */
+export const CHOICE_MARKER = 'CHOICE:';
+
 /**
  * The task as one Markdown prompt: objective, the stage's brief and expected output, feedback of the
  * last attempt, earlier stages' summaries and the input artifacts' text.
@@ -207,6 +227,7 @@ export function renderPrompt(snapshot: ContextSnapshot, inputs: AdapterArtifact[
     '',
     `Answer with the content of the artifact itself (${s.output.kind}, stored as ${s.output.key}); its first line is its summary.`,
     `If this stage reviews earlier work and that work must change, answer instead with a first line "${REJECT_MARKER} <what must change>".`,
+    `If this stage asks you to vote, make the first line "${CHOICE_MARKER} <your choice>", then give your reasons.`,
   ];
   if (s.shard !== undefined)
     lines.push(

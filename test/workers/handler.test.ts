@@ -194,3 +194,36 @@ it('answers nothing when the run no longer needs the task', async () => {
   expect(t.runs.status(runId).stages.find((s) => s.stage === 'describe')?.output_ref ?? null).toBeNull();
   expect(team.host.trace(runId, { kinds: ['error'] })).toEqual([]);
 });
+
+it("takes a voter's choice from a first line CHOICE: on vote stages", async () => {
+  const t = team.host.teamwork;
+  const adapter = inline(async () => ({
+    status: 'delivered',
+    value: 'CHOICE: option B\nbecause it is simpler',
+    summary: 'CHOICE: option B',
+  }));
+  t.worker(team.workers['architect'] as string).onStage('architect', adapterHandler(adapter));
+  const { run_id } = await t.startRun({
+    playbook: {
+      name: 'ballot',
+      version: '1.0.0',
+      objective: '{{objective}}',
+      stages: [
+        {
+          id: 'ballot',
+          role: 'architect',
+          brief: 'Pick option A or option B.',
+          output: { kind: 'markdown', key: 'ballot.md' },
+          vote: { voters: 1, quorum: 1 },
+        },
+      ],
+    },
+    objective: 'choose a design',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: { architect: team.workers['architect'] as string },
+  });
+  await waitFor(() => t.runs.status(run_id).state === 'completed', 60_000, 'the vote');
+  expect(t.runs.status(run_id).stages[0]?.decision).toBe('option B');
+  expect(adapter.seen[0]?.prompt).toContain('make the first line "CHOICE: <your choice>"');
+});
