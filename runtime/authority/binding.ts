@@ -154,6 +154,8 @@ export interface BindingDistributor {
 export class Bindings {
   private readonly db: Database<unknown, Key>;
   private readonly cache = new Map<string, StoredBinding>();
+  /** Verified unbindings whose binding has not arrived yet (relay entries come in any order). */
+  private readonly early = new Map<string, SignedUnbinding>();
   distributor: BindingDistributor | undefined;
 
   constructor(
@@ -214,7 +216,14 @@ export class Bindings {
   /** Stores a binding signed elsewhere, after verifying it. Idempotent. */
   async import(signed: SignedBinding): Promise<BindingView> {
     verifyBinding(this.suite, signed);
-    if (!this.cache.has(signed.id)) await this.store(signed, null);
+    if (!this.cache.has(signed.id)) {
+      const early = this.early.get(signed.id);
+      this.early.delete(signed.id);
+      await this.store(
+        signed,
+        early !== undefined && early.statement.owner === signed.statement.owner ? early : null,
+      );
+    }
     return this.view(signed.id);
   }
 
@@ -240,7 +249,11 @@ export class Bindings {
   async importUnbinding(unbinding: SignedUnbinding): Promise<void> {
     verifyUnbinding(this.suite, unbinding);
     const found = this.cache.get(unbinding.statement.binding_id);
-    if (found === undefined || found.unbinding !== null) return;
+    if (found === undefined) {
+      this.early.set(unbinding.statement.binding_id, unbinding);
+      return;
+    }
+    if (found.unbinding !== null) return;
     if (found.signed.statement.owner !== unbinding.statement.owner)
       throw new BindingInvalidError('the unbinding is not signed by the binding owner');
     await this.store(found.signed, unbinding);
@@ -250,6 +263,11 @@ export class Bindings {
     const record: StoredBinding = { signed, unbinding };
     await this.db.put(signed.id, record);
     this.cache.set(signed.id, record);
+  }
+
+  /** The signed unbinding of a binding, when it was withdrawn. */
+  unbinding(id: string): SignedUnbinding | undefined {
+    return this.cache.get(id)?.unbinding ?? undefined;
   }
 
   view(id: string, now = this.clock.now()): BindingView {

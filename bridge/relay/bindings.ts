@@ -1,0 +1,107 @@
+// Bindings over the relay: Owner→agent bindings and their unbindings, in a JetStream KV bucket every host watches into LMDB.
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type {
+  BindingDistributor,
+  Bindings,
+  SignedBinding,
+  SignedUnbinding,
+} from '../../runtime/authority/binding.ts';
+import { AnxError } from '../../runtime/errors.ts';
+import { JETSTREAM_DOMAIN } from './nats-server.ts';
+
+/** JetStream KV bucket of signed bindings (`b.<id>`) and unbindings (`u.<id>`). */
+export const BINDING_BUCKET = 'anx_v1_bindings';
+
+type KV = Awaited<ReturnType<Kvm['create']>>;
+
+/**
+ * Distributes the bindings this host's Owners sign, and their unbindings, and stores every valid one
+ * another host put (signatures are verified on import; a forged entry is reported and ignored). After
+ * a reconnect this host's own entries are put again, for those made while the hub was away. Expiry
+ * needs no distribution: it is checked at every use.
+ */
+export class BindingFeed implements BindingDistributor {
+  private kv: KV | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly bindings: Bindings,
+    private readonly isLocal: (did: string) => boolean,
+    private readonly onInvalid: (key: string, error: AnxError) => void,
+  ) {
+    bindings.distributor = this;
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.bindings.distributor === this) this.bindings.distributor = undefined;
+  }
+
+  publish(kind: 'binding' | 'unbinding', value: SignedBinding | SignedUnbinding): void {
+    void this.put(kind, value).catch(() => {});
+  }
+
+  private async put(kind: 'binding' | 'unbinding', value: SignedBinding | SignedUnbinding): Promise<void> {
+    const key =
+      kind === 'binding'
+        ? `b.${(value as SignedBinding).id}`
+        : `u.${(value as SignedUnbinding).statement.binding_id}`;
+    await (await this.open()).put(key, new TextEncoder().encode(JSON.stringify(value)));
+  }
+
+  private async open(): Promise<KV> {
+    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
+      BINDING_BUCKET,
+      { history: 1 },
+    );
+    return this.kv;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const kv = await this.open();
+        for (const view of this.bindings.list()) {
+          if (!this.isLocal(view.statement.owner)) continue;
+          await this.put('binding', view);
+          const unbinding = this.bindings.unbinding(view.id);
+          if (unbinding !== undefined) await this.put('unbinding', unbinding);
+        }
+        for await (const entry of await kv.watch()) {
+          if (this.stopped) break;
+          if (entry.operation === 'PUT') await this.take(entry.key, entry.value);
+        }
+      } catch {
+        this.kv = undefined;
+      }
+      if (!this.stopped) await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+
+  private async take(key: string, value: Uint8Array): Promise<void> {
+    try {
+      const raw = JSON.parse(new TextDecoder().decode(value)) as unknown;
+      if (key.startsWith('b.')) {
+        const b = raw as SignedBinding;
+        if (key !== `b.${b?.id}`)
+          throw new AnxError('ANX_BINDING_INVALID', `entry ${key} does not name its binding`);
+        await this.bindings.import(b);
+      } else if (key.startsWith('u.')) {
+        const u = raw as SignedUnbinding;
+        if (key !== `u.${u?.statement?.binding_id}`)
+          throw new AnxError('ANX_BINDING_INVALID', `entry ${key} does not name its binding`);
+        // An unbinding may arrive before its binding (another key): it is applied once both are here.
+        await this.bindings.importUnbinding(u);
+      }
+    } catch (err) {
+      this.onInvalid(key, err instanceof AnxError ? err : new AnxError('ANX_BINDING_INVALID', String(err)));
+    }
+  }
+}
