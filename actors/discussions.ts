@@ -152,8 +152,14 @@ export class Discussions {
         `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`,
       );
     const address = discussionAddress(id);
-    if (this.system.has(address))
-      throw new DiscussionInputError(`"id" expected a new discussion id, but discussion ${id} exists`);
+    if (this.system.has(address)) {
+      // A retried opening (same id, creator and topic) answers with the discussion; anything else is a clash.
+      const known = this.localAddress(id) === undefined ? undefined : this.get(id);
+      if (known !== undefined && known.creator === request.as && known.topic === request.topic) return known;
+      throw new DiscussionInputError(
+        `"id" expected a new discussion id, but discussion ${id} exists with other content`,
+      );
+    }
     const body: Record<string, unknown> = {
       discussion_id: id,
       topic: request.topic,

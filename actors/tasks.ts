@@ -128,8 +128,12 @@ export class Tasks {
         `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`,
       );
     const address = taskAddress(id);
-    if (this.system.has(address))
-      throw new TaskInputError(`"id" expected a new task id, but task ${id} exists`);
+    if (this.system.has(address)) {
+      // A retried proposal (same id, proposer and title) answers with the task; anything else is a clash.
+      const known = this.system.info(address)?.kind === TASK_KIND ? this.get(id) : undefined;
+      if (known !== undefined && known.proposer === request.as && known.title === request.title) return known;
+      throw new TaskInputError(`"id" expected a new task id, but task ${id} exists with other content`);
+    }
     const body: Record<string, unknown> = { task_id: id, title: request.title };
     for (const field of ['description', 'candidates', 'enclave_id', 'resources'] as const)
       if (request[field] !== undefined) body[field] = request[field];

@@ -315,6 +315,12 @@ describe('tasks', () => {
     expect((await refusal(tasks.propose({ as: alice, title: 'x', id: '../x' }))).code).toBe(
       'ANX_TASK_INVALID',
     );
+    // A retried proposal with the same id answers with the task; another proposal under that id is refused.
+    const once = await tasks.propose({ as: alice, title: 'idempotent', id: 'task-retry' });
+    expect(await tasks.propose({ as: alice, title: 'idempotent', id: 'task-retry' })).toEqual(once);
+    expect((await refusal(tasks.propose({ as: alice, title: 'other', id: 'task-retry' }))).code).toBe(
+      'ANX_TASK_INVALID',
+    );
     expect((await refusal(tasks.propose({ as: alice, title: 'x', enclave_id: 'missing' }))).code).toBe(
       'ANX_ENCLAVE_NOT_FOUND',
     );
