@@ -72,7 +72,8 @@ function textOf(e: EventV1): string {
 
 /** Registers the shared worker adapter suite under `name`. */
 export function adapterSuite(name: string, make: () => Promise<AdapterHarness>): void {
-  describe(`worker adapter: ${name}`, () => {
+  // Each test runs a host and a playbook: generous limits for a loaded machine.
+  describe(`worker adapter: ${name}`, { timeout: 180_000 }, () => {
     let h: AdapterHarness;
     let team: TeamHost;
     const feedback: Array<string | null> = [];
@@ -118,7 +119,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it('delivers an artifact made from the objective and the input artifacts, authored by the worker, and the run completes with a manifest', async () => {
       serve('architect', 'echo');
       const runId = await start();
-      await waitFor(() => team.host.teamwork.manifests.has(runId), 60_000, 'the manifest');
+      await waitFor(() => team.host.teamwork.manifests.has(runId), 120_000, 'the manifest');
       expect(team.host.teamwork.runs.status(runId).state).toBe('completed');
       const { signed } = team.host.teamwork.manifests.get(runId);
       expect(verifyManifest(signed)).toBe(true);
@@ -139,7 +140,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it("streams the worker's progress into the trace of the run and the task", async () => {
       serve('architect', 'echo');
       const runId = await start();
-      await waitFor(() => team.host.teamwork.manifests.has(runId), 60_000, 'the manifest');
+      await waitFor(() => team.host.teamwork.manifests.has(runId), 120_000, 'the manifest');
       const taskId = stage(runId, 'design')?.task_id as string;
       const progress = team.host
         .trace(runId, { kinds: ['reasoning', 'message', 'status'] })
@@ -156,7 +157,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it('fails the stage with a readable error when the agent fails, and the owner takes over', async () => {
       serve('architect', 'fail');
       const runId = await start({ retries: 0 });
-      await waitFor(() => team.host.teamwork.runs.status(runId).state === 'takeover', 60_000, 'takeover');
+      await waitFor(() => team.host.teamwork.runs.status(runId).state === 'takeover', 120_000, 'takeover');
       expect(team.host.teamwork.runs.status(runId).takeover?.stage).toBe('design');
       expect(stage(runId, 'design')?.last_error).toMatch(h.failure);
     });
@@ -164,7 +165,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it('is run again after a failed attempt, and the new attempt sees why the last one failed', async () => {
       serve('architect', 'flaky');
       const runId = await start({ retries: 1 });
-      await waitFor(() => team.host.teamwork.manifests.has(runId), 60_000, 'the manifest');
+      await waitFor(() => team.host.teamwork.manifests.has(runId), 120_000, 'the manifest');
       expect(stage(runId, 'design')?.attempt).toBe(2);
       const design = await team.host.teamwork.vault.get(team.enclave, 'design/spec.md', team.owner);
       const text = new TextDecoder().decode(design.content);
@@ -175,7 +176,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it('fails the stage saying it timed out when the agent does not finish in time', async () => {
       serve('architect', 'hang', 1500);
       const runId = await start({ retries: 0 });
-      await waitFor(() => team.host.teamwork.runs.status(runId).state === 'takeover', 60_000, 'takeover');
+      await waitFor(() => team.host.teamwork.runs.status(runId).state === 'takeover', 120_000, 'takeover');
       expect(stage(runId, 'design')?.last_error).toMatch(h.timeout);
       await waitFor(() => h.stopped(), 30_000, 'the work to stop');
     });
@@ -183,7 +184,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it('stops the work when the run is aborted, and answers nothing', async () => {
       serve('architect', 'hang');
       const runId = await start();
-      await waitFor(() => h.started(), 60_000, 'the work to start');
+      await waitFor(() => h.started(), 120_000, 'the work to start');
       await team.host.teamwork.runs.control(runId, 'run.abort', { reason: 'changed my mind' });
       await waitFor(() => h.stopped(), 30_000, 'the work to stop');
       await team.host.teamwork.workers.idle();
@@ -196,7 +197,7 @@ export function adapterSuite(name: string, make: () => Promise<AdapterHarness>):
     it('rejects a review stage with the reason, and the rejected stage runs again with it as feedback', async () => {
       serve('reviewer', 'reject');
       const runId = await start({ review: true, retries: 1 });
-      await waitFor(() => feedback.length >= 2, 60_000, 'requirements to run again');
+      await waitFor(() => feedback.length >= 2, 120_000, 'requirements to run again');
       expect(feedback[0]).toBeNull();
       expect(feedback[1]).toContain('the change has no tests');
       await team.host.teamwork.runs.control(runId, 'run.abort', {});

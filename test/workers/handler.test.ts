@@ -79,7 +79,9 @@ async function runOne(adapter: WorkerAdapter, options: AdapterHandlerOptions = {
   return { runId, status: t.runs.status(runId) };
 }
 
-it('sends streamed text in few events, in order, and caps what one task may stream', async () => {
+it('sends streamed text in few events, in order, and caps what one task may stream', {
+  timeout: 180_000,
+}, async () => {
   const tokens = Array.from({ length: 3000 }, (_, i) => `t${i} `);
   const adapter = inline(async (input) => {
     for (const t of tokens) input.emit({ kind: 'message', payload: { text: t } });
@@ -114,7 +116,9 @@ it('sends streamed text in few events, in order, and caps what one task may stre
   expect(text.length + dropped.progress_dropped_chars).toBe(tokens.join('').length);
 });
 
-it('hands the adapter the snapshot, the inputs as read from the vault and a prompt that says what they are', async () => {
+it('hands the adapter the snapshot, the inputs as read from the vault and a prompt that says what they are', {
+  timeout: 180_000,
+}, async () => {
   const adapter = inline(async () => ({ status: 'delivered', value: 'described', summary: 'described' }));
   await runOne(adapter);
   const input = adapter.seen[0] as AdapterInput;
@@ -149,7 +153,9 @@ it('renders feedback, shares, cut inputs and left-out inputs', () => {
   expect(prompt).toContain('(2 more input(s) left out to fit the context budget)');
 });
 
-it('fails the stage saying which adapter threw, and refuses a rejection marker on a stage that is not a review', async () => {
+it('fails the stage saying which adapter threw, and refuses a rejection marker on a stage that is not a review', {
+  timeout: 180_000,
+}, async () => {
   const throwing = inline(async () => {
     throw new Error('socket exploded');
   });
@@ -171,7 +177,7 @@ it('fails the stage saying which adapter threw, and refuses a rejection marker o
   expect(third.status.state).toBe('completed');
 });
 
-it('answers nothing when the run no longer needs the task', async () => {
+it('answers nothing when the run no longer needs the task', { timeout: 180_000 }, async () => {
   let resolveStarted: () => void = () => {};
   const started = new Promise<void>((r) => {
     resolveStarted = r;
@@ -195,7 +201,7 @@ it('answers nothing when the run no longer needs the task', async () => {
   expect(team.host.trace(runId, { kinds: ['error'] })).toEqual([]);
 });
 
-it("takes a voter's choice from a first line CHOICE: on vote stages", async () => {
+it("takes a voter's choice from a first line CHOICE: on vote stages", { timeout: 180_000 }, async () => {
   const t = team.host.teamwork;
   const adapter = inline(async () => ({
     status: 'delivered',
@@ -223,7 +229,7 @@ it("takes a voter's choice from a first line CHOICE: on vote stages", async () =
     enclave: team.enclave,
     assignments: { architect: team.workers['architect'] as string },
   });
-  await waitFor(() => t.runs.status(run_id).state === 'completed', 60_000, 'the vote');
+  await waitFor(() => t.runs.status(run_id).state === 'completed', 120_000, 'the vote');
   expect(t.runs.status(run_id).stages[0]?.decision).toBe('option B');
   expect(adapter.seen[0]?.prompt).toContain('make the first line "CHOICE: <your choice>"');
 });
