@@ -1,5 +1,6 @@
 // `npm run bench`: runs the bench groups and prints a table, or one JSON object with `--json`.
 import { envelopeGroup } from '../envelope/envelope.bench.ts';
+import { authorityGroup } from './authority.ts';
 import { cryptoGroup } from './crypto.ts';
 import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
@@ -14,6 +15,7 @@ const groups: BenchGroup[] = [
   relayGroup,
   teamworkGroup,
   playgroundGroup,
+  authorityGroup,
 ];
 
 function usage(): never {
