@@ -347,7 +347,15 @@ export class CliAdapter implements WorkerAdapter {
   private async outcome(r: ProcessResult, program: string, outputFile: string): Promise<AdapterOutcome> {
     const c = this.config;
     const name = c.shell ? 'the shell command' : program;
-    if (r.spawnError !== undefined) return fail('spawn', `cannot run ${name}: ${r.spawnError}`);
+    if (r.spawnError !== undefined)
+      return fail(
+        'spawn',
+        `cannot run ${name}: ${r.spawnError}${
+          r.spawnError.includes('E2BIG')
+            ? ' (the arguments are too long: pass the prompt as {prompt_file} or with "stdin": "prompt")'
+            : ''
+        }`,
+      );
     if (r.timedOut)
       return fail('timeout', `${name} timed out after ${c.timeout_ms ?? 1_800_000} ms${tail(r.stderr)}`);
     if (r.tooLarge) return fail('output', `${name} wrote more than ${STDOUT_MAX} bytes to stdout`);

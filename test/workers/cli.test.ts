@@ -221,3 +221,21 @@ describe('input and output', () => {
     expect(existsSync(join(root, 'run-bad', 'design-1', 'inputs', 'requirements', 'req.md'))).toBe(true);
   });
 });
+
+describe('long prompts', () => {
+  it('says how to pass a prompt too long for one argument', async () => {
+    const input = testInput({ inputText: 'y'.repeat(200_000) });
+    const out = await adapter({ command: [NODE, AGENT, 'argv', '{prompt}'] }).run(input);
+    expect(out).toMatchObject({ status: 'failed', reason: 'spawn' });
+    expect((out as { error: string }).error).toMatch(/E2BIG.*\{prompt_file\}/);
+    const viaFile = await adapter({
+      command: [
+        NODE,
+        '-e',
+        "process.stdout.write(String(require('fs').statSync(process.argv[1]).size))",
+        '{prompt_file}',
+      ],
+    }).run(input);
+    expect(Number(delivered(viaFile))).toBe(Buffer.byteLength(input.prompt));
+  });
+});
