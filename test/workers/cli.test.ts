@@ -239,3 +239,22 @@ describe('long prompts', () => {
     expect(Number(delivered(viaFile))).toBe(Buffer.byteLength(input.prompt));
   });
 });
+
+describe('retry safety', () => {
+  it('starts a task handed out again from a clean working directory', async () => {
+    const root = join(tempDir(), 'work');
+    const script =
+      "const fs = require('fs'); const seen = fs.existsSync('leftover'); fs.writeFileSync('leftover', 'x'); process.stdout.write(String(seen)); process.exit(seen ? 0 : 5)";
+    const cli = new CliAdapter({
+      adapter: 'cli',
+      command: [NODE, '-e', script],
+      workdir_root: root,
+      keep_workdir: 'always',
+    });
+    const input = testInput();
+    expect(await cli.run(input)).toMatchObject({ status: 'failed', reason: 'exit' });
+    expect(existsSync(join(root, 'run-1', 'design-1', 'leftover'))).toBe(true);
+    // The same task again (a crash, a restarted worker): the leftover of the first run is gone.
+    expect(await cli.run(input)).toMatchObject({ status: 'failed', reason: 'exit' });
+  });
+});
