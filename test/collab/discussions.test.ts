@@ -292,6 +292,29 @@ describe('deadline and archive', () => {
     expect(history).toHaveLength(1);
   });
 
+  it('leaves an error event and stays concluded when the vault refuses the archive', async () => {
+    const host = await open();
+    const { alice, bob } = await people(host);
+    const enclave = (await host.teamwork.enclaves.create({ owner: alice, id: 'enc-closed' })).enclave_id;
+    const d = host.teamwork.discussions;
+    const { discussion_id } = await d.open({
+      as: alice,
+      topic: 'x',
+      participants: [bob],
+      enclave_id: enclave,
+    });
+    await host.teamwork.enclaves.archive(enclave, alice);
+    await d.close(discussion_id, alice);
+    const failed = () =>
+      host
+        .trace(discussionAddress(discussion_id), { kinds: ['error'] })
+        .filter((e) => (e.payload as { code: string }).code === 'ANX_DISCUSSION_ARCHIVE_FAILED');
+    await until(() => failed().length === 1, 'the archive failure');
+    const [failure] = failed();
+    expect((failure?.payload as { reason?: string } | undefined)?.reason).toContain('archived');
+    expect(d.get(discussion_id)).toMatchObject({ state: 'concluded', archive: null });
+  });
+
   it('refuses an Enclave the creator cannot write to, and a deadline in the past', async () => {
     const host = await open();
     const { alice, bob } = await people(host);
