@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DID_KIND, didActor } from '../actors/did.ts';
 import { Teamwork } from '../actors/teamwork.ts';
 import { Authority, type Permit, RateLimitedError } from './authority/index.ts';
+import { trustFromRunEvents } from './authority/run-outcomes.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
@@ -155,6 +156,13 @@ export class Host {
       teamwork.vault.writeGuard = writeGuard;
       teamwork.runs.writeGuard = writeGuard;
       teamwork.workers.writeGuard = writeGuard;
+      // Stage outcomes move the worker's trust (success, failure, timeout).
+      system.events.subscribe(
+        trustFromRunEvents(authority.trust, (runId, stage) => {
+          const worker = teamwork.runs.status(runId).stages.find((s) => s.stage === stage)?.worker;
+          return typeof worker === 'string' ? worker : undefined;
+        }),
+      );
       const { replayed, refused } = await system.start();
       const host = new Host(
         options.dataDir,

@@ -10,6 +10,7 @@ import {
   createEnvelope,
   type Envelope,
   EnvelopeDuplicateError,
+  EnvelopeSignatureError,
   encodeEnvelope,
   encodeSealedContent,
   envelopeAad,
@@ -961,6 +962,8 @@ export class Relay implements RemoteRouter {
     } catch (err) {
       if (err instanceof EnvelopeDuplicateError && err.id !== undefined)
         return { env: undefined, id: err.id, inbound };
+      // The session authenticated the peer, and the envelope claims to be from it: the bad signature is its own.
+      if (err instanceof EnvelopeSignatureError) host.authority.trust.record(inbound.peer, 'bad_signature');
       throw err;
     } finally {
       xPriv?.fill(0);

@@ -1,0 +1,40 @@
+// Stage outcomes of playbook runs as trust events of their workers: completed → success, timed out → timeout, failed → failure.
+import type { EventV1 } from '../events/event.ts';
+import type { TrustEventKind, TrustStore } from './trust.ts';
+
+/** The trust event a run's status event says about the stage's worker, if any. */
+export function stageOutcome(event: EventV1): { stage: string; kind: TrustEventKind } | undefined {
+  if (event.kind !== 'status' || event.run_id === undefined || event.run_id === null) return undefined;
+  const p = event.payload as { state?: unknown; stage?: unknown; by?: unknown; reason?: unknown } | null;
+  if (p === null || typeof p !== 'object' || typeof p.stage !== 'string') return undefined;
+  if (p.state === 'stage.completed')
+    return p.by === 'worker' ? { stage: p.stage, kind: 'success' } : undefined;
+  if (p.state !== 'stage.failed' && p.state !== 'stage.retrying') return undefined;
+  const reason = typeof p.reason === 'string' ? p.reason : '';
+  // A vote without quorum is nobody's failure.
+  if (reason.startsWith('no quorum')) return undefined;
+  return { stage: p.stage, kind: reason.startsWith('timed out') ? 'timeout' : 'failure' };
+}
+
+/**
+ * Listens to committed events and records each stage outcome against the worker that held the
+ * stage (`workerOf`, from the run's status). Returns the event-log listener.
+ */
+export function trustFromRunEvents(
+  trust: TrustStore,
+  workerOf: (runId: string, stage: string) => string | undefined,
+): (events: readonly EventV1[]) => void {
+  return (events) => {
+    for (const event of events) {
+      const outcome = stageOutcome(event);
+      if (outcome === undefined) continue;
+      let worker: string | undefined;
+      try {
+        worker = workerOf(event.run_id as string, outcome.stage);
+      } catch {
+        worker = undefined;
+      }
+      if (worker !== undefined) trust.record(worker, outcome.kind);
+    }
+  };
+}
