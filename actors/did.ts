@@ -90,7 +90,17 @@ export class Gatekeeper {
     did: string,
     settings: { mode?: GatekeeperMode; allow?: string[]; block?: string[]; pending_ttl_ms?: number },
   ) {
-    await this.control(did, 'gatekeeper.set', settings, () => true);
+    const same = (a: string[], b: string[] | undefined) => b === undefined || a.join() === b.join();
+    await this.control(
+      did,
+      'gatekeeper.set',
+      settings,
+      (c) =>
+        (settings.mode === undefined || c.gatekeeper.mode === settings.mode) &&
+        same(c.gatekeeper.allow, settings.allow) &&
+        same(c.gatekeeper.block, settings.block) &&
+        (settings.pending_ttl_ms === undefined || c.gatekeeper.pendingTtlMs === settings.pending_ttl_ms),
+    );
     return this.show(did);
   }
 
