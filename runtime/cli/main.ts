@@ -4,8 +4,6 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
-import { playgroundUrl } from '../../bridge/api/playground-routes.ts';
-import { startDaemon } from '../daemon.ts';
 import { AnxError } from '../errors.ts';
 import type { EventV1 } from '../events/event.ts';
 import { dataFiles, resolveDataDir } from '../paths.ts';
@@ -123,6 +121,8 @@ program
       await startDetached(cmd, dataDir, options.port, relayArgs(options));
       return;
     }
+    // The host and its dependencies load only for commands that run one: client commands stay quick.
+    const { startDaemon } = await import('../daemon.ts');
     const daemon = await startDaemon({
       dataDir,
       port: options.port,
@@ -404,6 +404,7 @@ program
     await api.get('/v1/status');
     const info = readDaemonInfo(dataDir);
     const token = readFileSync(dataFiles.token(dataDir), 'utf8').trim();
+    const { playgroundUrl } = await import('../../bridge/api/playground-routes.ts');
     const url = playgroundUrl(info?.url ?? api.baseUrl, token, options.run);
     out(
       cmd,
