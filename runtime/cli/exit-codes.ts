@@ -33,7 +33,10 @@ export function exitCodeOf(err: AnxError): number {
     code === 'ANX_TASK_NOT_RUNNING' ||
     code === 'ANX_VAULT_REF_MISMATCH' ||
     code.startsWith('ANX_FORBIDDEN') ||
-    code.startsWith('ANX_DISPATCH_')
+    code.startsWith('ANX_DISPATCH_') ||
+    // A request that lost a race (a task claimed by someone else) or was already applied.
+    code.endsWith('_CONFLICT') ||
+    code.endsWith('_REPLAYED')
   ) {
     return EXIT.refused;
   }
