@@ -103,7 +103,6 @@ export const secretaryMachine = setup({
   },
   guards: {
     fromHost: ({ event }) => event.from === HOST,
-    runStarted: ({ context }) => context.run_started,
   },
   actions: {
     step: emit(({ context }, params: { status: string; details?: unknown }) => ({
@@ -128,7 +127,7 @@ export const secretaryMachine = setup({
     enclaveReady: assign({ enclave_ready: true }),
     runStarted: assign({ run_started: true }),
     recordFailure: assign({
-      failure: ({ event, context }) => {
+      failure: ({ event }) => {
         const b = (event.body ?? {}) as { step?: string; code?: string; message?: string; reason?: string };
         return {
           step: b.step ?? (event.type === 'run.failed' ? 'waiting' : 'authorizing'),
