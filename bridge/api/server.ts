@@ -148,7 +148,13 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     return {
       cards: localCards(host).discover(
         query,
-        relay === undefined ? {} : { remote: relay.discover(query), online: (d) => relay.isOnline(d) },
+        relay === undefined
+          ? {}
+          : {
+              // A relay without JetStream has no directory: local cards are still listed.
+              remote: relay.directory === undefined ? [] : relay.discover(query),
+              online: (d) => relay.isOnline(d),
+            },
       ),
     };
   });
