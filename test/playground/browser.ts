@@ -57,6 +57,18 @@ export async function openPlayground(
 
 export const ROLES = ['pm', 'architect', 'developer', 'tester', 'reviewer'] as const;
 
+/** The stages the demo run goes through: the review rejects the first implementation, which is done again. */
+export const DEMO_STAGES = [
+  'requirements',
+  'design',
+  'implement',
+  'test',
+  'review',
+  'implement',
+  'test',
+  'review',
+];
+
 export interface TeamSetUp {
   owner: string;
   workers: Record<string, string>;

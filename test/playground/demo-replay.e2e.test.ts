@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs } from '../helpers/tmp.ts';
-import { ARTIFACTS, launchChromium, openPlayground, timelineRows } from './browser.ts';
+import { ARTIFACTS, DEMO_STAGES, launchChromium, openPlayground, timelineRows } from './browser.ts';
 
 const run = promisify(execFile);
 let browser: Browser;
@@ -52,16 +52,7 @@ it('replays the demo run step by step: every stage, the rejected review, the rol
     if (i < steps - 1) await page.click('#replay-next');
   }
   const stages = seen.filter((s) => ['requirements', 'design', 'implement', 'test', 'review'].includes(s));
-  expect(stages).toEqual([
-    'requirements',
-    'design',
-    'implement',
-    'test',
-    'review',
-    'implement',
-    'test',
-    'review',
-  ]);
+  expect(stages).toEqual(DEMO_STAGES);
   expect(seen[0]).toBe('pending');
   expect(seen.at(-1)).toBe('completed');
   expect(seen).toContain('live.route');

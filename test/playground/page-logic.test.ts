@@ -8,6 +8,7 @@ import { runDemo } from '../../runtime/cli/demo.ts';
 import type { EventV1 } from '../../runtime/events/event.ts';
 import { Host } from '../../runtime/host.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { DEMO_STAGES } from './browser.ts';
 
 afterAll(() => cleanupTempDirs());
 
@@ -31,16 +32,7 @@ describe('replay', () => {
         .map((s) => (s.value as { live?: { running?: Record<string, string> } }).live?.running)
         .filter((r) => r !== undefined)
         .map((r) => Object.keys(r as object)[0]);
-      expect(stages).toEqual([
-        'requirements',
-        'design',
-        'implement',
-        'test',
-        'review',
-        'implement',
-        'test',
-        'review',
-      ]);
+      expect(stages).toEqual(DEMO_STAGES);
       expect(steps[0]?.value).toBe('pending');
       expect(steps.at(-1)?.value).toBe('completed');
       // The replay ends where the run really is.
