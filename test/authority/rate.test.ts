@@ -4,25 +4,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { localCards } from '../../bridge/relay/local-cards.ts';
 import { NEUTRAL_TRUST } from '../../runtime/authority/trust.ts';
 import { createEnvelope, encodeEnvelope, signEnvelope } from '../../runtime/envelope/index.ts';
-import { isAnxError } from '../../runtime/errors.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { cleanupTempDirs } from '../helpers/tmp.ts';
-import { closeHost, closeHosts, identities, openHost } from './tokens-fixture.ts';
+import { closeHost, closeHosts, codeOf, identities, openHost } from './tokens-fixture.ts';
 
 afterEach(async () => {
   await closeHosts();
   cleanupTempDirs();
 });
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isAnxError(err)) return err.code;
-    throw err;
-  }
-  return 'ALLOWED';
-}
 
 describe('rate limits', () => {
   it('holds a recipient to its qps budget, refilling over time, with a retry hint', async () => {

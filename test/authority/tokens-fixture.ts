@@ -10,6 +10,7 @@ import {
   type TokenLink,
 } from '../../runtime/authority/tokens.ts';
 import { ManualClock } from '../../runtime/clock.ts';
+import { isAnxError } from '../../runtime/errors.ts';
 import { Host } from '../../runtime/host.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -17,6 +18,17 @@ export const T0 = 1_800_000_000_000;
 export const HOUR = 60 * 60_000;
 
 const opened: Host[] = [];
+
+/** The code of the `AnxError` that `fn` throws, or `ALLOWED` when it returns. */
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (isAnxError(err)) return err.code;
+    throw err;
+  }
+  return 'ALLOWED';
+}
 
 /** Opens a host on a manual clock (fsync off: throwaway data). */
 export async function openHost(options: { dir?: string; clock?: ManualClock } = {}): Promise<{

@@ -10,12 +10,12 @@ import { revocationKey } from '../../bridge/relay/revocations.ts';
 import { REVOCATION_BUCKET } from '../../bridge/relay/subjects.ts';
 import { toB64u } from '../../runtime/authority/canonical.ts';
 import { revocationSigningInput } from '../../runtime/authority/revocation.ts';
-import { isAnxError } from '../../runtime/errors.ts';
 import { Host } from '../../runtime/host.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { waitFor } from '../helpers/daemon.ts';
 import { startHub, startLeaf, stopAllNats, type TestHub, type TestLeaf } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { codeOf } from './tokens-fixture.ts';
 
 interface Joined {
   host: Host;
@@ -36,16 +36,6 @@ async function join(natsUrl: string): Promise<Joined> {
   joined.push(j);
   expect(await conn.relay.revocations?.waitSynced(30_000)).toBe(true);
   return j;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isAnxError(err)) return err.code;
-    throw err;
-  }
-  return 'ALLOWED';
 }
 
 beforeAll(async () => {

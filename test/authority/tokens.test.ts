@@ -4,11 +4,11 @@ import { canonicalize, toB64u, utf8 } from '../../runtime/authority/canonical.ts
 import { type Revocation, revocationSigningInput } from '../../runtime/authority/revocation.ts';
 import { encodeToken, TOKEN_PREFIX, type TokenLink } from '../../runtime/authority/tokens.ts';
 import type { ManualClock } from '../../runtime/clock.ts';
-import { isAnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { cleanupTempDirs } from '../helpers/tmp.ts';
 import {
   closeHosts,
+  codeOf,
   forgeChain,
   forgeLink,
   HOUR,
@@ -35,16 +35,6 @@ afterEach(async () => {
   cleanupTempDirs();
 });
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isAnxError(err)) return err.code;
-    throw err;
-  }
-  return 'ALLOWED';
-}
-
 const req = (actor: string, over: Record<string, unknown> = {}) => ({
   actor,
   owner,
@@ -52,6 +42,16 @@ const req = (actor: string, over: Record<string, unknown> = {}) => ({
   action: 'vault.put',
   ...over,
 });
+
+/** The owner grants b `vault.put` on `vault:enc-1`. */
+function putGrant() {
+  return host.authority.tokens.issue({
+    issuer: owner,
+    audience: b,
+    resource: 'vault:enc-1',
+    actions: ['vault.put'],
+  });
+}
 
 function chain3(): string {
   const t = host.authority.tokens;
@@ -250,12 +250,7 @@ describe('capability tokens', () => {
   });
 
   it('refuses tampered, malformed and oversized tokens with ANX_TOKEN_INVALID', () => {
-    const { token } = host.authority.tokens.issue({
-      issuer: owner,
-      audience: b,
-      resource: 'vault:enc-1',
-      actions: ['vault.put'],
-    });
+    const { token } = putGrant();
     const links = JSON.parse(
       Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString(),
     ) as TokenLink[];
@@ -314,12 +309,7 @@ describe('capability tokens', () => {
   });
 
   it('refuses revocations that are not signed by their issuer', async () => {
-    const { token, grant } = host.authority.tokens.issue({
-      issuer: owner,
-      audience: b,
-      resource: 'vault:enc-1',
-      actions: ['vault.put'],
-    });
+    const { token, grant } = putGrant();
     const unsigned: Omit<Revocation, 'sig'> = {
       v: 1,
       tid: grant.id,
@@ -338,12 +328,7 @@ describe('capability tokens', () => {
   });
 
   it('fails closed when the revocation list cannot be read', () => {
-    const { token } = host.authority.tokens.issue({
-      issuer: owner,
-      audience: b,
-      resource: 'vault:enc-1',
-      actions: ['vault.put'],
-    });
+    const { token } = putGrant();
     host.authority.revocations.setUnavailable('test: store unreadable');
     expect(codeOf(() => host.authority.tokens.check(token, req(b)))).toBe('ANX_REVOCATION_UNAVAILABLE');
     host.authority.revocations.setUnavailable(undefined);
@@ -351,12 +336,7 @@ describe('capability tokens', () => {
   });
 
   it('fails closed when the LMDB environment holding the list is closed under it', async () => {
-    const { token } = host.authority.tokens.issue({
-      issuer: owner,
-      audience: b,
-      resource: 'vault:enc-1',
-      actions: ['vault.put'],
-    });
+    const { token } = putGrant();
     await host.authority.audit.flush();
     // Reading a closed environment throws: the check must refuse, not allow.
     await host.store.root.close();
@@ -366,12 +346,7 @@ describe('capability tokens', () => {
   });
 
   it('audits every refused check with the requested action and code', () => {
-    const { token } = host.authority.tokens.issue({
-      issuer: owner,
-      audience: b,
-      resource: 'vault:enc-1',
-      actions: ['vault.put'],
-    });
+    const { token } = putGrant();
     expect(codeOf(() => host.authority.tokens.check(token, req(c)))).toBe('ANX_TOKEN_AUDIENCE');
     const denial = host.authority.audit.list({ action: 'token.check' })[0];
     expect(denial).toMatchObject({

@@ -81,15 +81,7 @@ async function chainVerify(log: (line: string) => void): Promise<BenchResult[]> 
         freeze: host.authority.freeze,
         cacheSize,
       });
-    const cold = new TokenService({
-      suite: host.suite,
-      clock: host.clock,
-      signer: host.keystore,
-      revocations: host.authority.revocations,
-      audit: host.authority.audit,
-      freeze: host.authority.freeze,
-      cacheSize: 0,
-    });
+    const cold = service(0);
     const request = {
       actor: d as string,
       owner: owner as string,
