@@ -150,6 +150,8 @@ export class Host {
       });
       // Before start: restored runs and Enclaves need their machines, and the inbox taps their consumers.
       const teamwork = new Teamwork(system, keystore, options.dataDir);
+      // Dispatches audit, check tokens and respect a freeze whoever calls them (API, SDK or host code).
+      teamwork.secretaries.attach({ authority });
       // Frozen means read-only: vault writes, run starts and changes, and stage results are refused.
       const writeGuard = (action: string, actor: string) =>
         authority.freeze.assertWritable(action, { actor });

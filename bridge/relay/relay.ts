@@ -3,6 +3,7 @@
 
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
+import { Gatekeeper } from '../../actors/did.ts';
 import { RateLimitedError } from '../../runtime/authority/index.ts';
 import { ed25519PublicToX25519 } from '../../runtime/crypto/convert.ts';
 import {
@@ -45,6 +46,7 @@ import {
   startHandshake,
 } from '../../runtime/session/index.ts';
 import type { Subscription, Transport } from '../../runtime/transport/transport.ts';
+import { BindingFeed } from './bindings.ts';
 import { type AgentCard, type CardQuery, cardMatches, makeCard, signCard } from './cards.ts';
 import { Directory } from './directory.ts';
 import { MailStore } from './mail.ts';
@@ -63,6 +65,21 @@ export class RelayFrameError extends AnxError {
 
 /** The relay needs JetStream (hub) for this, and has none (`ANX_RELAY_UNAVAILABLE`). */
 export class RelayUnavailableError extends AnxError {}
+
+/** A handshake from a peer the recipient's gatekeeper refuses (blocked, or a stranger to a private DID). */
+export class GatekeeperRefusedError extends AnxError {
+  constructor(did: string, peer: string, why: 'blocked' | 'private') {
+    super(
+      'ANX_GATEKEEPER_REFUSED',
+      why === 'blocked'
+        ? `${did} blocks ${peer}: handshake refused`
+        : `${did} is private and ${peer} is not on its allow-list: handshake refused`,
+      {
+        hint: `${did} or its Owner can unblock the sender or add it to the allow-list (\`anx-runtime gatekeeper set ${did} --allow …\`)`,
+      },
+    );
+  }
+}
 
 export interface RelayOptions {
   transport: Transport;
@@ -187,6 +204,8 @@ export class Relay implements RemoteRouter {
   webhooks: Webhooks | undefined;
   /** Capability-token revocations shared with every host of the relay. */
   revocations: RevocationFeed | undefined;
+  /** Owners' signed bindings and unbindings shared with every host of the relay. */
+  bindings: BindingFeed | undefined;
   private host: Host | undefined;
   private readonly transport: Transport;
   private readonly mail: MailStore | undefined;
@@ -197,6 +216,7 @@ export class Relay implements RemoteRouter {
   private readonly inboundByPair = new Map<string, string>();
   private readonly seenHellos = new Set<string>();
   private signer: HeartbeatSigner | undefined;
+  private gatekeeperOf: Gatekeeper | undefined;
   private verifier: HeartbeatVerifier | undefined;
   /**
    * This host's DIDs. A DID is announced (`ready`) only once its stored mail is drained: senders
@@ -325,22 +345,31 @@ export class Relay implements RemoteRouter {
           .catch(() => {});
       });
       this.webhooks.start();
+      const invalidEntry = (key: string, error: AnxError) => {
+        this.stats.refused++;
+        void host.system
+          .emitEvent({
+            kind: 'error',
+            actor: 'host',
+            payload: { code: error.code, level: 'warning', message: error.message, key },
+          })
+          .catch(() => {});
+      };
+      const isLocal = (did: string) => host.keystore.has(did);
       this.revocations = new RevocationFeed(
         this.options.nc,
         host.authority.revocations,
-        (did) => host.keystore.has(did),
-        (key, error) => {
-          this.stats.refused++;
-          void host.system
-            .emitEvent({
-              kind: 'error',
-              actor: 'host',
-              payload: { code: error.code, level: 'warning', message: error.message, key },
-            })
-            .catch(() => {});
-        },
+        isLocal,
+        invalidEntry,
       );
       this.revocations.start();
+      this.bindings = new BindingFeed(
+        this.options.nc,
+        host.teamwork.secretaries.bindings,
+        isLocal,
+        invalidEntry,
+      );
+      this.bindings.start();
       // Local DIDs' cards carry their inbound limits: keep them for the rate limiter.
       this.directory.onCard((card) => {
         if (host.keystore.has(card.did)) host.authority.rateLimits.setLimits(card);
@@ -479,6 +508,7 @@ export class Relay implements RemoteRouter {
     this.directory?.stop();
     this.webhooks?.stop();
     this.revocations?.stop();
+    this.bindings?.stop();
     await this.flushAcks();
     await this.transport.close();
   }
@@ -817,6 +847,11 @@ export class Relay implements RemoteRouter {
     }
   }
 
+  private get gatekeeper(): Gatekeeper {
+    this.gatekeeperOf ??= new Gatekeeper(this.need().system);
+    return this.gatekeeperOf;
+  }
+
   /** Frames on a local DID's inbox: hellos and data frames. */
   private onInbox(local: string, data: Uint8Array, reply: string | undefined): void {
     const host = this.need();
@@ -838,6 +873,23 @@ export class Relay implements RemoteRouter {
         });
         this.seenHellos.add(sid);
         if (this.seenHellos.size > 100_000) this.seenHellos.clear();
+        // The recipient's gatekeeper decides on the (now authenticated) peer before any session exists:
+        // a blocked sender, or a stranger to a private DID, gets no answer and retries with backoff.
+        const verdict = this.gatekeeper.verdict(local, hello.from);
+        if (verdict === 'blocked' || verdict === 'private') {
+          answered.keys.sendKey.fill(0);
+          answered.keys.receiveKey.fill(0);
+          const refusal = new GatekeeperRefusedError(local, hello.from, verdict);
+          host.authority.audit.append({
+            action: 'relay.handshake',
+            decision: 'deny',
+            actor: hello.from,
+            resource: local,
+            code: refusal.code,
+            reason: refusal.message,
+          });
+          throw refusal;
+        }
         const pair = `${hello.from}\u0000${local}`;
         const previous = this.inboundByPair.get(pair);
         if (previous !== undefined) {

@@ -1,5 +1,6 @@
 // The relay router over the in-process transport: session delivery, acknowledgement after commit, order, and replay after restart.
 import { afterEach, expect, it } from 'vitest';
+import { Gatekeeper } from '../../actors/did.ts';
 import { Relay } from '../../bridge/relay/relay.ts';
 import { Host } from '../../runtime/host.ts';
 import { InProcessTransport, Switchboard } from '../../runtime/transport/inprocess.ts';
@@ -103,4 +104,30 @@ it('keeps unacknowledged mail in the outbox while the receiver is away and deliv
     Array.from({ length: 50 }, (_, i) => i),
   );
   await waitFor(() => a2.host.status().outbox === 0, 30_000, 'outbox empty');
+});
+
+it("refuses the handshake of a sender the recipient's gatekeeper blocks or does not allow, with an audit record, and talks once allowed", async () => {
+  const board = new Switchboard();
+  const a = await node(board);
+  const b = await node(board);
+  const alice = await a.host.createIdentity({ name: 'alice' });
+  const bob = await b.host.createIdentity({ name: 'bob' });
+  await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online at a');
+  const gatekeeper = new Gatekeeper(b.host.system);
+  await gatekeeper.set(bob.did, { mode: 'private' });
+  await a.host.send([{ from: alice.did, to: bob.did, body: { n: 1 } }]);
+  const refusals = () =>
+    b.host.system.events
+      .trace('host', { kinds: ['error'] })
+      .filter((e) => (e.payload as { code?: string }).code === 'ANX_GATEKEEPER_REFUSED');
+  await waitFor(() => refusals().length > 0, 30_000, 'handshake refusal');
+  expect(b.relay.stats.received).toBe(0);
+  expect(b.host.inbox(bob.did).messages).toEqual([]);
+  const audit = b.host.authority.audit.list().filter((r) => r.action === 'relay.handshake');
+  expect(audit[0]).toMatchObject({ decision: 'deny', actor: alice.did, resource: bob.did });
+  // The message waits in alice's outbox; allowed, it arrives once.
+  expect(a.host.status().outbox).toBe(1);
+  await gatekeeper.set(bob.did, { allow: [alice.did] });
+  await waitFor(() => b.host.inbox(bob.did).messages.length === 1, 60_000, 'delivered once allowed');
+  await waitFor(() => a.host.status().outbox === 0, 30_000, 'sender outbox empty');
 });
