@@ -2,10 +2,11 @@
 import type { Database } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
-import { type Did, isDid, publicKeyOfDid } from '../identity/did.ts';
+import type { Did } from '../identity/did.ts';
 import type { CommitQueue } from '../store/commit-queue.ts';
-import { canonicalize, fromB64u, toB64u, utf8 } from './canonical.ts';
+import { toB64u } from './canonical.ts';
 import { RevocationError, TokenError } from './errors.ts';
+import { checkStatementShape, checkStatementSignature, statementSigningInput } from './statement.ts';
 import type { Signer, TokenLink } from './tokens.ts';
 
 /** Domain-separation prefix of a revocation's signing input (followed by a 0x00 byte). */
@@ -35,36 +36,22 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const KEEP_AFTER_EXPIRY_MS = 24 * 60 * 60_000;
 
 export function revocationSigningInput(rev: Omit<Revocation, 'sig'> & { sig?: string }): Uint8Array {
-  const { sig: _sig, ...unsigned } = rev;
-  return utf8(`${REVOCATION_SIG_DOMAIN}\0${canonicalize(unsigned)}`);
+  return statementSigningInput(REVOCATION_SIG_DOMAIN, rev as unknown as Record<string, unknown>);
 }
+
+const REVOCATION_FIELDS = ['v', 'tid', 'iss', 'ts', 'exp', 'reason', 'sig'];
 
 /** Checks a revocation's shape and signature; returns it typed or throws `RevocationError`. */
 export function verifyRevocation(raw: unknown, suite: CryptoSuite): Revocation {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-    throw new RevocationError('a revocation expected an object');
-  const r = raw as Record<string, unknown>;
-  const allowed = new Set(['v', 'tid', 'iss', 'ts', 'exp', 'reason', 'sig']);
-  for (const key of Object.keys(r))
-    if (!allowed.has(key)) throw new RevocationError(`a revocation has an unknown field "${key}"`);
-  if (r.v !== 1) throw new RevocationError(`a revocation "v" expected 1, got ${JSON.stringify(r.v)}`);
-  if (typeof r.tid !== 'string' || !HEX64.test(r.tid))
-    throw new RevocationError('a revocation "tid" expected 64 hex digits');
-  if (!isDid(r.iss, 'agentnexus'))
-    throw new RevocationError('a revocation "iss" expected a did:agentnexus DID');
-  for (const f of ['ts', 'exp'] as const) {
-    const n = r[f];
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
-      throw new RevocationError(`a revocation "${f}" expected ms since the epoch as an integer`);
-  }
+  const fail = (message: string): never => {
+    throw new RevocationError(message);
+  };
+  const r = checkStatementShape(raw, 'a revocation', REVOCATION_FIELDS, fail);
+  if (typeof r.tid !== 'string' || !HEX64.test(r.tid)) fail('a revocation "tid" expected 64 hex digits');
   if (r.reason !== undefined && (typeof r.reason !== 'string' || r.reason.length > 1_024))
-    throw new RevocationError('a revocation "reason" expected at most 1024 characters');
-  const sig = typeof r.sig === 'string' ? fromB64u(r.sig) : undefined;
-  if (sig?.length !== 64) throw new RevocationError('a revocation "sig" expected 64 bytes in base64url');
-  const rev = r as unknown as Revocation;
-  if (!suite.verify(publicKeyOfDid(rev.iss), revocationSigningInput(rev), sig))
-    throw new RevocationError(`a revocation's signature does not verify against ${rev.iss}`);
-  return rev;
+    fail('a revocation "reason" expected at most 1024 characters');
+  checkStatementSignature(r, 'a revocation', REVOCATION_SIG_DOMAIN, suite, fail);
+  return r as unknown as Revocation;
 }
 
 /**

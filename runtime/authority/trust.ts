@@ -2,10 +2,11 @@
 import type { Database } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
-import { type Did, isDid, publicKeyOfDid } from '../identity/did.ts';
+import { type Did, isDid } from '../identity/did.ts';
 import type { CommitQueue } from '../store/commit-queue.ts';
-import { canonicalize, fromB64u, toB64u, utf8 } from './canonical.ts';
+import { toB64u } from './canonical.ts';
 import { AttestationError, AuthorityRequestError } from './errors.ts';
+import { checkStatementShape, checkStatementSignature, statementSigningInput } from './statement.ts';
 import type { Signer } from './tokens.ts';
 
 /** What can happen that moves a DID's trust. */
@@ -95,41 +96,26 @@ export interface TrustOptions {
 const round = (n: number): number => Math.round(n * 10_000) / 10_000;
 
 export function attestationSigningInput(a: Omit<Attestation, 'sig'> & { sig?: string }): Uint8Array {
-  const { sig: _sig, ...unsigned } = a;
-  return utf8(`${ATTESTATION_DOMAIN}\0${canonicalize(unsigned)}`);
+  return statementSigningInput(ATTESTATION_DOMAIN, a as unknown as Record<string, unknown>);
 }
+
+const ATTESTATION_FIELDS = ['v', 'iss', 'sub', 'value', 'note', 'ts', 'exp', 'sig'];
 
 /** Checks an attestation's shape and signature (not its expiry); throws `AttestationError`. */
 export function verifyAttestation(raw: unknown, suite: CryptoSuite): Attestation {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-    throw new AttestationError('an attestation expected an object');
-  const a = raw as Record<string, unknown>;
-  const allowed = new Set(['v', 'iss', 'sub', 'value', 'note', 'ts', 'exp', 'sig']);
-  for (const key of Object.keys(a))
-    if (!allowed.has(key)) throw new AttestationError(`an attestation has an unknown field "${key}"`);
-  if (a.v !== 1) throw new AttestationError(`an attestation "v" expected 1, got ${JSON.stringify(a.v)}`);
-  if (!isDid(a.iss, 'agentnexus') || !isDid(a.sub, 'agentnexus'))
-    throw new AttestationError('an attestation "iss" and "sub" expected did:agentnexus DIDs');
-  if (a.iss === a.sub) throw new AttestationError('a DID cannot attest to itself');
+  const fail = (message: string): never => {
+    throw new AttestationError(message);
+  };
+  const a = checkStatementShape(raw, 'an attestation', ATTESTATION_FIELDS, fail);
+  if (!isDid(a.sub, 'agentnexus')) fail('an attestation "sub" expected a did:agentnexus DID');
+  if (a.iss === a.sub) fail('a DID cannot attest to itself');
   if (typeof a.value !== 'number' || !Number.isInteger(a.value) || a.value < -100 || a.value > 100)
-    throw new AttestationError(
-      `an attestation "value" expected an integer from -100 to 100, got ${JSON.stringify(a.value)}`,
-    );
+    fail(`an attestation "value" expected an integer from -100 to 100, got ${JSON.stringify(a.value)}`);
   if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 512))
-    throw new AttestationError('an attestation "note" expected at most 512 characters');
-  for (const f of ['ts', 'exp'] as const) {
-    const n = a[f];
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
-      throw new AttestationError(`an attestation "${f}" expected ms since the epoch as an integer`);
-  }
-  if ((a.exp as number) <= (a.ts as number))
-    throw new AttestationError('an attestation expires before it was made');
-  const sig = typeof a.sig === 'string' ? fromB64u(a.sig) : undefined;
-  if (sig?.length !== 64) throw new AttestationError('an attestation "sig" expected 64 bytes in base64url');
-  const att = a as unknown as Attestation;
-  if (!suite.verify(publicKeyOfDid(att.iss), attestationSigningInput(att), sig))
-    throw new AttestationError(`an attestation's signature does not verify against ${att.iss}`);
-  return att;
+    fail('an attestation "note" expected at most 512 characters');
+  if ((a.exp as number) <= (a.ts as number)) fail('an attestation expires before it was made');
+  checkStatementSignature(a, 'an attestation', ATTESTATION_DOMAIN, suite, fail);
+  return a as unknown as Attestation;
 }
 
 /**
