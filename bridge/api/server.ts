@@ -9,8 +9,8 @@ import { type Host, parseKinds, RequestError, type SendRequest } from '../../run
 import type { CardQuery } from '../relay/cards.ts';
 import { localCards } from '../relay/local-cards.ts';
 import type { Relay } from '../relay/relay.ts';
-import { installCollabRoutes } from './collab-routes.ts';
 import { installAuthorityRoutes } from './authority-routes.ts';
+import { installCollabRoutes } from './collab-routes.ts';
 import { installPlaygroundRoutes, servePlayground } from './playground-routes.ts';
 import { installSecretaryRoutes } from './secretary-routes.ts';
 import { installTeamworkRoutes } from './teamwork-routes.ts';
