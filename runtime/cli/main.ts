@@ -9,6 +9,12 @@ import type { EventV1 } from '../events/event.ts';
 import { dataFiles, resolveDataDir } from '../paths.ts';
 import { VERSION } from '../version.ts';
 import { registerAuthorityCommands } from './authority-commands.ts';
+import {
+  type InboxCommandOptions,
+  inboxUnread,
+  registerCollabCommands,
+  wantsUnread,
+} from './collab-commands.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
@@ -337,7 +343,12 @@ program
   .argument('<did>', 'a local identity')
   .option('--after <seq>', 'only messages after this inbox sequence number', parseCount('--after'))
   .option('--limit <n>', 'at most this many messages', parseCount('--limit'))
-  .action(async (did: string, options: { after?: number; limit?: number }, cmd: Command) => {
+  .option('--unread', 'only unread messages (after the read mark), with unread and mention counts')
+  .option('--mentions', 'only unread messages that mention the DID (@DID, @name, mention notices)')
+  .option('--mark-read', 'mark the inbox read (through --through, default: the newest message)')
+  .option('--through <seq>', 'with --mark-read: the last sequence number read', parseCount('--through'))
+  .action(async (did: string, options: InboxCommandOptions, cmd: Command) => {
+    if (wantsUnread(options)) return inboxUnread({ client, out }, cmd, did, options);
     const query = new URLSearchParams();
     if (options.after !== undefined) query.set('after', String(options.after));
     if (options.limit !== undefined) query.set('limit', String(options.limit));
@@ -415,6 +426,7 @@ program
 
 registerRelayCommands(program, { dataDirOf, client, out });
 registerTeamworkCommands(program, { dataDirOf, client, out });
+registerCollabCommands(program, { client, out });
 registerAuthorityCommands(program, { client, out });
 registerSecretaryCommands(program, { client, out });
 registerWorkerCommands(program, { client, out });

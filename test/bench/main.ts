@@ -6,6 +6,7 @@ import type { BenchGroup, BenchResult } from './harness.ts';
 import { kernelGroup } from './kernel.ts';
 import { playgroundGroup } from './playground.ts';
 import { relayGroup } from './relay.ts';
+import { sdkGroup } from './sdk.ts';
 import { teamworkGroup } from './teamwork.ts';
 
 const groups: BenchGroup[] = [
@@ -14,6 +15,7 @@ const groups: BenchGroup[] = [
   kernelGroup,
   relayGroup,
   teamworkGroup,
+  sdkGroup,
   playgroundGroup,
   authorityGroup,
 ];
