@@ -324,7 +324,8 @@ export class Relay implements RemoteRouter {
       }
     });
     if (this.options.nc !== undefined) {
-      this.directory = new Directory(this.options.nc, host.suite, (key, error) => {
+      // A directory, revocation or binding entry that does not verify: ignored, counted and reported.
+      const invalidEntry = (key: string, error: AnxError) => {
         this.stats.refused++;
         void host.system
           .emitEvent({
@@ -333,7 +334,8 @@ export class Relay implements RemoteRouter {
             payload: { code: error.code, level: 'warning', message: error.message, key },
           })
           .catch(() => {});
-      });
+      };
+      this.directory = new Directory(this.options.nc, host.suite, invalidEntry);
       this.directory.start();
       this.webhooks = new Webhooks(this.options.nc, host.suite, (r) => {
         void host.system
@@ -345,16 +347,6 @@ export class Relay implements RemoteRouter {
           .catch(() => {});
       });
       this.webhooks.start();
-      const invalidEntry = (key: string, error: AnxError) => {
-        this.stats.refused++;
-        void host.system
-          .emitEvent({
-            kind: 'error',
-            actor: 'host',
-            payload: { code: error.code, level: 'warning', message: error.message, key },
-          })
-          .catch(() => {});
-      };
       const isLocal = (did: string) => host.keystore.has(did);
       this.revocations = new RevocationFeed(
         this.options.nc,

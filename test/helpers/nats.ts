@@ -1,4 +1,5 @@
 // Starts real nats-server processes for tests: a JetStream hub with an authenticated leaf listener, and leaves joined to it.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -8,6 +9,7 @@ import {
   leafConfig,
   NatsServer,
 } from '../../bridge/relay/nats-server.ts';
+import { CLI } from './daemon.ts';
 import { tempDir } from './tmp.ts';
 
 /** A free TCP port on 127.0.0.1 (the OS picks it; it is released before being returned). */
@@ -119,5 +121,42 @@ export async function stopAllNats(): Promise<void> {
   for (const server of [...running]) {
     await server.stop();
     running.delete(server);
+  }
+}
+
+/** What `anx-runtime --json relay start` prints. */
+export interface RelayStartInfo {
+  pid: number;
+  join: string;
+  clientUrl: string;
+  tls: boolean;
+}
+
+/**
+ * Runs `anx-runtime relay start` on free loopback ports as a child process (with `extra` flags) and
+ * resolves once it printed its JSON. `stop()` ends it with SIGTERM and waits for it to exit.
+ */
+export async function startRelayCli(
+  extra: string[] = [],
+): Promise<{ info: RelayStartInfo; child: ChildProcess; stop(): Promise<void> }> {
+  const args = ['--data-dir', tempDir(), '--json', 'relay', 'start', '--port', '0', '--leaf-port', '0'];
+  args.push('--leaf-host', '127.0.0.1', '--public-host', '127.0.0.1', ...extra);
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 30_000;
+  while (!out.trim().endsWith('}') && Date.now() < deadline && child.exitCode === null)
+    await new Promise((r) => setTimeout(r, 50));
+  try {
+    return { info: JSON.parse(out) as RelayStartInfo, child, stop };
+  } catch {
+    await stop();
+    throw new Error(`relay start printed no JSON within 30 s: ${out}`);
   }
 }

@@ -1,10 +1,10 @@
 // The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
 import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
 import { CLI } from '../helpers/daemon.ts';
-import { freePort, startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
+import { freePort, startHub, startLeaf, startRelayCli, stopAllNats } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 afterAll(async () => {
@@ -58,34 +58,9 @@ it('says in one line how to install nats-server when it is missing', () => {
 });
 
 it('runs a hub with `relay start`, prints a join URL a leaf can use, and stops nats-server with it', async () => {
-  const dir = tempDir();
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      '--data-dir',
-      dir,
-      '--json',
-      'relay',
-      'start',
-      '--port',
-      '0',
-      '--leaf-port',
-      '0',
-      '--leaf-host',
-      '127.0.0.1',
-      '--public-host',
-      '127.0.0.1',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const relay = await startRelayCli();
   try {
-    const deadline = Date.now() + 30_000;
-    while (!out.trim().endsWith('}') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const info = JSON.parse(out) as { pid: number; join: string; clientUrl: string };
-    const { hub, credentials } = parseLeafUrl(info.join);
+    const { hub, credentials } = parseLeafUrl(relay.info.join);
     const [port, httpPort] = [await freePort(), await freePort()];
     const leaf = new NatsServer({
       dir: tempDir(),
@@ -97,11 +72,9 @@ it('runs a hub with `relay start`, prints a join URL a leaf can use, and stops n
     });
     await leaf.start();
     await leaf.stop();
-    const exited = new Promise((r) => child.once('exit', r));
-    process.kill(child.pid as number, 'SIGTERM');
-    await exited;
-    expect(() => process.kill(info.pid, 0)).toThrow();
+    await relay.stop();
+    expect(() => process.kill(relay.info.pid, 0)).toThrow();
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (relay.child.exitCode === null && relay.child.signalCode === null) relay.child.kill('SIGKILL');
   }
 });

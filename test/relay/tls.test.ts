@@ -1,13 +1,13 @@
 // TLS on the hub's leafnode port: `relay start --tls-cert/--tls-key` prints a tls:// join URL; a leaf
 // that trusts the hub's CA joins, one that trusts another CA does not; --relay-ca needs a tls:// URL.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
 import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
 import { CLI } from '../helpers/daemon.ts';
-import { freePort } from '../helpers/nats.ts';
+import { freePort, startRelayCli } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const started: NatsServer[] = [];
@@ -96,36 +96,9 @@ it('runs a hub with TLS on its leafnode port that only leaves trusting its CA ca
   const certs = tempDir('anx-tls-');
   const hubCerts = makeCa(certs, 'hub', true);
   const other = makeCa(certs, 'other', false);
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      '--data-dir',
-      tempDir(),
-      '--json',
-      'relay',
-      'start',
-      '--port',
-      '0',
-      '--leaf-port',
-      '0',
-      '--leaf-host',
-      '127.0.0.1',
-      '--public-host',
-      '127.0.0.1',
-      '--tls-cert',
-      hubCerts.cert,
-      '--tls-key',
-      hubCerts.key,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const relay = await startRelayCli(['--tls-cert', hubCerts.cert, '--tls-key', hubCerts.key]);
   try {
-    const deadline = Date.now() + 30_000;
-    while (!out.trim().endsWith('}') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const info = JSON.parse(out) as { join: string; tls: boolean; clientUrl: string };
+    const { info } = relay;
     expect(info.tls).toBe(true);
     expect(info.join).toMatch(/^tls:\/\/anx-leaf:/);
     const { hub, credentials, tls } = parseLeafUrl(info.join);
@@ -152,9 +125,7 @@ it('runs a hub with TLS on its leafnode port that only leaves trusting its CA ca
     // Trusting another CA: the TLS handshake fails and the leaf never links.
     await expect(leafWith(hub, credentials, other.ca, 4_000)).rejects.toThrow(/did not become ready/);
   } finally {
-    const exited = new Promise((r) => child.once('exit', r));
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
+    await relay.stop();
   }
 }, 90_000);
 
