@@ -328,20 +328,30 @@ export function installPlaygroundRoutes(host: Host, relay: Relay | undefined, ro
         trust: c.trust,
         capabilities: c.capabilities,
       }));
-    // Hosts on the relay: this one, and every other host whose heartbeat announces online DIDs.
-    const hosts: Array<{ host_id: string; self: boolean; online_dids: number }> = [];
+    // Hosts on the relay (this one, and every other host whose heartbeat announces online DIDs), each
+    // with the relay server it is connected through, and those servers (leaves, or the hub) with their hosts.
+    const hosts: Array<{ host_id: string; self: boolean; online_dids: number; leaf: string | null }> = [];
     if (relay !== undefined) {
-      const others = new Map<string, number>();
-      for (const did of relay.presence.online()) {
-        const h = relay.presence.hostOf(did);
-        if (h !== undefined && !host.keystore.has(did)) others.set(h, (others.get(h) ?? 0) + 1);
-      }
       const own = host.keystore.list().filter((k) => relay.isOnline(k.did)).length;
-      hosts.push({ host_id: relay.status().hostId, self: true, online_dids: own });
-      for (const [id, n] of others) hosts.push({ host_id: id, self: false, online_dids: n });
+      hosts.push({ host_id: relay.presenceId, self: true, online_dids: own, leaf: relay.server ?? null });
+      for (const other of relay.presence.onlineHosts()) {
+        if (other.host === relay.presenceId) continue;
+        hosts.push({ host_id: other.host, self: false, online_dids: other.dids, leaf: other.leaf ?? null });
+      }
     }
+    const leafMap = new Map<string, { leaf: string; hosts: number; online_dids: number; self: boolean }>();
+    for (const h of hosts) {
+      if (h.leaf === null) continue;
+      const entry = leafMap.get(h.leaf) ?? { leaf: h.leaf, hosts: 0, online_dids: 0, self: false };
+      entry.hosts++;
+      entry.online_dids += h.online_dids;
+      entry.self ||= h.self;
+      leafMap.set(h.leaf, entry);
+    }
+    const leaves = [...leafMap.values()];
     return {
       hosts,
+      leaves,
       host: {
         version: status.version,
         pid: status.pid,

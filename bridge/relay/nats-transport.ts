@@ -69,6 +69,10 @@ export class NatsTransport implements Transport {
     return this.current;
   }
 
+  get server(): string | undefined {
+    return this.nc.info?.server_name;
+  }
+
   sendToDid(did: string, data: Uint8Array, reply?: string): void {
     this.publish(inboxSubject(did), data, reply);
   }

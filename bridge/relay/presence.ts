@@ -29,6 +29,8 @@ export interface Heartbeat {
   interval: number;
   ts: number;
   bye?: boolean;
+  /** Name of the relay server (leaf or hub) the host is connected through. */
+  leaf?: string;
   /** Ed25519 signature by `key` over `heartbeatSigningInput`. */
   sig: Uint8Array;
 }
@@ -39,6 +41,7 @@ export interface PresenceUpdate {
   dids: string[];
   interval: number;
   bye?: boolean;
+  leaf?: string;
 }
 
 /** A DID is offline once this many intervals passed without a heartbeat naming it (under 3, as promised). */
@@ -67,6 +70,7 @@ export function heartbeatSigningInput(hb: Omit<Heartbeat, 'sig'>): Uint8Array {
     hb.interval,
     hb.ts,
     hb.bye === true ? 1 : 0,
+    hb.leaf ?? '',
   ]);
 }
 
@@ -90,6 +94,7 @@ export function decodeHeartbeat(bytes: Uint8Array): Heartbeat | undefined {
   if (typeof hb.interval !== 'number' || !(hb.interval > 0) || typeof hb.ts !== 'number') return undefined;
   if (!isBytes(hb.key, 32) || !isBytes(hb.sig, 64) || !Array.isArray(hb.grants)) return undefined;
   if (hb.grants.length > MAX_DIDS || !hb.dids.every((d) => typeof d === 'string')) return undefined;
+  if (hb.leaf !== undefined && (typeof hb.leaf !== 'string' || hb.leaf.length > 256)) return undefined;
   for (const g of hb.grants as unknown[]) {
     const grant = g as Partial<PresenceGrant> | null;
     if (typeof grant !== 'object' || grant === null) return undefined;
@@ -105,6 +110,7 @@ export function decodeHeartbeat(bytes: Uint8Array): Heartbeat | undefined {
     interval: hb.interval,
     ts: hb.ts,
     ...(hb.bye === true ? { bye: true } : {}),
+    ...(hb.leaf === undefined ? {} : { leaf: hb.leaf }),
     sig: hb.sig,
   };
 }
@@ -130,7 +136,7 @@ export class HeartbeatSigner {
     this.key = keys.hostPublicKey();
   }
 
-  heartbeat(dids: string[], interval: number, bye = false): Uint8Array {
+  heartbeat(dids: string[], interval: number, bye = false, leaf?: string): Uint8Array {
     const now = this.now();
     const grants: PresenceGrant[] = [];
     const known: PresenceGrant[] = [];
@@ -159,6 +165,7 @@ export class HeartbeatSigner {
       interval,
       ts: now,
       ...(bye ? { bye: true } : {}),
+      ...(leaf === undefined ? {} : { leaf }),
     };
     return encodeHeartbeat({ ...body, sig: this.keys.hostSign(heartbeatSigningInput(body)) });
   }
@@ -213,7 +220,7 @@ export class HeartbeatVerifier {
       const grant = this.grants.get(did);
       if (grant !== undefined && grant.host === keyId && grant.exp > now) dids.push(did);
     }
-    return { host: keyId, dids, interval: hb.interval };
+    return { host: keyId, dids, interval: hb.interval, ...(hb.leaf === undefined ? {} : { leaf: hb.leaf }) };
   }
 
   private pruneKeys(now: number): void {
@@ -235,6 +242,7 @@ interface Entry {
 export class PresenceTracker {
   private readonly dids = new Map<string, Entry>();
   private readonly hosts = new Map<string, Set<string>>();
+  private readonly leaves = new Map<string, string | undefined>();
   private readonly listeners = new Set<(change: PresenceChange) => void>();
 
   constructor(private readonly clock: Clock) {}
@@ -264,8 +272,10 @@ export class PresenceTracker {
     if (hb.bye) {
       for (const did of previous) this.drop(did, hb.host);
       this.hosts.delete(hb.host);
+      this.leaves.delete(hb.host);
       return;
     }
+    this.leaves.set(hb.host, hb.leaf);
     const until = this.clock.now() + hb.interval * OFFLINE_AFTER_INTERVALS;
     const current = new Set(hb.dids);
     for (const did of previous) if (!current.has(did)) this.drop(did, hb.host);
@@ -276,6 +286,15 @@ export class PresenceTracker {
       if (!wasOnline) this.emit({ did, online: true, host: hb.host });
     }
     this.hosts.set(hb.host, current);
+  }
+
+  /** Hosts with DIDs online now: the announcing key, the relay server it uses, how many DIDs. */
+  onlineHosts(): Array<{ host: string; leaf: string | undefined; dids: number }> {
+    const now = this.clock.now();
+    const count = new Map<string, number>();
+    for (const entry of this.dids.values())
+      if (entry.until >= now) count.set(entry.host, (count.get(entry.host) ?? 0) + 1);
+    return [...count].map(([host, dids]) => ({ host, leaf: this.leaves.get(host), dids }));
   }
 
   /** Marks DIDs whose deadline passed as offline. */

@@ -264,6 +264,16 @@ export class Relay implements RemoteRouter {
     }
   }
 
+  /** How other hosts' presence tables name this host: its heartbeat key (base64url). */
+  get presenceId(): string {
+    return Buffer.from(this.need().keystore.hostPublicKey()).toString('base64url');
+  }
+
+  /** The relay server (NATS leaf or hub) this host is connected through, when the transport knows it. */
+  get server(): string | undefined {
+    return this.transport.server;
+  }
+
   /** Attaches the opened host (its keystore signs handshakes and mail; its actor system takes arrivals). */
   bind(host: Host): void {
     this.host = host;
@@ -1137,6 +1147,8 @@ export class Relay implements RemoteRouter {
       (this.signer as HeartbeatSigner).heartbeat(
         [...this.localDids].filter(([, d]) => d.ready).map(([did]) => did),
         this.heartbeatMs,
+        false,
+        this.transport.server,
       ),
     );
   }

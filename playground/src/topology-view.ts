@@ -3,7 +3,8 @@ import type { PlaygroundApi } from './api.ts';
 import { $, h, short } from './dom.ts';
 
 interface Topology {
-  hosts: Array<{ host_id: string; self: boolean; online_dids: number }>;
+  hosts: Array<{ host_id: string; self: boolean; online_dids: number; leaf: string | null }>;
+  leaves: Array<{ leaf: string; hosts: number; online_dids: number; self: boolean }>;
   host: {
     version: string;
     pid: number;
@@ -85,9 +86,29 @@ export class TopologyView {
             t.relay === null ? 'this host has not joined a relay' : 'no host has announced DIDs yet',
           )
         : table(
-            ['host', 'DIDs online'],
-            t.hosts.map((x) => [`${x.host_id}${x.self ? ' (this host)' : ''}`, String(x.online_dids)]),
+            ['host', 'relay server', 'DIDs online'],
+            t.hosts.map((x) => [
+              h('code', { title: x.host_id }, `${short(x.host_id)}${x.self ? ' (this host)' : ''}`),
+              x.leaf ?? '',
+              String(x.online_dids),
+            ]),
             { id: 'topology-hosts' },
+          ),
+    );
+    const leaves = h(
+      'div',
+      { class: 'card' },
+      h('h3', {}, `Relay servers: leaves and hub (${t.leaves.length})`),
+      t.leaves.length === 0
+        ? h('p', { class: 'muted' }, 'no relay server known (in-process transport, or not joined)')
+        : table(
+            ['server', 'hosts', 'DIDs online'],
+            t.leaves.map((l) => [
+              `${l.leaf}${l.self ? ' (this host’s)' : ''}`,
+              String(l.hosts),
+              String(l.online_dids),
+            ]),
+            { id: 'topology-leaves' },
           ),
     );
     const agents = h(
@@ -126,6 +147,6 @@ export class TopologyView {
         ),
       ),
     );
-    $('topology').replaceChildren(hostCard, hosts, agents, ...enclaves);
+    $('topology').replaceChildren(hostCard, hosts, leaves, agents, ...enclaves);
   }
 }

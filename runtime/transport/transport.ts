@@ -49,6 +49,8 @@ export interface Transport {
   /** Told when the link to the relay goes up or down. */
   onStatus(handler: (status: TransportStatus) => void): Subscription;
   readonly status: TransportStatus;
+  /** Name of the relay server (a NATS leaf, or the hub) this host is connected through, when known. */
+  readonly server?: string | undefined;
   /** Resolves when everything sent so far has left this process. */
   flush(): Promise<void>;
   close(): Promise<void>;

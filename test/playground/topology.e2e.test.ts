@@ -63,6 +63,14 @@ it('shows both hosts and the other host’s agent with its roles, presence and t
     rows.slice(1).map((r) => r.textContent ?? ''),
   );
   expect(hosts.filter((h) => h.includes('(this host)'))).toHaveLength(1);
+  // Each host names the leaf it is connected through; the leaves table lists both, one host each.
+  const leaves = await page.$$eval('#topology-leaves tr', (trs) =>
+    trs.slice(1).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')),
+  );
+  expect(leaves).toHaveLength(2);
+  expect(leaves.map((l) => l[1])).toEqual(['1', '1']);
+  expect(leaves.filter((l) => l[0]?.includes('(this host’s)'))).toHaveLength(1);
+  expect(new Set(leaves.map((l) => l[0]?.replace(' (this host’s)', ''))).size).toBe(2);
   const rows = await page.$$eval('#topology-agents tr', (trs) =>
     trs.slice(1).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')),
   );
