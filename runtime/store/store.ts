@@ -46,6 +46,8 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     root = open({
       path: dir,
+      // Always a directory: lmdb would take a path with a dot in its last segment for a file.
+      noSubdir: false,
       maxDbs: 64,
       compression: false,
       noSync: options.noSync ?? false,

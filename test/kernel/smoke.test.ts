@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
 import { didActor } from '../../actors/did.ts';
 import { ActorSystem } from '../../runtime/kernel/actor-system.ts';
@@ -28,4 +28,16 @@ it('delivers a message into a DID inbox durably', async () => {
   await sys.stop();
   await store.close();
   rmSync(dir, { recursive: true });
+});
+
+it('opens a data directory whose name has a dot in it as a directory', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'anx-')), 'tmp.XyZ12');
+  const store = openStore(dir);
+  await store.meta.put('probe', 1);
+  await store.close();
+  expect(existsSync(join(dir, 'data.mdb'))).toBe(true);
+  const again = openStore(dir);
+  expect(again.meta.get('probe')).toBe(1);
+  await again.close();
+  rmSync(dirname(dir), { recursive: true });
 });
