@@ -36,6 +36,7 @@ import {
   type SecretaryApi,
 } from './orchestration.ts';
 import { type TasksApi, type TaskTransport, tasksApi } from './tasks.ts';
+import { type TokensApi, type TokenTransport, tokensApi } from './tokens.ts';
 import {
   checkHandler,
   checkInboxOptions,
@@ -83,6 +84,7 @@ export abstract class BaseClient implements AnxClient {
   readonly secretary: SecretaryApi;
   readonly tasks: TasksApi;
   readonly discussions: DiscussionsApi;
+  readonly tokens: TokensApi;
 
   readonly worker = {
     onStage: (role: string, handler: StageHandler): (() => void) => {
@@ -117,6 +119,11 @@ export abstract class BaseClient implements AnxClient {
     this.discussions = discussionsApi(
       did,
       () => this.discussionTransport(),
+      (operation) => this.ensureOpen(operation),
+    );
+    this.tokens = tokensApi(
+      did,
+      () => this.tokenTransport(),
       (operation) => this.ensureOpen(operation),
     );
   }
@@ -200,6 +207,7 @@ export abstract class BaseClient implements AnxClient {
   protected abstract orchestrationTransport(): OrchestrationTransport;
   protected abstract taskTransport(): TaskTransport;
   protected abstract discussionTransport(): DiscussionTransport;
+  protected abstract tokenTransport(): TokenTransport;
   protected abstract registerStage(role: string, handler: StageHandler): () => void;
   protected abstract findCards(query: CardQuery): Promise<DiscoveredAgent[]>;
   protected abstract storeCard(fields: CardFields): Promise<AgentCard>;

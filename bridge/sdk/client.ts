@@ -10,6 +10,7 @@ import type { AgentCard, CardFields, DiscoveredAgent, DiscoverQuery } from './di
 import type { DiscussionsApi, UnreadPage } from './discussions.ts';
 import type { OwnerApi, SecretaryApi } from './orchestration.ts';
 import type { TasksApi } from './tasks.ts';
+import type { TokensApi } from './tokens.ts';
 
 /** A message in an identity's inbox, oldest first by `seq`. */
 export interface Message {
@@ -151,6 +152,8 @@ export interface AnxClient {
   tasks: TasksApi;
   /** Discussions: posts, quoted replies, signed ballots, conclusions. */
   discussions: DiscussionsApi;
+  /** Capability tokens: issue, narrow and pass on, revoke, inspect and check grants as this identity. */
+  tokens: TokensApi;
   /** Unread messages (after the read mark) with unread and mention counts; `mentionsOnly` keeps mentions. */
   unread(options?: { limit?: number; mentionsOnly?: boolean }): Promise<UnreadPage>;
   /** Marks the inbox read through `through` (default: the newest message). */

@@ -9,6 +9,7 @@ import { type AgentCard, type CardFields, type DiscoveredAgent, discoverSearch }
 import { type DiscussionTransport, discussionApiTransport } from './discussions.ts';
 import { apiTransport, type OrchestrationTransport } from './orchestration.ts';
 import { type TaskTransport, taskApiTransport } from './tasks.ts';
+import { type TokenTransport, tokenApiTransport } from './tokens.ts';
 export class DaemonClient extends BaseClient {
   readonly mode = 'daemon' as const;
   private readonly roles = new Map<string, { worker: RemoteWorker; handlers: Set<StageHandler> }>();
@@ -78,6 +79,10 @@ export class DaemonClient extends BaseClient {
 
   protected discussionTransport(): DiscussionTransport {
     return discussionApiTransport(this.api);
+  }
+
+  protected tokenTransport(): TokenTransport {
+    return tokenApiTransport(this.api);
   }
 
   /**

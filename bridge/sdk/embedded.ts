@@ -9,6 +9,7 @@ import type { AgentCard, CardFields, DiscoveredAgent } from './discover.ts';
 import { type DiscussionTransport, discussionHostTransport } from './discussions.ts';
 import { hostTransport, type OrchestrationTransport } from './orchestration.ts';
 import { type TaskTransport, taskHostTransport } from './tasks.ts';
+import { type TokenTransport, tokenHostTransport } from './tokens.ts';
 export class EmbeddedClient extends BaseClient {
   readonly mode = 'embedded' as const;
 
@@ -60,6 +61,10 @@ export class EmbeddedClient extends BaseClient {
 
   protected discussionTransport(): DiscussionTransport {
     return discussionHostTransport(this.host);
+  }
+
+  protected tokenTransport(): TokenTransport {
+    return tokenHostTransport(this.host);
   }
 
   protected registerStage(role: string, handler: StageHandler): () => void {

@@ -41,3 +41,13 @@ export type {
   SecretaryApi,
 } from './orchestration.ts';
 export type { ForwardedRequest, HomeOption, ProposeOptions, Task, TaskResource, TasksApi } from './tasks.ts';
+export type {
+  DelegateOptions,
+  IssuedToken,
+  IssueOptions,
+  TokenConstraints,
+  TokenGrant,
+  TokenInspection,
+  TokensApi,
+  TokenWindow,
+} from './tokens.ts';
