@@ -83,6 +83,7 @@ it('answers stage tasks with worker.onStage handlers polling the daemon, the run
       });
       worker.worker.onStage(role, async (ctx) => {
         const inputs = await Promise.all(ctx.snapshot.inputs.map((r) => ctx.vault.text(r)));
+        await ctx.progress({ kind: 'message', payload: { text: `${role} halfway` } });
         await ctx.deliver({ value: `${role} read ${inputs.length} input(s)\n`, summary: `${role} done` });
       });
     }
@@ -95,6 +96,12 @@ it('answers stage tasks with worker.onStage handlers polling the daemon, the run
     });
     await waitFor(async () => (await owner.runs.getStatus(run_id)).state === 'completed', 60_000, 'the run');
     expect((await owner.runs.getStatus(run_id)).stages).toHaveLength(roles.length);
+    // Each handler's progress is in the run's trace.
+    const { events } = await daemon.api.get<{ events: Array<{ kind: string; payload: unknown }> }>(
+      `/v1/trace/${run_id}`,
+    );
+    const said = events.filter((e) => e.kind === 'message').map((e) => (e.payload as { text?: string }).text);
+    for (const role of roles) expect(said).toContain(`${role} halfway`);
   } finally {
     for (const w of workers) await w.close();
     await owner.close();

@@ -137,6 +137,7 @@ it('runs a dev-team playbook with each role a worker.onStage handler, followed t
       });
       worker.worker.onStage(role, async (ctx) => {
         const inputs = await Promise.all(ctx.snapshot.inputs.map((r) => ctx.vault.text(r)));
+        await ctx.progress({ kind: 'message', payload: { text: `${role} halfway` } });
         await ctx.deliver({ value: `${role} read ${inputs.length} input(s)\n`, summary: `${role} done` });
       });
     }
@@ -150,6 +151,11 @@ it('runs a dev-team playbook with each role a worker.onStage handler, followed t
     await waitFor(async () => (await owner.runs.getStatus(run_id)).state === 'completed', 30_000, 'the run');
     const status = await owner.runs.getStatus(run_id);
     expect(status.stages.length).toBe(ROLES.length);
+    // Each handler's progress is in the run's trace.
+    const said = host.system.events
+      .trace(run_id, { kinds: ['message'] })
+      .map((e) => (e.payload as { text?: string }).text);
+    for (const role of ROLES) expect(said).toContain(`${role} halfway`);
     await expect(owner.runs.getStatus('no-such-run')).rejects.toMatchObject({ code: 'ANX_RUN_NOT_FOUND' });
   } finally {
     for (const w of workers) await w.close();
