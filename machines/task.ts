@@ -276,7 +276,13 @@ export function createTaskMachine(verify: StatementVerifier) {
         const view = taskView(context, state);
         const notice: Notice = {
           from: context.home,
-          to: recipients(last.signer, [context.home, context.claimant], context.candidates),
+          // The signer hears it too (a request from another host learns it was applied), unless it is
+          // the home itself, which holds the task.
+          to: recipients(
+            last.signer === context.home ? context.home : undefined,
+            [context.home, context.claimant, last.signer],
+            context.candidates,
+          ),
           type: 'task.state',
           body: {
             task_id: context.task_id,

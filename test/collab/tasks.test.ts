@@ -280,8 +280,9 @@ describe('tasks', () => {
       by: bob,
       task: { state: 'claimed' },
     });
-    // Bob, who made the change, gets no notice of his own claim.
-    expect(host.inbox(bob).messages.map((m) => m.type)).toEqual(['task.proposed']);
+    // Bob, who made the change, hears that it was applied (a claim from another host learns it won).
+    await until(() => host.inbox(bob).messages.length === 2, "bob's confirmation");
+    expect(host.inbox(bob).messages.map((m) => m.type)).toEqual(['task.proposed', 'task.state']);
   });
 
   it('sends notices again after a crash without delivering any twice', async () => {
@@ -292,6 +293,7 @@ describe('tasks', () => {
     await host.teamwork.tasks.claim(task_id, bob);
     await host.teamwork.collab.flushed();
     await until(() => host.inbox(alice).messages.length === 1, 'the claim notice');
+    await until(() => host.inbox(bob).messages.length === 2, "bob's confirmation");
     await host.close();
     hosts.length = 0;
     host = await open(dataDir);
@@ -301,7 +303,7 @@ describe('tasks', () => {
     await host.teamwork.collab.flushed();
     await host.system.quiesce();
     expect(host.inbox(alice).messages.map((m) => m.type)).toEqual(['task.state']);
-    expect(host.inbox(bob).messages.map((m) => m.type)).toEqual(['task.proposed']);
+    expect(host.inbox(bob).messages.map((m) => m.type)).toEqual(['task.proposed', 'task.state']);
   });
 
   it('checks proposals at the edge with typed errors', async () => {
