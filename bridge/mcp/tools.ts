@@ -1,6 +1,8 @@
 // The MCP tools: everyday anx operations for one bound identity, each with a zod input schema.
+
 import { z } from 'zod';
 import { AnxError } from '../../runtime/errors.ts';
+import { newMessageId } from '../../runtime/kernel/message.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { AnxClient, StageTask } from '../sdk/index.ts';
 
@@ -107,9 +109,12 @@ export const TOOLS: ToolDefinition[] = [
           hint: 'pass {"to": DID, "text": "hello"} or {"to": DID, "body": {…}}',
         });
       const body = a.text !== undefined ? { text: a.text } : a.body;
+      // One id per call, kept in its arguments: the retry after the daemon went away is a no-op if the
+      // first attempt had landed.
+      a.id ??= newMessageId();
       return agent.client.send(a.to, body, {
         ...(a.type === undefined ? {} : { type: a.type }),
-        ...(a.id === undefined ? {} : { id: a.id }),
+        id: a.id,
       });
     },
   }),
