@@ -1,6 +1,15 @@
 // The MCP server's identity binding: a name maps to one DID, kept in the data directory across restarts.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AnxError } from '../../runtime/errors.ts';
 
@@ -48,4 +57,49 @@ export function writeBinding(dataDir: string, binding: McpBinding): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(binding, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, file);
+}
+
+/** A lock older than this was left by a process that died while binding: it is taken over. */
+const STALE_LOCK_MS = 30_000;
+
+/**
+ * Runs `bind` holding `<binding file>.lock`, so two servers started at once under a new name bind it to
+ * one identity: the second waits, then finds the first one's binding. Gives up after `waitMs`.
+ */
+export async function withBindingLock<T>(
+  dataDir: string,
+  name: string,
+  bind: () => Promise<T>,
+  waitMs = 30_000,
+): Promise<T> {
+  const lock = `${bindingFile(dataDir, name)}.lock`;
+  mkdirSync(join(dataDir, 'mcp'), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) unlinkSync(lock);
+    } catch {
+      // Released meanwhile: try again at once.
+    }
+    if (Date.now() > deadline)
+      throw new AnxError('ANX_MCP_BINDING', `another process has been binding "${name}" for ${waitMs} ms`, {
+        hint: `if no other anx-runtime mcp is starting, delete ${lock}`,
+      });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    return await bind();
+  } finally {
+    try {
+      unlinkSync(lock);
+    } catch {
+      // Already taken over as stale.
+    }
+  }
 }

@@ -1,7 +1,7 @@
 // The `anx-runtime mcp` server: MCP on stdio bound to one identity, a client of the data directory's daemon or its host.
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { ApiClient, DaemonNotRunningError } from '../../bridge/api/client.ts';
-import { bindingFile, readBinding, writeBinding } from '../../bridge/mcp/binding.ts';
+import { bindingFile, readBinding, withBindingLock, writeBinding } from '../../bridge/mcp/binding.ts';
 import { createAnxMcpServer, InFlight } from '../../bridge/mcp/server.ts';
 import type { McpAgent } from '../../bridge/mcp/tools.ts';
 import { type AnxClient, connect, SdkIdentityError } from '../../bridge/sdk/index.ts';
@@ -84,9 +84,14 @@ async function bindIdentity(dataDir: string, name: string, caps: string[] | unde
       );
     }
   }
-  const client = await connect({ dataDir, name, ...card });
-  writeBinding(dataDir, { name, did: client.did, createdAt: Date.now() });
-  return client;
+  // First start under this name: bind it once, even when several servers start at the same moment.
+  return withBindingLock(dataDir, name, async () => {
+    const other = readBinding(dataDir, name);
+    if (other !== undefined) return connect({ dataDir, did: other.did, ...card });
+    const client = await connect({ dataDir, name, ...card });
+    writeBinding(dataDir, { name, did: client.did, createdAt: Date.now() });
+    return client;
+  });
 }
 
 export async function serveMcp(options: McpCommandOptions & { dataDir: string }): Promise<void> {

@@ -1,7 +1,7 @@
 // `anx-runtime mcp` over real stdio child processes, driven by the official MCP client: tools, errors, identity, two agents.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bindingFile } from '../../bridge/mcp/binding.ts';
+import { bindingFile, readBinding } from '../../bridge/mcp/binding.ts';
 import { type AnxClient, connect } from '../../bridge/sdk/index.ts';
 import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -454,6 +454,19 @@ describe('working with others', () => {
 });
 
 describe('hosting in its own process', () => {
+  it('binds a new name to one DID when two servers start with it at the same moment', async () => {
+    const dir = tempDir();
+    const [a, b] = await Promise.all([startMcp(dir, ['--name', 'Twin']), startMcp(dir, ['--name', 'Twin'])]);
+    try {
+      const [da, db] = [ok(await a.call('whoami')).did, ok(await b.call('whoami')).did];
+      expect(da).toBe(db);
+      expect(readBinding(dir, 'Twin')?.did).toBe(da);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('keeps one DID per name across restarts, and lets another MCP server use the host it runs', async () => {
     const dir = tempDir();
     const first = await startMcp(dir, ['--name', 'Solo']);
