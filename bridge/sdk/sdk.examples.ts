@@ -69,3 +69,25 @@ export async function askReviewer(dataDir: string): Promise<string | undefined> 
     await developer.close();
   }
 }
+
+/** Capability tokens: the Owner grants a developer writes under a path; the developer narrows it for a helper. */
+export async function grantAndNarrow(owner: AnxClient, dev: AnxClient, helper: AnxClient): Promise<boolean> {
+  const { token } = await owner.tokens.issue({
+    audience: dev.did,
+    resource: 'vault/team/src',
+    actions: ['vault.read', 'vault.write'],
+    ttlMs: 3_600_000,
+  });
+  const narrowed = await dev.tokens.delegate(token, {
+    audience: helper.did,
+    resource: 'vault/team/src/ui',
+    actions: ['vault.write'],
+  });
+  await helper.tokens.check(narrowed.token, {
+    owner: owner.did,
+    resource: 'vault/team/src/ui/button.ts',
+    action: 'vault.write',
+  });
+  await owner.tokens.revoke(token, { reason: 'project closed' });
+  return (await owner.tokens.inspect(narrowed.token)).valid_now;
+}

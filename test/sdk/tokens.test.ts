@@ -1,6 +1,7 @@
 // SDK capability tokens: issue, delegate (only narrower, only by the holder), check, inspect and revoke, in both modes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnxClient, connect, SdkArgumentError } from '../../bridge/sdk/index.ts';
+import { grantAndNarrow } from '../../bridge/sdk/sdk.examples.ts';
 import { Host } from '../../runtime/host.ts';
 import { type DaemonProcess, killHard, startDaemonProcess } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -85,6 +86,14 @@ describe('embedded', () => {
       ['Owner', 'Dev', 'Helper'].map((name) => connect(name, { mode: 'embedded', host })),
     );
     await tokenFlow(owner as AnxClient, dev as AnxClient, helper as AnxClient);
+    for (const c of [owner, dev, helper]) await c?.close();
+  });
+
+  it('runs the type-checked example of the SDK', async () => {
+    const [owner, dev, helper] = await Promise.all(
+      ['Ex Owner', 'Ex Dev', 'Ex Helper'].map((name) => connect(name, { mode: 'embedded', host })),
+    );
+    expect(await grantAndNarrow(owner as AnxClient, dev as AnxClient, helper as AnxClient)).toBe(false);
     for (const c of [owner, dev, helper]) await c?.close();
   });
 
