@@ -149,20 +149,7 @@ export function installAuthorityRoutes(host: Host, route: AuthorityRoute, relay?
   });
   route('POST', '/v1/tokens/inspect', (_u, _p, body) => {
     const b = obj(body);
-    const token = str(b, 'token');
-    const grant = a.tokens.inspect(token);
-    const now = host.clock.now();
-    let revoked: string | null = null;
-    try {
-      a.revocations.assertNotRevoked(grant.links, grant.chain);
-    } catch (err) {
-      revoked = (err as Error).message;
-    }
-    return {
-      ...grant,
-      valid_now: now >= grant.notBefore && now < grant.expiresAt && revoked === null,
-      revoked,
-    };
+    return a.inspectToken(str(b, 'token'));
   });
   route('POST', '/v1/tokens/check', (_u, _p, body) => {
     const b = obj(body);

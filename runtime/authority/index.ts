@@ -204,6 +204,28 @@ export class Authority {
     this.schedulePrune();
   }
 
+  /**
+   * What a token says (every link and the grant), whether it holds now, and why not when it is revoked.
+   * Unlike `tokens.check` it asks nothing of the caller: it is for showing a token, not for using it.
+   */
+  inspectToken(
+    token: string,
+  ): ReturnType<TokenService['inspect']> & { valid_now: boolean; revoked: string | null } {
+    const grant = this.tokens.inspect(token);
+    const now = this.clock.now();
+    let revoked: string | null = null;
+    try {
+      this.revocations.assertNotRevoked(grant.links, grant.chain);
+    } catch (err) {
+      revoked = (err as Error).message;
+    }
+    return {
+      ...grant,
+      valid_now: now >= grant.notBefore && now < grant.expiresAt && revoked === null,
+      revoked,
+    };
+  }
+
   /** Stops the hourly revocation prune. */
   close(): void {
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
