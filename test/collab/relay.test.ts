@@ -2,29 +2,21 @@
 // a task proposed on one host is claimed, started and finished from the other, through SDK clients.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect } from '../../bridge/sdk/index.ts';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { startRelayedDaemons } from '../helpers/nats.ts';
+import { cleanupTempDirs } from '../helpers/tmp.ts';
 
-const env = { ANX_HEARTBEAT_MS: '400' };
-const daemons: DaemonProcess[] = [];
+let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
+let daemons: DaemonProcess[];
 let dirs: [string, string];
 
 beforeAll(async () => {
-  const hub = await startHub();
-  const [l1, l2] = [await startLeaf(hub), await startLeaf(hub)];
-  dirs = [tempDir('anx-collab-h1-'), tempDir('anx-collab-h2-')];
-  daemons.push(
-    ...(await Promise.all([
-      startDaemonProcess(dirs[0], 60_000, { args: ['--nats', l1.url], env }),
-      startDaemonProcess(dirs[1], 60_000, { args: ['--nats', l2.url], env }),
-    ])),
-  );
+  relayed = await startRelayedDaemons('anx-collab');
+  ({ daemons, dirs } = relayed);
 }, 120_000);
 
 afterAll(async () => {
-  for (const d of daemons) await killHard(d);
-  await stopAllNats();
+  await relayed?.stop();
   cleanupTempDirs();
 }, 60_000);
 

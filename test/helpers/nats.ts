@@ -9,7 +9,7 @@ import {
   leafConfig,
   NatsServer,
 } from '../../bridge/relay/nats-server.ts';
-import { CLI } from './daemon.ts';
+import { CLI, type DaemonProcess, killHard, startDaemonProcess } from './daemon.ts';
 import { tempDir } from './tmp.ts';
 
 /** A free TCP port on 127.0.0.1 (the OS picks it; it is released before being returned). */
@@ -159,4 +159,29 @@ export async function startRelayCli(
     await stop();
     throw new Error(`relay start printed no JSON within 30 s: ${out}`);
   }
+}
+
+/**
+ * Two daemons as separate processes, each on its own leaf of one hub (`--nats` to its leaf), in fresh
+ * data directories named after `prefix`. `stop()` kills the daemons (by PID) and every NATS server.
+ */
+export async function startRelayedDaemons(
+  prefix: string,
+  env: Record<string, string> = { ANX_HEARTBEAT_MS: '400' },
+): Promise<{ daemons: [DaemonProcess, DaemonProcess]; dirs: [string, string]; stop(): Promise<void> }> {
+  const hub = await startHub();
+  const [l1, l2] = [await startLeaf(hub), await startLeaf(hub)];
+  const dirs: [string, string] = [`${tempDir(`${prefix}-h1-`)}/data`, `${tempDir(`${prefix}-h2-`)}/data`];
+  const daemons = (await Promise.all([
+    startDaemonProcess(dirs[0], 60_000, { args: ['--nats', l1.url], env }),
+    startDaemonProcess(dirs[1], 60_000, { args: ['--nats', l2.url], env }),
+  ])) as [DaemonProcess, DaemonProcess];
+  return {
+    daemons,
+    dirs,
+    stop: async () => {
+      for (const d of daemons) await killHard(d);
+      await stopAllNats();
+    },
+  };
 }

@@ -1,32 +1,23 @@
 // Two hosts over a real relay (a JetStream hub and two leaves): MCP servers and SDK clients discover each other's cards and talk.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect } from '../../bridge/sdk/index.ts';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { waitFor } from '../helpers/daemon.ts';
+import { startRelayedDaemons } from '../helpers/nats.ts';
+import { cleanupTempDirs } from '../helpers/tmp.ts';
 import { type Json, type McpProcess, ok, startMcp } from './harness.ts';
 
-const env = { ANX_HEARTBEAT_MS: '400' };
-const daemons: DaemonProcess[] = [];
 const servers: McpProcess[] = [];
+let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
 let dirs: [string, string];
 
 beforeAll(async () => {
-  const hub = await startHub();
-  const [l1, l2] = [await startLeaf(hub), await startLeaf(hub)];
-  dirs = [tempDir('anx-mcp-h1-'), tempDir('anx-mcp-h2-')];
-  daemons.push(
-    ...(await Promise.all([
-      startDaemonProcess(dirs[0], 60_000, { args: ['--nats', l1.url], env }),
-      startDaemonProcess(dirs[1], 60_000, { args: ['--nats', l2.url], env }),
-    ])),
-  );
+  relayed = await startRelayedDaemons('anx-mcp');
+  dirs = relayed.dirs;
 }, 120_000);
 
 afterAll(async () => {
   for (const s of servers) await s.close();
-  for (const d of daemons) await killHard(d);
-  await stopAllNats();
+  await relayed?.stop();
   cleanupTempDirs();
 }, 60_000);
 

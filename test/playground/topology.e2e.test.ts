@@ -2,33 +2,25 @@
 import { readFileSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { startRelayedDaemons } from '../helpers/nats.ts';
+import { cleanupTempDirs } from '../helpers/tmp.ts';
 import { ARTIFACTS, launchChromium, openPlayground } from './browser.ts';
 
-const env = { ANX_HEARTBEAT_MS: '400' };
-const daemons: DaemonProcess[] = [];
+let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
+let daemons: DaemonProcess[];
 let browser: Browser;
 let dirs: [string, string];
 
 beforeAll(async () => {
   browser = await launchChromium();
-  const hub = await startHub();
-  const [l1, l2] = [await startLeaf(hub), await startLeaf(hub)];
-  dirs = [`${tempDir('anx-topo-h1-')}/data`, `${tempDir('anx-topo-h2-')}/data`];
-  daemons.push(
-    ...(await Promise.all([
-      startDaemonProcess(dirs[0], 60_000, { args: ['--nats', l1.url], env }),
-      startDaemonProcess(dirs[1], 60_000, { args: ['--nats', l2.url], env }),
-    ])),
-  );
+  relayed = await startRelayedDaemons('anx-topo');
+  ({ daemons, dirs } = relayed);
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  for (const d of daemons) await killHard(d);
-  await stopAllNats();
+  await relayed?.stop();
   cleanupTempDirs();
 }, 60_000);
 
