@@ -3,37 +3,9 @@ import type { AuditFilter } from '../../runtime/authority/index.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
 import type { Relay } from '../relay/relay.ts';
+import { obj, optList, optStr, str, type TeamworkRoute } from './teamwork-routes.ts';
 
-export type AuthorityRoute = (
-  method: 'GET' | 'POST',
-  path: string,
-  handler: (url: URL, params: string[], body: unknown) => unknown,
-) => void;
-
-function obj(body: unknown): Record<string, unknown> {
-  if (body === undefined) return {};
-  if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new RequestError('ANX_REQUEST_INVALID', 'request body expected a JSON object');
-  return body as Record<string, unknown>;
-}
-
-function optStr(b: Record<string, unknown>, field: string): string | undefined {
-  const v = b[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v.length === 0)
-    throw new RequestError(
-      'ANX_REQUEST_INVALID',
-      `"${field}" expected a non-empty string, got ${JSON.stringify(v)}`,
-    );
-  return v;
-}
-
-function str(b: Record<string, unknown>, field: string): string {
-  const v = optStr(b, field);
-  if (v === undefined)
-    throw new RequestError('ANX_REQUEST_INVALID', `"${field}" expected a non-empty string, got nothing`);
-  return v;
-}
+export type AuthorityRoute = TeamworkRoute;
 
 function optInt(source: Record<string, unknown> | URLSearchParams, field: string): number | undefined {
   const raw = source instanceof URLSearchParams ? source.get(field) : source[field];
@@ -45,14 +17,6 @@ function optInt(source: Record<string, unknown> | URLSearchParams, field: string
       `"${field}" expected a non-negative integer, got ${JSON.stringify(raw)}`,
     );
   return n;
-}
-
-function optList(b: Record<string, unknown>, field: string): string[] | undefined {
-  const v = b[field];
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
-    throw new RequestError('ANX_REQUEST_INVALID', `"${field}" expected a list of strings`);
-  return v as string[];
 }
 
 /** Window fields shared by issue and delegate, in the API's snake_case. */

@@ -3,44 +3,9 @@ import { markRead, unread } from '../../actors/unread.ts';
 import type { NotifyState } from '../../machines/task.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
+import { obj, optList, optStr, str, type TeamworkRoute } from './teamwork-routes.ts';
 
-export type CollabRoute = (
-  method: 'GET' | 'POST',
-  path: string,
-  handler: (url: URL, params: string[], body: unknown) => unknown,
-) => void;
-
-function obj(body: unknown): Record<string, unknown> {
-  if (body === undefined) return {};
-  if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new RequestError('ANX_REQUEST_INVALID', 'request body expected a JSON object');
-  return body as Record<string, unknown>;
-}
-
-function str(b: Record<string, unknown>, field: string): string {
-  const v = b[field];
-  if (typeof v !== 'string' || v.length === 0)
-    throw new RequestError(
-      'ANX_REQUEST_INVALID',
-      `"${field}" expected a non-empty string, got ${JSON.stringify(v)}`,
-    );
-  return v;
-}
-
-function optStr(b: Record<string, unknown>, field: string): string | undefined {
-  return b[field] === undefined || b[field] === null ? undefined : str(b, field);
-}
-
-function optList(b: Record<string, unknown>, field: string): string[] | undefined {
-  const v = b[field];
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
-    throw new RequestError(
-      'ANX_REQUEST_INVALID',
-      `"${field}" expected a list of strings, got ${JSON.stringify(v)}`,
-    );
-  return v as string[];
-}
+export type CollabRoute = TeamworkRoute;
 
 function home(b: Record<string, unknown>): { home?: string } {
   const h = optStr(b, 'home');

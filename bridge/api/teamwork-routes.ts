@@ -22,6 +22,8 @@ export function obj(body: unknown): Record<string, unknown> {
 }
 
 /** A non-empty string field; with `required` false, undefined when absent. */
+export function str(b: Record<string, unknown>, field: string, required?: true): string;
+export function str(b: Record<string, unknown>, field: string, required: boolean): string | undefined;
 export function str(b: Record<string, unknown>, field: string, required = true): string | undefined {
   const v = b[field];
   if (v === undefined && !required) return undefined;
@@ -31,6 +33,23 @@ export function str(b: Record<string, unknown>, field: string, required = true):
       `"${field}" expected a non-empty string, got ${JSON.stringify(v)}`,
     );
   return v;
+}
+
+/** A non-empty string field, or undefined when absent or null. */
+export function optStr(b: Record<string, unknown>, field: string): string | undefined {
+  return b[field] === null ? undefined : str(b, field, false);
+}
+
+/** A list of strings, or undefined when absent or null. */
+export function optList(b: Record<string, unknown>, field: string): string[] | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+    throw new RequestError(
+      'ANX_REQUEST_INVALID',
+      `"${field}" expected a list of strings, got ${JSON.stringify(v)}`,
+    );
+  return v as string[];
 }
 
 function query(url: URL, name: string, required = true): string | undefined {
