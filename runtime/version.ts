@@ -1,8 +1,4 @@
-// The runtime's version, read once from package.json so the CLI, API and events agree.
-import { readFileSync } from 'node:fs';
-
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+// The runtime's version, from package.json (bundled into the published build), so the CLI, API and events agree.
+import pkg from '../package.json' with { type: 'json' };
 
 export const VERSION: string = pkg.version;

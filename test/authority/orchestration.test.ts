@@ -25,9 +25,13 @@ afterAll(async () => {
 
 /** Starts the developer's stage handler in its own process; resolves once it is ready. */
 function startWorker(dataDir: string, did: string): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, dataDir, did], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=anx-source', '--import', 'tsx', WORKER, dataDir, did],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   workers.push(child);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));

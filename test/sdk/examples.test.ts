@@ -24,7 +24,7 @@ afterAll(async () => {
 
 /** Starts the echo agent in its own process and resolves with its DID once it listens. */
 async function startEchoAgent(dataDir: string): Promise<{ child: ChildProcess; did: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ECHO_AGENT, dataDir], {
+  const child = spawn(process.execPath, ['--conditions=anx-source', '--import', 'tsx', ECHO_AGENT, dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   agents.push(child);
