@@ -34,6 +34,9 @@ export interface EnclaveView {
 
 /** Creates Enclaves and changes them through their actor, as a local identity. */
 export class Enclaves {
+  /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
+  writeGuard: ((action: string, actor: string) => void) | undefined;
+
   constructor(
     private readonly system: ActorSystem,
     private readonly keystore: Keystore,
@@ -47,6 +50,7 @@ export class Enclaves {
     backend?: VaultBackendName;
   }): Promise<EnclaveView> {
     this.requireLocal(options.owner, 'owner');
+    this.writeGuard?.('enclave.create', options.owner);
     const id = options.id ?? `enc-${randomBytes(6).toString('hex')}`;
     try {
       checkEnclaveId(id);
@@ -159,6 +163,7 @@ export class Enclaves {
     body: Record<string, unknown>,
   ): Promise<EnclaveView> {
     this.requireLocal(as, 'as');
+    this.writeGuard?.(type, as);
     const view = this.get(enclaveId);
     // Checked here for a typed answer; the Enclave checks again, and its check is the one that counts.
     if (!isEnclaveAdmin(view as unknown as EnclaveContext, as))

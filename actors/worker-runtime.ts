@@ -97,6 +97,8 @@ export class WorkerRuntime {
   private readonly done: Database<unknown, Key>;
   /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
   writeGuard: ((action: string, actor: string) => void) | undefined;
+  /** False while the host holds worker commands (frozen): assignments then come only through the inbox. */
+  commandsFlowing: () => boolean = () => true;
   private readonly handlers = new Map<string, Map<string, StageHandler>>();
   private readonly unwatch = new Map<string, () => void>();
   private readonly inflight = new Map<string, AbortController>();
@@ -136,7 +138,7 @@ export class WorkerRuntime {
       )
         continue;
       const p = e.payload as { state?: unknown; workers?: unknown; stage?: unknown } | null;
-      if (p?.state !== 'stage.started' || !Array.isArray(p.workers)) continue;
+      if (p?.state !== 'stage.started' || !Array.isArray(p.workers) || !this.commandsFlowing()) continue;
       if (!p.workers.some((w) => typeof w === 'string' && this.handlers.has(w))) continue;
       try {
         for (const task of this.tasksOfStage(e.run_id, String(p.stage))) this.dispatch(task);

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { DID_KIND, didActor } from '../actors/did.ts';
 import { Teamwork } from '../actors/teamwork.ts';
+import { FreezeHold } from './authority/freeze-hold.ts';
 import { Authority, type Permit, RateLimitedError } from './authority/index.ts';
 import { trustFromRunEvents } from './authority/run-outcomes.ts';
 import { type Clock, systemClock } from './clock.ts';
@@ -158,6 +159,19 @@ export class Host {
       teamwork.vault.writeGuard = writeGuard;
       teamwork.runs.writeGuard = writeGuard;
       teamwork.workers.writeGuard = writeGuard;
+      teamwork.enclaves.writeGuard = writeGuard;
+      teamwork.workers.commandsFlowing = () => !authority.freeze.isFrozen;
+      // Frozen means no worker commands either: stage assignments wait in the outbox, their runs paused.
+      const hold = new FreezeHold(system, authority.freeze, authority.audit, {
+        pause: async (runId, reason) =>
+          (await teamwork.runs.control(runId, 'run.pause', { reason })).state === 'paused',
+        resume: async (runId) => {
+          if (teamwork.runs.status(runId).state === 'paused')
+            await teamwork.runs.control(runId, 'run.resume', {});
+        },
+        stillWanted: (env) =>
+          teamwork.runs.isRunningTask(env.ctx?.run_id ?? '', env.ctx?.task_id ?? '', env.to),
+      });
       // Stage outcomes move the worker's trust (success, failure, timeout).
       system.events.subscribe(
         trustFromRunEvents(authority.trust, (runId, stage) => {
@@ -166,6 +180,7 @@ export class Host {
         }),
       );
       const { replayed, refused } = await system.start();
+      await hold.recover();
       const host = new Host(
         options.dataDir,
         store,

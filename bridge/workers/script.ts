@@ -179,6 +179,8 @@ export class ScriptWorkers {
   /** Registers (and persists) a script for `role` on the local identity `did`. */
   async add(did: string, role: string, spec: unknown): Promise<{ did: string; role: string } & ScriptSpec> {
     const checked = checkScriptSpec(spec);
+    // Registering a worker is a write: refused on a frozen host (the workers' guard is the freeze switch).
+    this.teamwork.workers.writeGuard?.('worker.script.register', did);
     const worker = this.teamwork.worker(did);
     await this.db.put([did, role], checked);
     worker.onStage(role, scriptHandler(checked));

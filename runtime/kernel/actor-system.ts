@@ -155,6 +155,13 @@ export class ActorSystem {
     this.sink.push(emitted);
   };
   router: RemoteRouter | undefined;
+  /**
+   * Asked before a committed envelope is dispatched: true keeps it in the outbox, held, until
+   * `releaseHeld` (a frozen host holds worker commands this way). Only outbox envelopes are held,
+   * so a held envelope survives a restart and is held again by the replay.
+   */
+  holdGate: ((envelope: KernelEnvelope) => boolean) | undefined;
+  private readonly held = new Map<number, { env: KernelEnvelope; bytes: Uint8Array }>();
 
   constructor(options: ActorSystemOptions) {
     this.store = options.store;
@@ -572,8 +579,36 @@ export class ActorSystem {
     void this.flush();
   }
 
+  /**
+   * Dispatches the envelopes `holdGate` held, in outbox order, except those it holds still; `drop`
+   * names those that are no longer wanted (removed from the outbox unsent). Returns how many went out.
+   */
+  releaseHeld(drop?: (envelope: KernelEnvelope) => boolean): number {
+    let sent = 0;
+    for (const [key, { env, bytes }] of [...this.held].sort(([a], [b]) => a - b)) {
+      if (this.holdGate?.(env) === true) continue;
+      this.held.delete(key);
+      if (drop?.(env) === true) {
+        this.commits.remove(this.store.outbox, key);
+        continue;
+      }
+      this.route(env, bytes, key);
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Envelopes `holdGate` is holding now. */
+  heldEnvelopes(): KernelEnvelope[] {
+    return [...this.held.values()].map((h) => h.env);
+  }
+
   /** Dispatches a committed envelope to a local mailbox or the remote router. */
   private route(env: KernelEnvelope, bytes: Uint8Array, outboxKey: number | undefined): void {
+    if (outboxKey !== undefined && this.holdGate?.(env) === true) {
+      this.held.set(outboxKey, { env, bytes });
+      return;
+    }
     let live: LiveActor | undefined;
     try {
       live = this.activate(env.to);

@@ -75,9 +75,16 @@ describe('freeze', () => {
       enclave,
       assignments: devTeamAssignments(team),
     });
+    // The assignment went out before the freeze (one made while frozen is held: freeze-hold.test.ts).
+    const pm = workers['pm'] as string;
+    await waitFor(
+      () => host.inbox(pm).messages.some((m) => m.type === 'stage.assign'),
+      20_000,
+      'the pm assignment',
+    );
     await host.authority.freeze.freeze('operator');
     const outcomes: string[] = [];
-    t.worker(workers['pm'] as string).onStage('pm', async (ctx) => {
+    t.worker(pm).onStage('pm', async (ctx) => {
       outcomes.push(await refusal(() => ctx.deliver({ value: 'requirements', summary: 'done' })));
     });
     await waitFor(() => outcomes.length > 0, 20_000, 'the pm handler');
