@@ -1,29 +1,21 @@
 // The CLI of who acts for whom against a real daemon: owner, secretary, bind, dispatch (and its refusals), status, abort, gatekeeper.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI, type DaemonProcess, killHard, startDaemonProcess } from '../helpers/daemon.ts';
+import {
+  type CliResult,
+  type DaemonProcess,
+  killHard,
+  runCli,
+  runCliJson,
+  startDaemonProcess,
+} from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
-const run = promisify(execFile);
 let daemon: DaemonProcess;
 let dataDir: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, '--data-dir', dataDir, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]): Promise<CliResult> => runCli(dataDir, ...args);
 
-async function json<T>(...args: string[]): Promise<T> {
-  const r = await cli('--json', ...args);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as T;
-}
+const json = <T>(...args: string[]): Promise<T> => runCliJson<T>(dataDir, ...args);
 
 beforeAll(async () => {
   dataDir = tempDir();

@@ -1,33 +1,26 @@
 // Tasks, discussions and unread inboxes across processes: a daemon, its local API from this process, and the CLI as child processes.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiError } from '../../bridge/api/client.ts';
-import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import {
+  type CliResult,
+  type DaemonProcess,
+  killHard,
+  runCli,
+  runCliJson,
+  startDaemonProcess,
+  waitFor,
+} from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
-const run = promisify(execFile);
 let daemon: DaemonProcess;
 let dataDir: string;
 let alice: string;
 let bob: string;
 let carol: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, '--data-dir', dataDir, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]): Promise<CliResult> => runCli(dataDir, ...args);
 
-async function json<T>(...args: string[]): Promise<T> {
-  const r = await cli('--json', ...args);
-  if (r.code !== 0) throw new Error(`anx-runtime ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
+const json = <T>(...args: string[]): Promise<T> => runCliJson<T>(dataDir, ...args);
 
 beforeAll(async () => {
   dataDir = tempDir();

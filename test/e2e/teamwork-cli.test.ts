@@ -1,30 +1,26 @@
 // Teamwork from the outside: a worker in another process over the local API, and the CLI's vault, playbook and run commands.
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RemoteWorker } from '../../bridge/api/worker-client.ts';
 import type { ContextSnapshot } from '../../machines/playbook/context.ts';
-import { CLI, type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import {
+  type CliResult,
+  type DaemonProcess,
+  killHard,
+  runCli,
+  startDaemonProcess,
+  waitFor,
+} from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
-const run = promisify(execFile);
 let daemon: DaemonProcess;
 let dataDir: string;
 let owner: string;
 let worker: string;
 let stranger: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, '--data-dir', dataDir, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]): Promise<CliResult> => runCli(dataDir, ...args);
 
 beforeAll(async () => {
   dataDir = tempDir();

@@ -1,10 +1,38 @@
 // Starts real `anx-runtime start` daemon processes for end-to-end tests, and kills them by their own PID.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
 
 export const CLI = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
+
+const execFileAsync = promisify(execFile);
+
+/** What one CLI run printed, and its exit code. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `anx-runtime --data-dir D ARGS…` as a child process; a non-zero exit is a result, not a throw. */
+export async function runCli(dataDir: string, ...args: string[]): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, '--data-dir', dataDir, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Runs the CLI with `--json` and parses what it printed; throws with its output when it exits non-zero. */
+export async function runCliJson<T>(dataDir: string, ...args: string[]): Promise<T> {
+  const r = await runCli(dataDir, '--json', ...args);
+  if (r.code !== 0) throw new Error(`anx-runtime ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
 
 export interface DaemonProcess {
   child: ChildProcess;
