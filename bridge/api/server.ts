@@ -71,7 +71,8 @@ function statusOf(err: AnxError): number {
   if (
     err.code === 'ANX_SYSTEM_STOPPED' ||
     err.code === 'ANX_RELAY_UNAVAILABLE' ||
-    err.code === 'ANX_REVOCATION_UNAVAILABLE'
+    err.code === 'ANX_REVOCATION_UNAVAILABLE' ||
+    err.code === 'ANX_REVOCATION_STALE'
   )
     return 503;
   if (err instanceof RequestError || err.code.endsWith('_INVALID') || err.code.startsWith('ANX_ENVELOPE'))

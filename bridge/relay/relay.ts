@@ -99,6 +99,11 @@ export interface RelayOptions {
   /** Trust score of a DID for `discover --min-trust` (0..1); default neutral 0.5 for everyone. */
   trustOf?: (did: string) => number;
   /**
+   * How long the revocation list may be out of sync with the relay before tokens with a link issued
+   * by a DID of another host are refused (`ANX_REVOCATION_STALE`), in ms. Default 5 minutes.
+   */
+  revocationMaxStalenessMs?: number;
+  /**
    * Envelopes that must stay non-repudiable travel sealed and signed even inside a session.
    * Default: types `vote`, `artifact`, `token`, `manifest` and their dotted subtypes.
    */
@@ -363,6 +368,12 @@ export class Relay implements RemoteRouter {
         host.authority.revocations,
         isLocal,
         invalidEntry,
+        {
+          clock: host.clock,
+          ...(this.options.revocationMaxStalenessMs === undefined
+            ? {}
+            : { maxStalenessMs: this.options.revocationMaxStalenessMs }),
+        },
       );
       this.revocations.start();
       this.bindings = new BindingFeed(

@@ -10,7 +10,8 @@ export type TokenErrorCode =
   | 'ANX_TOKEN_WIDENED'
   | 'ANX_TOKEN_AUDIENCE'
   | 'ANX_TOKEN_SCOPE'
-  | 'ANX_REVOCATION_UNAVAILABLE';
+  | 'ANX_REVOCATION_UNAVAILABLE'
+  | 'ANX_REVOCATION_STALE';
 
 /** A capability token that does not grant the request; `code` says why. */
 export class TokenError extends AnxError {

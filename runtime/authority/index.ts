@@ -14,6 +14,7 @@
  *   //   tokens.check(token, { actor, resource, action, owner, now?, context?, bytes? }, { audit? }): TokenGrant
  *   //     throws TokenError: ANX_TOKEN_INVALID | ANX_TOKEN_EXPIRED | ANX_TOKEN_NOT_YET_VALID | ANX_TOKEN_REVOKED
  *   //       | ANX_TOKEN_WIDENED | ANX_TOKEN_AUDIENCE | ANX_TOKEN_SCOPE | ANX_REVOCATION_UNAVAILABLE
+ *   //       | ANX_REVOCATION_STALE (a link issued on another host while the relay's revocation feed is out of sync)
  *   //     (a refusal is audited as `token.check` unless `{ audit: false }`)
  *   //   tokens.issue({ issuer, audience, resource, actions, constraints?, notBefore?, expiresAt?|ttlMs? }): { token, grant }
  *   //   tokens.delegate({ parent, audience, resource?, actions?, constraints?, expiresAt?|ttlMs? }): { token, grant }

@@ -32,6 +32,21 @@ export interface Revocation {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Key (in the `revocations` database, beside the link ids) of when the list was last known in sync. */
+const SYNCED_AT_KEY = 'synced_at';
+
+/**
+ * How up to date the list must be for tokens that other hosts issued: set while the host is joined
+ * to a relay, whose revocation feed is the only way revocations made elsewhere arrive.
+ */
+export interface RevocationFreshness {
+  /** When the list was last known to hold every revocation of the relay (ms since the epoch). */
+  syncedAt(): number;
+  /** Older than this (ms), the list no longer vouches for links issued by DIDs of other hosts. */
+  maxStalenessMs: number;
+  /** DIDs of this host: their revocations are made here, so the local list is complete for them. */
+  isLocal(did: string): boolean;
+}
 /** Revocations are kept this long past their token's expiry (clock skew between hosts). */
 const KEEP_AFTER_EXPIRY_MS = 24 * 60 * 60_000;
 
@@ -64,6 +79,7 @@ export class RevocationList {
   private readonly staged = new Map<string, Revocation[]>();
   /** Set by the host when the list must not be trusted (store closing, a failed commit). */
   private unavailable: string | undefined;
+  private freshness: RevocationFreshness | undefined;
 
   constructor(
     private readonly db: Database<unknown, string>,
@@ -78,7 +94,31 @@ export class RevocationList {
     this.unavailable = reason;
   }
 
-  /** Throws `ANX_TOKEN_REVOKED` when a revocation applies to the chain, `ANX_REVOCATION_UNAVAILABLE` when the list cannot be read. */
+  /**
+   * Makes checks of chains with links issued elsewhere depend on how fresh the list is (the relay's
+   * revocation feed sets it; `undefined`, the default without a relay, checks the list as it is).
+   */
+  setFreshness(freshness: RevocationFreshness | undefined): void {
+    this.freshness = freshness;
+  }
+
+  /** When the list was last recorded as in sync with the relay (survives restarts), if ever. */
+  get lastSyncedAt(): number | undefined {
+    const at = this.db.get(SYNCED_AT_KEY);
+    return typeof at === 'number' ? at : undefined;
+  }
+
+  /** Records when the list was last known in sync, so a restarted host does not take an old list as fresh. */
+  recordSyncedAt(at: number): void {
+    this.commits.put(this.db, SYNCED_AT_KEY, at);
+    void this.commits.flush().catch(() => {});
+  }
+
+  /**
+   * Throws `ANX_TOKEN_REVOKED` when a revocation applies to the chain, `ANX_REVOCATION_UNAVAILABLE`
+   * when the list cannot be read, `ANX_REVOCATION_STALE` when a link was issued by a DID of another
+   * host and the list has been out of sync with the relay for longer than allowed.
+   */
   assertNotRevoked(links: readonly TokenLink[], ids: readonly string[]): void {
     if (this.unavailable !== undefined)
       throw new TokenError(
@@ -119,6 +159,21 @@ export class RevocationList {
           );
       }
     }
+    if (this.freshness !== undefined) this.assertFresh(links, this.freshness);
+  }
+
+  private assertFresh(links: readonly TokenLink[], f: RevocationFreshness): void {
+    const age = this.clock.now() - f.syncedAt();
+    if (age <= f.maxStalenessMs) return;
+    const foreign = links.find((l) => !f.isLocal(l.iss));
+    if (foreign === undefined) return;
+    throw new TokenError(
+      'ANX_REVOCATION_STALE',
+      `the revocation list has not been in sync with the relay for ${Math.round(age / 1_000)} s (at most ${Math.round(f.maxStalenessMs / 1_000)} s allowed), so a token with a link issued by ${foreign.iss}, a DID of another host, is refused`,
+      {
+        hint: 'restore the connection to the relay (the leaf and the hub); tokens are accepted again once the revocation feed has caught up',
+      },
+    );
   }
 
   /** Signs a revocation with a local DID's key, stores it durably and tells listeners. */

@@ -476,7 +476,7 @@ export class TokenService {
   /**
    * Checks that `token` lets `request.actor` do `request.action` on `request.resource` of
    * `request.owner` now. Returns the grant or throws `TokenError` with one of `ANX_TOKEN_INVALID`,
-   * `ANX_TOKEN_WIDENED`, `ANX_TOKEN_SCOPE`, `ANX_TOKEN_REVOKED`, `ANX_REVOCATION_UNAVAILABLE`,
+   * `ANX_TOKEN_WIDENED`, `ANX_TOKEN_SCOPE`, `ANX_TOKEN_REVOKED`, `ANX_REVOCATION_UNAVAILABLE`, `ANX_REVOCATION_STALE`,
    * `ANX_TOKEN_NOT_YET_VALID`, `ANX_TOKEN_EXPIRED`, `ANX_TOKEN_AUDIENCE`. A refusal is audited
    * (action `token.check`) unless `options.audit` is false.
    *

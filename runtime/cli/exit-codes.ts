@@ -20,7 +20,8 @@ export function exitCodeOf(err: AnxError): number {
     code.startsWith('ANX_TOKEN_') ||
     code === 'ANX_FROZEN' ||
     code === 'ANX_RATE_LIMITED' ||
-    code === 'ANX_REVOCATION_UNAVAILABLE'
+    code === 'ANX_REVOCATION_UNAVAILABLE' ||
+    code === 'ANX_REVOCATION_STALE'
   )
     return EXIT.refused;
   if (code === 'ANX_ACTOR_UNKNOWN' || code.endsWith('_NOT_FOUND')) return EXIT.notFound;

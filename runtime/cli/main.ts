@@ -83,6 +83,16 @@ function parsePort(value: string): number {
   return n;
 }
 
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `--revocation-max-staleness expected a positive whole number of seconds, got "${value}"`,
+    );
+  return n;
+}
+
 function parseCount(name: string) {
   return (value: string): number => {
     const n = Number(value);
@@ -119,6 +129,11 @@ program
   .option(
     '--leaf-host <addr>',
     'address that leaf serves hosts on (default 127.0.0.1; a LAN address shares it)',
+  )
+  .option(
+    '--revocation-max-staleness <s>',
+    'seconds the revocation list may be out of sync with the relay before tokens issued on other hosts are refused (default 300)',
+    positiveSeconds,
   )
   .action(async (options: StartOptions, cmd: Command) => {
     const dataDir = dataDirOf(cmd);

@@ -22,6 +22,8 @@ export interface StartOptions {
   nats?: string;
   leafPort?: number;
   leafHost?: string;
+  /** Seconds the revocation list may be out of sync with the relay before foreign tokens are refused. */
+  revocationMaxStaleness?: number;
 }
 
 interface Helpers {
@@ -62,7 +64,15 @@ export function relayJoinOptions(o: StartOptions) {
       hint: '--relay starts a local leaf joined to the hub; --nats uses a leaf that already runs',
     });
   }
-  if (o.relay === undefined && o.nats === undefined) return undefined;
+  if (o.relay === undefined && o.nats === undefined) {
+    if (o.revocationMaxStaleness !== undefined)
+      throw new AnxError(
+        'ANX_ARGUMENT_INVALID',
+        'start expected --revocation-max-staleness only with --relay or --nats',
+        { hint: 'a host without a relay checks tokens against its own revocation list only' },
+      );
+    return undefined;
+  }
   const heartbeat = Number(process.env.ANX_HEARTBEAT_MS);
   return {
     ...(o.relay === undefined ? {} : { relayUrl: o.relay }),
@@ -71,6 +81,9 @@ export function relayJoinOptions(o: StartOptions) {
     ...(o.leafPort === undefined ? {} : { leafPort: o.leafPort }),
     ...(o.leafHost === undefined ? {} : { leafHost: o.leafHost }),
     ...(Number.isInteger(heartbeat) && heartbeat > 0 ? { heartbeatMs: heartbeat } : {}),
+    ...(o.revocationMaxStaleness === undefined
+      ? {}
+      : { relay: { revocationMaxStalenessMs: o.revocationMaxStaleness * 1_000 } }),
   };
 }
 
@@ -82,6 +95,8 @@ export function relayArgs(o: StartOptions): string[] {
   if (o.nats !== undefined) args.push('--nats', o.nats);
   if (o.leafPort !== undefined) args.push('--leaf-port', String(o.leafPort));
   if (o.leafHost !== undefined) args.push('--leaf-host', o.leafHost);
+  if (o.revocationMaxStaleness !== undefined)
+    args.push('--revocation-max-staleness', String(o.revocationMaxStaleness));
   return args;
 }
 
