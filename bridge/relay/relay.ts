@@ -46,6 +46,7 @@ import {
   startHandshake,
 } from '../../runtime/session/index.ts';
 import type { Subscription, Transport } from '../../runtime/transport/transport.ts';
+import { AttestationFeed } from './attestations.ts';
 import { BindingFeed } from './bindings.ts';
 import { type AgentCard, type CardQuery, cardMatches, makeCard, signCard } from './cards.ts';
 import { Directory } from './directory.ts';
@@ -211,6 +212,8 @@ export class Relay implements RemoteRouter {
   revocations: RevocationFeed | undefined;
   /** Owners' signed bindings and unbindings shared with every host of the relay. */
   bindings: BindingFeed | undefined;
+  /** Trust attestations shared with every host of the relay (the web of trust). */
+  attestations: AttestationFeed | undefined;
   private host: Host | undefined;
   private readonly transport: Transport;
   private readonly mail: MailStore | undefined;
@@ -339,7 +342,7 @@ export class Relay implements RemoteRouter {
       }
     });
     if (this.options.nc !== undefined) {
-      // A directory, revocation or binding entry that does not verify: ignored, counted and reported.
+      // A directory, revocation, binding or attestation entry that does not verify: ignored, counted and reported.
       const invalidEntry = (key: string, error: AnxError) => {
         this.stats.refused++;
         void host.system
@@ -383,6 +386,15 @@ export class Relay implements RemoteRouter {
         invalidEntry,
       );
       this.bindings.start();
+      this.attestations = new AttestationFeed(
+        this.options.nc,
+        host.authority.trust,
+        host.suite,
+        host.clock,
+        isLocal,
+        invalidEntry,
+      );
+      this.attestations.start();
       // Local DIDs' cards carry their inbound limits: keep them for the rate limiter.
       this.directory.onCard((card) => {
         if (host.keystore.has(card.did)) host.authority.rateLimits.setLimits(card);
@@ -522,6 +534,7 @@ export class Relay implements RemoteRouter {
     this.webhooks?.stop();
     this.revocations?.stop();
     this.bindings?.stop();
+    this.attestations?.stop();
     await this.flushAcks();
     await this.transport.close();
   }

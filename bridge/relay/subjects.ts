@@ -39,6 +39,9 @@ export const DIRECTORY_BUCKET = 'anx_v1_directory';
 /** JetStream KV bucket of signed capability-token revocations, keyed `<link id>.<issuer multikey>`. */
 export const REVOCATION_BUCKET = 'anx_v1_revocations';
 
+/** JetStream KV bucket of signed trust attestations, keyed `<subject multikey>.<issuer multikey>`. */
+export const ATTESTATION_BUCKET = 'anx_v1_attestations';
+
 /** JetStream KV bucket of signed push-webhook registrations, keyed by multikey. */
 export const WEBHOOK_BUCKET = 'anx_v1_webhooks';
 

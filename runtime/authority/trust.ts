@@ -129,6 +129,7 @@ export class TrustStore {
   private flushScheduled = false;
   /** Values staged for the next group commit: reads see them before LMDB does. */
   private readonly pending = new Map<string, unknown>();
+  private readonly listeners = new Set<(att: Attestation, origin: 'local' | 'remote') => void>();
 
   constructor(
     private readonly db: Database<unknown, string>,
@@ -246,6 +247,7 @@ export class TrustStore {
       throw new AuthorityRequestError((err as Error).message);
     }
     this.put(att);
+    for (const fn of this.listeners) fn(att, 'local');
     return att;
   }
 
@@ -260,7 +262,23 @@ export class TrustStore {
     const known = this.read(`att/${att.sub}/${att.iss}`) as Attestation | undefined;
     if (known !== undefined && known.ts >= att.ts) return false;
     this.put(att);
+    for (const fn of this.listeners) fn(att, 'remote');
     return true;
+  }
+
+  /** Told of every attestation stored: made here (`local`) or taken from elsewhere (`remote`). */
+  onAttestation(fn: (att: Attestation, origin: 'local' | 'remote') => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Every stored attestation that has not expired (for distribution to other hosts). */
+  attestations(now = this.clock.now()): Attestation[] {
+    const byKey = new Map<string, Attestation>();
+    for (const { key, value } of this.db.getRange({ start: 'att/', end: 'att0' }))
+      byKey.set(String(key), value as Attestation);
+    for (const [key, value] of this.pending) if (key.startsWith('att/')) byKey.set(key, value as Attestation);
+    return [...byKey.values()].filter((a) => a.exp > now);
   }
 
   /** Stored attestations about `did`. */
