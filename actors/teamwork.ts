@@ -12,6 +12,7 @@ import { TeamworkInputError } from './errors.ts';
 import { InboxTap } from './inbox-tap.ts';
 import { Manifests } from './manifest.ts';
 import { PlaybookRuns, type StartRunRequest } from './playbook-run.ts';
+import { WorkerHome, WorkerLink } from './remote-worker.ts';
 import { Secretaries } from './secretary.ts';
 import { TASK_KIND, Tasks, taskActor, taskAddress } from './tasks.ts';
 import { VaultService } from './vault-service.ts';
@@ -37,6 +38,8 @@ export class Teamwork {
   readonly vault: VaultService;
   readonly runs: PlaybookRuns;
   readonly workers: WorkerRuntime;
+  /** Runs of this host with workers on other hosts: their assignments out, their reads and answers in. */
+  readonly workerHome: WorkerHome;
   readonly manifests: Manifests;
   /** The Action Layer and Discussions, and the relay of their notices and requests. */
   readonly collab: CollabRelay;
@@ -58,6 +61,18 @@ export class Teamwork {
     this.workers = new WorkerRuntime(system, keystore, this.tap, this.runs, this.vault);
     this.manifests = new Manifests(system, keystore, this.tap, this.vault, this.runs);
     const suite = defaultSuite();
+    this.workers.link = new WorkerLink(system, keystore, this.tap);
+    this.workerHome = new WorkerHome(
+      system,
+      keystore,
+      this.tap,
+      this.runs,
+      this.enclaves,
+      this.workers,
+      suite,
+    );
+    // Mail of runs to workers of other hosts leaves as the run's coordinator (set before the outbox replay).
+    if (system.router !== undefined) system.router = this.workerHome.router(system.router);
     system.register(taskActor(suite));
     system.register(discussionActor(suite));
     this.collab = new CollabRelay(system, keystore, this.tap, (type, id) => {
@@ -159,6 +174,7 @@ export class Teamwork {
   async close(): Promise<void> {
     this.secretaries.close();
     this.workers.close();
+    this.workerHome.close();
     this.discussions.dispose();
     this.collab.close();
     this.tap.close();

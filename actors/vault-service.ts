@@ -17,6 +17,17 @@ export interface VaultWrite {
   author?: string;
 }
 
+/**
+ * A DID of another host whose signed request this host has verified (a worker answering a run that lives
+ * here): it acts in the vault without a local key, under the same membership and permission checks.
+ */
+export class RemoteSigner {
+  constructor(readonly did: string) {}
+}
+
+/** Who acts: a local identity (by DID), or a verified signer of another host. */
+export type Acting = string | RemoteSigner;
+
 /** Correlation ids recorded on the `artifact` event a write emits. */
 export interface WriteTrace {
   run_id?: string;
@@ -33,7 +44,7 @@ export interface WriteTrace {
  * Checks and routes vault traffic. Reads need `read`, writes `write` in the Enclave (the owner holds
  * every permission); the acting DID must be a local identity, and it is the author of what it writes.
  * Each Enclave's backend (LMDB by default, or a git repository under the data directory) is chosen when
- * the Enclave is created.
+ * the Enclave is created. A `RemoteSigner` stands for a DID of another host whose signature was checked.
  */
 export class VaultService {
   readonly lmdb: LmdbVault;
@@ -57,6 +68,7 @@ export class VaultService {
   }
 
   private acting(as: unknown): string {
+    if (as instanceof RemoteSigner) return as.did;
     if (typeof as !== 'string' || as.length === 0)
       throw new TeamworkInputError('"as" expected the DID that acts, got nothing');
     if (!this.keystore.has(as))
@@ -69,7 +81,7 @@ export class VaultService {
     enclaveId: string,
     key: string,
     write: VaultWrite,
-    as: string,
+    as: Acting,
     trace: WriteTrace = {},
   ): Promise<ArtifactRef> {
     const did = this.acting(as);
@@ -103,13 +115,13 @@ export class VaultService {
     return ref;
   }
 
-  async get(enclaveId: string, key: string, as: string, version?: number): Promise<ArtifactContent> {
+  async get(enclaveId: string, key: string, as: Acting, version?: number): Promise<ArtifactContent> {
     this.enclaves.check(enclaveId, this.acting(as), 'read');
     return this.backend(enclaveId).get(enclaveId, key, version);
   }
 
   /** The version a ref names; a ref whose hash no longer matches is refused (`ANX_VAULT_REF_MISMATCH`). */
-  async resolve(ref: ArtifactRef, as: string): Promise<ArtifactContent> {
+  async resolve(ref: ArtifactRef, as: Acting): Promise<ArtifactContent> {
     if (ref === null || typeof ref !== 'object')
       throw new TeamworkInputError('"ref" expected an ArtifactRef');
     this.enclaves.check(ref.enclave_id, this.acting(as), 'read');

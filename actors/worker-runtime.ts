@@ -12,7 +12,8 @@ import type { ArtifactContent } from '../runtime/vault/types.ts';
 import { TaskNotRunningError, TeamworkInputError } from './errors.ts';
 import type { InboxRecord, InboxTap } from './inbox-tap.ts';
 import { type PlaybookRuns, runAddress } from './playbook-run.ts';
-import type { VaultService } from './vault-service.ts';
+import type { WorkerLink } from './remote-worker.ts';
+import type { Acting, RemoteSigner, VaultService } from './vault-service.ts';
 
 /** One assignment, as the run sent it in `stage.assign`. */
 export interface StageTask {
@@ -24,6 +25,11 @@ export interface StageTask {
   attempt: number;
   timeout_ms: number;
   enclave_id: string | null;
+  /**
+   * The DID that assigned the task when its run lives on another host (the run's coordinator): reads and
+   * answers go to it over the relay. Absent for runs of this host.
+   */
+  home?: string;
   /** The Context Snapshot: objective, brief, input refs, bounded summaries of earlier stages. */
   context: ContextSnapshot;
 }
@@ -83,6 +89,12 @@ export interface Worker {
   onStage(role: string, handler: StageHandler): () => void;
 }
 
+/** What the done mark of a task records: when it was answered, and the ref it delivered. */
+export interface TaskAnswered {
+  at: number;
+  ref?: ArtifactRef;
+}
+
 /** Deterministic envelope id of a task's outcome: a handler run again after a crash sends nothing twice. */
 function outcomeId(did: string, taskId: string): string {
   return createHash('sha256').update(`${did}\u0000${taskId}`).digest('base64url').slice(0, 32);
@@ -108,6 +120,13 @@ export class WorkerRuntime {
   private readonly unsubscribe: () => void;
   /** Per DID polled through `pending`: assignments that may still be open. */
   private readonly candidates = new Map<string, Map<string, StageTask>>();
+  /** Assignments from runs of other hosts, by DID and task id: where their reads and answers go. */
+  private readonly remote = new Map<string, StageTask>();
+  /** DIDs whose inbox is followed for remote assignments. */
+  private readonly followed = new Set<string>();
+  private readonly unfollow: Array<() => void> = [];
+  /** Sends reads and answers of remote assignments to their home (set by the composition). */
+  link: WorkerLink | undefined;
 
   constructor(
     private readonly system: ActorSystem,
@@ -138,6 +157,7 @@ export class WorkerRuntime {
       )
         continue;
       const p = e.payload as { state?: unknown; workers?: unknown; stage?: unknown } | null;
+      if (this.inflight.size > 0) this.abortMovedOn(e.run_id);
       if (p?.state !== 'stage.started' || !Array.isArray(p.workers) || !this.commandsFlowing()) continue;
       if (!p.workers.some((w) => typeof w === 'string' && this.handlers.has(w))) continue;
       try {
@@ -145,6 +165,15 @@ export class WorkerRuntime {
       } catch {
         // The inbox path still delivers the assignment.
       }
+    }
+  }
+
+  /** Fires the signal of running handlers whose task this run no longer needs (it timed out, moved on, ended). */
+  private abortMovedOn(runId: string): void {
+    for (const [key, controller] of this.inflight) {
+      const [did, taskId] = key.split('\u0000') as [string, string];
+      if (!taskId.startsWith(`${runId}/`) || this.remote.has(key)) continue;
+      if (!this.runs.isRunningTask(runId, taskId, did)) controller.abort();
     }
   }
 
@@ -217,6 +246,7 @@ export class WorkerRuntime {
     }
     roles.set(role, handler);
     if (!this.unwatch.has(did)) {
+      this.follow(did);
       this.unwatch.set(
         did,
         this.tap.watch(did, ['stage.assign', 'stage.cancel'], (d, r) => this.onRecord(d, r)),
@@ -238,6 +268,7 @@ export class WorkerRuntime {
   pending(did: string): StageTask[] {
     if (!this.keystore.has(did))
       throw new TeamworkInputError(`"did" expected a local identity, got ${JSON.stringify(did)}`);
+    this.follow(did);
     let open = this.candidates.get(did);
     if (open === undefined) {
       const fresh = new Map<string, StageTask>();
@@ -261,12 +292,54 @@ export class WorkerRuntime {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
+  /**
+   * Follows the DID's inbox for assignments from runs of other hosts (and their cancels), so an answer
+   * given through the API after a restart still knows where the task's home is.
+   */
+  private follow(did: string): void {
+    if (this.followed.has(did)) return;
+    this.followed.add(did);
+    const stop = this.tap.watch(did, ['stage.assign', 'stage.cancel'], (d, record) => {
+      const key = `${d}\u0000${(record.body as { task_id?: unknown } | null)?.task_id}`;
+      if (record.type === 'stage.cancel') {
+        if (this.remote.get(key)?.home === record.from) this.end(key);
+        return;
+      }
+      const task = this.taskOf(d, record);
+      if (task?.home !== undefined && !this.done.doesExist([d, task.task_id])) this.remote.set(key, task);
+    });
+    this.unfollow.push(stop);
+  }
+
+  /** A remote task its home cancelled: not open any more, here or after a restart. */
+  private end(key: string): void {
+    const task = this.remote.get(key);
+    this.remote.delete(key);
+    this.inflight.get(key)?.abort();
+    if (task !== undefined && !this.done.doesExist([task.did, task.task_id]))
+      this.system.commits.put(this.done, [task.did, task.task_id], { at: this.system.clock.now() });
+  }
+
+  /** The done mark of a task: set once its outcome was committed (here, or at the home of its run). */
+  answered(did: string, taskId: string): TaskAnswered | undefined {
+    const mark = this.done.get([did, taskId]) as TaskAnswered | number | undefined;
+    return typeof mark === 'number' ? { at: mark } : mark;
+  }
+
+  private remoteTask(did: string, taskId: string): StageTask | undefined {
+    this.follow(did);
+    return this.remote.get(`${did}\u0000${taskId}`);
+  }
+
   private taskOf(did: string, record: InboxRecord): StageTask | undefined {
     const b = record.body as Partial<StageTask> | null;
     if (b === null || typeof b !== 'object' || typeof b.task_id !== 'string' || typeof b.run_id !== 'string')
       return undefined;
+    // A run of this host assigns as its actor address; a run elsewhere as its coordinator DID.
+    const home = record.from.startsWith('did:') ? record.from : undefined;
     return {
       did,
+      ...(home === undefined ? {} : { home }),
       run_id: b.run_id,
       task_id: b.task_id,
       stage: String(b.stage),
@@ -279,16 +352,19 @@ export class WorkerRuntime {
   }
 
   private open(task: StageTask): boolean {
-    return (
-      !this.done.doesExist([task.did, task.task_id]) &&
-      this.runs.isRunningTask(task.run_id, task.task_id, task.did)
-    );
+    if (this.done.doesExist([task.did, task.task_id])) return false;
+    if (task.home !== undefined) return this.remote.has(`${task.did}\u0000${task.task_id}`);
+    return this.runs.isRunningTask(task.run_id, task.task_id, task.did);
   }
 
   private onRecord(did: string, record: InboxRecord): void {
     if (record.type === 'stage.cancel') {
       const taskId = (record.body as { task_id?: unknown } | null)?.task_id;
-      if (typeof taskId === 'string') this.inflight.get(`${did}\u0000${taskId}`)?.abort();
+      // Only the run itself (or, for a run of another host, the DID that assigned the task) cancels it.
+      if (typeof taskId !== 'string') return;
+      const key = `${did}\u0000${taskId}`;
+      const from = this.remote.get(key)?.home ?? runAddress(taskId.slice(0, taskId.indexOf('/')));
+      if (record.from === from) this.inflight.get(key)?.abort();
       return;
     }
     const task = this.taskOf(did, record);
@@ -345,6 +421,7 @@ export class WorkerRuntime {
   }
 
   private async read(task: StageTask, keyOrRef: string | ArtifactRef): Promise<ArtifactContent> {
+    if (task.home !== undefined) return this.needLink().read(task, keyOrRef);
     if (typeof keyOrRef === 'string') {
       if (task.enclave_id === null) throw new TeamworkInputError('the run has no enclave to read from');
       return this.vault.get(task.enclave_id, keyOrRef, task.did);
@@ -367,21 +444,97 @@ export class WorkerRuntime {
     return { runId, context, stage };
   }
 
+  private needLink(): WorkerLink {
+    if (this.link === undefined)
+      throw new TeamworkInputError('this host has no link to the home of runs on other hosts');
+    return this.link;
+  }
+
+  /**
+   * What a worker reads for its open task (a key of the run's Enclave, or exactly the version a ref names):
+   * from this host's vault, or through the home of a run of another host.
+   */
+  async readTask(
+    did: string,
+    taskId: string,
+    keyOrRef: string | ArtifactRef,
+    version?: number,
+  ): Promise<ArtifactContent> {
+    const remote = this.remoteTask(did, taskId);
+    if (remote !== undefined) return this.needLink().read(remote, keyOrRef, version);
+    const { context } = this.runningTask(did, taskId);
+    if (typeof keyOrRef !== 'string') return this.vault.resolve(keyOrRef, did);
+    if (context.enclave_id === null) throw new TeamworkInputError('the run has no enclave to read from');
+    return this.vault.get(context.enclave_id, keyOrRef, did, version);
+  }
+
+  /**
+   * For a run of this host: what a worker of another host reads, after its signed request was verified.
+   * The worker must be a member of the run's Enclave with read, and the task its open assignment.
+   */
+  async readFor(
+    signer: RemoteSigner,
+    taskId: string,
+    keyOrRef: string | ArtifactRef,
+    version?: number,
+  ): Promise<ArtifactContent> {
+    const runId = typeof taskId === 'string' ? taskId.slice(0, Math.max(0, taskId.indexOf('/'))) : '';
+    const enclaveId = this.runs.has(runId) ? this.runs.context(runId).context.enclave_id : null;
+    if (enclaveId === null) throw new TaskNotRunningError(String(taskId), signer.did);
+    if (typeof keyOrRef === 'string') {
+      const content = await this.vault.get(enclaveId, keyOrRef, signer, version);
+      this.runningTask(signer.did, taskId);
+      return content;
+    }
+    if (!isArtifactRef(keyOrRef)) throw new TeamworkInputError('"ref" expected an ArtifactRef');
+    if (keyOrRef.enclave_id !== enclaveId)
+      throw new TeamworkInputError(
+        `"ref" expected an artifact of the run's enclave ${enclaveId}, got one of ${keyOrRef.enclave_id}`,
+      );
+    const content = await this.vault.resolve(keyOrRef, signer);
+    this.runningTask(signer.did, taskId);
+    return content;
+  }
+
   /** Writes the artifact as `did`, then tells the run (both committed before this resolves). */
   async deliver(did: string, taskId: string, delivery: Delivery): Promise<ArtifactRef> {
+    return this.settleDelivery(did, did, taskId, delivery);
+  }
+
+  /** For a run of this host: the delivery of a worker of another host, written as that DID. */
+  async deliverFor(signer: RemoteSigner, taskId: string, delivery: Delivery): Promise<ArtifactRef> {
+    return this.settleDelivery(signer.did, signer, taskId, delivery);
+  }
+
+  private async settleDelivery(
+    did: string,
+    as: Acting,
+    taskId: string,
+    delivery: Delivery,
+  ): Promise<ArtifactRef> {
     if (delivery === null || typeof delivery !== 'object')
       throw new TeamworkInputError('delivery expected { kind?, key?, value, summary? }');
     this.writeGuard?.('stage.deliver', did);
     if (typeof delivery.value !== 'string' && !(delivery.value instanceof Uint8Array))
       throw new TeamworkInputError('"value" expected a string or bytes');
+    const remote = as === did ? this.remoteTask(did, taskId) : undefined;
+    if (remote !== undefined) {
+      const ref = await this.needLink().deliver(remote, delivery);
+      await this.markAnswered(did, taskId);
+      return ref;
+    }
     const { runId, context, stage } = this.runningTask(did, taskId);
     if (context.enclave_id === null) throw new TeamworkInputError('the run has no enclave to deliver to');
     const summary = typeof delivery.summary === 'string' ? delivery.summary : '';
     const ref = await this.vault.put(
       context.enclave_id,
-      delivery.key ?? stage.output.key,
-      { kind: delivery.kind ?? stage.output.kind, content: delivery.value, summary },
-      did,
+      typeof delivery.key === 'string' ? delivery.key : stage.output.key,
+      {
+        kind: typeof delivery.kind === 'string' ? delivery.kind : stage.output.kind,
+        content: delivery.value,
+        summary,
+      },
+      as,
       { run_id: runId, task_id: taskId, step: stage.id, deferCommit: true },
     );
     await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.delivered', {
@@ -394,9 +547,32 @@ export class WorkerRuntime {
   }
 
   async reject(did: string, taskId: string, rejection: { reason: string; target?: string }): Promise<void> {
+    await this.settleRejection(did, taskId, rejection, false);
+  }
+
+  /** For a run of this host: the rejection of a reviewer of another host. */
+  async rejectFor(
+    signer: RemoteSigner,
+    taskId: string,
+    rejection: { reason: string; target?: string },
+  ): Promise<void> {
+    await this.settleRejection(signer.did, taskId, rejection, true);
+  }
+
+  private async settleRejection(
+    did: string,
+    taskId: string,
+    rejection: { reason: string; target?: string },
+    here: boolean,
+  ): Promise<void> {
     if (rejection === null || typeof rejection !== 'object' || typeof rejection.reason !== 'string')
       throw new TeamworkInputError('"reason" expected a string saying what must change');
     this.writeGuard?.('stage.reject', did);
+    const remote = here ? undefined : this.remoteTask(did, taskId);
+    if (remote !== undefined) {
+      await this.needLink().reject(remote, rejection);
+      return this.markAnswered(did, taskId);
+    }
     const { runId, context, stage } = this.runningTask(did, taskId);
     if (stage.review === undefined)
       throw new TeamworkInputError(
@@ -410,15 +586,40 @@ export class WorkerRuntime {
   }
 
   async fail(did: string, taskId: string, error: unknown, options: { fatal?: boolean } = {}): Promise<void> {
+    await this.settleFailure(did, taskId, error, options, false);
+  }
+
+  /** For a run of this host: the failure a worker of another host reports. */
+  async failFor(
+    signer: RemoteSigner,
+    taskId: string,
+    error: string,
+    options: { fatal?: boolean } = {},
+  ): Promise<void> {
+    await this.settleFailure(signer.did, taskId, error, options, true);
+  }
+
+  private async settleFailure(
+    did: string,
+    taskId: string,
+    error: unknown,
+    options: { fatal?: boolean },
+    here: boolean,
+  ): Promise<void> {
     // Refused while frozen too: the task stays open (and is retried after a thaw) instead of failing the run.
     this.writeGuard?.('stage.fail', did);
-    const { runId, context, stage } = this.runningTask(did, taskId);
     const message =
       error instanceof AnxError
         ? `${error.code}: ${error.message}`
         : error instanceof Error
           ? error.message
           : String(error);
+    const remote = here ? undefined : this.remoteTask(did, taskId);
+    if (remote !== undefined) {
+      await this.needLink().fail(remote, message.slice(0, 2000), options.fatal === true);
+      return this.markAnswered(did, taskId);
+    }
+    const { runId, context, stage } = this.runningTask(did, taskId);
     await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.failed', {
       task_id: taskId,
       error: message.slice(0, 2000),
@@ -428,6 +629,20 @@ export class WorkerRuntime {
 
   /** Appends a progress event of a running task to the trace (kind reasoning, message, tool or status). */
   async progress(did: string, taskId: string, progress: StageProgress): Promise<void> {
+    await this.recordProgress(did, taskId, progress, false);
+  }
+
+  /** For a run of this host: progress a worker of another host reports. */
+  async progressFor(signer: RemoteSigner, taskId: string, progress: StageProgress): Promise<void> {
+    await this.recordProgress(signer.did, taskId, progress, true);
+  }
+
+  private async recordProgress(
+    did: string,
+    taskId: string,
+    progress: StageProgress,
+    here: boolean,
+  ): Promise<void> {
     if (progress === null || typeof progress !== 'object')
       throw new TeamworkInputError('progress expected { kind, payload }');
     this.writeGuard?.('stage.progress', did);
@@ -441,6 +656,8 @@ export class WorkerRuntime {
         `"payload" expected at most ${PROGRESS_MAX_BYTES} bytes of JSON, got ${size}`,
         'send long output in several progress events, or deliver it as the artifact',
       );
+    const remote = here ? undefined : this.remoteTask(did, taskId);
+    if (remote !== undefined) return this.needLink().progress(remote, progress);
     const { runId, stage } = this.runningTask(did, taskId);
     await this.system.emitEvent({
       kind: progress.kind,
@@ -450,6 +667,13 @@ export class WorkerRuntime {
       payload: progress.payload ?? null,
       metadata: { worker: did },
     });
+  }
+
+  /** The home of a remote task answered: the task is done here too. */
+  private async markAnswered(did: string, taskId: string): Promise<void> {
+    this.remote.delete(`${did}\u0000${taskId}`);
+    this.system.commits.put(this.done, [did, taskId], { at: this.system.clock.now() });
+    await this.system.commits.flush();
   }
 
   private async answer(
@@ -464,7 +688,9 @@ export class WorkerRuntime {
     if (type === 'stage.delivered' && !isArtifactRef(body['ref']))
       throw new TeamworkInputError('"ref" expected an ArtifactRef');
     // The done mark joins the commit of the answer: after a crash, a task is open again only if neither landed.
-    this.system.commits.put(this.done, [did, taskId], this.system.clock.now());
+    const mark: TaskAnswered = { at: this.system.clock.now() };
+    if (type === 'stage.delivered') mark.ref = body['ref'] as ArtifactRef;
+    this.system.commits.put(this.done, [did, taskId], mark);
     const key = `${did}\u0000${taskId}`;
     this.settled.add(key);
     try {
@@ -493,5 +719,7 @@ export class WorkerRuntime {
     this.unsubscribe();
     for (const c of this.inflight.values()) c.abort();
     for (const u of this.unwatch.values()) u();
+    for (const u of this.unfollow) u();
+    this.link?.close();
   }
 }

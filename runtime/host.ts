@@ -163,8 +163,10 @@ export class Host {
       teamwork.workers.commandsFlowing = () => !authority.freeze.isFrozen;
       // Frozen means no worker commands either: stage assignments wait in the outbox, their runs paused.
       const hold = new FreezeHold(system, authority.freeze, authority.audit, {
-        pause: async (runId, reason) =>
-          (await teamwork.runs.control(runId, 'run.pause', { reason })).state === 'paused',
+        isPaused: (runId) => teamwork.runs.status(runId).state === 'paused',
+        pause: async (runId, reason) => {
+          await teamwork.runs.control(runId, 'run.pause', { reason });
+        },
         resume: async (runId) => {
           if (teamwork.runs.status(runId).state === 'paused')
             await teamwork.runs.control(runId, 'run.resume', {});

@@ -258,6 +258,12 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
     return scripts.add(str(b, 'did') as string, str(b, 'role') as string, b);
   });
   route('GET', '/v1/workers/:did/tasks', (_u, [did]) => ({ tasks: t.workers.pending(dec(did)) }));
+  route('POST', '/v1/workers/:did/read', async (_u, [did], body) => {
+    const b = obj(body);
+    const keyOrRef = b['ref'] === undefined ? (str(b, 'key') as string) : (b['ref'] as never);
+    const version = typeof b['version'] === 'number' ? b['version'] : undefined;
+    return artifactJson(await t.workers.readTask(dec(did), str(b, 'task_id') as string, keyOrRef, version));
+  });
   route('POST', '/v1/workers/:did/deliver', async (_u, [did], body) => {
     const b = obj(body);
     const taskId = str(b, 'task_id') as string;

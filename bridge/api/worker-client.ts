@@ -106,18 +106,27 @@ export class RemoteWorker {
   private async invoke(task: RemoteTask, handler: RemoteStageHandler): Promise<void> {
     let answered = false;
     const read = async (keyOrRef: string | ArtifactRef): Promise<RemoteArtifact> => {
+      // A run of another host: the daemon reads through the run's home, for this task.
       const found =
-        typeof keyOrRef === 'string'
-          ? await this.api.get<{ meta: RemoteArtifact['meta']; content_base64: string }>(
-              `/v1/vault/${encodeURIComponent(task.enclave_id ?? '')}/get?${new URLSearchParams({ key: keyOrRef, as: this.did })}`,
-            )
-          : await this.api.post<{ meta: RemoteArtifact['meta']; content_base64: string }>(
-              '/v1/vault/resolve',
+        task.home !== undefined
+          ? await this.api.post<{ meta: RemoteArtifact['meta']; content_base64: string }>(
+              `${this.path}/read`,
               {
-                ref: keyOrRef,
-                as: this.did,
+                task_id: task.task_id,
+                ...(typeof keyOrRef === 'string' ? { key: keyOrRef } : { ref: keyOrRef }),
               },
-            );
+            )
+          : typeof keyOrRef === 'string'
+            ? await this.api.get<{ meta: RemoteArtifact['meta']; content_base64: string }>(
+                `/v1/vault/${encodeURIComponent(task.enclave_id ?? '')}/get?${new URLSearchParams({ key: keyOrRef, as: this.did })}`,
+              )
+            : await this.api.post<{ meta: RemoteArtifact['meta']; content_base64: string }>(
+                '/v1/vault/resolve',
+                {
+                  ref: keyOrRef,
+                  as: this.did,
+                },
+              );
       return { meta: found.meta, content: new Uint8Array(Buffer.from(found.content_base64, 'base64')) };
     };
     const ctx: RemoteStageContext = {

@@ -11,8 +11,10 @@ const HELD_RUNS_KEY = 'authority.freeze.held_runs';
 
 /** What the hold needs of the runs (the composition root supplies it from the playbook runs). */
 export interface HeldRunControl {
-  /** Pauses the run so its stage deadline stops; resolves true when this call paused it. */
-  pause(runId: string, reason: string): Promise<boolean>;
+  /** True when the run is paused (by its Owner or by this hold). */
+  isPaused(runId: string): boolean;
+  /** Pauses the run so its stage deadline stops. */
+  pause(runId: string, reason: string): Promise<void>;
   /** Resumes a run this hold paused, if it is still paused. */
   resume(runId: string): Promise<void>;
   /** True while the command's task is still a running task of its run (else it is dropped at thaw). */
@@ -80,7 +82,7 @@ export class FreezeHold {
 
   private onHeld(env: KernelEnvelope): void {
     const runId = env.ctx?.run_id;
-    if (runId === undefined || this.heldRuns.has(runId) || this.pausing.has(runId)) return;
+    if (runId === undefined || this.pausing.has(runId)) return;
     this.pausing.add(runId);
     this.audit.append({
       action: env.type,
@@ -93,11 +95,15 @@ export class FreezeHold {
     });
     void (async () => {
       try {
-        const paused = await this.runs.pause(runId, 'host frozen: stage assignment held until thaw');
-        if (paused) {
+        if (!this.heldRuns.has(runId)) {
+          // Paused by its Owner: left as it is; the assignment still waits for thaw.
+          if (this.runs.isPaused(runId)) return;
+          // Remembered before the pause, so a crash in between cannot leave a run paused for good.
           this.heldRuns.add(runId);
           await this.persist();
         }
+        if (!this.runs.isPaused(runId))
+          await this.runs.pause(runId, 'host frozen: stage assignment held until thaw');
       } catch {
         // A run that cannot be paused (it ended) gets its assignment dropped or sent at thaw.
       } finally {

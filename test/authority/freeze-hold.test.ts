@@ -84,7 +84,7 @@ describe('freeze holds worker commands', () => {
     expect(host.system.heldEnvelopes()).toEqual([]);
   });
 
-  it('sends an assignment held when the host was killed exactly once after restart and thaw', async () => {
+  it('sends an assignment held when the host stopped while frozen exactly once after restart and thaw', async () => {
     const dataDir = tempDir();
     team = await teamHost({ dataDir });
     const developer = team.workers['developer'] as string;

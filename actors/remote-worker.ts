@@ -1,0 +1,449 @@
+// Workers on another host than their run: assignments leave from the run's coordinator DID, and the worker's reads and answers come back to it as signed requests.
+import type { Database, Key } from 'lmdb';
+import type { ArtifactRef } from '../machines/playbook/definition.ts';
+import type { CryptoSuite } from '../runtime/crypto/suite.ts';
+import { AnxError } from '../runtime/errors.ts';
+import type { EventV1 } from '../runtime/events/event.ts';
+import type { Keystore } from '../runtime/identity/keystore.ts';
+import type { ActorSystem, RemoteRouter } from '../runtime/kernel/actor-system.ts';
+import { encodeKernelEnvelope, type KernelEnvelope } from '../runtime/kernel/message.ts';
+import type { ArtifactContent } from '../runtime/vault/types.ts';
+import { derivedId, signStatement, statementVerifier } from './collab.ts';
+import type { Enclaves } from './enclaves.ts';
+import { TaskNotRunningError, TeamworkInputError } from './errors.ts';
+import type { InboxRecord, InboxTap } from './inbox-tap.ts';
+import { type PlaybookRuns, runAddress, runStateOf } from './playbook-run.ts';
+import { RemoteSigner } from './vault-service.ts';
+import type { Delivery, StageProgress, StageTask, WorkerRuntime } from './worker-runtime.ts';
+
+/** Requests a worker sends to the home DID of its run (docs/protocol.md, "Workers on another host"). */
+export const WORKER_REQUESTS = [
+  'worker.read',
+  'worker.deliver',
+  'worker.reject',
+  'worker.fail',
+  'worker.progress',
+] as const;
+
+export type WorkerRequestType = (typeof WORKER_REQUESTS)[number];
+
+/** What the home answers each request with (`reply` names the request's id). */
+export const WORKER_ANSWER = 'worker.answer';
+
+/** Largest artifact content carried in one request or answer (bytes): it travels inside one relay frame. */
+export const REMOTE_CONTENT_MAX_BYTES = 512 * 1024;
+
+/** How long a worker waits for its home's answer before giving up on the call (the request stays queued). */
+const ANSWER_TIMEOUT_MS = 60_000;
+
+/** The home of a run refused a worker's request: the code and reason it answered with. */
+export class WorkerHomeRefusedError extends AnxError {
+  constructor(code: string, message: string, hint?: string) {
+    super(code, message, hint === undefined ? undefined : { hint });
+  }
+}
+
+/** A request whose signature does not verify, or whose signer is not the DID that sent it. */
+export class ForgedSenderError extends AnxError {
+  constructor(message: string) {
+    super('ANX_FORBIDDEN_SENDER', message, {
+      hint: 'a worker signs each request with its own key; nobody can answer for another DID',
+    });
+  }
+}
+
+/** The home of a run did not answer in time (`ANX_WORKER_HOME_TIMEOUT`). */
+export class WorkerHomeTimeoutError extends AnxError {
+  constructor(home: string, type: string, timeoutMs: number) {
+    super('ANX_WORKER_HOME_TIMEOUT', `${home} did not answer ${type} within ${timeoutMs} ms`, {
+      hint: 'the request stays queued for the home host; check that it is running and joined to the relay',
+    });
+  }
+}
+
+/** An open task of a remote worker, as the home keeps it until the task stops running. */
+interface TrackedTask {
+  worker: string;
+  home: string;
+}
+
+interface Answer {
+  from: string;
+  body: Record<string, unknown>;
+}
+
+/** The answer body of an error, as the worker sees it again. */
+function refusal(err: unknown): Record<string, unknown> {
+  if (err instanceof AnxError)
+    return {
+      ok: false,
+      code: err.code,
+      message: err.message,
+      ...(err.hint === undefined ? {} : { hint: err.hint }),
+    };
+  return { ok: false, code: 'ANX_WORKER_HOME_FAILED', message: (err as Error)?.message ?? String(err) };
+}
+
+function contentSize(value: unknown): number {
+  return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : (value as Uint8Array).byteLength;
+}
+
+function assertCarriable(value: unknown, what: string): void {
+  const size = contentSize(value);
+  if (size > REMOTE_CONTENT_MAX_BYTES)
+    throw new TeamworkInputError(
+      `${what} expected at most ${REMOTE_CONTENT_MAX_BYTES} bytes to travel between hosts, got ${size}`,
+      'keep artifacts of remote workers small, or run the worker on the run’s host',
+    );
+}
+
+/**
+ * The home side, on the host where runs live:
+ *
+ * - **assignments out**: a run's `stage.assign` and `stage.cancel` for a DID of another host leave as
+ *   envelopes from the run's coordinator DID (the relay carries only DID-to-DID mail), and each such task
+ *   is tracked until it stops running; when the run moves on without an answer (a timeout, a takeover), the
+ *   worker is told with a `stage.cancel`, so its handler's signal fires.
+ * - **requests in**: `worker.*` requests reaching a local DID are verified (the statement's signer must be the
+ *   DID that sent it), checked (member of the run's Enclave with the permission, the task its open
+ *   assignment), carried out as that DID and answered with `worker.answer`. Handled once each, in order:
+ *   a cursor per DID, committed with the answer, outlives restarts.
+ */
+export class WorkerHome {
+  private readonly tracked: Database<unknown, Key>;
+  private readonly watched = new Set<string>();
+  private readonly unwatch: Array<() => void> = [];
+  private readonly unsubscribe: () => void;
+  private readonly verify;
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly system: ActorSystem,
+    private readonly keystore: Keystore,
+    private readonly tap: InboxTap,
+    private readonly runs: PlaybookRuns,
+    private readonly enclaves: Enclaves,
+    private readonly workers: WorkerRuntime,
+    suite: CryptoSuite,
+  ) {
+    this.tracked = system.store.root.openDB({ name: 'worker_remote', useRecords: false } as never);
+    this.verify = statementVerifier(suite);
+    this.unsubscribe = system.events.subscribe((events) => this.onEvents(events));
+    for (const record of keystore.list()) this.watch(record.did);
+  }
+
+  /**
+   * Wraps the kernel's remote router: mail of a run to a DID of another host leaves as the run's coordinator.
+   * Runs again for every outbox entry replayed after a restart, so the rewrite needs no state of its own.
+   */
+  router(inner: RemoteRouter): RemoteRouter {
+    return {
+      route: (env, bytes, outboxKey) => {
+        const rewritten = this.asCoordinator(env);
+        if (rewritten === undefined) return inner.route(env, bytes, outboxKey);
+        return inner.route(rewritten, encodeKernelEnvelope(rewritten), outboxKey);
+      },
+    };
+  }
+
+  private asCoordinator(env: KernelEnvelope): KernelEnvelope | undefined {
+    if (!env.from.startsWith('run/') || (env.type !== 'stage.assign' && env.type !== 'stage.cancel'))
+      return undefined;
+    const runId = env.from.slice('run/'.length);
+    let coordinator: string;
+    try {
+      coordinator = this.runs.context(runId).context.coordinator;
+    } catch {
+      return undefined;
+    }
+    const taskId = (env.body as { task_id?: unknown } | null)?.task_id;
+    if (typeof taskId === 'string') {
+      if (env.type === 'stage.assign')
+        this.system.commits.put(this.tracked, [runId, taskId], { worker: env.to, home: coordinator });
+      else this.system.commits.remove(this.tracked, [runId, taskId]);
+    }
+    this.watch(coordinator);
+    return { ...env, from: coordinator };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe();
+    for (const u of this.unwatch) u();
+  }
+
+  /** Waits until every request heard so far has been answered. */
+  async idle(): Promise<void> {
+    await this.queue;
+  }
+
+  private watch(did: string): void {
+    if (this.watched.has(did) || !this.keystore.has(did)) return;
+    this.watched.add(did);
+    this.unwatch.push(
+      this.tap.watch(did, WORKER_REQUESTS, (home, record) => {
+        this.queue = this.queue.then(() => this.handle(home, record)).catch(() => {});
+      }),
+    );
+  }
+
+  private onEvents(events: readonly EventV1[]): void {
+    for (const e of events) {
+      if (e.kind === 'message' && e.actor !== undefined && !this.watched.has(e.actor)) {
+        const type = (e.payload as { type?: unknown } | null)?.type;
+        if ((WORKER_REQUESTS as readonly unknown[]).includes(type)) this.watch(e.actor);
+        continue;
+      }
+      if (e.kind === 'status' && e.run_id !== undefined && e.actor === runAddress(e.run_id))
+        this.checkTracked(e.run_id);
+    }
+  }
+
+  /** Tasks of remote workers in this run that stopped running unanswered: their worker is told. */
+  private checkTracked(runId: string): void {
+    if (this.closed) return;
+    const cancels: KernelEnvelope[] = [];
+    let ended: boolean | undefined;
+    for (const { key, value } of this.tracked.getRange({ start: [runId], end: [runId, '\uffff'] })) {
+      const [, taskId] = key as [string, string];
+      const { worker, home } = value as TrackedTask;
+      if (this.runs.isRunningTask(runId, taskId, worker)) continue;
+      this.system.commits.remove(this.tracked, key);
+      // An ended run sends its own cancels; an answered task needs none.
+      ended ??= ['aborted', 'failed', 'completed'].includes(runStateOf(this.runs.context(runId).value));
+      if (ended || this.workers.answered(worker, taskId) !== undefined) continue;
+      cancels.push(
+        this.system.envelope({
+          id: derivedId('stage.cancel', taskId),
+          type: 'stage.cancel',
+          from: home,
+          to: worker,
+          body: { run_id: runId, task_id: taskId, reason: 'the run moved on' },
+          ctx: { run_id: runId, task_id: taskId },
+        }),
+      );
+    }
+    if (cancels.length > 0) void this.system.accept(cancels).catch(() => {});
+  }
+
+  private async handle(home: string, record: InboxRecord): Promise<void> {
+    if (this.closed) return;
+    const cursorKey = `worker.home.${home}`;
+    if (record.seq <= ((this.system.store.meta.get(cursorKey) as number | undefined) ?? 0)) return;
+    let body: Record<string, unknown>;
+    try {
+      body = { ok: true, ...(await this.carryOut(home, record)) };
+    } catch (err) {
+      body = refusal(err);
+    }
+    this.system.commits.put(this.system.store.meta, cursorKey, record.seq);
+    await this.system.accept([
+      this.system.envelope({
+        id: derivedId(WORKER_ANSWER, record.from, record.id),
+        type: WORKER_ANSWER,
+        from: home,
+        to: record.from,
+        reply: record.id,
+        body,
+        ...(record.ctx === undefined ? {} : { ctx: record.ctx }),
+      }),
+    ]);
+  }
+
+  /** Verifies the request's signature and sender, then does what it asks as that DID. */
+  private async carryOut(home: string, record: InboxRecord): Promise<Record<string, unknown>> {
+    const raw = (record.body as { statement?: unknown } | null)?.statement;
+    const verdict = this.verify(raw, { subject: home, type: record.type });
+    if (!verdict.ok)
+      throw new ForgedSenderError(`${record.type} from ${record.from}: ${verdict.problem.reason}`);
+    if (verdict.statement.signer !== record.from)
+      throw new ForgedSenderError(
+        `${record.type} was sent by ${record.from} but signed by ${verdict.statement.signer}`,
+      );
+    const signer = new RemoteSigner(record.from);
+    const b = verdict.statement.body;
+    const taskId = b['task_id'];
+    const type = record.type as WorkerRequestType;
+    if (typeof taskId !== 'string' || !taskId.includes('/'))
+      throw new TeamworkInputError(
+        `"task_id" expected a task id like RUN/STAGE/ATTEMPT, got ${JSON.stringify(taskId)}`,
+      );
+    const runId = taskId.slice(0, taskId.indexOf('/'));
+    if (!this.runs.has(runId)) throw new TaskNotRunningError(taskId, signer.did);
+    // Only members act in the run's Enclave: reads and progress need read, answers write.
+    const enclaveId = this.runs.context(runId).context.enclave_id;
+    if (enclaveId !== null)
+      this.enclaves.check(
+        enclaveId,
+        signer.did,
+        type === 'worker.read' || type === 'worker.progress' ? 'read' : 'write',
+      );
+    if (type !== 'worker.read' && type !== 'worker.progress') {
+      // Sent again (the worker restarted before the answer reached it): the first outcome stands.
+      const done = this.workers.answered(signer.did, taskId);
+      if (done !== undefined) return done.ref === undefined ? {} : { ref: done.ref };
+    }
+    switch (type) {
+      case 'worker.read': {
+        const found = await this.workers.readFor(
+          signer,
+          taskId,
+          (b['ref'] as ArtifactRef | undefined) ?? (b['key'] as string),
+          typeof b['version'] === 'number' ? b['version'] : undefined,
+        );
+        assertCarriable(found.content, `the content of ${found.meta.key}`);
+        return { meta: found.meta, content: found.content };
+      }
+      case 'worker.deliver': {
+        const delivery = b as unknown as Delivery;
+        return { ref: await this.workers.deliverFor(signer, taskId, delivery) };
+      }
+      case 'worker.reject':
+        await this.workers.rejectFor(signer, taskId, b as { reason: string; target?: string });
+        return {};
+      case 'worker.fail':
+        await this.workers.failFor(signer, taskId, String(b['error']), { fatal: b['fatal'] === true });
+        return {};
+      case 'worker.progress':
+        await this.workers.progressFor(signer, taskId, b as unknown as StageProgress);
+        return {};
+      default:
+        throw new TeamworkInputError(`"type" expected one of ${WORKER_REQUESTS.join(', ')}, got ${type}`);
+    }
+  }
+}
+
+/**
+ * The worker side, on the host of a worker DID whose run lives elsewhere: each read or answer is a
+ * statement signed by the worker DID, sent to the DID that assigned the task, and resolves with the
+ * home's `worker.answer` (or throws its refusal as `WorkerHomeRefusedError`). Each request is new; an
+ * outcome sent again (the handler ran again after a restart) is recognised by its task at the home.
+ */
+export class WorkerLink {
+  private readonly watched = new Map<string, () => void>();
+  private readonly waiters = new Map<string, (answer: Answer) => void>();
+
+  constructor(
+    private readonly system: ActorSystem,
+    private readonly keystore: Keystore,
+    private readonly tap: InboxTap,
+    private readonly timeoutMs = ANSWER_TIMEOUT_MS,
+  ) {}
+
+  async read(task: StageTask, keyOrRef: string | ArtifactRef, version?: number): Promise<ArtifactContent> {
+    const answer = await this.request(task, 'worker.read', {
+      ...(typeof keyOrRef === 'string' ? { key: keyOrRef } : { ref: keyOrRef }),
+      ...(version === undefined ? {} : { version }),
+    });
+    const content = answer['content'];
+    return {
+      meta: answer['meta'] as ArtifactContent['meta'],
+      content: content instanceof Uint8Array ? new Uint8Array(content) : new Uint8Array(0),
+    };
+  }
+
+  async deliver(task: StageTask, delivery: Delivery): Promise<ArtifactRef> {
+    assertCarriable(delivery.value, '"value"');
+    const answer = await this.request(task, 'worker.deliver', {
+      value: delivery.value,
+      ...(delivery.kind === undefined ? {} : { kind: delivery.kind }),
+      ...(delivery.key === undefined ? {} : { key: delivery.key }),
+      ...(delivery.summary === undefined ? {} : { summary: delivery.summary }),
+      ...(delivery.choice === undefined ? {} : { choice: delivery.choice }),
+    });
+    return answer['ref'] as ArtifactRef;
+  }
+
+  async reject(task: StageTask, rejection: { reason: string; target?: string }): Promise<void> {
+    await this.request(task, 'worker.reject', {
+      reason: rejection.reason,
+      ...(rejection.target === undefined ? {} : { target: rejection.target }),
+    });
+  }
+
+  async fail(task: StageTask, error: string, fatal: boolean): Promise<void> {
+    await this.request(task, 'worker.fail', { error, ...(fatal ? { fatal: true } : {}) });
+  }
+
+  async progress(task: StageTask, progress: StageProgress): Promise<void> {
+    await this.request(task, 'worker.progress', { kind: progress.kind, payload: progress.payload ?? null });
+  }
+
+  close(): void {
+    for (const u of this.watched.values()) u();
+  }
+
+  private async request(
+    task: StageTask,
+    type: WorkerRequestType,
+    fields: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    const home = task.home;
+    if (home === undefined) throw new TeamworkInputError(`task ${task.task_id} runs on this host`);
+    this.listen(task.did);
+    const statement = signStatement(this.keystore, this.system.clock, task.did, type, home, {
+      task_id: task.task_id,
+      ...fields,
+    });
+    const env = this.system.envelope({
+      type,
+      from: task.did,
+      to: home,
+      body: { statement },
+      ctx: {
+        run_id: task.run_id,
+        task_id: task.task_id,
+        ...(task.enclave_id === null ? {} : { enclave_id: task.enclave_id }),
+      },
+    });
+    const answer = await this.answerTo(env, home, async () => {
+      await this.system.accept([env]);
+    });
+    if (answer.body['ok'] !== true) {
+      const code = typeof answer.body['code'] === 'string' ? answer.body['code'] : 'ANX_WORKER_HOME_FAILED';
+      throw new WorkerHomeRefusedError(
+        code,
+        `${home} refused ${type} of task ${task.task_id}: ${String(answer.body['message'])}`,
+        typeof answer.body['hint'] === 'string' ? answer.body['hint'] : undefined,
+      );
+    }
+    return answer.body;
+  }
+
+  /** Registers the waiter before sending, so an answer committed at once is not missed. */
+  private answerTo(env: KernelEnvelope, home: string, send: () => Promise<void>): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(env.id);
+        reject(new WorkerHomeTimeoutError(home, env.type, this.timeoutMs));
+      }, this.timeoutMs);
+      this.waiters.set(env.id, (answer) => {
+        if (answer.from !== home) return;
+        clearTimeout(timer);
+        this.waiters.delete(env.id);
+        resolve(answer);
+      });
+      send().catch((err) => {
+        clearTimeout(timer);
+        this.waiters.delete(env.id);
+        reject(err);
+      });
+    });
+  }
+
+  private listen(did: string): void {
+    if (this.watched.has(did)) return;
+    this.watched.set(
+      did,
+      this.tap.watch(did, [WORKER_ANSWER], (_d, record) => {
+        const reply = (record as InboxRecord & { reply?: string }).reply;
+        if (typeof reply !== 'string') return;
+        this.waiters.get(reply)?.({
+          from: record.from,
+          body: (record.body ?? {}) as Record<string, unknown>,
+        });
+      }),
+    );
+  }
+}

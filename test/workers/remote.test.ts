@@ -1,0 +1,276 @@
+// Workers on another host than their run, over a real relay (a JetStream hub and two leaves, one daemon on each):
+// a dev-team run of host A completes with every stage worked on host B; refused and forged requests write nothing.
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type SignedManifest, verifyManifest } from '../../actors/manifest.ts';
+import type { StageContext } from '../../actors/worker-runtime.ts';
+import { connect } from '../../bridge/sdk/index.ts';
+import type { ArtifactRef } from '../../machines/playbook/definition.ts';
+import { defaultSuite } from '../../runtime/crypto/index.ts';
+import { createEnvelope, encodeEnvelope, envelopeSigningInput } from '../../runtime/envelope/index.ts';
+import { didFromPublicKey } from '../../runtime/identity/did.ts';
+import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { startRelayedDaemons } from '../helpers/nats.ts';
+import { cleanupTempDirs } from '../helpers/tmp.ts';
+
+let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
+let home: DaemonProcess;
+let away: DaemonProcess;
+let dirs: [string, string];
+
+beforeAll(async () => {
+  relayed = await startRelayedDaemons('anx-remote-worker');
+  [home, away] = relayed.daemons;
+  dirs = relayed.dirs;
+}, 120_000);
+
+afterAll(async () => {
+  await relayed?.stop();
+  cleanupTempDirs();
+}, 60_000);
+
+interface RunStatus {
+  state: string;
+  stages: Array<{ stage: string; status: string; attempt: number; worker: string | null }>;
+}
+
+interface Version {
+  version: number;
+  author: string;
+  hash: string;
+}
+
+const ROLES = ['pm', 'architect', 'developer', 'tester', 'reviewer'] as const;
+
+const online = async (api: DaemonProcess['api'], did: string) =>
+  (await api.get<{ online: boolean }>(`/v1/presence/${encodeURIComponent(did)}`)).online;
+
+/** Creates the Enclave `id` on host A, owned by `owner`, with `members` as read/write members. */
+async function enclave(id: string, owner: string, members: string[]): Promise<void> {
+  await home.api.post('/v1/enclaves', { id, owner });
+  for (const did of members)
+    await home.api.post(`/v1/enclaves/${id}/members`, {
+      as: owner,
+      did,
+      role: 'worker',
+      permissions: ['read', 'write'],
+    });
+}
+
+function codeOf(err: unknown): string {
+  return String((err as { code?: unknown })?.code ?? (err as Error)?.message);
+}
+
+it('completes a dev-team run of host A whose worker DID lives on host B: artifacts in A’s vault by the worker, manifest resolving', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const bob = await connect({ dataDir: dirs[1], name: 'Bob' });
+  try {
+    await waitFor(
+      async () => (await online(home.api, bob.did)) && (await online(away.api, alice.did)),
+      30_000,
+      'both hosts see each other',
+    );
+    await enclave('team', alice.did, [bob.did]);
+    // What each stage read of its inputs (through host A), by stage and attempt.
+    const reads = new Map<string, string[]>();
+    const handler = async (ctx: StageContext) => {
+      const { stage } = ctx.snapshot;
+      const texts: string[] = [];
+      for (const ref of ctx.snapshot.inputs) texts.push(await ctx.vault.text(ref));
+      reads.set(`${stage.id}/${ctx.task.attempt}`, texts);
+      await ctx.progress({ kind: 'status', payload: `${stage.id}: read ${texts.length} inputs` });
+      if (stage.id === 'review' && ctx.task.attempt === 1) {
+        await ctx.reject({ reason: 'add rate limiting' });
+        return;
+      }
+      // A key read back by name, as the stage's author sees it.
+      if (stage.id === 'test') expect(await ctx.vault.text('design/spec.md')).toContain('design by');
+      await ctx.deliver({
+        value: `${stage.id} by ${ctx.task.did} attempt ${ctx.task.attempt}\n${texts.join('\n')}`,
+        summary: `${stage.id} done`,
+      });
+    };
+    for (const role of ROLES) bob.worker.onStage(role, handler as never);
+
+    const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: 'dev-team',
+      objective: 'ship the login page',
+      owner: alice.did,
+      enclave: 'team',
+      assignments: Object.fromEntries(ROLES.map((r) => [r, bob.did])),
+    });
+    await waitFor(
+      async () => (await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).state === 'completed',
+      90_000,
+      'the run completes',
+    );
+    const status = await home.api.get<RunStatus>(`/v1/runs/${run_id}`);
+    expect(status.stages.map((s) => [s.stage, s.status, s.worker])).toEqual(
+      ['requirements', 'design', 'implement', 'test', 'review'].map((s) => [s, 'delivered', bob.did]),
+    );
+    // The rejection reached the run: implement, test and review ran twice.
+    expect(status.stages.find((s) => s.stage === 'implement')?.attempt).toBe(2);
+    expect([...reads.keys()]).toContain('review/2');
+    // Stage inputs were read from host A's vault: the design read exactly what requirements delivered.
+    expect(reads.get('design/1')?.[0]).toMatch(/^requirements by did:agentnexus:.+ attempt 1/);
+
+    // Every artifact is in host A's vault, authored by the worker DID of host B.
+    for (const key of [
+      'requirements/requirements.md',
+      'design/spec.md',
+      'impl/diff.patch',
+      'review/report.md',
+    ]) {
+      const { versions } = await home.api.get<{ versions: Version[] }>(
+        `/v1/vault/team/history?${new URLSearchParams({ key, as: alice.did })}`,
+      );
+      expect(versions.length).toBeGreaterThan(0);
+      expect(versions.every((v) => v.author === bob.did)).toBe(true);
+    }
+    const { versions: impl } = await home.api.get<{ versions: Version[] }>(
+      `/v1/vault/team/history?${new URLSearchParams({ key: 'impl/diff.patch', as: alice.did })}`,
+    );
+    expect(impl.map((v) => v.version)).toEqual([1, 2]);
+
+    // The manifest is signed by the coordinator, and each ref resolves to content of its hash.
+    let signed: SignedManifest | undefined;
+    await waitFor(
+      async () => {
+        signed = (
+          await home.api.get<{ signed: SignedManifest }>(`/v1/runs/${run_id}/manifest`).catch(() => undefined)
+        )?.signed;
+        return signed !== undefined;
+      },
+      30_000,
+      'the manifest',
+    );
+    expect(verifyManifest(signed as SignedManifest)).toBe(true);
+    const manifest = (signed as SignedManifest).manifest;
+    expect(manifest.final.length).toBe(1);
+    const refs: ArtifactRef[] = [...manifest.stages.flatMap((s) => s.refs), ...manifest.final];
+    for (const ref of refs) {
+      const found = await home.api.post<{ content_base64: string; meta: Version }>('/v1/vault/resolve', {
+        ref,
+        as: alice.did,
+      });
+      expect(found.meta.author).toBe(bob.did);
+      expect(createHash('sha256').update(Buffer.from(found.content_base64, 'base64')).digest('hex')).toBe(
+        ref.hash,
+      );
+    }
+    // Progress reached the run's trace on host A.
+    const { events } = await home.api.get<{ events: Array<{ kind: string; payload: unknown }> }>(
+      `/v1/trace/${run_id}`,
+    );
+    expect(events.filter((e) => e.kind === 'status' && String(e.payload).includes('inputs')).length).toBe(8);
+  } finally {
+    for (const c of [alice, bob]) await c.close();
+  }
+}, 180_000);
+
+it('refuses a removed member and forged senders with typed errors, writes nothing, and cancels the task when the run ends', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const carol = await connect({ dataDir: dirs[1], name: 'Carol' });
+  const mallory = await connect({ dataDir: dirs[1], name: 'Mallory' });
+  try {
+    await waitFor(
+      async () => (await online(home.api, carol.did)) && (await online(away.api, alice.did)),
+      30_000,
+      'both hosts see each other',
+    );
+    await enclave('solo', alice.did, [carol.did]);
+    let removed!: () => void;
+    const whenRemoved = new Promise<void>((r) => {
+      removed = r;
+    });
+    const refusals: string[] = [];
+    let taskId: string | undefined;
+    let calls = 0;
+    carol.worker.onStage('writer', async (ctx) => {
+      calls++;
+      // Only the first call tries: a task the worker could not answer is handed to it again.
+      if (calls > 1) return new Promise<void>(() => {});
+      taskId = ctx.task.task_id;
+      await whenRemoved;
+      for (const attempt of [
+        () => ctx.vault.text('brief.md'),
+        () => ctx.deliver({ value: 'written anyway' }),
+        () => ctx.fail('gave up'),
+      ])
+        await attempt().then(
+          () => refusals.push('accepted'),
+          (err) => refusals.push(codeOf(err)),
+        );
+      return new Promise<void>(() => {});
+    });
+    await home.api.post('/v1/vault/solo/put', {
+      as: alice.did,
+      key: 'brief.md',
+      kind: 'markdown',
+      content: 'write the release notes',
+      summary: 'brief',
+    });
+    const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: {
+        name: 'solo',
+        version: '1.0.0',
+        objective: '{{objective}}',
+        stages: [{ id: 'write', role: 'writer', brief: 'Write.', output: { kind: 'text', key: 'notes.md' } }],
+      },
+      objective: 'release notes',
+      owner: alice.did,
+      enclave: 'solo',
+      assignments: { writer: carol.did },
+    });
+    await waitFor(() => taskId !== undefined, 60_000, 'the task reaches host B');
+    await home.api.post('/v1/enclaves/solo/members/remove', { as: alice.did, did: carol.did });
+    removed();
+    await waitFor(() => refusals.length === 3, 60_000, 'three answers from host A');
+    expect(refusals).toEqual(['ANX_FORBIDDEN_ENCLAVE', 'ANX_FORBIDDEN_ENCLAVE', 'ANX_FORBIDDEN_ENCLAVE']);
+
+    // Forged: a statement claiming to be Carol's but signed by another key, and a valid one by a stranger
+    // sent as Mallory. Each gets a typed answer in Mallory's inbox.
+    const suite = defaultSuite();
+    const stranger = suite.randomBytes(32);
+    const statement = (from: string) => {
+      const env = createEnvelope(
+        { type: 'worker.deliver', from, to: alice.did, body: { task_id: taskId, value: 'forged' } },
+        {},
+      );
+      env.sig = suite.sign(stranger, envelopeSigningInput(env));
+      return Buffer.from(encodeEnvelope(env)).toString('base64url');
+    };
+    for (const forged of [
+      statement(carol.did),
+      statement(didFromPublicKey(suite.ed25519PublicKey(stranger))),
+    ])
+      await away.api.post('/v1/messages', {
+        from: mallory.did,
+        to: alice.did,
+        type: 'worker.deliver',
+        body: { statement: forged },
+      });
+    const answers = async () =>
+      (await mallory.inbox()).messages
+        .filter((m) => m.type === 'worker.answer')
+        .map((m) => (m.body as { code?: string }).code);
+    await waitFor(async () => (await answers()).length === 2, 60_000, 'answers to the forged requests');
+    expect(await answers()).toEqual(['ANX_FORBIDDEN_SENDER', 'ANX_FORBIDDEN_SENDER']);
+
+    // Nothing was written, and the run still waits for its stage.
+    const { artifacts } = await home.api.get<{ artifacts: Version[] }>(
+      `/v1/vault/solo/list?${new URLSearchParams({ as: alice.did })}`,
+    );
+    expect(artifacts.map((a) => a.author)).toEqual([alice.did]);
+    expect((await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).state).toBe('running');
+
+    // Aborted at home: host B hears it, and the task is no longer open there.
+    const pending = async () =>
+      (await away.api.get<{ tasks: unknown[] }>(`/v1/workers/${encodeURIComponent(carol.did)}/tasks`)).tasks;
+    expect(await pending()).toHaveLength(1);
+    await home.api.post(`/v1/runs/${run_id}/control`, { action: 'abort', reason: 'no writer' });
+    await waitFor(async () => (await pending()).length === 0, 60_000, 'the cancel reaches host B');
+  } finally {
+    for (const c of [alice, carol, mallory]) await c.close();
+  }
+}, 180_000);
