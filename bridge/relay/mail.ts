@@ -2,6 +2,8 @@
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -12,7 +14,7 @@ import {
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { AnxError } from '../../runtime/errors.ts';
 import { JETSTREAM_DOMAIN } from './nats-server.ts';
-import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailSubject } from './subjects.ts';
+import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailFilter, mailSubject } from './subjects.ts';
 
 /** Storing mail failed: the relay's JetStream is unreachable or refused it (`ANX_MAIL_STORE`). */
 export class MailStoreError extends AnxError {
@@ -28,6 +30,25 @@ export class MailStoreError extends AnxError {
   }
 }
 
+/**
+ * The relay refused to store more mail: this sender already has the most messages waiting for this
+ * recipient that the stream allows, or the stream is full (`ANX_MAIL_QUOTA`). Nothing is lost: the
+ * message stays in the sender's outbox and is stored once the recipient has drained its mail.
+ */
+export class MailQuotaError extends AnxError {
+  constructor(to: string, from: string, limit: string) {
+    super('ANX_MAIL_QUOTA', `offline mail from ${from} to ${to} was refused: ${limit}`, {
+      hint: 'the message stays in the outbox and is stored again once the recipient comes back and reads its mail',
+    });
+  }
+}
+
+/** JetStream's error codes for a publish refused by a stream limit. */
+const LIMIT_CODES = new Map<number, string>([
+  [10077, 'the sender has the most messages waiting for this recipient that the relay allows'],
+  [10047, 'the relay has no storage left for mail'],
+]);
+
 /** One stored message handed to a consumer; `ack` once it is committed, `term` to drop a bad one. */
 export interface MailItem {
   data: Uint8Array;
@@ -38,6 +59,10 @@ export interface MailItem {
 export interface MailStoreOptions {
   /** How long mail waits for its DID (ms). Default 7 days. */
   retentionMs?: number;
+  /** Most messages one sender may have waiting for one recipient. Default 10,000. */
+  maxPerSender?: number;
+  /** Most bytes the whole stream holds. Default 1 GiB. */
+  maxBytes?: number;
 }
 
 /**
@@ -50,6 +75,8 @@ export class MailStore {
   private jsm: JetStreamManager | undefined;
   private ready: Promise<void> | undefined;
   readonly retentionMs: number;
+  readonly maxPerSender: number;
+  readonly maxBytes: number;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -57,14 +84,27 @@ export class MailStore {
   ) {
     this.js = jetstream(nc, { timeout: 5_000, domain: JETSTREAM_DOMAIN });
     this.retentionMs = options.retentionMs ?? 7 * 24 * 60 * 60_000;
+    this.maxPerSender = options.maxPerSender ?? 10_000;
+    this.maxBytes = options.maxBytes ?? 1024 ** 3;
   }
 
-  /** Creates the stream when missing; retried on the next call after a failure. */
+  /**
+   * Creates the stream when missing, and gives a stream created without limits its per-sender cap
+   * and size limit (limits another host already set are kept); retried on the next call after a
+   * failure.
+   */
   ensureStream(): Promise<void> {
     this.ready ??= (async () => {
       this.jsm = await jetstreamManager(this.nc, { timeout: 5_000, domain: JETSTREAM_DOMAIN });
+      const limits = {
+        max_msgs_per_subject: this.maxPerSender,
+        max_bytes: this.maxBytes,
+        discard: DiscardPolicy.New,
+        discard_new_per_subject: true,
+      };
+      let existing: Awaited<ReturnType<JetStreamManager['streams']['info']>> | undefined;
       try {
-        await this.jsm.streams.info(MAIL_STREAM);
+        existing = await this.jsm.streams.info(MAIL_STREAM);
       } catch {
         await this.jsm.streams.add({
           name: MAIL_STREAM,
@@ -73,8 +113,13 @@ export class MailStore {
           storage: StorageType.File,
           max_age: nanos(this.retentionMs),
           duplicate_window: nanos(2 * 60_000),
+          ...limits,
         });
+        return;
       }
+      const config = existing.config;
+      if (!(config.max_msgs_per_subject > 0) || config.discard_new_per_subject !== true)
+        await this.jsm.streams.update(MAIL_STREAM, { ...config, ...limits });
     })().catch((err) => {
       this.ready = undefined;
       throw err;
@@ -82,29 +127,34 @@ export class MailStore {
     return this.ready;
   }
 
-  /** Stores one sealed envelope for `to`; resolves once JetStream has it (`msgId` dedupes retries). */
-  async store(to: string, msgId: string, bytes: Uint8Array): Promise<void> {
+  /**
+   * Stores one sealed envelope from `from` for `to`; resolves once JetStream has it (`msgId` dedupes
+   * retries). Throws `MailQuotaError` when a stream limit refuses it, `MailStoreError` otherwise.
+   */
+  async store(to: string, from: string, msgId: string, bytes: Uint8Array): Promise<void> {
     try {
       await this.ensureStream();
-      await this.js.publish(mailSubject(to), bytes, { msgID: msgId, timeout: 5_000 });
+      await this.js.publish(mailSubject(to, from), bytes, { msgID: msgId, timeout: 5_000 });
     } catch (cause) {
+      const limit = cause instanceof JetStreamApiError ? LIMIT_CODES.get(cause.code) : undefined;
+      if (limit !== undefined) throw new MailQuotaError(to, from, limit);
       throw new MailStoreError(to, cause);
     }
   }
 
   /**
-   * Waits until every message stored for `did` up to now has been acknowledged by its consumer
+   * Waits until every message `from` stored for `did` up to now has been acknowledged by its consumer
    * (committed by the recipient's host). Resolves `true` once it has, `false` when `timeoutMs`
    * passed or JetStream did not answer. A receiver calls it before taking session traffic from a
    * sender that may have mailed it: the sender opens a session only after its mail is stored, so
    * mail stored before this call is all mail that session traffic must not overtake.
    */
-  async waitDelivered(did: string, timeoutMs: number): Promise<boolean> {
+  async waitDelivered(did: string, from: string, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     try {
       await this.ensureStream();
       const jsm = this.jsm as JetStreamManager;
-      const last = await jsm.streams.getMessage(MAIL_STREAM, { last_by_subj: mailSubject(did) });
+      const last = await jsm.streams.getMessage(MAIL_STREAM, { last_by_subj: mailSubject(did, from) });
       if (last === null) return true;
       const name = didKey(did);
       while (Date.now() < deadline) {
@@ -119,6 +169,29 @@ export class MailStore {
       // JetStream unreachable: no mail can arrive now either.
     }
     return false;
+  }
+
+  /**
+   * Creates `did`'s durable consumer, or replaces one whose filter is not every sender's mail for it
+   * (removing a consumer of a work-queue stream loses nothing: unacknowledged mail stays stored).
+   */
+  private async ensureConsumer(did: string): Promise<void> {
+    const jsm = this.jsm as JetStreamManager;
+    const name = didKey(did);
+    const filter = mailFilter(did);
+    const existing = await jsm.consumers.info(MAIL_STREAM, name).catch(() => undefined);
+    if (existing !== undefined) {
+      if (existing.config.filter_subject === filter) return;
+      await jsm.consumers.delete(MAIL_STREAM, name);
+    }
+    await jsm.consumers.add(MAIL_STREAM, {
+      durable_name: name,
+      filter_subject: filter,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 2_000,
+    });
   }
 
   /**
@@ -139,14 +212,7 @@ export class MailStore {
         try {
           await this.ensureStream();
           if (!consumerReady) {
-            await this.jsm!.consumers.add(MAIL_STREAM, {
-              durable_name: name,
-              filter_subject: mailSubject(did),
-              ack_policy: AckPolicy.Explicit,
-              deliver_policy: DeliverPolicy.All,
-              ack_wait: nanos(30_000),
-              max_ack_pending: 2_000,
-            });
+            await this.ensureConsumer(did);
             consumerReady = true;
           }
           const consumer = await this.js.consumers.get(MAIL_STREAM, name);

@@ -97,6 +97,11 @@ export interface RelayOptions {
   session?: Pick<SessionOptions, 'rekeyMessages' | 'rekeyBytes'>;
   /** How long offline mail waits for its DID (ms). Default 7 days. */
   mailRetentionMs?: number;
+  /**
+   * Limits of the mail stream when this host creates it (or finds it without limits): most messages
+   * one sender may have waiting for one recipient (default 10,000) and most bytes in all (1 GiB).
+   */
+  mailLimits?: { maxPerSender?: number; maxBytes?: number };
   /** Trust score of a DID for `discover --min-trust` (0..1); default neutral 0.5 for everyone. */
   trustOf?: (did: string) => number;
   /**
@@ -265,10 +270,10 @@ export class Relay implements RemoteRouter {
       clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
     });
     if (options.nc !== undefined) {
-      this.mail = new MailStore(
-        options.nc,
-        options.mailRetentionMs === undefined ? {} : { retentionMs: options.mailRetentionMs },
-      );
+      this.mail = new MailStore(options.nc, {
+        ...(options.mailRetentionMs === undefined ? {} : { retentionMs: options.mailRetentionMs }),
+        ...options.mailLimits,
+      });
     }
   }
 
@@ -704,7 +709,7 @@ export class Relay implements RemoteRouter {
       }
       entry.mailing = true;
       link.mailInFlight++;
-      mail.store(link.to, `${entry.env.from.slice(-24)}-${entry.id}`, bytes).then(
+      mail.store(link.to, entry.env.from, `${entry.env.from.slice(-24)}-${entry.id}`, bytes).then(
         () => {
           link.mailInFlight--;
           entry.mailing = false;
@@ -1056,7 +1061,11 @@ export class Relay implements RemoteRouter {
 
   /** Lets a new session's arrivals through once the mail stored for its recipient is committed. */
   private async openGate(inbound: Inbound): Promise<void> {
-    const drained = await (this.mail as MailStore).waitDelivered(inbound.local, MAIL_DRAIN_WAIT_MS);
+    const drained = await (this.mail as MailStore).waitDelivered(
+      inbound.local,
+      inbound.peer,
+      MAIL_DRAIN_WAIT_MS,
+    );
     if (this.closed || this.inbound.get(inbound.sid) !== inbound) return;
     if (!drained) {
       void this.need()

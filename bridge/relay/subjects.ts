@@ -25,9 +25,18 @@ export const PRESENCE_WILDCARD = `${SUBJECT_ROOT}.presence.hb.*`;
 /** A new watcher asks every host to announce itself now instead of at its next interval. */
 export const PRESENCE_QUERY = `${SUBJECT_ROOT}.presence.query`;
 
-/** Offline mail for a DID, stored sealed in the JetStream stream `MAIL_STREAM`. */
-export function mailSubject(did: string): string {
-  return `${SUBJECT_ROOT}.mail.${parseDid(did, 'did').multikey}`;
+/**
+ * Offline mail from `from` to `to`, stored sealed in the JetStream stream `MAIL_STREAM`. The sender is
+ * in the subject (it is in the clear header anyway) so the stream can cap what one sender stores for
+ * one recipient.
+ */
+export function mailSubject(to: string, from: string): string {
+  return `${SUBJECT_ROOT}.mail.${parseDid(to, 'to').multikey}.${parseDid(from, 'from').multikey}`;
+}
+
+/** Every sender's mail for `did`: the filter of its consumer. */
+export function mailFilter(did: string): string {
+  return `${SUBJECT_ROOT}.mail.${parseDid(did, 'did').multikey}.>`;
 }
 
 export const MAIL_STREAM = 'ANX_V1_MAIL';
