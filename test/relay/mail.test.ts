@@ -34,6 +34,18 @@ async function resetStream(): Promise<void> {
   await jsm.streams.delete(MAIL_STREAM).catch(() => false);
 }
 
+/** Reads `did`'s mail as it comes, acknowledging each message; `got` holds their first bytes. */
+function readAll(store: MailStore, did: string): { got: number[]; reader: { stop(): void } } {
+  const got: number[] = [];
+  const reader = store.consume(did, async (batch) => {
+    for (const item of batch) {
+      got.push(item.data[0] as number);
+      item.ack();
+    }
+  });
+  return { got, reader };
+}
+
 it('caps what one sender keeps waiting for one recipient, leaves other senders alone, and frees room as mail is read', async () => {
   await resetStream();
   const store = new MailStore(nc, { maxPerSender: 3 });
@@ -49,13 +61,7 @@ it('caps what one sender keeps waiting for one recipient, leaves other senders a
   // Another sender has its own allowance.
   await store.store(bob, carol, 'c-0', bytes(10));
 
-  const got: number[] = [];
-  const reader = store.consume(bob, async (batch) => {
-    for (const item of batch) {
-      got.push(item.data[0] as number);
-      item.ack();
-    }
-  });
+  const { got, reader } = readAll(store, bob);
   try {
     await waitFor(() => got.length === 4, 20_000, "bob's mail");
     expect(got).toEqual([0, 1, 2, 10]);
@@ -95,13 +101,7 @@ it('gives a mail stream created without limits its limits, and replaces a consum
     discard_new_per_subject: true,
   });
 
-  const got: number[] = [];
-  const reader = store.consume(bob, async (batch) => {
-    for (const item of batch) {
-      got.push(item.data[0] as number);
-      item.ack();
-    }
-  });
+  const { got, reader } = readAll(store, bob);
   try {
     await waitFor(() => got.length === 1, 20_000, 'mail through the replaced consumer');
     expect((await jsm.consumers.info(MAIL_STREAM, name)).config.filter_subject).toBe(mailFilter(bob));
