@@ -114,6 +114,8 @@ export class WorkerRuntime {
   private readonly handlers = new Map<string, Map<string, StageHandler>>();
   private readonly unwatch = new Map<string, () => void>();
   private readonly inflight = new Map<string, AbortController>();
+  /** Keys of running handlers of local runs, by run id: what a run's status change may stop. */
+  private readonly inflightByRun = new Map<string, Set<string>>();
   private readonly settled = new Set<string>();
   /** Promises of running handlers, so callers (tests, shutdown) can wait for them. */
   private readonly running = new Set<Promise<void>>();
@@ -157,7 +159,7 @@ export class WorkerRuntime {
       )
         continue;
       const p = e.payload as { state?: unknown; workers?: unknown; stage?: unknown } | null;
-      if (this.inflight.size > 0) this.abortMovedOn(e.run_id);
+      if (this.inflightByRun.has(e.run_id)) this.abortMovedOn(e.run_id);
       if (p?.state !== 'stage.started' || !Array.isArray(p.workers) || !this.commandsFlowing()) continue;
       if (!p.workers.some((w) => typeof w === 'string' && this.handlers.has(w))) continue;
       try {
@@ -170,10 +172,9 @@ export class WorkerRuntime {
 
   /** Fires the signal of running handlers whose task this run no longer needs (it timed out, moved on, ended). */
   private abortMovedOn(runId: string): void {
-    for (const [key, controller] of this.inflight) {
+    for (const key of this.inflightByRun.get(runId) ?? []) {
       const [did, taskId] = key.split('\u0000') as [string, string];
-      if (!taskId.startsWith(`${runId}/`) || this.remote.has(key)) continue;
-      if (!this.runs.isRunningTask(runId, taskId, did)) controller.abort();
+      if (!this.runs.isRunningTask(runId, taskId, did)) this.inflight.get(key)?.abort();
     }
   }
 
@@ -378,11 +379,26 @@ export class WorkerRuntime {
     if (this.inflight.has(key) || this.settled.has(key) || !this.open(task)) return;
     const controller = new AbortController();
     this.inflight.set(key, controller);
+    // A remote task's signal fires on its home's stage.cancel; a local one's when its run moves on.
+    const byRun = task.home === undefined ? this.inflightOf(task.run_id) : undefined;
+    byRun?.add(key);
     const p = this.invoke(task, handler, controller).finally(() => {
       this.inflight.delete(key);
+      byRun?.delete(key);
+      if (byRun?.size === 0 && this.inflightByRun.get(task.run_id) === byRun)
+        this.inflightByRun.delete(task.run_id);
       this.running.delete(p);
     });
     this.running.add(p);
+  }
+
+  private inflightOf(runId: string): Set<string> {
+    let set = this.inflightByRun.get(runId);
+    if (set === undefined) {
+      set = new Set();
+      this.inflightByRun.set(runId, set);
+    }
+    return set;
   }
 
   private async invoke(task: StageTask, handler: StageHandler, controller: AbortController): Promise<void> {
