@@ -1,16 +1,12 @@
 // Trust attestations over the relay: every host puts the attestations its DIDs sign into a JetStream KV bucket and watches the others' into its trust store.
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Attestation, TrustStore } from '../../runtime/authority/index.ts';
 import { AttestationError, verifyAttestation } from '../../runtime/authority/index.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { AnxError } from '../../runtime/errors.ts';
-import { JETSTREAM_DOMAIN } from './nats-server.ts';
+import { Bucket } from './kv-bucket.ts';
 import { ATTESTATION_BUCKET, didKey } from './subjects.ts';
-
-type KV = Awaited<ReturnType<Kvm['create']>>;
 
 /** KV key of an attestation: `<subject multikey>.<issuer multikey>` (the newest per issuer and subject). */
 export function attestationKey(att: Pick<Attestation, 'sub' | 'iss'>): string {
@@ -25,18 +21,19 @@ export function attestationKey(att: Pick<Attestation, 'sub' | 'iss'>): string {
  * ones are skipped, and stop counting anyway once their `exp` passes.
  */
 export class AttestationFeed {
-  private kv: KV | undefined;
+  private readonly bucket: Bucket;
   private stopped = false;
   private readonly unsubscribe: () => void;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly trust: TrustStore,
     private readonly suite: CryptoSuite,
     private readonly clock: Clock,
     private readonly isLocal: (did: string) => boolean,
     private readonly onInvalid: (key: string, error: AnxError) => void,
   ) {
+    this.bucket = new Bucket(nc, ATTESTATION_BUCKET, { history: 1 });
     this.unsubscribe = trust.onAttestation((att, origin) => {
       if (origin === 'local') void this.publish(att).catch(() => {});
     });
@@ -44,7 +41,15 @@ export class AttestationFeed {
 
   /** Opens the bucket and starts the watch; retries in the background while the hub is away. */
   start(): void {
-    void this.run();
+    void this.bucket.follow({
+      stopped: () => this.stopped,
+      begin: async () => {
+        for (const att of this.trust.attestations()) if (this.isLocal(att.iss)) await this.publish(att);
+      },
+      onEntry: (entry) => {
+        if (entry.operation === 'PUT') this.take(entry.key, entry.value);
+      },
+    });
   }
 
   stop(): void {
@@ -53,32 +58,7 @@ export class AttestationFeed {
   }
 
   async publish(att: Attestation): Promise<void> {
-    const kv = await this.open();
-    await kv.put(attestationKey(att), new TextEncoder().encode(JSON.stringify(att)));
-  }
-
-  private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
-      ATTESTATION_BUCKET,
-      { history: 1 },
-    );
-    return this.kv;
-  }
-
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const kv = await this.open();
-        for (const att of this.trust.attestations()) if (this.isLocal(att.iss)) await this.publish(att);
-        for await (const entry of await kv.watch()) {
-          if (this.stopped) break;
-          if (entry.operation === 'PUT') this.take(entry.key, entry.value);
-        }
-      } catch {
-        this.kv = undefined;
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, 1_000));
-    }
+    await this.bucket.putJson(attestationKey(att), att);
   }
 
   private take(key: string, value: Uint8Array): void {

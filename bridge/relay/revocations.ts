@@ -1,14 +1,11 @@
 // Revocations over the relay: every host puts the revocations its DIDs sign into a JetStream KV bucket and watches it into LMDB.
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Revocation, RevocationList } from '../../runtime/authority/index.ts';
 import { type Clock, systemClock } from '../../runtime/clock.ts';
 import { AnxError } from '../../runtime/errors.ts';
-import { JETSTREAM_DOMAIN } from './nats-server.ts';
+import { Bucket, type KV } from './kv-bucket.ts';
 import { didKey, REVOCATION_BUCKET } from './subjects.ts';
 
-type KV = Awaited<ReturnType<Kvm['create']>>;
 type Watch = Awaited<ReturnType<KV['watch']>>;
 
 /** Default of `--revocation-max-staleness`: how long the list may be out of sync before foreign tokens are refused. */
@@ -44,6 +41,7 @@ export function revocationKey(rev: Pick<Revocation, 'tid' | 'iss'>): string {
  */
 export class RevocationFeed {
   private kv: KV | undefined;
+  private readonly bucket: Bucket;
   private stopped = false;
   private readonly unsubscribe: () => void;
   private synced = false;
@@ -62,12 +60,13 @@ export class RevocationFeed {
   private caughtUp = false;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly list: RevocationList,
     private readonly isLocal: (did: string) => boolean,
     private readonly onInvalid: (key: string, error: AnxError) => void,
     options: RevocationFeedOptions = {},
   ) {
+    this.bucket = new Bucket(nc, REVOCATION_BUCKET, { history: 1, ttl: 400 * 24 * 60 * 60_000 });
     this.clock = options.clock ?? systemClock;
     this.maxStalenessMs = options.maxStalenessMs ?? DEFAULT_REVOCATION_MAX_STALENESS_MS;
     if (!Number.isSafeInteger(this.maxStalenessMs) || this.maxStalenessMs <= 0)
@@ -117,8 +116,7 @@ export class RevocationFeed {
   }
 
   async publish(rev: Revocation): Promise<void> {
-    const kv = await this.open();
-    await kv.put(revocationKey(rev), new TextEncoder().encode(JSON.stringify(rev)));
+    await this.bucket.putJson(revocationKey(rev), rev);
   }
 
   stop(): void {
@@ -172,10 +170,7 @@ export class RevocationFeed {
   }
 
   private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
-      REVOCATION_BUCKET,
-      { history: 1, ttl: 400 * 24 * 60 * 60_000 },
-    );
+    this.kv ??= await this.bucket.open();
     return this.kv;
   }
 
@@ -202,6 +197,7 @@ export class RevocationFeed {
         }
       } catch {
         this.kv = undefined;
+        this.bucket.reset();
       }
       this.watch = undefined;
       this.caughtUp = false;

@@ -3,57 +3,22 @@
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { attestationKey } from '../../bridge/relay/attestations.ts';
-import { joinRelay, type RelayConnection } from '../../bridge/relay/join.ts';
 import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { ATTESTATION_BUCKET } from '../../bridge/relay/subjects.ts';
 import { toB64u } from '../../runtime/authority/canonical.ts';
 import { attestationSigningInput } from '../../runtime/authority/trust.ts';
-import { Host } from '../../runtime/host.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { waitFor } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats, type TestHub, type TestLeaf } from '../helpers/nats.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { type Joined, twoLeafRelay } from './relay-fixture.ts';
 
-interface Joined {
-  host: Host;
-  conn: RelayConnection;
-}
-
-let hub: TestHub;
-let leaves: TestLeaf[];
-const joined: Joined[] = [];
-
-async function join(natsUrl: string): Promise<Joined> {
-  const dataDir = tempDir('anx-att-');
-  const conn = await joinRelay({ dataDir, natsUrl, heartbeatMs: 300 });
-  const host = await Host.open({ dataDir, router: conn.relay, noSync: true });
-  conn.relay.bind(host);
-  await conn.relay.start();
-  const j = { host, conn };
-  joined.push(j);
-  return j;
-}
-
-beforeAll(async () => {
-  hub = await startHub();
-  leaves = [await startLeaf(hub), await startLeaf(hub)];
-}, 120_000);
-
-afterAll(async () => {
-  for (const { host, conn } of joined.splice(0)) {
-    await conn.close().catch(() => {});
-    await host.close().catch(() => {});
-  }
-  await stopAllNats();
-  cleanupTempDirs();
-});
+const relay = twoLeafRelay();
 
 describe('attestations over the relay', () => {
   it("an attestation made on host A changes host B's trust breakdown and discover --min-trust", async () => {
-    const a = await join((leaves[0] as TestLeaf).url);
-    const b = await join((leaves[1] as TestLeaf).url);
+    const a = await relay.join(relay.leaf(0).url);
+    const b = await relay.join(relay.leaf(1).url);
     const reviewer = (await a.host.createIdentity({ name: 'reviewer' })).did;
     const worker = (await a.host.createIdentity({ name: 'worker' })).did;
     await a.conn.relay.publishCard({ did: worker, name: 'worker', roles: ['developer'] });
@@ -88,8 +53,7 @@ describe('attestations over the relay', () => {
   }, 180_000);
 
   it('reports and ignores forged or malformed entries and skips expired ones, without stopping the feed', async () => {
-    const a = joined[0] as Joined;
-    const b = joined[1] as Joined;
+    const [a, b] = relay.joined as [Joined, Joined];
     const reviewer = (await a.host.createIdentity({ name: 'reviewer2' })).did;
     const subject = (await a.host.createIdentity({ name: 'subject2' })).did;
     const marker = (await a.host.createIdentity({ name: 'marker' })).did;
@@ -112,7 +76,7 @@ describe('attestations over the relay', () => {
       exp: now - 1_000,
     });
     const before = b.conn.relay.status().refused;
-    const nc = await connect({ servers: hub.url });
+    const nc = await connect({ servers: relay.hub.url });
     try {
       const kv = await new Kvm(jetstream(nc, { domain: JETSTREAM_DOMAIN })).open(ATTESTATION_BUCKET);
       const put = (key: string, value: unknown) =>

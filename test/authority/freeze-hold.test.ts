@@ -1,11 +1,11 @@
 // Freeze and worker commands: a stage assignment made on a frozen host is held (run paused, nothing sent) and goes out once after thaw, also across a restart; Enclave and script-worker changes are refused while frozen.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScriptWorkers } from '../../bridge/workers/script.ts';
-import { isAnxError } from '../../runtime/errors.ts';
 import { Host } from '../../runtime/host.ts';
 import { waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { type TeamHost, teamHost } from '../teamwork/fixtures.ts';
+import { codeOfAsync } from './tokens-fixture.ts';
 
 let team: TeamHost | undefined;
 
@@ -15,15 +15,7 @@ afterEach(async () => {
   cleanupTempDirs();
 });
 
-async function refusal(fn: () => Promise<unknown> | unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (err) {
-    if (isAnxError(err)) return err.code;
-    throw err;
-  }
-  return 'ALLOWED';
-}
+const refusal = codeOfAsync;
 
 /** One stage, retried once after a backoff long enough to freeze the host in between. */
 const playbook = {
@@ -33,8 +25,13 @@ const playbook = {
   stages: [{ id: 'build', role: 'developer', output: { kind: 'text', key: 'build/out.txt' } }],
 };
 
-/** Starts the run, lets the first attempt fail, and freezes the host while the retry waits. */
-async function failThenFreeze(t: TeamHost): Promise<{ run_id: string; attempts: number[] }> {
+/**
+ * Opens a team host, starts the run, lets the first attempt fail, freezes the host while the retry
+ * waits, and waits until the retry's assignment is held (the run paused for it).
+ */
+async function heldRun(options: { dataDir?: string } = {}) {
+  team = await teamHost(options);
+  const t = team;
   const attempts: number[] = [];
   const developer = t.workers['developer'] as string;
   t.host.teamwork.worker(developer).onStage('developer', async (ctx) => {
@@ -52,7 +49,9 @@ async function failThenFreeze(t: TeamHost): Promise<{ run_id: string; attempts: 
   const runs = t.host.teamwork.runs;
   await waitFor(() => runs.status(run_id).state === 'retrying', 10_000, 'the retry backoff');
   await t.host.authority.freeze.freeze('operator', 'incident');
-  return { run_id, attempts };
+  // The retry's backoff ends on the frozen host: the run enters the stage, its assignment is held.
+  await waitFor(() => runs.status(run_id).state === 'paused', 20_000, 'the run paused for the hold');
+  return { host: t.host, developer, run_id, attempts };
 }
 
 const assignsTo = (host: Host, did: string) =>
@@ -60,13 +59,8 @@ const assignsTo = (host: Host, did: string) =>
 
 describe('freeze holds worker commands', () => {
   it('holds the stage assignment of a run entering a stage while frozen and sends it after thaw', async () => {
-    team = await teamHost();
-    const { host } = team;
-    const developer = team.workers['developer'] as string;
-    const { run_id, attempts } = await failThenFreeze(team);
+    const { host, developer, run_id, attempts } = await heldRun();
     const runs = host.teamwork.runs;
-    // The retry's backoff ends on the frozen host: the run enters the stage, its assignment is held.
-    await waitFor(() => runs.status(run_id).state === 'paused', 20_000, 'the run paused for the hold');
     expect(host.system.heldEnvelopes().map((e) => [e.type, e.to])).toEqual([['stage.assign', developer]]);
     expect(attempts).toEqual([1]);
     expect(assignsTo(host, developer)).toHaveLength(1);
@@ -86,18 +80,12 @@ describe('freeze holds worker commands', () => {
 
   it('sends an assignment held when the host stopped while frozen exactly once after restart and thaw', async () => {
     const dataDir = tempDir();
-    team = await teamHost({ dataDir });
-    const developer = team.workers['developer'] as string;
-    const { run_id } = await failThenFreeze(team);
-    await waitFor(
-      () => team?.host.teamwork.runs.status(run_id).state === 'paused',
-      20_000,
-      'the run paused for the hold',
-    );
-    await team.host.close();
+    const held = await heldRun({ dataDir });
+    const { developer, run_id } = held;
+    await held.host.close();
 
     const host = await Host.open({ dataDir, noSync: true });
-    team = { ...team, host };
+    team = { ...(team as TeamHost), host };
     const attempts: number[] = [];
     host.teamwork.worker(developer).onStage('developer', async (ctx) => {
       attempts.push(ctx.task.attempt);
@@ -120,12 +108,8 @@ describe('freeze holds worker commands', () => {
   });
 
   it('drops a held assignment of a run aborted while frozen', async () => {
-    team = await teamHost();
-    const { host } = team;
-    const developer = team.workers['developer'] as string;
-    const { run_id, attempts } = await failThenFreeze(team);
+    const { host, developer, run_id, attempts } = await heldRun();
     const runs = host.teamwork.runs;
-    await waitFor(() => runs.status(run_id).state === 'paused', 20_000, 'the run paused for the hold');
     expect((await runs.control(run_id, 'run.abort', { reason: 'incident' })).state).toBe('aborted');
     await host.authority.freeze.thaw('operator');
     expect(host.system.heldEnvelopes()).toEqual([]);

@@ -1,10 +1,10 @@
 // Freeze: a frozen host refuses vault writes, new runs and stage results with ANX_FROZEN (audited), keeps serving reads, and stays frozen across restarts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { isAnxError } from '../../runtime/errors.ts';
 import { Host } from '../../runtime/host.ts';
 import { waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { devTeamAssignments, type TeamHost, teamHost } from '../teamwork/fixtures.ts';
+import { codeOfAsync } from './tokens-fixture.ts';
 
 let team: TeamHost | undefined;
 
@@ -14,15 +14,7 @@ afterEach(async () => {
   cleanupTempDirs();
 });
 
-async function refusal(fn: () => Promise<unknown>): Promise<string> {
-  try {
-    await fn();
-  } catch (err) {
-    if (isAnxError(err)) return err.code;
-    throw err;
-  }
-  return 'ALLOWED';
-}
+const refusal = codeOfAsync;
 
 const note = (text: string) => ({ kind: 'text', content: text, summary: text });
 

@@ -1,60 +1,24 @@
 // Fail-closed revocation: while a host's revocation feed is out of sync with the relay for longer than allowed, tokens
 // with a link issued on another host are refused (ANX_REVOCATION_STALE, audited); tokens of its own DIDs stay checkable.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { joinRelay, type RelayConnection } from '../../bridge/relay/join.ts';
+import { describe, expect, it } from 'vitest';
 import { Host } from '../../runtime/host.ts';
 import { waitFor } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats, type TestHub, type TestLeaf } from '../helpers/nats.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { twoLeafRelay } from './relay-fixture.ts';
 import { codeOf } from './tokens-fixture.ts';
-
-interface Joined {
-  host: Host;
-  conn: RelayConnection;
-}
 
 /** Short enough for a test; the default is 5 minutes. */
 const MAX_STALENESS_MS = 1_500;
 
-let hub: TestHub;
-let leaves: TestLeaf[];
-const joined: Joined[] = [];
+const relay = twoLeafRelay();
 
-async function join(natsUrl: string): Promise<Joined> {
-  const dataDir = tempDir('anx-stale-');
-  const conn = await joinRelay({
-    dataDir,
-    natsUrl,
-    heartbeatMs: 300,
-    relay: { revocationMaxStalenessMs: MAX_STALENESS_MS },
-  });
-  const host = await Host.open({ dataDir, router: conn.relay, noSync: true });
-  conn.relay.bind(host);
-  await conn.relay.start();
-  const j = { host, conn };
-  joined.push(j);
-  expect(await conn.relay.revocations?.waitSynced(30_000)).toBe(true);
-  return j;
-}
-
-beforeAll(async () => {
-  hub = await startHub();
-  leaves = [await startLeaf(hub), await startLeaf(hub)];
-}, 120_000);
-
-afterAll(async () => {
-  for (const { host, conn } of joined.splice(0)) {
-    await conn.close().catch(() => {});
-    await host.close().catch(() => {});
-  }
-  await stopAllNats();
-  cleanupTempDirs();
-});
+const join = (url: string) =>
+  relay.join(url, { relay: { revocationMaxStalenessMs: MAX_STALENESS_MS }, synced: true });
 
 describe('revocation list staleness', () => {
   it('refuses tokens issued on another host while the feed is out of sync, and accepts them again once it caught up', async () => {
-    const a = await join((leaves[0] as TestLeaf).url);
-    const b = await join((leaves[1] as TestLeaf).url);
+    const a = await join(relay.leaf(0).url);
+    const b = await join(relay.leaf(1).url);
     const remoteOwner = (await a.host.createIdentity({ name: 'remote-owner' })).did;
     const worker = (await b.host.createIdentity({ name: 'worker' })).did;
     const localOwner = (await b.host.createIdentity({ name: 'local-owner' })).did;
@@ -78,7 +42,7 @@ describe('revocation list staleness', () => {
     expect(check(foreign, remoteOwner)).toBe('ALLOWED');
 
     // The hub goes away: B's leaf stays up, but the bucket no longer answers.
-    await hub.stop();
+    await relay.hub.stop();
     await waitFor(() => check(foreign, remoteOwner) === 'ANX_REVOCATION_STALE', 30_000, 'the stale refusal');
     // Its own DIDs' tokens are still checked against the local list, which is complete for them.
     expect(check(local, localOwner)).toBe('ALLOWED');
@@ -100,7 +64,7 @@ describe('revocation list staleness', () => {
       { code: 'ANX_REVOCATION_STALE', actor: worker, principal: remoteOwner },
     ]);
 
-    await hub.restart();
+    await relay.hub.restart();
     await waitFor(
       () => check(foreign, remoteOwner) === 'ALLOWED',
       60_000,
@@ -108,10 +72,10 @@ describe('revocation list staleness', () => {
     );
 
     // The same when the host's own leaf goes away.
-    await (leaves[1] as TestLeaf).stop();
+    await relay.leaf(1).stop();
     await waitFor(() => check(foreign, remoteOwner) === 'ANX_REVOCATION_STALE', 30_000, 'the stale refusal');
     expect(check(local, localOwner)).toBe('ALLOWED');
-    await (leaves[1] as TestLeaf).restart();
+    await relay.leaf(1).restart();
     await waitFor(
       () => check(foreign, remoteOwner) === 'ALLOWED',
       60_000,

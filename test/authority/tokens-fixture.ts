@@ -30,6 +30,17 @@ export function codeOf(fn: () => unknown): string {
   return 'ALLOWED';
 }
 
+/** The code of the `AnxError` that `fn` rejects (or throws) with, or `ALLOWED` when it resolves. */
+export async function codeOfAsync(fn: () => Promise<unknown> | unknown): Promise<string> {
+  try {
+    await fn();
+  } catch (err) {
+    if (isAnxError(err)) return err.code;
+    throw err;
+  }
+  return 'ALLOWED';
+}
+
 /** Opens a host on a manual clock (fsync off: throwaway data). */
 export async function openHost(options: { dir?: string; clock?: ManualClock } = {}): Promise<{
   host: Host;

@@ -3,59 +3,25 @@
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { joinRelay, type RelayConnection } from '../../bridge/relay/join.ts';
+import { describe, expect, it } from 'vitest';
 import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { revocationKey } from '../../bridge/relay/revocations.ts';
 import { REVOCATION_BUCKET } from '../../bridge/relay/subjects.ts';
 import { toB64u } from '../../runtime/authority/canonical.ts';
 import { revocationSigningInput } from '../../runtime/authority/revocation.ts';
-import { Host } from '../../runtime/host.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { waitFor } from '../helpers/daemon.ts';
-import { startHub, startLeaf, stopAllNats, type TestHub, type TestLeaf } from '../helpers/nats.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { type Joined, twoLeafRelay } from './relay-fixture.ts';
 import { codeOf } from './tokens-fixture.ts';
 
-interface Joined {
-  host: Host;
-  conn: RelayConnection;
-}
+const relay = twoLeafRelay();
 
-let hub: TestHub;
-let leaves: TestLeaf[];
-const joined: Joined[] = [];
-
-async function join(natsUrl: string): Promise<Joined> {
-  const dataDir = tempDir('anx-rev-');
-  const conn = await joinRelay({ dataDir, natsUrl, heartbeatMs: 300 });
-  const host = await Host.open({ dataDir, router: conn.relay, noSync: true });
-  conn.relay.bind(host);
-  await conn.relay.start();
-  const j = { host, conn };
-  joined.push(j);
-  expect(await conn.relay.revocations?.waitSynced(30_000)).toBe(true);
-  return j;
-}
-
-beforeAll(async () => {
-  hub = await startHub();
-  leaves = [await startLeaf(hub), await startLeaf(hub)];
-}, 120_000);
-
-afterAll(async () => {
-  for (const { host, conn } of joined.splice(0)) {
-    await conn.close().catch(() => {});
-    await host.close().catch(() => {});
-  }
-  await stopAllNats();
-  cleanupTempDirs();
-});
+const join = (url: string) => relay.join(url, { synced: true });
 
 describe('revocation over the relay', () => {
   it('makes another host refuse a revoked token, and a host that joins later too', async () => {
-    const a = await join((leaves[0] as TestLeaf).url);
-    const b = await join((leaves[1] as TestLeaf).url);
+    const a = await join(relay.leaf(0).url);
+    const b = await join(relay.leaf(1).url);
     const owner = (await a.host.createIdentity({ name: 'owner' })).did;
     const worker = (await b.host.createIdentity({ name: 'worker' })).did;
     const helper = (await b.host.createIdentity({ name: 'helper' })).did;
@@ -88,15 +54,14 @@ describe('revocation over the relay', () => {
     });
 
     // A host that joins after the revocation reads it from the relay before it is ready.
-    const c = await join(hub.url);
+    const c = await join(relay.hub.url);
     expect(codeOf(() => c.host.authority.tokens.check(delegated, request))).toBe('ANX_TOKEN_REVOKED');
     // ...and keeps it locally: it survives without the relay.
     expect(c.host.authority.revocations.all()).toHaveLength(1);
   }, 180_000);
 
   it('ignores forged revocations put straight into the bucket and reports them', async () => {
-    const a = joined[0] as Joined;
-    const b = joined[1] as Joined;
+    const [a, b] = relay.joined as [Joined, Joined];
     const owner = (await a.host.createIdentity({ name: 'owner2' })).did;
     const worker = (await b.host.createIdentity({ name: 'worker2' })).did;
     const { token, grant } = a.host.authority.tokens.issue({
@@ -106,7 +71,7 @@ describe('revocation over the relay', () => {
       actions: ['vault.get'],
     });
     const request = { actor: worker, owner, resource: 'vault:enc2', action: 'vault.get' };
-    const nc = await connect({ servers: hub.url });
+    const nc = await connect({ servers: relay.hub.url });
     try {
       const before = b.conn.relay.status().refused;
       const kv = await new Kvm(jetstream(nc, { domain: JETSTREAM_DOMAIN })).open(REVOCATION_BUCKET);
