@@ -5,7 +5,7 @@ import { Host } from '../../runtime/host.ts';
 import { waitFor } from '../helpers/daemon.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { twoLeafRelay } from './relay-fixture.ts';
-import { codeOf } from './tokens-fixture.ts';
+import { closeHost, closeHosts, codeOf, identities, openHost } from './tokens-fixture.ts';
 
 /** Short enough for a test; the default is 5 minutes. */
 const MAX_STALENESS_MS = 1_500;
@@ -106,6 +106,59 @@ describe('revocation list staleness', () => {
       ).toBe('ALLOWED');
     } finally {
       await host.close();
+    }
+  });
+
+  it('judges staleness on the host clock, by who issued each link, and remembers the last sync across a restart', async () => {
+    const here = await openHost();
+    const there = await openHost({ clock: here.clock });
+    try {
+      const [owner, worker] = await identities(here.host, 2);
+      const [stranger] = await identities(there.host, 1);
+      const revocations = here.host.authority.revocations;
+      let syncedAt = here.clock.now();
+      revocations.setFreshness({
+        syncedAt: () => syncedAt,
+        maxStalenessMs: 1_000,
+        isLocal: (did) => here.host.keystore.has(did),
+      });
+      const request = {
+        actor: worker as string,
+        owner: owner as string,
+        resource: 'vault:enc1',
+        action: 'vault.put',
+      };
+      const local = here.host.authority.tokens.issue({
+        issuer: owner as string,
+        audience: worker as string,
+        resource: 'vault:enc1',
+        actions: ['vault.put'],
+      }).token;
+      // Owned here, but one link was signed on the other host: the chain is not all local.
+      const viaStranger = there.host.authority.tokens.delegate({
+        parent: here.host.authority.tokens.issue({
+          issuer: owner as string,
+          audience: stranger as string,
+          resource: 'vault:enc1',
+          actions: ['vault.put'],
+        }).token,
+        audience: worker as string,
+      }).token;
+      const check = (token: string) =>
+        codeOf(() => here.host.authority.tokens.check(token, request, { audit: false }));
+      here.clock.advance(1_000);
+      expect([check(local), check(viaStranger)]).toEqual(['ALLOWED', 'ALLOWED']);
+      here.clock.advance(1);
+      expect([check(local), check(viaStranger)]).toEqual(['ALLOWED', 'ANX_REVOCATION_STALE']);
+      syncedAt = here.clock.now();
+      expect(check(viaStranger)).toBe('ALLOWED');
+
+      revocations.recordSyncedAt(syncedAt);
+      await closeHost(here.host);
+      const again = await openHost({ dir: here.dir, clock: here.clock });
+      expect(again.host.authority.revocations.lastSyncedAt).toBe(syncedAt);
+    } finally {
+      await closeHosts();
     }
   });
 });
