@@ -11,8 +11,8 @@ import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import type { ArtifactContent } from '../runtime/vault/types.ts';
 import { TaskNotRunningError, TeamworkInputError } from './errors.ts';
 import type { InboxRecord, InboxTap } from './inbox-tap.ts';
-import { type PlaybookRuns, runAddress } from './playbook-run.ts';
-import type { WorkerLink } from './remote-worker.ts';
+import { type PlaybookRuns, runAddress, runStateOf } from './playbook-run.ts';
+import { WORKER_ANSWER, WORKER_REQUESTS, type WorkerLink } from './remote-worker.ts';
 import type { Acting, RemoteSigner, VaultService } from './vault-service.ts';
 
 /** One assignment, as the run sent it in `stage.assign`. */
@@ -95,6 +95,20 @@ export interface TaskAnswered {
   ref?: ArtifactRef;
 }
 
+/** Inbox records that belong to one task: pruned with the task's done mark once it is over. */
+const TASK_RECORDS: ReadonlySet<string> = new Set([
+  'stage.assign',
+  'stage.cancel',
+  WORKER_ANSWER,
+  ...WORKER_REQUESTS,
+]);
+
+/** How often finished tasks are pruned, and how many at most in one sweep. */
+const PRUNE_EVERY_MS = 10 * 60_000;
+const PRUNE_BATCH = 1000;
+/** The first sweep waits until the host has started and replayed what it had to. */
+const PRUNE_FIRST_MS = 30_000;
+
 /** Deterministic envelope id of a task's outcome: a handler run again after a crash sends nothing twice. */
 function outcomeId(did: string, taskId: string): string {
   return createHash('sha256').update(`${did}\u0000${taskId}`).digest('base64url').slice(0, 32);
@@ -139,6 +153,74 @@ export class WorkerRuntime {
   ) {
     this.done = system.store.root.openDB({ name: 'worker_tasks', useRecords: false } as never);
     this.unsubscribe = system.events.subscribe((events) => this.onEvents(events));
+    this.schedulePrune(PRUNE_FIRST_MS);
+  }
+
+  private schedulePrune(ms: number): void {
+    this.pruneHandle = this.system.clock.setTimeout(() => {
+      if (this.closed) return;
+      // A full batch means more may be waiting: the next sweep comes sooner.
+      void this.prune().then(
+        (n) => this.schedulePrune(n >= PRUNE_BATCH ? 1000 : PRUNE_EVERY_MS),
+        () => this.schedulePrune(PRUNE_EVERY_MS),
+      );
+    }, ms);
+  }
+
+  /**
+   * Forgets tasks that are over: for each done mark whose run has finished (a run of this host that
+   * completed, failed or was aborted; for a run of another host, a task answered or cancelled here), the
+   * task's inbox records (its assignment and cancel, and the worker requests and answers about it) and
+   * then the mark go in one commit, so a restart never finds an assignment without its mark. At most
+   * `limit` tasks per call; resolves with how many were pruned, once that is committed.
+   */
+  async prune(limit = PRUNE_BATCH): Promise<number> {
+    const byDid = new Map<string, Set<string>>();
+    const add = (did: string, taskId: string) => {
+      let set = byDid.get(did);
+      if (set === undefined) {
+        set = new Set();
+        byDid.set(did, set);
+      }
+      set.add(taskId);
+    };
+    const ended = new Map<string, string | null>();
+    const marks: Array<[string, string]> = [];
+    for (const key of this.done.getKeys({})) {
+      const [did, taskId] = key as [string, string];
+      const runId = taskId.slice(0, Math.max(0, taskId.indexOf('/')));
+      if (this.runs.has(runId)) {
+        // The coordinator of an ended run (whose inbox holds the requests of remote workers), or null.
+        let coordinator = ended.get(runId);
+        if (coordinator === undefined) {
+          const state = runStateOf(this.system.info(runAddress(runId))?.value);
+          coordinator =
+            state === 'completed' || state === 'failed' || state === 'aborted'
+              ? this.runs.context(runId).context.coordinator
+              : null;
+          ended.set(runId, coordinator);
+        }
+        if (coordinator === null) continue;
+        if (coordinator !== did) add(coordinator, taskId);
+      } else if (this.inflight.has(`${did}\u0000${taskId}`)) continue;
+      add(did, taskId);
+      marks.push([did, taskId]);
+      if (marks.length >= limit) break;
+    }
+    for (const [did, taskIds] of byDid) {
+      for (const { seq, value } of this.system.records('inbox', did)) {
+        const r = value as { type?: string; ctx?: { task_id?: string }; body?: { task_id?: unknown } };
+        const taskId = r.ctx?.task_id ?? r.body?.task_id;
+        if (typeof r.type === 'string' && TASK_RECORDS.has(r.type) && taskIds.has(taskId as string))
+          this.system.commits.remove(this.system.store.records, ['inbox', did, seq]);
+      }
+    }
+    for (const [did, taskId] of marks) {
+      this.system.commits.remove(this.done, [did, taskId]);
+      this.remote.delete(`${did}\u0000${taskId}`);
+    }
+    if (marks.length > 0) await this.system.commits.flush();
+    return marks.length;
   }
 
   /**
@@ -287,6 +369,9 @@ export class WorkerRuntime {
     }
     return out;
   }
+
+  private pruneHandle: unknown;
+  private closed = false;
 
   /** Resolves when no handler is running. */
   async idle(): Promise<void> {
@@ -437,7 +522,7 @@ export class WorkerRuntime {
   }
 
   private async read(task: StageTask, keyOrRef: string | ArtifactRef): Promise<ArtifactContent> {
-    if (task.home !== undefined) return this.needLink().read(task, keyOrRef);
+    if (task.home !== undefined) return this.viaHome(task, (link) => link.read(task, keyOrRef));
     if (typeof keyOrRef === 'string') {
       if (task.enclave_id === null) throw new TeamworkInputError('the run has no enclave to read from');
       return this.vault.get(task.enclave_id, keyOrRef, task.did);
@@ -460,10 +545,17 @@ export class WorkerRuntime {
     return { runId, context, stage };
   }
 
-  private needLink(): WorkerLink {
+  /** A call to the home of a remote task; a home that no longer has the task open ends it here too. */
+  private async viaHome<T>(task: StageTask, call: (link: WorkerLink) => Promise<T>): Promise<T> {
     if (this.link === undefined)
       throw new TeamworkInputError('this host has no link to the home of runs on other hosts');
-    return this.link;
+    try {
+      return await call(this.link);
+    } catch (err) {
+      if (err instanceof AnxError && err.code === 'ANX_TASK_NOT_RUNNING')
+        this.end(`${task.did}\u0000${task.task_id}`);
+      throw err;
+    }
   }
 
   /**
@@ -477,7 +569,7 @@ export class WorkerRuntime {
     version?: number,
   ): Promise<ArtifactContent> {
     const remote = this.remoteTask(did, taskId);
-    if (remote !== undefined) return this.needLink().read(remote, keyOrRef, version);
+    if (remote !== undefined) return this.viaHome(remote, (link) => link.read(remote, keyOrRef, version));
     const { context } = this.runningTask(did, taskId);
     if (typeof keyOrRef !== 'string') return this.vault.resolve(keyOrRef, did);
     if (context.enclave_id === null) throw new TeamworkInputError('the run has no enclave to read from');
@@ -535,7 +627,7 @@ export class WorkerRuntime {
       throw new TeamworkInputError('"value" expected a string or bytes');
     const remote = as === did ? this.remoteTask(did, taskId) : undefined;
     if (remote !== undefined) {
-      const ref = await this.needLink().deliver(remote, delivery);
+      const ref = await this.viaHome(remote, (link) => link.deliver(remote, delivery));
       await this.markAnswered(did, taskId);
       return ref;
     }
@@ -586,7 +678,7 @@ export class WorkerRuntime {
     this.writeGuard?.('stage.reject', did);
     const remote = here ? undefined : this.remoteTask(did, taskId);
     if (remote !== undefined) {
-      await this.needLink().reject(remote, rejection);
+      await this.viaHome(remote, (link) => link.reject(remote, rejection));
       return this.markAnswered(did, taskId);
     }
     const { runId, context, stage } = this.runningTask(did, taskId);
@@ -632,7 +724,7 @@ export class WorkerRuntime {
           : String(error);
     const remote = here ? undefined : this.remoteTask(did, taskId);
     if (remote !== undefined) {
-      await this.needLink().fail(remote, message.slice(0, 2000), options.fatal === true);
+      await this.viaHome(remote, (link) => link.fail(remote, message.slice(0, 2000), options.fatal === true));
       return this.markAnswered(did, taskId);
     }
     const { runId, context, stage } = this.runningTask(did, taskId);
@@ -673,7 +765,7 @@ export class WorkerRuntime {
         'send long output in several progress events, or deliver it as the artifact',
       );
     const remote = here ? undefined : this.remoteTask(did, taskId);
-    if (remote !== undefined) return this.needLink().progress(remote, progress);
+    if (remote !== undefined) return this.viaHome(remote, (link) => link.progress(remote, progress));
     const { runId, stage } = this.runningTask(did, taskId);
     await this.system.emitEvent({
       kind: progress.kind,
@@ -732,6 +824,8 @@ export class WorkerRuntime {
   }
 
   close(): void {
+    this.closed = true;
+    this.system.clock.clearTimeout(this.pruneHandle);
     this.unsubscribe();
     for (const c of this.inflight.values()) c.abort();
     for (const u of this.unwatch.values()) u();

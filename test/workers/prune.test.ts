@@ -1,0 +1,106 @@
+// Done marks and task inbox records are pruned once their run has finished, and a restart after pruning runs nothing again.
+import { afterEach, expect, it } from 'vitest';
+import { runAddress } from '../../actors/playbook-run.ts';
+import { Host } from '../../runtime/host.ts';
+import { waitFor } from '../helpers/daemon.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import {
+  DEV_TEAM_ROLES,
+  devTeamAssignments,
+  scriptedDevTeam,
+  type TeamHost,
+  teamHost,
+} from '../teamwork/fixtures.ts';
+
+let team: TeamHost | undefined;
+afterEach(async () => {
+  await team?.host.close();
+  team = undefined;
+  cleanupTempDirs();
+});
+
+/** The task inbox records (assignments) a DID holds for a run. */
+function assignments(host: Host, did: string, runId: string): number {
+  return host.system.records('inbox', did).filter((r) => {
+    const v = r.value as { type: string; ctx?: { run_id?: string } };
+    return v.type === 'stage.assign' && v.ctx?.run_id === runId;
+  }).length;
+}
+
+it('prunes the done marks and assignments of a finished run, keeps those of a live one, and a restart runs nothing again', async () => {
+  const dataDir = tempDir();
+  team = await teamHost({ dataDir });
+  const t = team.host.teamwork;
+  scriptedDevTeam(team);
+  const start = (objective: string) =>
+    t.startRun({
+      playbook: 'dev-team',
+      objective,
+      owner: team!.owner,
+      enclave: team!.enclave,
+      assignments: devTeamAssignments(team!),
+    });
+  const done = await start('ship the login page');
+  await waitFor(() => t.runs.status(done.run_id).state === 'completed', 30_000, 'the first run completes');
+  await t.workers.idle();
+
+  // A second run that stays live: its architect never answers, so it waits in design.
+  const architect = team.workers['architect'] as string;
+  t.worker(architect).onStage('architect', () => new Promise<void>(() => {}));
+  const live = await start('ship the signup page');
+  await waitFor(
+    () => t.runs.status(live.run_id).current === 'design',
+    30_000,
+    'the second run reaches design',
+  );
+
+  const pm = team.workers['pm'] as string;
+  const finished = t.runs.status(done.run_id).stages.flatMap((s) => (s.task_id === null ? [] : [s]));
+  const liveRequirements = t.runs.status(live.run_id).stages[0]?.task_id as string;
+  expect(
+    finished.every((s) => t.workers.answered(s.worker as string, s.task_id as string) !== undefined),
+  ).toBe(true);
+  expect(assignments(team.host, pm, done.run_id)).toBe(1);
+
+  // Bounded: one task per call, then the rest.
+  expect(await t.workers.prune(1)).toBe(1);
+  let pruned = 1;
+  for (let i = 0; i < 20; i++) {
+    const n = await t.workers.prune();
+    pruned += n;
+    if (n === 0) break;
+  }
+  // requirements, design, implement ×2, test ×2, review ×2 of the finished run.
+  expect(pruned).toBe(8);
+  expect(
+    finished.some((s) => t.workers.answered(s.worker as string, s.task_id as string) !== undefined),
+  ).toBe(false);
+  for (const role of DEV_TEAM_ROLES)
+    expect(assignments(team.host, team.workers[role] as string, done.run_id)).toBe(0);
+  // The live run keeps what it has.
+  expect(t.workers.answered(pm, liveRequirements)).toBeDefined();
+  expect(assignments(team.host, pm, live.run_id)).toBe(1);
+  expect(assignments(team.host, architect, live.run_id)).toBe(1);
+
+  // After a restart nothing of the finished run is handed out again; the live run's design still is.
+  await team.host.close();
+  team = undefined;
+  const host = await Host.open({ dataDir, noSync: true });
+  team = { host, owner: '', enclave: '', workers: {} };
+  const calls: string[] = [];
+  const names = new Map(host.identities().map((id) => [id.name, id.did]));
+  for (const role of DEV_TEAM_ROLES)
+    host.teamwork.worker(names.get(role) as string).onStage(role, async (ctx) => {
+      calls.push(ctx.task.task_id);
+      await ctx.deliver({ value: `${ctx.task.stage} after the restart` });
+    });
+  await waitFor(
+    () => host.teamwork.runs.status(live.run_id).state === 'completed',
+    30_000,
+    'the live run completes',
+  );
+  await host.teamwork.workers.idle();
+  expect(calls.every((id) => id.startsWith(`${live.run_id}/`))).toBe(true);
+  expect(calls[0]).toBe(`${live.run_id}/design/1`);
+  expect(host.system.info(runAddress(done.run_id))?.value).toBe('completed');
+});
