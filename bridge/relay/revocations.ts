@@ -124,7 +124,11 @@ export class RevocationFeed {
     this.unsubscribe();
     if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
     this.watch?.stop();
-    this.list.recordSyncedAt(this.syncedAt);
+    try {
+      this.list.recordSyncedAt(this.syncedAt);
+    } catch {
+      // The host closed first: the time recorded when the feed last fell behind stands.
+    }
     this.list.setFreshness(undefined);
   }
 
