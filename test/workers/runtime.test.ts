@@ -1,4 +1,5 @@
-// Done marks and task inbox records are pruned once their run has finished, and a restart after pruning runs nothing again.
+// The worker runtime on one host: a handler's signal fires when its run moves on without the task; done marks and task
+// inbox records are pruned once their run has finished, and a restart after pruning runs nothing again.
 import { afterEach, expect, it } from 'vitest';
 import { runAddress } from '../../actors/playbook-run.ts';
 import { Host } from '../../runtime/host.ts';
@@ -103,4 +104,45 @@ it('prunes the done marks and assignments of a finished run, keeps those of a li
   expect(calls.every((id) => id.startsWith(`${live.run_id}/`))).toBe(true);
   expect(calls[0]).toBe(`${live.run_id}/design/1`);
   expect(host.system.info(runAddress(done.run_id))?.value).toBe('completed');
+});
+
+it('aborts the handler of a task whose stage timed out and was assigned again, and lets the new attempt deliver', async () => {
+  team = await teamHost();
+  const t = team.host.teamwork;
+  const pm = team.workers['pm'] as string;
+  const aborted: number[] = [];
+  t.worker(pm).onStage('pm', async (ctx) => {
+    if (ctx.task.attempt > 1) {
+      await ctx.deliver({ value: 'requirements, second try' });
+      return;
+    }
+    // The first attempt never answers: it waits until the run no longer needs it.
+    await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+    aborted.push(ctx.task.attempt);
+  });
+  const { run_id } = await t.startRun({
+    playbook: {
+      name: 'signal',
+      version: '1.0.0',
+      objective: '{{objective}}',
+      defaults: { max_retries: 1, backoff: { initial: 10, factor: 1, max: 10 } },
+      stages: [
+        {
+          id: 'requirements',
+          role: 'pm',
+          brief: 'Write them.',
+          timeout: 300,
+          output: { kind: 'markdown', key: 'req.md' },
+        },
+      ],
+    },
+    objective: 'the login page',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: { pm },
+  });
+  await waitFor(() => t.runs.status(run_id).state === 'completed', 30_000, 'the run completes');
+  await t.workers.idle();
+  expect(aborted).toEqual([1]);
+  expect(t.runs.status(run_id).stages[0]).toMatchObject({ status: 'delivered', attempt: 2 });
 });
