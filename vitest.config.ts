@@ -2,8 +2,8 @@
 import { defineConfig } from 'vitest/config';
 
 // `anx-source`: the package's own entries (`agentnexus-runtime/sdk` in docs/examples) resolve to the
-// TypeScript sources, not to the build in dist.
-const conditions = ['anx-source', 'node', 'import', 'default'];
+// TypeScript sources, not to the build in dist. The rest are Vite's default server conditions.
+const conditions = ['anx-source', 'module', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },
