@@ -1,15 +1,26 @@
 // A stand-in for a coding agent's non-interactive mode, run by the CLI worker tests: `node agent.mjs MODE [STATE_FILE]`.
+// Run by the script worker instead, it has no prompt file: it works from the snapshot on stdin and rejects by exit code.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const [mode = 'echo', state] = process.argv.slice(2);
 const stdin = readFileSync(0, 'utf8');
-const prompt = readFileSync(process.env.ANX_PROMPT_FILE, 'utf8');
+const promptFile = process.env.ANX_PROMPT_FILE;
+const prompt = promptFile === undefined ? undefined : readFileSync(promptFile, 'utf8');
 
 function echo(note = '') {
   const context = stdin === '' ? {} : JSON.parse(stdin);
   process.stderr.write(`thinking about ${context.stage?.id ?? process.env.ANX_STAGE}\n`);
-  process.stdout.write(`# ${process.env.ANX_STAGE} by the agent${note}\n\n${prompt}`);
+  const body =
+    prompt ??
+    [
+      `objective: ${context.objective}`,
+      `brief: ${context.stage?.brief}`,
+      `inputs: ${(context.inputs ?? []).map((r) => r.key).join(', ')}`,
+      `feedback: ${context.feedback ?? ''}`,
+      '',
+    ].join('\n');
+  process.stdout.write(`# ${process.env.ANX_STAGE} by the agent${note}\n\n${body}`);
 }
 
 switch (mode) {
@@ -22,6 +33,10 @@ switch (mode) {
     break;
   case 'reject':
     process.stderr.write('thinking about the review\n');
+    if (prompt === undefined) {
+      process.stdout.write('the change has no tests\n');
+      process.exit(10);
+    }
     process.stdout.write('REJECT: the change has no tests\n');
     break;
   case 'flaky':
@@ -33,9 +48,13 @@ switch (mode) {
     }
     break;
   case 'hang': {
-    // A grandchild in the same process group, its pid left for the test to check.
-    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    writeFileSync(state, `${process.pid} ${child.pid}`);
+    // A grandchild in the same process group, its pid left for the test to check (the script worker
+    // stops only the process it started, so there is none then).
+    const child =
+      prompt === undefined
+        ? undefined
+        : spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    writeFileSync(state, child === undefined ? `${process.pid}` : `${process.pid} ${child.pid}`);
     process.stderr.write('thinking forever\n');
     setInterval(() => {}, 1000);
     break;

@@ -1,13 +1,10 @@
-// The shared worker adapter suite against the built-in script worker, with a small node script as the work.
+// The shared worker adapter suite against the built-in script worker, with the stand-in agent as the script.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { scriptHandler } from '../../bridge/workers/script.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { adapterSuite } from './adapter.case.ts';
-import { processGone } from './agent.ts';
-
-const SCRIPT = fileURLToPath(new URL('./script-agent.mjs', import.meta.url));
+import { AGENT, processGone } from './agent.ts';
 
 adapterSuite(
   'script',
@@ -19,7 +16,7 @@ adapterSuite(
         : undefined;
     return {
       handler: (mode, { timeoutMs }) =>
-        scriptHandler({ argv: [process.execPath, SCRIPT, mode, state], timeout_ms: timeoutMs }),
+        scriptHandler({ argv: [process.execPath, AGENT, mode, state], timeout_ms: timeoutMs }),
       failure: /exited with 3: thinking hard\nboom: the agent gave up/,
       timeout: /timed out after 1500 ms: thinking forever/,
       started: () => pid() !== undefined,
