@@ -1,6 +1,7 @@
 // Workers on another host than their run, over a real relay (a JetStream hub and two leaves, one daemon on each):
 // a dev-team run of host A completes with every stage worked on host B; refused and forged requests write nothing.
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type SignedManifest, verifyManifest } from '../../actors/manifest.ts';
 import type { StageContext } from '../../actors/worker-runtime.ts';
@@ -9,9 +10,9 @@ import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import { defaultSuite } from '../../runtime/crypto/index.ts';
 import { createEnvelope, encodeEnvelope, envelopeSigningInput } from '../../runtime/envelope/index.ts';
 import { didFromPublicKey } from '../../runtime/identity/did.ts';
-import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { startRelayedDaemons } from '../helpers/nats.ts';
-import { cleanupTempDirs } from '../helpers/tmp.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
 let home: DaemonProcess;
@@ -293,5 +294,76 @@ it('refuses a removed member and forged senders with typed errors, writes nothin
     await waitFor(async () => (await pending()).length === 0, 60_000, 'the cancel reaches host B');
   } finally {
     for (const c of [alice, carol, mallory]) await c.close();
+  }
+}, 180_000);
+
+it('finishes a remote task after the worker host is killed with -9 in the middle of it, and writes the delivery once', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const marker = `${tempDir('anx-remote-crash-')}/started`;
+  let scriptPid: number | undefined;
+  try {
+    const dave = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Dave' })).did;
+    // The first run of the script leaves its pid and never ends; after the restart it delivers.
+    await away.api.post('/v1/workers/scripts', {
+      did: dave,
+      role: 'writer',
+      argv: [
+        process.execPath,
+        '-e',
+        "const fs=require('fs');const f=process.argv[1];if(fs.existsSync(f))process.stdout.write('notes after the restart');else{fs.writeFileSync(f,String(process.pid));setInterval(()=>{},1000)}",
+        marker,
+      ],
+    });
+    await waitFor(
+      async () => (await online(home.api, dave)) && (await online(away.api, alice.did)),
+      30_000,
+      'both hosts see each other',
+    );
+    await enclave('crash', alice.did, [dave]);
+    const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: {
+        name: 'crash',
+        version: '1.0.0',
+        objective: '{{objective}}',
+        stages: [{ id: 'write', role: 'writer', brief: 'Write.', output: { kind: 'text', key: 'notes.md' } }],
+      },
+      objective: 'release notes',
+      owner: alice.did,
+      enclave: 'crash',
+      assignments: { writer: dave },
+    });
+    await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8') !== '', 60_000, 'the script runs');
+    scriptPid = Number(readFileSync(marker, 'utf8'));
+    const args = away.child.spawnargs;
+    const nats = args[args.indexOf('--nats') + 1] as string;
+    await killHard(away);
+    away = await startDaemonProcess(dirs[1], 60_000, {
+      args: ['--nats', nats],
+      env: { ANX_HEARTBEAT_MS: '400' },
+    });
+    relayed.daemons[1] = away;
+    await waitFor(
+      async () => (await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).state === 'completed',
+      90_000,
+      'the run completes after the restart',
+    );
+    const { versions } = await home.api.get<{ versions: Version[] }>(
+      `/v1/vault/crash/history?${new URLSearchParams({ key: 'notes.md', as: alice.did })}`,
+    );
+    expect(versions.map((v) => [v.version, v.author])).toEqual([[1, dave]]);
+    const notes = await home.api.get<{ content: string }>(
+      `/v1/vault/crash/get?${new URLSearchParams({ key: 'notes.md', as: alice.did })}`,
+    );
+    expect(notes.content).toBe('notes after the restart');
+  } finally {
+    // The first script outlived its daemon: stop it by its pid.
+    if (scriptPid !== undefined) {
+      try {
+        process.kill(scriptPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await alice.close();
   }
 }, 180_000);
