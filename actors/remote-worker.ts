@@ -173,11 +173,6 @@ export class WorkerHome {
     for (const u of this.unwatch) u();
   }
 
-  /** Waits until every request heard so far has been answered. */
-  async idle(): Promise<void> {
-    await this.queue;
-  }
-
   private watch(did: string): void {
     if (this.watched.has(did) || !this.keystore.has(did)) return;
     this.watched.add(did);
