@@ -13,6 +13,7 @@ import { didFromPublicKey } from '../../runtime/identity/did.ts';
 import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { startRelayedDaemons } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { processGone } from './agent.ts';
 
 let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
 let home: DaemonProcess;
@@ -364,6 +365,72 @@ it('finishes a remote task after the worker host is killed with -9 in the middle
         // already gone
       }
     }
+    await alice.close();
+  }
+}, 180_000);
+
+it('stops the work on host B when the run on host A moves on without it (a stage timeout), and the retry delivers', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const marker = `${tempDir('anx-remote-timeout-')}/first`;
+  try {
+    const erin = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Erin' })).did;
+    // The first attempt leaves its pid and never ends; the second delivers.
+    await away.api.post('/v1/workers/scripts', {
+      did: erin,
+      role: 'writer',
+      argv: [
+        process.execPath,
+        '-e',
+        "const fs=require('fs');if(process.env.ANX_ATTEMPT==='1'){fs.writeFileSync(process.argv[1],String(process.pid));setInterval(()=>{},1000)}else process.stdout.write('notes, second attempt')",
+        marker,
+      ],
+    });
+    await waitFor(
+      async () => (await online(home.api, erin)) && (await online(away.api, alice.did)),
+      30_000,
+      'both hosts see each other',
+    );
+    await enclave('slow', alice.did, [erin]);
+    const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
+      playbook: {
+        name: 'slow',
+        version: '1.0.0',
+        objective: '{{objective}}',
+        defaults: { max_retries: 1, backoff: { initial: 10, factor: 1, max: 10 } },
+        stages: [
+          {
+            id: 'write',
+            role: 'writer',
+            brief: 'Write.',
+            timeout: 3000,
+            output: { kind: 'text', key: 'notes.md' },
+          },
+        ],
+      },
+      objective: 'release notes',
+      owner: alice.did,
+      enclave: 'slow',
+      assignments: { writer: erin },
+    });
+    await waitFor(
+      async () => (await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).state === 'completed',
+      90_000,
+      'the run completes on its second attempt',
+    );
+    expect((await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).stages[0]).toMatchObject({
+      status: 'delivered',
+      attempt: 2,
+    });
+    // The first attempt's process was stopped on host B when host A's stage.cancel arrived.
+    const first = Number(readFileSync(marker, 'utf8'));
+    await waitFor(() => processGone(first), 30_000, 'the first attempt to be stopped');
+    expect(
+      (await away.api.get<{ tasks: unknown[] }>(`/v1/workers/${encodeURIComponent(erin)}/tasks`)).tasks,
+    ).toEqual([]);
+  } finally {
+    // Should the test fail half-way, the first attempt must not outlive it: stop it by its pid.
+    const first = existsSync(marker) ? Number(readFileSync(marker, 'utf8')) : 0;
+    if (first > 0 && !processGone(first)) process.kill(first, 'SIGKILL');
     await alice.close();
   }
 }, 180_000);
