@@ -63,6 +63,74 @@ function codeOf(err: unknown): string {
   return String((err as { code?: unknown })?.code ?? (err as Error)?.message);
 }
 
+/** A one-stage playbook: a writer writes notes.md. */
+function writerPlaybook(name: string, options: { timeout?: number; retries?: number } = {}) {
+  return {
+    name,
+    version: '1.0.0',
+    objective: '{{objective}}',
+    ...(options.retries === undefined
+      ? {}
+      : { defaults: { max_retries: options.retries, backoff: { initial: 10, factor: 1, max: 10 } } }),
+    stages: [
+      {
+        id: 'write',
+        role: 'writer',
+        brief: 'Write.',
+        ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+        output: { kind: 'text', key: 'notes.md' },
+      },
+    ],
+  };
+}
+
+/**
+ * On host B a new DID `name` whose writer is the script worker `node -e script marker`; on host A an
+ * Enclave `enclaveId` with it as member, and a one-stage run assigned to it.
+ */
+async function scriptedWriterRun(
+  owner: string,
+  name: string,
+  enclaveId: string,
+  script: string,
+  marker: string,
+  options: { timeout?: number; retries?: number } = {},
+): Promise<{ did: string; run_id: string }> {
+  const did = (await away.api.post<{ did: string }>('/v1/identities', { name })).did;
+  await away.api.post('/v1/workers/scripts', {
+    did,
+    role: 'writer',
+    argv: [process.execPath, '-e', script, marker],
+  });
+  await waitFor(
+    async () => (await online(home.api, did)) && (await online(away.api, owner)),
+    30_000,
+    'both hosts see each other',
+  );
+  await enclave(enclaveId, owner, [did]);
+  const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
+    playbook: writerPlaybook(enclaveId, options),
+    objective: 'release notes',
+    owner,
+    enclave: enclaveId,
+    assignments: { writer: did },
+  });
+  return { did, run_id };
+}
+
+const completed = (runId: string, what: string) =>
+  waitFor(
+    async () => (await home.api.get<RunStatus>(`/v1/runs/${runId}`)).state === 'completed',
+    90_000,
+    what,
+  );
+
+/** Stops the process whose pid a script left in `marker`, should it outlive the test. */
+function stopPidIn(marker: string): void {
+  const pid = existsSync(marker) ? Number(readFileSync(marker, 'utf8')) : 0;
+  if (pid > 0 && !processGone(pid)) process.kill(pid, 'SIGKILL');
+}
+
 it('completes a dev-team run of host A whose worker DID lives on host B: artifacts in A’s vault by the worker, manifest resolving', async () => {
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const bob = await connect({ dataDir: dirs[1], name: 'Bob' });
@@ -234,12 +302,7 @@ it('refuses a removed member and forged senders with typed errors, writes nothin
       summary: 'brief',
     });
     const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
-      playbook: {
-        name: 'solo',
-        version: '1.0.0',
-        objective: '{{objective}}',
-        stages: [{ id: 'write', role: 'writer', brief: 'Write.', output: { kind: 'text', key: 'notes.md' } }],
-      },
+      playbook: writerPlaybook('solo'),
       objective: 'release notes',
       owner: alice.did,
       enclave: 'solo',
@@ -301,40 +364,16 @@ it('refuses a removed member and forged senders with typed errors, writes nothin
 it('finishes a remote task after the worker host is killed with -9 in the middle of it, and writes the delivery once', async () => {
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const marker = `${tempDir('anx-remote-crash-')}/started`;
-  let scriptPid: number | undefined;
   try {
-    const dave = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Dave' })).did;
     // The first run of the script leaves its pid and never ends; after the restart it delivers.
-    await away.api.post('/v1/workers/scripts', {
-      did: dave,
-      role: 'writer',
-      argv: [
-        process.execPath,
-        '-e',
-        "const fs=require('fs');const f=process.argv[1];if(fs.existsSync(f))process.stdout.write('notes after the restart');else{fs.writeFileSync(f,String(process.pid));setInterval(()=>{},1000)}",
-        marker,
-      ],
-    });
-    await waitFor(
-      async () => (await online(home.api, dave)) && (await online(away.api, alice.did)),
-      30_000,
-      'both hosts see each other',
+    const { did: dave, run_id } = await scriptedWriterRun(
+      alice.did,
+      'Dave',
+      'crash',
+      "const fs=require('fs');const f=process.argv[1];if(fs.existsSync(f))process.stdout.write('notes after the restart');else{fs.writeFileSync(f,String(process.pid));setInterval(()=>{},1000)}",
+      marker,
     );
-    await enclave('crash', alice.did, [dave]);
-    const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
-      playbook: {
-        name: 'crash',
-        version: '1.0.0',
-        objective: '{{objective}}',
-        stages: [{ id: 'write', role: 'writer', brief: 'Write.', output: { kind: 'text', key: 'notes.md' } }],
-      },
-      objective: 'release notes',
-      owner: alice.did,
-      enclave: 'crash',
-      assignments: { writer: dave },
-    });
     await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8') !== '', 60_000, 'the script runs');
-    scriptPid = Number(readFileSync(marker, 'utf8'));
     const args = away.child.spawnargs;
     const nats = args[args.indexOf('--nats') + 1] as string;
     await killHard(away);
@@ -343,11 +382,7 @@ it('finishes a remote task after the worker host is killed with -9 in the middle
       env: { ANX_HEARTBEAT_MS: '400' },
     });
     relayed.daemons[1] = away;
-    await waitFor(
-      async () => (await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).state === 'completed',
-      90_000,
-      'the run completes after the restart',
-    );
+    await completed(run_id, 'the run completes after the restart');
     const { versions } = await home.api.get<{ versions: Version[] }>(
       `/v1/vault/crash/history?${new URLSearchParams({ key: 'notes.md', as: alice.did })}`,
     );
@@ -357,14 +392,8 @@ it('finishes a remote task after the worker host is killed with -9 in the middle
     );
     expect(notes.content).toBe('notes after the restart');
   } finally {
-    // The first script outlived its daemon: stop it by its pid.
-    if (scriptPid !== undefined) {
-      try {
-        process.kill(scriptPid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    // The first script outlived its daemon.
+    stopPidIn(marker);
     await alice.close();
   }
 }, 180_000);
@@ -373,50 +402,16 @@ it('stops the work on host B when the run on host A moves on without it (a stage
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const marker = `${tempDir('anx-remote-timeout-')}/first`;
   try {
-    const erin = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Erin' })).did;
     // The first attempt leaves its pid and never ends; the second delivers.
-    await away.api.post('/v1/workers/scripts', {
-      did: erin,
-      role: 'writer',
-      argv: [
-        process.execPath,
-        '-e',
-        "const fs=require('fs');if(process.env.ANX_ATTEMPT==='1'){fs.writeFileSync(process.argv[1],String(process.pid));setInterval(()=>{},1000)}else process.stdout.write('notes, second attempt')",
-        marker,
-      ],
-    });
-    await waitFor(
-      async () => (await online(home.api, erin)) && (await online(away.api, alice.did)),
-      30_000,
-      'both hosts see each other',
+    const { did: erin, run_id } = await scriptedWriterRun(
+      alice.did,
+      'Erin',
+      'slow',
+      "const fs=require('fs');if(process.env.ANX_ATTEMPT==='1'){fs.writeFileSync(process.argv[1],String(process.pid));setInterval(()=>{},1000)}else process.stdout.write('notes, second attempt')",
+      marker,
+      { timeout: 3000, retries: 1 },
     );
-    await enclave('slow', alice.did, [erin]);
-    const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
-      playbook: {
-        name: 'slow',
-        version: '1.0.0',
-        objective: '{{objective}}',
-        defaults: { max_retries: 1, backoff: { initial: 10, factor: 1, max: 10 } },
-        stages: [
-          {
-            id: 'write',
-            role: 'writer',
-            brief: 'Write.',
-            timeout: 3000,
-            output: { kind: 'text', key: 'notes.md' },
-          },
-        ],
-      },
-      objective: 'release notes',
-      owner: alice.did,
-      enclave: 'slow',
-      assignments: { writer: erin },
-    });
-    await waitFor(
-      async () => (await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).state === 'completed',
-      90_000,
-      'the run completes on its second attempt',
-    );
+    await completed(run_id, 'the run completes on its second attempt');
     expect((await home.api.get<RunStatus>(`/v1/runs/${run_id}`)).stages[0]).toMatchObject({
       status: 'delivered',
       attempt: 2,
@@ -428,9 +423,7 @@ it('stops the work on host B when the run on host A moves on without it (a stage
       (await away.api.get<{ tasks: unknown[] }>(`/v1/workers/${encodeURIComponent(erin)}/tasks`)).tasks,
     ).toEqual([]);
   } finally {
-    // Should the test fail half-way, the first attempt must not outlive it: stop it by its pid.
-    const first = existsSync(marker) ? Number(readFileSync(marker, 'utf8')) : 0;
-    if (first > 0 && !processGone(first)) process.kill(first, 'SIGKILL');
+    stopPidIn(marker);
     await alice.close();
   }
 }, 180_000);
