@@ -1,5 +1,6 @@
 // Workers on another host than their run: assignments leave from the run's coordinator DID, and the worker's reads and answers come back to it as signed requests.
 import type { Database, Key } from 'lmdb';
+import { isArtifactRef } from '../machines/playbook/compile.ts';
 import type { ArtifactRef } from '../machines/playbook/definition.ts';
 import type { CryptoSuite } from '../runtime/crypto/suite.ts';
 import { AnxError } from '../runtime/errors.ts';
@@ -7,12 +8,28 @@ import type { EventV1 } from '../runtime/events/event.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, RemoteRouter } from '../runtime/kernel/actor-system.ts';
 import { encodeKernelEnvelope, type KernelEnvelope } from '../runtime/kernel/message.ts';
-import type { ArtifactContent } from '../runtime/vault/types.ts';
+import { type ArtifactContent, toRef } from '../runtime/vault/types.ts';
 import { derivedId, signStatement, statementVerifier } from './collab.ts';
 import type { Enclaves } from './enclaves.ts';
 import { TaskNotRunningError, TeamworkInputError } from './errors.ts';
 import type { InboxRecord, InboxTap } from './inbox-tap.ts';
 import { type PlaybookRuns, runAddress, runStateOf } from './playbook-run.ts';
+import {
+  ArtifactTooLargeError,
+  assemble,
+  checkChunk,
+  checkHead,
+  chunkCount,
+  chunkOf,
+  headOf,
+  REMOTE_CHUNK_BYTES,
+  REMOTE_INLINE_BYTES,
+  remoteArtifactLimit,
+  sha256Hex,
+  TRANSFER_WINDOW,
+  TransferMismatchError,
+  TransferStaging,
+} from './remote-transfer.ts';
 import { RemoteSigner } from './vault-service.ts';
 import type { Delivery, StageProgress, StageTask, WorkerRuntime } from './worker-runtime.ts';
 
@@ -20,6 +37,7 @@ import type { Delivery, StageProgress, StageTask, WorkerRuntime } from './worker
 export const WORKER_REQUESTS = [
   'worker.read',
   'worker.deliver',
+  'worker.chunk',
   'worker.reject',
   'worker.fail',
   'worker.progress',
@@ -29,9 +47,6 @@ export type WorkerRequestType = (typeof WORKER_REQUESTS)[number];
 
 /** What the home answers each request with (`reply` names the request's id). */
 export const WORKER_ANSWER = 'worker.answer';
-
-/** Largest artifact content carried in one request or answer (bytes): it travels inside one relay frame. */
-export const REMOTE_CONTENT_MAX_BYTES = 512 * 1024;
 
 /** How long a worker waits for its home's answer before giving up on the call (the request stays queued). */
 const ANSWER_TIMEOUT_MS = 60_000;
@@ -70,7 +85,12 @@ interface TrackedTask {
 interface Answer {
   from: string;
   body: Record<string, unknown>;
+  /** Where the answer sits in the worker's inbox. */
+  seq: number;
 }
+
+/** How long the home keeps content of a chunked read for the chunk requests that follow. */
+const READ_CACHE_MS = 60_000;
 
 /** The answer body of an error, as the worker sees it again. */
 function refusal(err: unknown): Record<string, unknown> {
@@ -84,17 +104,27 @@ function refusal(err: unknown): Record<string, unknown> {
   return { ok: false, code: 'ANX_WORKER_HOME_FAILED', message: (err as Error)?.message ?? String(err) };
 }
 
-function contentSize(value: unknown): number {
-  return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : (value as Uint8Array).byteLength;
-}
-
-function assertCarriable(value: unknown, what: string): void {
-  const size = contentSize(value);
-  if (size > REMOTE_CONTENT_MAX_BYTES)
-    throw new TeamworkInputError(
-      `${what} expected at most ${REMOTE_CONTENT_MAX_BYTES} bytes to travel between hosts, got ${size}`,
-      'keep artifacts of remote workers small, or run the worker on the run’s host',
-    );
+/**
+ * Runs `each` for indexes 0 to `count - 1`, at most `TRANSFER_WINDOW` at a time, and gives the results
+ * in index order; after a failure no new index starts and the first error is thrown.
+ */
+async function inWindow<T>(count: number, each: (index: number) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(count);
+  let next = 0;
+  let failed = false;
+  const lane = async () => {
+    while (!failed && next < count) {
+      const index = next++;
+      try {
+        out[index] = await each(index);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(TRANSFER_WINDOW, count) }, lane));
+  return out;
 }
 
 /**
@@ -108,6 +138,9 @@ function assertCarriable(value: unknown, what: string): void {
  *   DID that sent it), checked (member of the run's Enclave with the permission, the task its open
  *   assignment), carried out as that DID and answered with `worker.answer`. Handled once each, in order:
  *   a cursor per DID, committed with the answer, outlives restarts.
+ * - **large artifacts**: a delivery over `REMOTE_INLINE_BYTES` comes as `worker.chunk` requests first, staged
+ *   here (committed with the cursor) until its `worker.deliver` names the whole content's SHA-256; a read
+ *   over `REMOTE_CHUNK_BYTES` is answered with the transfer's size and hash, and its chunks one request each.
  */
 export class WorkerHome {
   private readonly tracked: Database<unknown, Key>;
@@ -117,6 +150,10 @@ export class WorkerHome {
   private readonly verify;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Deliveries whose chunks are still arriving. */
+  readonly staging: TransferStaging;
+  /** Content of recent chunked reads, by ref: a chunk request does not read and hash the artifact again. */
+  private readonly readCache = new Map<string, { content: Uint8Array; at: number }>();
 
   constructor(
     private readonly system: ActorSystem,
@@ -126,8 +163,13 @@ export class WorkerHome {
     private readonly enclaves: Enclaves,
     private readonly workers: WorkerRuntime,
     suite: CryptoSuite,
+    /** Largest artifact read or delivered between hosts, in bytes. */
+    readonly limit = remoteArtifactLimit(),
   ) {
     this.tracked = system.store.root.openDB({ name: 'worker_remote', useRecords: false } as never);
+    this.staging = new TransferStaging(system, (worker, taskId) =>
+      runs.isRunningTask(taskId.slice(0, Math.max(0, taskId.indexOf('/'))), taskId, worker),
+    );
     this.verify = statementVerifier(suite);
     this.unsubscribe = system.events.subscribe((events) => this.onEvents(events));
     for (const record of keystore.list()) this.watch(record.did);
@@ -170,6 +212,7 @@ export class WorkerHome {
   close(): void {
     this.closed = true;
     this.unsubscribe();
+    this.staging.close();
     for (const u of this.unwatch) u();
   }
 
@@ -232,6 +275,9 @@ export class WorkerHome {
     } catch (err) {
       body = refusal(err);
     }
+    // A chunk's bytes now live in the staging (or were refused): its inbox record goes in the same commit.
+    if (record.type === 'worker.chunk')
+      this.system.commits.remove(this.system.store.records, ['inbox', home, record.seq]);
     this.system.commits.put(this.system.store.meta, cursorKey, record.seq);
     await this.system.accept([
       this.system.envelope({
@@ -277,28 +323,47 @@ export class WorkerHome {
     if (type !== 'worker.read' && type !== 'worker.progress') {
       // Sent again (the worker restarted before the answer reached it): the first outcome stands.
       const done = this.workers.answered(signer.did, taskId);
-      if (done !== undefined) return done.ref === undefined ? {} : { ref: done.ref };
+      if (done !== undefined) {
+        this.staging.drop(signer.did, taskId);
+        return done.ref === undefined ? {} : { ref: done.ref };
+      }
     }
     switch (type) {
-      case 'worker.read': {
-        const found = await this.workers.readFor(
-          signer,
+      case 'worker.read':
+        return this.read(signer, runId, taskId, b);
+      case 'worker.chunk': {
+        if (!this.runs.isRunningTask(runId, taskId, signer.did))
+          throw new TaskNotRunningError(taskId, signer.did);
+        const head = checkHead(b, this.limit, `the delivery for task ${taskId}`);
+        const data = (record.body as { data?: unknown }).data;
+        this.staging.put(
+          signer.did,
           taskId,
-          (b['ref'] as ArtifactRef | undefined) ?? (b['key'] as string),
-          typeof b['version'] === 'number' ? b['version'] : undefined,
+          head,
+          b['index'] as number,
+          checkChunk(head, b['index'], data, String(b['chunk_sha256'])),
         );
-        assertCarriable(found.content, `the content of ${found.meta.key}`);
-        return { meta: found.meta, content: found.content };
+        return { index: b['index'] };
       }
       case 'worker.deliver': {
-        const delivery = b as unknown as Delivery;
-        return { ref: await this.workers.deliverFor(signer, taskId, delivery) };
+        const delivery = { ...b } as unknown as Delivery;
+        if (b['content'] !== undefined) {
+          if (!this.runs.isRunningTask(runId, taskId, signer.did))
+            throw new TaskNotRunningError(taskId, signer.did);
+          const head = checkHead(b['content'], this.limit, `the delivery for task ${taskId}`);
+          delivery.value = this.staging.take(signer.did, taskId, head);
+        }
+        const ref = await this.workers.deliverFor(signer, taskId, delivery);
+        this.staging.drop(signer.did, taskId);
+        return { ref };
       }
       case 'worker.reject':
         await this.workers.rejectFor(signer, taskId, b as { reason: string; target?: string });
+        this.staging.drop(signer.did, taskId);
         return {};
       case 'worker.fail':
         await this.workers.failFor(signer, taskId, String(b['error']), { fatal: b['fatal'] === true });
+        this.staging.drop(signer.did, taskId);
         return {};
       case 'worker.progress':
         await this.workers.progressFor(signer, taskId, b as unknown as StageProgress);
@@ -307,6 +372,71 @@ export class WorkerHome {
         throw new TeamworkInputError(`"type" expected one of ${WORKER_REQUESTS.join(', ')}, got ${type}`);
     }
   }
+
+  /**
+   * A read: content of at most one chunk comes in the answer; larger content is announced as a transfer
+   * (its SHA-256, size and chunk count), whose chunks the worker then asks for by the exact ref and index.
+   */
+  private async read(
+    signer: RemoteSigner,
+    runId: string,
+    taskId: string,
+    b: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    const index = b['index'];
+    if (index === undefined) {
+      const found = await this.workers.readFor(
+        signer,
+        taskId,
+        (b['ref'] as ArtifactRef | undefined) ?? (b['key'] as string),
+        typeof b['version'] === 'number' ? b['version'] : undefined,
+      );
+      const size = found.content.byteLength;
+      const what = `${found.meta.key} version ${found.meta.version}`;
+      if (size > this.limit) throw new ArtifactTooLargeError(what, size, this.limit);
+      if (size <= REMOTE_CHUNK_BYTES) return { meta: found.meta, content: found.content };
+      this.remember(toRef(found.meta), found.content);
+      return { meta: found.meta, transfer: { sha256: found.meta.hash, size, count: chunkCount(size) } };
+    }
+    const ref = b['ref'];
+    if (!isArtifactRef(ref))
+      throw new TeamworkInputError('"ref" expected the ArtifactRef of the version whose chunk is read');
+    const cached = this.readCache.get(refKey(ref));
+    let content =
+      cached !== undefined && cached.at + READ_CACHE_MS >= this.system.clock.now()
+        ? cached.content
+        : undefined;
+    if (content === undefined) {
+      content = (await this.workers.readFor(signer, taskId, ref)).content;
+      this.remember(ref, content);
+    } else if (
+      this.runs.context(runId).context.enclave_id !== ref.enclave_id ||
+      !this.runs.isRunningTask(runId, taskId, signer.did)
+    )
+      // What readFor checks, for content already read: the run's Enclave, the worker's open task.
+      throw new TaskNotRunningError(taskId, signer.did);
+    const head = { sha256: ref.hash, size: content.byteLength, count: chunkCount(content.byteLength) };
+    if (head.size > this.limit)
+      throw new ArtifactTooLargeError(`${ref.key} version ${ref.version}`, head.size, this.limit);
+    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= head.count)
+      throw new TeamworkInputError(
+        `"index" expected a chunk index from 0 to ${head.count - 1}, got ${JSON.stringify(index)}`,
+      );
+    return { chunk: { ...head, index }, data: chunkOf(content, index as number) };
+  }
+
+  /** Keeps content of a chunked read for its chunk requests: at most two artifacts, for a minute. */
+  private remember(ref: ArtifactRef, content: Uint8Array): void {
+    const now = this.system.clock.now();
+    for (const [key, entry] of this.readCache)
+      if (entry.at + READ_CACHE_MS < now || this.readCache.size >= 2) this.readCache.delete(key);
+    this.readCache.set(refKey(ref), { content, at: now });
+  }
+}
+
+/** The identity of an artifact version for the read cache. */
+function refKey(ref: ArtifactRef): string {
+  return `${ref.enclave_id}\u0000${ref.key}\u0000${ref.version}\u0000${ref.hash}`;
 }
 
 /**
@@ -314,6 +444,8 @@ export class WorkerHome {
  * statement signed by the worker DID, sent to the DID that assigned the task, and resolves with the
  * home's `worker.answer` (or throws its refusal as `WorkerHomeRefusedError`). Each request is new; an
  * outcome sent again (the handler ran again after a restart) is recognised by its task at the home.
+ * Content larger than one frame travels in chunks (`worker.chunk` out, chunked `worker.read` in), a few in
+ * flight at a time, and is checked against its SHA-256 before it is handed over.
  */
 export class WorkerLink {
   private readonly watched = new Map<string, () => void>();
@@ -324,6 +456,8 @@ export class WorkerLink {
     private readonly keystore: Keystore,
     private readonly tap: InboxTap,
     private readonly timeoutMs = ANSWER_TIMEOUT_MS,
+    /** Largest artifact read or delivered between hosts, in bytes. */
+    readonly limit = remoteArtifactLimit(),
   ) {}
 
   async read(task: StageTask, keyOrRef: string | ArtifactRef, version?: number): Promise<ArtifactContent> {
@@ -331,23 +465,59 @@ export class WorkerLink {
       ...(typeof keyOrRef === 'string' ? { key: keyOrRef } : { ref: keyOrRef }),
       ...(version === undefined ? {} : { version }),
     });
-    const content = answer['content'];
-    return {
-      meta: answer['meta'] as ArtifactContent['meta'],
-      content: content instanceof Uint8Array ? new Uint8Array(content) : new Uint8Array(0),
-    };
+    const meta = answer['meta'] as ArtifactContent['meta'];
+    if (answer['transfer'] === undefined) {
+      const content = answer['content'];
+      return { meta, content: content instanceof Uint8Array ? new Uint8Array(content) : new Uint8Array(0) };
+    }
+    const what = `${meta.key} version ${meta.version}`;
+    const head = checkHead(answer['transfer'], this.limit, what);
+    if (head.sha256 !== meta.hash)
+      throw new TransferMismatchError(`${what}: the transfer names ${head.sha256}, the version ${meta.hash}`);
+    const ref = toRef(meta);
+    const parts = await inWindow(head.count, async (index) => {
+      const got = await this.request(task, 'worker.read', { ref, index }, {}, true);
+      const chunk = got['chunk'] as { sha256?: unknown; index?: unknown } | undefined;
+      if (chunk?.sha256 !== head.sha256 || chunk.index !== index)
+        throw new TransferMismatchError(`${what}: the answer to chunk ${index} is another chunk`);
+      return new Uint8Array(checkChunk(head, index, got['data']));
+    });
+    return { meta, content: assemble(head, parts, what) };
   }
 
   async deliver(task: StageTask, delivery: Delivery): Promise<ArtifactRef> {
-    assertCarriable(delivery.value, '"value"');
-    const answer = await this.request(task, 'worker.deliver', {
-      value: delivery.value,
+    const bytes =
+      typeof delivery.value === 'string'
+        ? new Uint8Array(Buffer.from(delivery.value, 'utf8'))
+        : delivery.value;
+    if (bytes.byteLength > this.limit)
+      throw new ArtifactTooLargeError('"value"', bytes.byteLength, this.limit);
+    const rest = {
       ...(delivery.kind === undefined ? {} : { kind: delivery.kind }),
       ...(delivery.key === undefined ? {} : { key: delivery.key }),
       ...(delivery.summary === undefined ? {} : { summary: delivery.summary }),
       ...(delivery.choice === undefined ? {} : { choice: delivery.choice }),
-    });
-    return answer['ref'] as ArtifactRef;
+    };
+    if (bytes.byteLength <= REMOTE_INLINE_BYTES)
+      return (await this.request(task, 'worker.deliver', { value: delivery.value, ...rest }))[
+        'ref'
+      ] as ArtifactRef;
+    // Chunks first, each signed with the transfer it belongs to; then the delivery naming the whole.
+    const head = headOf(bytes);
+    const send = () =>
+      inWindow(head.count, async (index) => {
+        const data = chunkOf(bytes, index);
+        await this.request(task, 'worker.chunk', { ...head, index, chunk_sha256: sha256Hex(data) }, { data });
+      });
+    await send();
+    try {
+      return (await this.request(task, 'worker.deliver', { content: head, ...rest }))['ref'] as ArtifactRef;
+    } catch (err) {
+      // The home dropped what it had staged (it went stale, or its host lost it): send it all again, once.
+      if (!(err instanceof AnxError) || err.code !== 'ANX_TRANSFER_INCOMPLETE') throw err;
+      await send();
+      return (await this.request(task, 'worker.deliver', { content: head, ...rest }))['ref'] as ArtifactRef;
+    }
   }
 
   async reject(task: StageTask, rejection: { reason: string; target?: string }): Promise<void> {
@@ -369,10 +539,16 @@ export class WorkerLink {
     for (const u of this.watched.values()) u();
   }
 
+  /**
+   * Sends one signed request and waits for its answer. `extra` travels beside the statement (a chunk's
+   * bytes, bound to it by their signed hash); with `forget`, the answer leaves the inbox once read.
+   */
   private async request(
     task: StageTask,
     type: WorkerRequestType,
     fields: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+    forget = false,
   ): Promise<Record<string, unknown>> {
     const home = task.home;
     if (home === undefined) throw new TeamworkInputError(`task ${task.task_id} runs on this host`);
@@ -385,7 +561,7 @@ export class WorkerLink {
       type,
       from: task.did,
       to: home,
-      body: { statement },
+      body: { statement, ...extra },
       ctx: {
         run_id: task.run_id,
         task_id: task.task_id,
@@ -395,6 +571,7 @@ export class WorkerLink {
     const answer = await this.answerTo(env, home, async () => {
       await this.system.accept([env]);
     });
+    if (forget) this.system.commits.remove(this.system.store.records, ['inbox', task.did, answer.seq]);
     if (answer.body['ok'] !== true) {
       const code = typeof answer.body['code'] === 'string' ? answer.body['code'] : 'ANX_WORKER_HOME_FAILED';
       throw new WorkerHomeRefusedError(
@@ -437,6 +614,7 @@ export class WorkerLink {
         this.waiters.get(reply)?.({
           from: record.from,
           body: (record.body ?? {}) as Record<string, unknown>,
+          seq: record.seq,
         });
       }),
     );

@@ -1,0 +1,302 @@
+// Artifacts larger than one relay frame between a remote worker and its run's host, over a real relay (a hub, two
+// leaves, a daemon on each, both with a 4 MiB limit), plus a worker host in this process that signs its own chunks.
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { signStatement } from '../../actors/collab.ts';
+import { headOf, REMOTE_CHUNK_BYTES, sha256Hex } from '../../actors/remote-transfer.ts';
+import type { StageTask } from '../../actors/worker-runtime.ts';
+import { joinRelay, type RelayConnection } from '../../bridge/relay/join.ts';
+import { connect } from '../../bridge/sdk/index.ts';
+import { Host } from '../../runtime/host.ts';
+import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { startRelayedDaemons } from '../helpers/nats.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+
+const LIMIT = 4 * 1024 * 1024;
+
+let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
+let home: DaemonProcess;
+let away: DaemonProcess;
+let dirs: [string, string];
+const inProcess: Array<{ host: Host; conn: RelayConnection }> = [];
+
+beforeAll(async () => {
+  relayed = await startRelayedDaemons('anx-transfer', {
+    ANX_HEARTBEAT_MS: '400',
+    ANX_REMOTE_ARTIFACT_MAX_BYTES: String(LIMIT),
+  });
+  [home, away] = relayed.daemons;
+  dirs = relayed.dirs;
+}, 120_000);
+
+afterAll(async () => {
+  for (const { host, conn } of inProcess.splice(0)) {
+    await conn.close().catch(() => {});
+    await host.close().catch(() => {});
+  }
+  await relayed?.stop();
+  cleanupTempDirs();
+}, 60_000);
+
+interface Version {
+  version: number;
+  author: string;
+  hash: string;
+  size: number;
+}
+
+const online = async (api: DaemonProcess['api'], did: string) =>
+  (await api.get<{ online: boolean }>(`/v1/presence/${encodeURIComponent(did)}`)).online;
+
+const natsOf = (daemon: DaemonProcess) => {
+  const args = daemon.child.spawnargs;
+  return args[args.indexOf('--nats') + 1] as string;
+};
+
+function codeOf(err: unknown): string {
+  return String((err as { code?: unknown })?.code ?? (err as Error)?.message);
+}
+
+/** Creates the Enclave `id` on host A, owned by `owner`, with `member` as a read/write member. */
+async function enclave(id: string, owner: string, member: string): Promise<void> {
+  await home.api.post('/v1/enclaves', { id, owner });
+  await home.api.post(`/v1/enclaves/${id}/members`, {
+    as: owner,
+    did: member,
+    role: 'worker',
+    permissions: ['read', 'write'],
+  });
+}
+
+/** A one-stage run on host A whose writer (output `out.bin`) is `worker`. */
+async function writerRun(enclaveId: string, owner: string, worker: string): Promise<string> {
+  const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
+    playbook: {
+      name: enclaveId,
+      version: '1.0.0',
+      objective: '{{objective}}',
+      stages: [{ id: 'write', role: 'writer', brief: 'Write.', output: { kind: 'binary', key: 'out.bin' } }],
+    },
+    objective: 'transform the input',
+    owner,
+    enclave: enclaveId,
+    assignments: { writer: worker },
+  });
+  return run_id;
+}
+
+async function putBytes(enclaveId: string, as: string, key: string, bytes: Uint8Array): Promise<void> {
+  await home.api.post(`/v1/vault/${enclaveId}/put`, {
+    as,
+    key,
+    kind: 'binary',
+    content_base64: Buffer.from(bytes).toString('base64'),
+    summary: key,
+  });
+}
+
+const history = async (enclaveId: string, as: string, key: string) =>
+  (
+    await home.api.get<{ versions: Version[] }>(
+      `/v1/vault/${enclaveId}/history?${new URLSearchParams({ key, as })}`,
+    )
+  ).versions;
+
+const runState = async (runId: string) => (await home.api.get<{ state: string }>(`/v1/runs/${runId}`)).state;
+
+it('reads and delivers multi-MiB artifacts between hosts byte for byte: the delivery is in A’s vault, authored by the worker DID of B', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const bob = await connect({ dataDir: dirs[1], name: 'Bob' });
+  try {
+    await waitFor(
+      async () => (await online(home.api, bob.did)) && (await online(away.api, alice.did)),
+      30_000,
+      'both hosts see each other',
+    );
+    await enclave('big', alice.did, bob.did);
+    // Not a multiple of the chunk size, so the last chunk is a short one.
+    const input = new Uint8Array(randomBytes(3 * 1024 * 1024 + 12_345));
+    await putBytes('big', alice.did, 'data/input.bin', input);
+    let readHash: string | undefined;
+    let expected: Uint8Array | undefined;
+    bob.worker.onStage('writer', async (ctx) => {
+      const got = await ctx.vault.get('data/input.bin');
+      readHash = sha256Hex(got.content);
+      expected = new Uint8Array(Buffer.concat([Buffer.from(got.content).reverse(), Buffer.from('tail')]));
+      await ctx.deliver({ value: expected, summary: 'reversed' });
+    });
+    const runId = await writerRun('big', alice.did, bob.did);
+    await waitFor(async () => (await runState(runId)) === 'completed', 120_000, 'the run completes');
+
+    expect(readHash).toBe(sha256Hex(input));
+    const versions = await history('big', alice.did, 'out.bin');
+    expect(versions.map((v) => [v.version, v.author, v.size])).toEqual([
+      [1, bob.did, (expected as Uint8Array).byteLength],
+    ]);
+    expect(versions[0]?.hash).toBe(sha256Hex(expected as Uint8Array));
+    const stored = await home.api.get<{ content_base64: string }>(
+      `/v1/vault/big/get?${new URLSearchParams({ key: 'out.bin', as: alice.did })}`,
+    );
+    expect(Buffer.from(stored.content_base64, 'base64').equals(Buffer.from(expected as Uint8Array))).toBe(
+      true,
+    );
+  } finally {
+    for (const c of [alice, bob]) await c.close();
+  }
+}, 240_000);
+
+it('refuses an artifact over the limit on either side with ANX_ARTIFACT_TOO_LARGE naming the limit, and writes nothing', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const carol = await connect({ dataDir: dirs[1], name: 'Carol' });
+  try {
+    await waitFor(
+      async () => (await online(home.api, carol.did)) && (await online(away.api, alice.did)),
+      30_000,
+      'both hosts see each other',
+    );
+    await enclave('huge', alice.did, carol.did);
+    await putBytes('huge', alice.did, 'data/huge.bin', new Uint8Array(LIMIT + 1));
+    const refusals: Array<{ code: string; message: string; hint: string }> = [];
+    const note = (err: unknown) =>
+      refusals.push({
+        code: codeOf(err),
+        message: String((err as Error).message),
+        hint: String((err as { hint?: unknown }).hint),
+      });
+    carol.worker.onStage('writer', async (ctx) => {
+      // Refused by host A, which holds the artifact.
+      await ctx.vault
+        .get('data/huge.bin')
+        .then(() => refusals.push({ code: 'read', message: '', hint: '' }), note);
+      // Refused by host B before anything is sent.
+      await ctx
+        .deliver({ value: new Uint8Array(LIMIT + 1) })
+        .then(() => refusals.push({ code: 'delivered', message: '', hint: '' }), note);
+      await ctx.fail('too large', { fatal: true });
+    });
+    const runId = await writerRun('huge', alice.did, carol.did);
+    await waitFor(async () => refusals.length === 2, 120_000, 'both refusals');
+    expect(refusals.map((r) => r.code)).toEqual(['ANX_ARTIFACT_TOO_LARGE', 'ANX_ARTIFACT_TOO_LARGE']);
+    for (const r of refusals) {
+      expect(r.message).toContain(`${LIMIT + 1} bytes`);
+      expect(r.message).toContain(`${LIMIT}-byte limit`);
+      expect(r.hint).toContain('ANX_REMOTE_ARTIFACT_MAX_BYTES');
+    }
+    await waitFor(async () => (await runState(runId)) !== 'running', 60_000, 'the failure reaches the run');
+    expect(await history('huge', alice.did, 'out.bin').catch(() => [])).toEqual([]);
+  } finally {
+    for (const c of [alice, carol]) await c.close();
+  }
+}, 240_000);
+
+/** A host in this process joined to host B's leaf, with a worker DID whose chunks the test signs itself. */
+async function signingWorker(name: string) {
+  const dataDir = tempDir('anx-transfer-worker-');
+  const conn = await joinRelay({ dataDir, natsUrl: natsOf(away), heartbeatMs: 300 });
+  const host = await Host.open({ dataDir, router: conn.relay, noSync: true });
+  conn.relay.bind(host);
+  await conn.relay.start();
+  inProcess.push({ host, conn });
+  const did = (await host.createIdentity({ name })).did;
+  /** Sends one signed request about `task` to its home and resolves with the home's answer body. */
+  const request = async (
+    task: StageTask,
+    type: string,
+    fields: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ): Promise<Record<string, unknown>> => {
+    const home = task.home as string;
+    const statement = signStatement(host.keystore, host.system.clock, did, type, home, {
+      task_id: task.task_id,
+      ...fields,
+    });
+    const env = host.system.envelope({
+      type,
+      from: did,
+      to: home,
+      body: { statement, ...extra },
+      ctx: { run_id: task.run_id, task_id: task.task_id },
+    });
+    await host.system.accept([env]);
+    let answer: Record<string, unknown> | undefined;
+    await waitFor(
+      () => {
+        for (const { value } of host.system.records('inbox', did)) {
+          const r = value as { type: string; reply?: string; body: Record<string, unknown> };
+          if (r.type === 'worker.answer' && r.reply === env.id) answer = r.body;
+        }
+        return answer !== undefined;
+      },
+      90_000,
+      `the answer to ${type}`,
+    );
+    return answer as Record<string, unknown>;
+  };
+  return { host, did, request };
+}
+
+it('refuses a tampered chunk, a transfer whose whole does not match its hash, and an over-limit size, writing nothing; a retried transfer then completes', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  try {
+    const trudy = await signingWorker('Trudy');
+    await waitFor(async () => await online(home.api, trudy.did), 30_000, 'host A sees the worker');
+    await enclave('tamper', alice.did, trudy.did);
+    const runId = await writerRun('tamper', alice.did, trudy.did);
+    let task: StageTask | undefined;
+    await waitFor(
+      () => {
+        task = trudy.host.teamwork.workers.pending(trudy.did)[0];
+        return task !== undefined;
+      },
+      60_000,
+      'the assignment reaches the worker',
+    );
+    const t = task as StageTask;
+    const content = new Uint8Array(randomBytes(2 * REMOTE_CHUNK_BYTES + 777));
+    const head = headOf(content);
+    const chunk = (bytes: Uint8Array, i: number) =>
+      bytes.subarray(i * REMOTE_CHUNK_BYTES, (i + 1) * REMOTE_CHUNK_BYTES);
+    const sendChunk = (h: typeof head, i: number, data: Uint8Array, signedHash = sha256Hex(data)) =>
+      trudy.request(t, 'worker.chunk', { ...h, index: i, chunk_sha256: signedHash }, { data });
+
+    // Bytes changed after signing: the chunk does not hash to what the statement says.
+    const tampered = new Uint8Array(chunk(content, 1));
+    tampered[100] = (tampered[100] as number) ^ 0xff;
+    const bad = await sendChunk(head, 1, tampered, sha256Hex(chunk(content, 1)));
+    expect(bad).toMatchObject({ ok: false, code: 'ANX_TRANSFER_MISMATCH' });
+
+    // Every chunk well signed, but the whole is not the content the transfer names.
+    const other = new Uint8Array(content);
+    other[5] = (other[5] as number) ^ 0xff;
+    const claimed = { ...head, sha256: sha256Hex(other) };
+    for (let i = 0; i < head.count; i++)
+      expect(await sendChunk(claimed, i, chunk(content, i))).toMatchObject({ ok: true, index: i });
+    const mismatched = await trudy.request(t, 'worker.deliver', { content: claimed });
+    expect(mismatched).toMatchObject({ ok: false, code: 'ANX_TRANSFER_MISMATCH' });
+    // What was staged for it went with the refusal.
+    expect(await trudy.request(t, 'worker.deliver', { content: claimed })).toMatchObject({
+      ok: false,
+      code: 'ANX_TRANSFER_INCOMPLETE',
+    });
+
+    // A size over host A's limit, whatever the sender's own limit.
+    const over = await sendChunk(
+      { ...head, size: LIMIT + 1, count: Math.ceil((LIMIT + 1) / REMOTE_CHUNK_BYTES) },
+      0,
+      chunk(content, 0),
+    );
+    expect(over).toMatchObject({ ok: false, code: 'ANX_ARTIFACT_TOO_LARGE' });
+
+    expect(await history('tamper', alice.did, 'out.bin').catch(() => [])).toEqual([]);
+    expect(await runState(runId)).toBe('running');
+
+    // Through the worker runtime of that host: chunks, then the delivery, checked whole at host A.
+    const ref = await trudy.host.teamwork.workers.deliver(trudy.did, t.task_id, { value: content });
+    expect(ref.hash).toBe(createHash('sha256').update(content).digest('hex'));
+    await waitFor(async () => (await runState(runId)) === 'completed', 60_000, 'the run completes');
+    const versions = await history('tamper', alice.did, 'out.bin');
+    expect(versions.map((v) => [v.author, v.hash, v.size])).toEqual([[trudy.did, head.sha256, head.size]]);
+  } finally {
+    await alice.close();
+  }
+}, 240_000);
