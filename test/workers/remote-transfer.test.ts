@@ -13,6 +13,7 @@ import { startRelayedDaemons } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const LIMIT = 4 * 1024 * 1024;
+const DAEMON_ENV = { ANX_HEARTBEAT_MS: '400', ANX_REMOTE_ARTIFACT_MAX_BYTES: String(LIMIT) };
 
 let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
 let home: DaemonProcess;
@@ -21,10 +22,7 @@ let dirs: [string, string];
 const inProcess: Array<{ host: Host; conn: RelayConnection }> = [];
 
 beforeAll(async () => {
-  relayed = await startRelayedDaemons('anx-transfer', {
-    ANX_HEARTBEAT_MS: '400',
-    ANX_REMOTE_ARTIFACT_MAX_BYTES: String(LIMIT),
-  });
+  relayed = await startRelayedDaemons('anx-transfer', DAEMON_ENV);
   [home, away] = relayed.daemons;
   dirs = relayed.dirs;
 }, 120_000);
@@ -299,4 +297,99 @@ it('refuses a tampered chunk, a transfer whose whole does not match its hash, an
   } finally {
     await alice.close();
   }
+}, 240_000);
+
+/** `kill -9` of one of the two daemons, then the same daemon started again on its data directory and leaf. */
+async function restartHard(which: 0 | 1): Promise<void> {
+  const daemon = relayed.daemons[which];
+  const nats = natsOf(daemon);
+  await killHard(daemon);
+  const again = await startDaemonProcess(dirs[which], 60_000, { args: ['--nats', nats], env: DAEMON_ENV });
+  relayed.daemons[which] = again;
+  if (which === 0) home = again;
+  else away = again;
+}
+
+it('resumes a delivery after host A is killed with -9 between its chunks, and writes it once', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const owner = alice.did;
+  await alice.close();
+  const vic = await signingWorker('Vic');
+  await waitFor(async () => await online(home.api, vic.did), 30_000, 'host A sees the worker');
+  await enclave('resume', owner, vic.did);
+  const runId = await writerRun('resume', owner, vic.did);
+  let task: StageTask | undefined;
+  await waitFor(
+    () => {
+      task = vic.host.teamwork.workers.pending(vic.did)[0];
+      return task !== undefined;
+    },
+    60_000,
+    'the assignment reaches the worker',
+  );
+  const t = task as StageTask;
+  const content = new Uint8Array(randomBytes(3 * REMOTE_CHUNK_BYTES + 5));
+  const head = headOf(content);
+  const sendChunk = (i: number) => {
+    const data = content.subarray(i * REMOTE_CHUNK_BYTES, (i + 1) * REMOTE_CHUNK_BYTES);
+    return vic.request(t, 'worker.chunk', { ...head, index: i, chunk_sha256: sha256Hex(data) }, { data });
+  };
+  expect(await sendChunk(0)).toMatchObject({ ok: true });
+  expect(await sendChunk(1)).toMatchObject({ ok: true });
+  await restartHard(0);
+  // Chunk 1 again (as after a retry) and the rest; the first two survived in host A's staging.
+  for (const i of [1, 2, 3]) expect(await sendChunk(i)).toMatchObject({ ok: true, index: i });
+  const delivered = await vic.request(t, 'worker.deliver', { content: head });
+  expect(delivered).toMatchObject({ ok: true, ref: { hash: head.sha256, size: head.size } });
+  // The same delivery sent again is answered with the first outcome.
+  expect(await vic.request(t, 'worker.deliver', { content: head })).toEqual(delivered);
+  await waitFor(async () => (await runState(runId)) === 'completed', 60_000, 'the run completes');
+  const versions = await history('resume', owner, 'out.bin');
+  expect(versions.map((v) => [v.author, v.hash])).toEqual([[vic.did, head.sha256]]);
+}, 240_000);
+
+it('finishes a chunked delivery after host B is killed with -9 in the middle of it, writing the whole content once', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const owner = alice.did;
+  await alice.close();
+  const dan = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Dan' })).did;
+  // The same 3.5 MiB each time the script runs: a retried transfer finds its chunks staged.
+  const size = 3.5 * 1024 * 1024;
+  await away.api.post('/v1/workers/scripts', {
+    did: dan,
+    role: 'writer',
+    argv: [
+      process.execPath,
+      '-e',
+      `const b=Buffer.alloc(${size});for(let i=0;i<b.length;i++)b[i]=i%251;process.stdout.write(b)`,
+    ],
+  });
+  const expected = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) expected[i] = i % 251;
+  await waitFor(
+    async () => (await online(home.api, dan)) && (await online(away.api, owner)),
+    30_000,
+    'both hosts see each other',
+  );
+  await enclave('crash', owner, dan);
+  const runId = await writerRun('crash', owner, dan);
+  // Killed once host A has answered a first chunk.
+  await waitFor(
+    async () =>
+      (
+        await away.api.get<{ messages: Array<{ type: string }> }>(`/v1/inbox/${encodeURIComponent(dan)}`)
+      ).messages.some((m) => m.type === 'worker.answer'),
+    60_000,
+    'a first chunk answered',
+  );
+  await restartHard(1);
+  await waitFor(
+    async () => (await runState(runId)) === 'completed',
+    120_000,
+    'the run completes after the restart',
+  );
+  const versions = await history('crash', owner, 'out.bin');
+  expect(versions.map((v) => [v.version, v.author, v.size, v.hash])).toEqual([
+    [1, dan, size, createHash('sha256').update(expected).digest('hex')],
+  ]);
 }, 240_000);
