@@ -1,5 +1,6 @@
 // Artifacts larger than one relay frame between a remote worker and its run's host, over a real relay (a hub, two
-// leaves, a daemon on each, both with a 4 MiB limit), plus a worker host in this process that signs its own chunks.
+// leaves, a daemon on each, both with a 4 MiB limit), plus a worker host in this process that signs its own chunks;
+// and pruning of a remote task on the worker's host once it is over.
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { signStatement } from '../../actors/collab.ts';
@@ -187,14 +188,21 @@ it('refuses an artifact over the limit on either side with ANX_ARTIFACT_TOO_LARG
   }
 }, 240_000);
 
-/** A host in this process joined to host B's leaf, with a worker DID whose chunks the test signs itself. */
-async function signingWorker(name: string) {
-  const dataDir = tempDir('anx-transfer-worker-');
+/** Opens a host in this process on `dataDir`, joined to host B's leaf. */
+async function openHere(dataDir: string): Promise<{ host: Host; conn: RelayConnection }> {
   const conn = await joinRelay({ dataDir, natsUrl: natsOf(away), heartbeatMs: 300 });
   const host = await Host.open({ dataDir, router: conn.relay, noSync: true });
   conn.relay.bind(host);
   await conn.relay.start();
-  inProcess.push({ host, conn });
+  const opened = { host, conn };
+  inProcess.push(opened);
+  return opened;
+}
+
+/** A host in this process joined to host B's leaf, with a worker DID whose requests the test may also sign itself. */
+async function workerHostHere(name: string) {
+  const dataDir = tempDir('anx-transfer-worker-');
+  const { host, conn } = await openHere(dataDir);
   const did = (await host.createIdentity({ name })).did;
   /** Sends one signed request about `task` to its home and resolves with the home's answer body. */
   const request = async (
@@ -230,13 +238,13 @@ async function signingWorker(name: string) {
     );
     return answer as Record<string, unknown>;
   };
-  return { host, did, request };
+  return { host, conn, dataDir, did, request };
 }
 
 it('refuses a tampered chunk, a transfer whose whole does not match its hash, and an over-limit size, writing nothing; a retried transfer then completes', async () => {
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   try {
-    const trudy = await signingWorker('Trudy');
+    const trudy = await workerHostHere('Trudy');
     await waitFor(async () => await online(home.api, trudy.did), 30_000, 'host A sees the worker');
     await enclave('tamper', alice.did, trudy.did);
     const runId = await writerRun('tamper', alice.did, trudy.did);
@@ -314,7 +322,7 @@ it('resumes a delivery after host A is killed with -9 between its chunks, and wr
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const owner = alice.did;
   await alice.close();
-  const vic = await signingWorker('Vic');
+  const vic = await workerHostHere('Vic');
   await waitFor(async () => await online(home.api, vic.did), 30_000, 'host A sees the worker');
   await enclave('resume', owner, vic.did);
   const runId = await writerRun('resume', owner, vic.did);
@@ -392,4 +400,55 @@ it('finishes a chunked delivery after host B is killed with -9 in the middle of 
   expect(versions.map((v) => [v.version, v.author, v.size, v.hash])).toEqual([
     [1, dan, size, createHash('sha256').update(expected).digest('hex')],
   ]);
+}, 240_000);
+
+it('prunes a remote task on the worker’s host once it is over: its done mark and inbox records go, and it is not handed out again', async () => {
+  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
+  const owner = alice.did;
+  await alice.close();
+  const wes = await workerHostHere('Wes');
+  await waitFor(async () => await online(home.api, wes.did), 30_000, 'host A sees the worker');
+  await enclave('prune', owner, wes.did);
+  const workers = wes.host.teamwork.workers;
+  let taskId: string | undefined;
+  workers.worker(wes.did).onStage('writer', async (ctx) => {
+    taskId = ctx.task.task_id;
+    await ctx.deliver({ value: new Uint8Array(randomBytes(REMOTE_CHUNK_BYTES + 1)), summary: 'two chunks' });
+  });
+  const runId = await writerRun('prune', owner, wes.did);
+  await waitFor(async () => (await runState(runId)) === 'completed', 60_000, 'the run completes');
+  await workers.idle();
+  const did = wes.did;
+  const ofTask = () =>
+    wes.host.system
+      .records('inbox', did)
+      .map(({ value }) => value as { type: string; ctx?: { task_id?: string }; body?: { task_id?: string } })
+      .filter((r) => (r.ctx?.task_id ?? r.body?.task_id) === taskId)
+      .map((r) => r.type);
+  // The assignment and the home's answers to the two chunks and the delivery.
+  expect(ofTask().sort()).toEqual(['stage.assign', 'worker.answer', 'worker.answer', 'worker.answer']);
+  expect(workers.answered(did, taskId as string)).toBeDefined();
+
+  expect(await workers.prune()).toBe(1);
+  expect(ofTask()).toEqual([]);
+  expect(workers.answered(did, taskId as string)).toBeUndefined();
+  expect(workers.pending(did)).toEqual([]);
+  // The run's record of the delivery is untouched at home.
+  expect((await history('prune', owner, 'out.bin')).map((v) => v.author)).toEqual([did]);
+
+  // Restarted, the worker host finds nothing of the task to hand out (the inbox is read when a handler registers).
+  inProcess.splice(
+    inProcess.findIndex((h) => h.host === wes.host),
+    1,
+  );
+  await wes.conn.close();
+  await wes.host.close();
+  const again = await openHere(wes.dataDir);
+  let calls = 0;
+  again.host.teamwork.workers.worker(did).onStage('writer', () => {
+    calls++;
+  });
+  expect(again.host.teamwork.workers.pending(did)).toEqual([]);
+  await again.host.teamwork.workers.idle();
+  expect(calls).toBe(0);
 }, 240_000);
