@@ -4,14 +4,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { signStatement } from '../../actors/collab.ts';
-import { headOf, REMOTE_CHUNK_BYTES, sha256Hex } from '../../actors/remote-transfer.ts';
+import {
+  chunkOf,
+  headOf,
+  REMOTE_CHUNK_BYTES,
+  sha256Hex,
+  type TransferHead,
+} from '../../actors/remote-transfer.ts';
 import type { StageTask } from '../../actors/worker-runtime.ts';
 import { joinRelay, type RelayConnection } from '../../bridge/relay/join.ts';
 import { connect } from '../../bridge/sdk/index.ts';
 import { Host } from '../../runtime/host.ts';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { startRelayedDaemons } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { codeOf, createEnclave, natsOf, online, restartHard, seeEachOther } from './relayed.ts';
 
 const LIMIT = 4 * 1024 * 1024;
 const DAEMON_ENV = { ANX_HEARTBEAT_MS: '400', ANX_REMOTE_ARTIFACT_MAX_BYTES: String(LIMIT) };
@@ -44,28 +51,8 @@ interface Version {
   size: number;
 }
 
-const online = async (api: DaemonProcess['api'], did: string) =>
-  (await api.get<{ online: boolean }>(`/v1/presence/${encodeURIComponent(did)}`)).online;
-
-const natsOf = (daemon: DaemonProcess) => {
-  const args = daemon.child.spawnargs;
-  return args[args.indexOf('--nats') + 1] as string;
-};
-
-function codeOf(err: unknown): string {
-  return String((err as { code?: unknown })?.code ?? (err as Error)?.message);
-}
-
 /** Creates the Enclave `id` on host A, owned by `owner`, with `member` as a read/write member. */
-async function enclave(id: string, owner: string, member: string): Promise<void> {
-  await home.api.post('/v1/enclaves', { id, owner });
-  await home.api.post(`/v1/enclaves/${id}/members`, {
-    as: owner,
-    did: member,
-    role: 'worker',
-    permissions: ['read', 'write'],
-  });
-}
+const enclave = (id: string, owner: string, member: string) => createEnclave(home, id, owner, [member]);
 
 /** A one-stage run on host A whose writer (output `out.bin`) is `worker`. */
 async function writerRun(enclaveId: string, owner: string, worker: string): Promise<string> {
@@ -107,11 +94,7 @@ it('reads and delivers multi-MiB artifacts between hosts byte for byte: the deli
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const bob = await connect({ dataDir: dirs[1], name: 'Bob' });
   try {
-    await waitFor(
-      async () => (await online(home.api, bob.did)) && (await online(away.api, alice.did)),
-      30_000,
-      'both hosts see each other',
-    );
+    await seeEachOther(home, bob.did, away, alice.did);
     await enclave('big', alice.did, bob.did);
     // Not a multiple of the chunk size, so the last chunk is a short one.
     const input = new Uint8Array(randomBytes(3 * 1024 * 1024 + 12_345));
@@ -148,11 +131,7 @@ it('refuses an artifact over the limit on either side with ANX_ARTIFACT_TOO_LARG
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const carol = await connect({ dataDir: dirs[1], name: 'Carol' });
   try {
-    await waitFor(
-      async () => (await online(home.api, carol.did)) && (await online(away.api, alice.did)),
-      30_000,
-      'both hosts see each other',
-    );
+    await seeEachOther(home, carol.did, away, alice.did);
     await enclave('huge', alice.did, carol.did);
     await putBytes('huge', alice.did, 'data/huge.bin', new Uint8Array(LIMIT + 1));
     const refusals: Array<{ code: string; message: string; hint: string }> = [];
@@ -238,128 +217,110 @@ async function workerHostHere(name: string) {
     );
     return answer as Record<string, unknown>;
   };
-  return { host, conn, dataDir, did, request };
-}
-
-it('refuses a tampered chunk, a transfer whose whole does not match its hash, and an over-limit size, writing nothing; a retried transfer then completes', async () => {
-  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
-  try {
-    const trudy = await workerHostHere('Trudy');
-    await waitFor(async () => await online(home.api, trudy.did), 30_000, 'host A sees the worker');
-    await enclave('tamper', alice.did, trudy.did);
-    const runId = await writerRun('tamper', alice.did, trudy.did);
+  /** Sends chunk `index` of a transfer, signed with the hash of `data` unless told otherwise. */
+  const chunk = (
+    task: StageTask,
+    head: TransferHead,
+    index: number,
+    data: Uint8Array,
+    signed = sha256Hex(data),
+  ) => request(task, 'worker.chunk', { ...head, index, chunk_sha256: signed }, { data });
+  /** Once host A sees this worker: a new Enclave `enclaveId` of `owner` with it as member. */
+  const member = async (enclaveId: string, owner: string): Promise<void> => {
+    await waitFor(async () => await online(home.api, did), 30_000, 'host A sees the worker');
+    await enclave(enclaveId, owner, did);
+  };
+  /** As a member of a new Enclave, a one-stage run assigned to it; resolves when the task reached this host. */
+  const assigned = async (enclaveId: string, owner: string): Promise<{ runId: string; task: StageTask }> => {
+    await member(enclaveId, owner);
+    const runId = await writerRun(enclaveId, owner, did);
     let task: StageTask | undefined;
     await waitFor(
       () => {
-        task = trudy.host.teamwork.workers.pending(trudy.did)[0];
+        task = host.teamwork.workers.pending(did)[0];
         return task !== undefined;
       },
       60_000,
       'the assignment reaches the worker',
     );
-    const t = task as StageTask;
-    const content = new Uint8Array(randomBytes(2 * REMOTE_CHUNK_BYTES + 777));
-    const head = headOf(content);
-    const chunk = (bytes: Uint8Array, i: number) =>
-      bytes.subarray(i * REMOTE_CHUNK_BYTES, (i + 1) * REMOTE_CHUNK_BYTES);
-    const sendChunk = (h: typeof head, i: number, data: Uint8Array, signedHash = sha256Hex(data)) =>
-      trudy.request(t, 'worker.chunk', { ...h, index: i, chunk_sha256: signedHash }, { data });
-
-    // Bytes changed after signing: the chunk does not hash to what the statement says.
-    const tampered = new Uint8Array(chunk(content, 1));
-    tampered[100] = (tampered[100] as number) ^ 0xff;
-    const bad = await sendChunk(head, 1, tampered, sha256Hex(chunk(content, 1)));
-    expect(bad).toMatchObject({ ok: false, code: 'ANX_TRANSFER_MISMATCH' });
-
-    // Every chunk well signed, but the whole is not the content the transfer names.
-    const other = new Uint8Array(content);
-    other[5] = (other[5] as number) ^ 0xff;
-    const claimed = { ...head, sha256: sha256Hex(other) };
-    for (let i = 0; i < head.count; i++)
-      expect(await sendChunk(claimed, i, chunk(content, i))).toMatchObject({ ok: true, index: i });
-    const mismatched = await trudy.request(t, 'worker.deliver', { content: claimed });
-    expect(mismatched).toMatchObject({ ok: false, code: 'ANX_TRANSFER_MISMATCH' });
-    // What was staged for it went with the refusal.
-    expect(await trudy.request(t, 'worker.deliver', { content: claimed })).toMatchObject({
-      ok: false,
-      code: 'ANX_TRANSFER_INCOMPLETE',
-    });
-
-    // A size over host A's limit, whatever the sender's own limit.
-    const over = await sendChunk(
-      { ...head, size: LIMIT + 1, count: Math.ceil((LIMIT + 1) / REMOTE_CHUNK_BYTES) },
-      0,
-      chunk(content, 0),
-    );
-    expect(over).toMatchObject({ ok: false, code: 'ANX_ARTIFACT_TOO_LARGE' });
-
-    expect(await history('tamper', alice.did, 'out.bin').catch(() => [])).toEqual([]);
-    expect(await runState(runId)).toBe('running');
-
-    // Through the worker runtime of that host: chunks, then the delivery, checked whole at host A.
-    const ref = await trudy.host.teamwork.workers.deliver(trudy.did, t.task_id, { value: content });
-    expect(ref.hash).toBe(createHash('sha256').update(content).digest('hex'));
-    await waitFor(async () => (await runState(runId)) === 'completed', 60_000, 'the run completes');
-    const versions = await history('tamper', alice.did, 'out.bin');
-    expect(versions.map((v) => [v.author, v.hash, v.size])).toEqual([[trudy.did, head.sha256, head.size]]);
-  } finally {
-    await alice.close();
-  }
-}, 240_000);
-
-/** `kill -9` of one of the two daemons, then the same daemon started again on its data directory and leaf. */
-async function restartHard(which: 0 | 1): Promise<void> {
-  const daemon = relayed.daemons[which];
-  const nats = natsOf(daemon);
-  await killHard(daemon);
-  const again = await startDaemonProcess(dirs[which], 60_000, { args: ['--nats', nats], env: DAEMON_ENV });
-  relayed.daemons[which] = again;
-  if (which === 0) home = again;
-  else away = again;
+    return { runId, task: task as StageTask };
+  };
+  return { host, conn, dataDir, did, request, chunk, member, assigned };
 }
 
-it('resumes a delivery after host A is killed with -9 between its chunks, and writes it once', async () => {
+/** Alice's DID on host A (the SDK creates her there the first time). */
+async function aliceOnA(): Promise<string> {
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
-  const owner = alice.did;
   await alice.close();
+  return alice.did;
+}
+
+it('refuses a tampered chunk, a transfer whose whole does not match its hash, and an over-limit size, writing nothing; a retried transfer then completes', async () => {
+  const owner = await aliceOnA();
+  const trudy = await workerHostHere('Trudy');
+  const { runId, task } = await trudy.assigned('tamper', owner);
+  const content = new Uint8Array(randomBytes(2 * REMOTE_CHUNK_BYTES + 777));
+  const head = headOf(content);
+
+  // Bytes changed after signing: the chunk does not hash to what the statement says.
+  const tampered = new Uint8Array(chunkOf(content, 1));
+  tampered[100] = (tampered[100] as number) ^ 0xff;
+  const bad = await trudy.chunk(task, head, 1, tampered, sha256Hex(chunkOf(content, 1)));
+  expect(bad).toMatchObject({ ok: false, code: 'ANX_TRANSFER_MISMATCH' });
+
+  // Every chunk well signed, but the whole is not the content the transfer names.
+  const other = new Uint8Array(content);
+  other[5] = (other[5] as number) ^ 0xff;
+  const claimed = { ...head, sha256: sha256Hex(other) };
+  for (let i = 0; i < head.count; i++)
+    expect(await trudy.chunk(task, claimed, i, chunkOf(content, i))).toMatchObject({ ok: true, index: i });
+  const mismatched = await trudy.request(task, 'worker.deliver', { content: claimed });
+  expect(mismatched).toMatchObject({ ok: false, code: 'ANX_TRANSFER_MISMATCH' });
+  // What was staged for it went with the refusal.
+  expect(await trudy.request(task, 'worker.deliver', { content: claimed })).toMatchObject({
+    ok: false,
+    code: 'ANX_TRANSFER_INCOMPLETE',
+  });
+
+  // A size over host A's limit, whatever the sender's own limit.
+  const overHead = { ...head, size: LIMIT + 1, count: Math.ceil((LIMIT + 1) / REMOTE_CHUNK_BYTES) };
+  const over = await trudy.chunk(task, overHead, 0, chunkOf(content, 0));
+  expect(over).toMatchObject({ ok: false, code: 'ANX_ARTIFACT_TOO_LARGE' });
+
+  expect(await history('tamper', owner, 'out.bin').catch(() => [])).toEqual([]);
+  expect(await runState(runId)).toBe('running');
+
+  // Through the worker runtime of that host: chunks, then the delivery, checked whole at host A.
+  const ref = await trudy.host.teamwork.workers.deliver(trudy.did, task.task_id, { value: content });
+  expect(ref.hash).toBe(createHash('sha256').update(content).digest('hex'));
+  await waitFor(async () => (await runState(runId)) === 'completed', 60_000, 'the run completes');
+  const versions = await history('tamper', owner, 'out.bin');
+  expect(versions.map((v) => [v.author, v.hash, v.size])).toEqual([[trudy.did, head.sha256, head.size]]);
+}, 240_000);
+
+it('resumes a delivery after host A is killed with -9 between its chunks, and writes it once', async () => {
+  const owner = await aliceOnA();
   const vic = await workerHostHere('Vic');
-  await waitFor(async () => await online(home.api, vic.did), 30_000, 'host A sees the worker');
-  await enclave('resume', owner, vic.did);
-  const runId = await writerRun('resume', owner, vic.did);
-  let task: StageTask | undefined;
-  await waitFor(
-    () => {
-      task = vic.host.teamwork.workers.pending(vic.did)[0];
-      return task !== undefined;
-    },
-    60_000,
-    'the assignment reaches the worker',
-  );
-  const t = task as StageTask;
+  const { runId, task } = await vic.assigned('resume', owner);
   const content = new Uint8Array(randomBytes(3 * REMOTE_CHUNK_BYTES + 5));
   const head = headOf(content);
-  const sendChunk = (i: number) => {
-    const data = content.subarray(i * REMOTE_CHUNK_BYTES, (i + 1) * REMOTE_CHUNK_BYTES);
-    return vic.request(t, 'worker.chunk', { ...head, index: i, chunk_sha256: sha256Hex(data) }, { data });
-  };
+  const sendChunk = (i: number) => vic.chunk(task, head, i, chunkOf(content, i));
   expect(await sendChunk(0)).toMatchObject({ ok: true });
   expect(await sendChunk(1)).toMatchObject({ ok: true });
-  await restartHard(0);
+  home = await restartHard(relayed, 0, DAEMON_ENV);
   // Chunk 1 again (as after a retry) and the rest; the first two survived in host A's staging.
   for (const i of [1, 2, 3]) expect(await sendChunk(i)).toMatchObject({ ok: true, index: i });
-  const delivered = await vic.request(t, 'worker.deliver', { content: head });
+  const delivered = await vic.request(task, 'worker.deliver', { content: head });
   expect(delivered).toMatchObject({ ok: true, ref: { hash: head.sha256, size: head.size } });
   // The same delivery sent again is answered with the first outcome.
-  expect(await vic.request(t, 'worker.deliver', { content: head })).toEqual(delivered);
+  expect(await vic.request(task, 'worker.deliver', { content: head })).toEqual(delivered);
   await waitFor(async () => (await runState(runId)) === 'completed', 60_000, 'the run completes');
   const versions = await history('resume', owner, 'out.bin');
   expect(versions.map((v) => [v.author, v.hash])).toEqual([[vic.did, head.sha256]]);
 }, 240_000);
 
 it('finishes a chunked delivery after host B is killed with -9 in the middle of it, writing the whole content once', async () => {
-  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
-  const owner = alice.did;
-  await alice.close();
+  const owner = await aliceOnA();
   const dan = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Dan' })).did;
   // The same 3.5 MiB each time the script runs: a retried transfer finds its chunks staged.
   const size = 3.5 * 1024 * 1024;
@@ -374,11 +335,7 @@ it('finishes a chunked delivery after host B is killed with -9 in the middle of 
   });
   const expected = Buffer.alloc(size);
   for (let i = 0; i < size; i++) expected[i] = i % 251;
-  await waitFor(
-    async () => (await online(home.api, dan)) && (await online(away.api, owner)),
-    30_000,
-    'both hosts see each other',
-  );
+  await seeEachOther(home, dan, away, owner);
   await enclave('crash', owner, dan);
   const runId = await writerRun('crash', owner, dan);
   // Killed once host A has answered a first chunk.
@@ -390,7 +347,7 @@ it('finishes a chunked delivery after host B is killed with -9 in the middle of 
     60_000,
     'a first chunk answered',
   );
-  await restartHard(1);
+  away = await restartHard(relayed, 1, DAEMON_ENV);
   await waitFor(
     async () => (await runState(runId)) === 'completed',
     120_000,
@@ -403,12 +360,9 @@ it('finishes a chunked delivery after host B is killed with -9 in the middle of 
 }, 240_000);
 
 it('prunes a remote task on the worker’s host once it is over: its done mark and inbox records go, and it is not handed out again', async () => {
-  const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
-  const owner = alice.did;
-  await alice.close();
+  const owner = await aliceOnA();
   const wes = await workerHostHere('Wes');
-  await waitFor(async () => await online(home.api, wes.did), 30_000, 'host A sees the worker');
-  await enclave('prune', owner, wes.did);
+  await wes.member('prune', owner);
   const workers = wes.host.teamwork.workers;
   let taskId: string | undefined;
   workers.worker(wes.did).onStage('writer', async (ctx) => {

@@ -10,10 +10,11 @@ import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import { defaultSuite } from '../../runtime/crypto/index.ts';
 import { createEnvelope, encodeEnvelope, envelopeSigningInput } from '../../runtime/envelope/index.ts';
 import { didFromPublicKey } from '../../runtime/identity/did.ts';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { startRelayedDaemons } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { processGone } from './agent.ts';
+import { codeOf, createEnclave, restartHard, seeEachOther } from './relayed.ts';
 
 let relayed: Awaited<ReturnType<typeof startRelayedDaemons>>;
 let home: DaemonProcess;
@@ -44,24 +45,8 @@ interface Version {
 
 const ROLES = ['pm', 'architect', 'developer', 'tester', 'reviewer'] as const;
 
-const online = async (api: DaemonProcess['api'], did: string) =>
-  (await api.get<{ online: boolean }>(`/v1/presence/${encodeURIComponent(did)}`)).online;
-
 /** Creates the Enclave `id` on host A, owned by `owner`, with `members` as read/write members. */
-async function enclave(id: string, owner: string, members: string[]): Promise<void> {
-  await home.api.post('/v1/enclaves', { id, owner });
-  for (const did of members)
-    await home.api.post(`/v1/enclaves/${id}/members`, {
-      as: owner,
-      did,
-      role: 'worker',
-      permissions: ['read', 'write'],
-    });
-}
-
-function codeOf(err: unknown): string {
-  return String((err as { code?: unknown })?.code ?? (err as Error)?.message);
-}
+const enclave = (id: string, owner: string, members: string[]) => createEnclave(home, id, owner, members);
 
 /** A one-stage playbook: a writer writes notes.md. */
 function writerPlaybook(name: string, options: { timeout?: number; retries?: number } = {}) {
@@ -102,11 +87,7 @@ async function scriptedWriterRun(
     role: 'writer',
     argv: [process.execPath, '-e', script, marker],
   });
-  await waitFor(
-    async () => (await online(home.api, did)) && (await online(away.api, owner)),
-    30_000,
-    'both hosts see each other',
-  );
+  await seeEachOther(home, did, away, owner);
   await enclave(enclaveId, owner, [did]);
   const { run_id } = await home.api.post<{ run_id: string }>('/v1/runs', {
     playbook: writerPlaybook(enclaveId, options),
@@ -135,11 +116,7 @@ it('completes a dev-team run of host A whose worker DID lives on host B: artifac
   const alice = await connect({ dataDir: dirs[0], name: 'Alice' });
   const bob = await connect({ dataDir: dirs[1], name: 'Bob' });
   try {
-    await waitFor(
-      async () => (await online(home.api, bob.did)) && (await online(away.api, alice.did)),
-      30_000,
-      'both hosts see each other',
-    );
+    await seeEachOther(home, bob.did, away, alice.did);
     // The tester is a script worker inside host B's daemon (the in-process handler path).
     const tess = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Tess' })).did;
     await away.api.post('/v1/workers/scripts', {
@@ -264,11 +241,7 @@ it('refuses a removed member and forged senders with typed errors, writes nothin
   const carol = await connect({ dataDir: dirs[1], name: 'Carol' });
   const mallory = await connect({ dataDir: dirs[1], name: 'Mallory' });
   try {
-    await waitFor(
-      async () => (await online(home.api, carol.did)) && (await online(away.api, alice.did)),
-      30_000,
-      'both hosts see each other',
-    );
+    await seeEachOther(home, carol.did, away, alice.did);
     await enclave('solo', alice.did, [carol.did]);
     let removed!: () => void;
     const whenRemoved = new Promise<void>((r) => {
@@ -374,14 +347,7 @@ it('finishes a remote task after the worker host is killed with -9 in the middle
       marker,
     );
     await waitFor(() => existsSync(marker) && readFileSync(marker, 'utf8') !== '', 60_000, 'the script runs');
-    const args = away.child.spawnargs;
-    const nats = args[args.indexOf('--nats') + 1] as string;
-    await killHard(away);
-    away = await startDaemonProcess(dirs[1], 60_000, {
-      args: ['--nats', nats],
-      env: { ANX_HEARTBEAT_MS: '400' },
-    });
-    relayed.daemons[1] = away;
+    away = await restartHard(relayed, 1, { ANX_HEARTBEAT_MS: '400' });
     await completed(run_id, 'the run completes after the restart');
     const { versions } = await home.api.get<{ versions: Version[] }>(
       `/v1/vault/crash/history?${new URLSearchParams({ key: 'notes.md', as: alice.did })}`,
