@@ -173,6 +173,8 @@ interface Staged extends TransferHead {
 export class TransferStaging {
   private readonly heads: Database<unknown, Key>;
   private readonly chunks: Database<unknown, Key>;
+  /** Heads written but not committed yet (null: removed): a chunk staged in the same commit sees the one before. */
+  private readonly unsaved = new Map<string, Staged | null>();
   private sweepHandle: unknown;
   private closed = false;
 
@@ -188,8 +190,7 @@ export class TransferStaging {
 
   /** Stages one chunk (a chunk sent again is a no-op); its writes join the next commit. */
   put(worker: string, taskId: string, head: TransferHead, index: number, data: Uint8Array): void {
-    const key = [worker, taskId];
-    let staged = this.heads.get(key) as Staged | undefined;
+    let staged = this.head(worker, taskId);
     if (staged !== undefined && staged.sha256 !== head.sha256) {
       this.drop(worker, taskId);
       staged = undefined;
@@ -198,22 +199,18 @@ export class TransferStaging {
       throw new TransferMismatchError(
         `chunk ${index} names ${head.size} bytes for ${head.sha256}, earlier chunks ${staged.size}`,
       );
-    const received = staged?.received ?? [];
+    const received = [...(staged?.received ?? [])];
     if (!received.includes(index)) {
       // A copy: the bytes may be a view of the inbox record they came in.
       this.system.commits.put(this.chunks, [worker, taskId, index], new Uint8Array(data));
       received.push(index);
     }
-    this.system.commits.put(this.heads, key, {
-      ...head,
-      received,
-      touched: this.system.clock.now(),
-    } satisfies Staged);
+    this.setHead(worker, taskId, { ...head, received, touched: this.system.clock.now() });
   }
 
   /** The whole content of a staged transfer, checked against its SHA-256; a mismatch drops it. */
   take(worker: string, taskId: string, head: TransferHead): Uint8Array {
-    const staged = this.heads.get([worker, taskId]) as Staged | undefined;
+    const staged = this.head(worker, taskId);
     const what = `the delivery of ${head.sha256} for task ${taskId}`;
     if (staged === undefined || staged.sha256 !== head.sha256 || staged.received.length < head.count)
       throw new TransferIncompleteError(
@@ -235,10 +232,26 @@ export class TransferStaging {
 
   /** Drops the staged transfer of a task (its writes join the next commit). */
   drop(worker: string, taskId: string): void {
-    const staged = this.heads.get([worker, taskId]) as Staged | undefined;
+    const staged = this.head(worker, taskId);
     if (staged === undefined) return;
     for (const i of staged.received) this.system.commits.remove(this.chunks, [worker, taskId, i]);
-    this.system.commits.remove(this.heads, [worker, taskId]);
+    this.setHead(worker, taskId, null);
+  }
+
+  private head(worker: string, taskId: string): Staged | undefined {
+    const unsaved = this.unsaved.get(`${worker}\u0000${taskId}`);
+    if (unsaved !== undefined) return unsaved ?? undefined;
+    return this.heads.get([worker, taskId]) as Staged | undefined;
+  }
+
+  private setHead(worker: string, taskId: string, value: Staged | null): void {
+    const k = `${worker}\u0000${taskId}`;
+    this.unsaved.set(k, value);
+    if (value === null) this.system.commits.remove(this.heads, [worker, taskId]);
+    else this.system.commits.put(this.heads, [worker, taskId], value);
+    this.system.commits.afterCommit(() => {
+      if (this.unsaved.get(k) === value) this.unsaved.delete(k);
+    });
   }
 
   /** Drops transfers idle for `TRANSFER_IDLE_MS` or whose task is over; resolves with how many, once committed. */
