@@ -58,7 +58,13 @@ function statusOf(err: AnxError): number {
     err.code.endsWith('_REPLAYED')
   )
     return 409;
-  if (err.code === 'ANX_VAULT_INPUT' || err.code.startsWith('ANX_PLAYBOOK')) return 400;
+  if (err.code === 'ANX_ARTIFACT_TOO_LARGE') return 413;
+  if (
+    err.code === 'ANX_VAULT_INPUT' ||
+    err.code === 'ANX_TRANSFER_MISMATCH' ||
+    err.code.startsWith('ANX_PLAYBOOK')
+  )
+    return 400;
   if (
     err.code === 'ANX_NOT_LOCAL_IDENTITY' ||
     err.code.startsWith('ANX_FORBIDDEN') ||
