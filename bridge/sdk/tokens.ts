@@ -14,7 +14,14 @@ export interface IssuedToken {
 }
 
 /** What a token says, whether it is valid now, and why not when it is revoked. */
-export type TokenInspection = TokenGrant & { links: TokenLink[]; valid_now: boolean; revoked: string | null };
+export type TokenInspection = TokenGrant & {
+  links: TokenLink[];
+  valid_now: boolean;
+  /** Why the token is revoked, or null. */
+  revoked: string | null;
+  /** Why its revocation status cannot be told now (revocation list unreadable, or stale), or null. */
+  unverifiable: string | null;
+};
 
 /** When a grant holds: absolute times (ms since the epoch), or a lifetime from now. */
 export interface TokenWindow {

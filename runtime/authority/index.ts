@@ -206,24 +206,31 @@ export class Authority {
   }
 
   /**
-   * What a token says (every link and the grant), whether it holds now, and why not when it is revoked.
-   * Unlike `tokens.check` it asks nothing of the caller: it is for showing a token, not for using it.
+   * What a token says (every link and the grant), whether it holds now, why not when it is revoked,
+   * and why its revocation status cannot be told now (the list unreadable, or stale for a link issued
+   * on another host). Unlike `tokens.check` it asks nothing of the caller: it is for showing a token,
+   * not for using it.
    */
-  inspectToken(
-    token: string,
-  ): ReturnType<TokenService['inspect']> & { valid_now: boolean; revoked: string | null } {
+  inspectToken(token: string): ReturnType<TokenService['inspect']> & {
+    valid_now: boolean;
+    revoked: string | null;
+    unverifiable: string | null;
+  } {
     const grant = this.tokens.inspect(token);
     const now = this.clock.now();
     let revoked: string | null = null;
+    let unverifiable: string | null = null;
     try {
       this.revocations.assertNotRevoked(grant.links, grant.chain);
     } catch (err) {
-      revoked = (err as Error).message;
+      if ((err as TokenError).code === 'ANX_TOKEN_REVOKED') revoked = (err as Error).message;
+      else unverifiable = (err as Error).message;
     }
     return {
       ...grant,
-      valid_now: now >= grant.notBefore && now < grant.expiresAt && revoked === null,
+      valid_now: now >= grant.notBefore && now < grant.expiresAt && revoked === null && unverifiable === null,
       revoked,
+      unverifiable,
     };
   }
 

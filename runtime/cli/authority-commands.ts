@@ -328,13 +328,16 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
     .action(async (t: string, _o: unknown, cmd: Command) => {
       const r = await h
         .client(cmd)
-        .post<TokenGrant & { valid_now: boolean; revoked: string | null }>('/v1/tokens/inspect', {
-          token: tokenArg(t),
-        });
+        .post<TokenGrant & { valid_now: boolean; revoked: string | null; unverifiable?: string | null }>(
+          '/v1/tokens/inspect',
+          {
+            token: tokenArg(t),
+          },
+        );
       h.out(cmd, r, () =>
         [
           describeGrant(r),
-          `status:      ${r.revoked ?? (r.valid_now ? 'valid now' : 'not valid now (outside its time window)')}`,
+          `status:      ${r.revoked ?? r.unverifiable ?? (r.valid_now ? 'valid now' : 'not valid now (outside its time window)')}`,
         ].join('\n'),
       );
     });

@@ -63,6 +63,10 @@ describe('revocation list staleness', () => {
     expect(b.host.authority.audit.list({ action: 'token.check', decision: 'deny' })).toMatchObject([
       { code: 'ANX_REVOCATION_STALE', actor: worker, principal: remoteOwner },
     ]);
+    // Showing the token says its status cannot be told now, not that it is revoked.
+    expect(b.host.authority.inspectToken(foreign)).toMatchObject({ valid_now: false, revoked: null });
+    expect(b.host.authority.inspectToken(foreign).unverifiable).toContain('revocation list');
+    expect(b.host.authority.inspectToken(local)).toMatchObject({ valid_now: true, unverifiable: null });
 
     await relay.hub.restart();
     await waitFor(
