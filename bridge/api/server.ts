@@ -6,6 +6,7 @@ import { AnxError } from '../../runtime/errors.ts';
 import type { EventV1 } from '../../runtime/events/event.ts';
 import type { TraceFilter } from '../../runtime/events/log.ts';
 import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
+import { DEFAULT_MAX_SIZE } from '../../runtime/vault/keys.ts';
 import type { CardQuery } from '../relay/cards.ts';
 import { localCards } from '../relay/local-cards.ts';
 import type { Relay } from '../relay/relay.ts';
@@ -33,6 +34,14 @@ export interface ApiServer {
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Requests that carry an artifact's content (a vault put, a worker's delivery, an Owner's takeover
+ * delivery) may be as large as the vault's largest artifact sent as base64 JSON, plus room for the
+ * other fields; every other request stays under `MAX_BODY_BYTES`.
+ */
+const ARTIFACT_BODY_BYTES = Math.ceil((DEFAULT_MAX_SIZE * 4) / 3) + 1024 * 1024;
+const ARTIFACT_ROUTES = /^\/v1\/(vault\/[^/]+\/put|workers\/[^/]+\/deliver|runs\/[^/]+\/control)$/;
+
 type Handler = (
   req: IncomingMessage,
   url: URL,
@@ -58,7 +67,7 @@ function statusOf(err: AnxError): number {
     err.code.endsWith('_REPLAYED')
   )
     return 409;
-  if (err.code === 'ANX_ARTIFACT_TOO_LARGE') return 413;
+  if (err.code === 'ANX_ARTIFACT_TOO_LARGE' || err.code === 'ANX_REQUEST_TOO_LARGE') return 413;
   if (
     err.code === 'ANX_VAULT_INPUT' ||
     err.code === 'ANX_TRANSFER_MISMATCH' ||
@@ -240,7 +249,10 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
             ? undefined
             : url.pathname === '/v1/envelopes'
               ? await readBytes(req)
-              : await readJson(req);
+              : await readJson(
+                  req,
+                  ARTIFACT_ROUTES.test(url.pathname) ? ARTIFACT_BODY_BYTES : MAX_BODY_BYTES,
+                );
         const result = await r.handler(req, url, match.slice(1), body);
         reply(res, 200, result);
         return;
@@ -337,21 +349,34 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readBytes(req: IncomingMessage): Promise<Uint8Array> {
+/** A request body over the route's limit (`ANX_REQUEST_TOO_LARGE`, HTTP 413). */
+class RequestTooLargeError extends AnxError {
+  constructor(limit: number) {
+    super('ANX_REQUEST_TOO_LARGE', `request body expected at most ${limit} bytes`, {
+      hint:
+        limit === MAX_BODY_BYTES
+          ? 'send large content as an artifact (vault put or a delivery) and pass its ref'
+          : `an artifact may hold at most ${DEFAULT_MAX_SIZE} bytes; split the content into several artifacts`,
+    });
+  }
+}
+
+async function readBytes(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
   let size = 0;
+  // Past the limit the rest is read and dropped (nothing is kept), so the client, still sending,
+  // gets the 413 answer instead of a reset connection.
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
-      throw new RequestError('ANX_REQUEST_INVALID', `request body expected at most ${MAX_BODY_BYTES} bytes`);
-    }
-    chunks.push(chunk as Buffer);
+    if (size <= limit) chunks.push(chunk as Buffer);
+    else chunks.length = 0;
   }
+  if (size > limit) throw new RequestTooLargeError(limit);
   return new Uint8Array(Buffer.concat(chunks));
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const bytes = await readBytes(req);
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const bytes = await readBytes(req, limit);
   if (bytes.length === 0) return undefined;
   try {
     return JSON.parse(Buffer.from(bytes).toString('utf8'));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../../bridge/api/client.ts';
 import { type ApiServer, startApiServer } from '../../bridge/api/server.ts';
@@ -84,6 +85,35 @@ describe('local API', () => {
     // Nothing half-accepted: the batch with one bad message sent nothing.
     await host.system.quiesce();
     expect((await client.get<{ received: number }>(`/v1/inbox/${b.did}`)).received).toBe(0);
+  });
+
+  it('takes artifacts far larger than other requests, and answers an oversized body with 413', async () => {
+    const owner = await client.post<{ did: string }>('/v1/identities', { name: 'big-owner' });
+    const { enclave_id } = await client.post<{ enclave_id: string }>('/v1/enclaves', { owner: owner.did });
+    // 12 MiB of binary content is about 16 MiB of JSON: above the 8 MiB of ordinary requests.
+    const content = new Uint8Array(12 * 1024 * 1024);
+    for (let i = 0; i < content.length; i += 4096) content[i] = (i / 4096) % 251;
+    const { ref } = await client.post<{ ref: { hash: string; size: number } }>(
+      `/v1/vault/${enclave_id}/put`,
+      {
+        as: owner.did,
+        key: 'big/blob.bin',
+        kind: 'binary',
+        content_base64: Buffer.from(content).toString('base64'),
+      },
+    );
+    expect(ref.size).toBe(content.length);
+    expect(ref.hash).toBe(createHash('sha256').update(content).digest('hex'));
+
+    const err = await expectApiError(
+      client.post('/v1/messages', { from: owner.did, to: owner.did, body: 'x'.repeat(9 * 1024 * 1024) }),
+      413,
+      'ANX_REQUEST_TOO_LARGE',
+    );
+    expect(err.message).toContain(`${8 * 1024 * 1024} bytes`);
+    expect(err.hint).toMatch(/artifact/);
+    // The host is fine and the API answers the next request.
+    expect((await client.get<{ pid: number }>('/v1/status')).pid).toBe(process.pid);
   });
 
   it('streams committed events over SSE', async () => {
