@@ -1,6 +1,4 @@
 // Bindings over the relay: Owner→agent bindings and their unbindings, in a JetStream KV bucket every host watches into LMDB.
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type {
   BindingDistributor,
@@ -9,12 +7,10 @@ import type {
   SignedUnbinding,
 } from '../../runtime/authority/binding.ts';
 import { AnxError } from '../../runtime/errors.ts';
-import { JETSTREAM_DOMAIN } from './nats-server.ts';
+import { Bucket } from './kv-bucket.ts';
 
 /** JetStream KV bucket of signed bindings (`b.<id>`) and unbindings (`u.<id>`). */
 export const BINDING_BUCKET = 'anx_v1_bindings';
-
-type KV = Awaited<ReturnType<Kvm['create']>>;
 
 /**
  * Distributes the bindings this host's Owners sign, and their unbindings, and stores every valid one
@@ -23,15 +19,16 @@ type KV = Awaited<ReturnType<Kvm['create']>>;
  * needs no distribution: it is checked at every use.
  */
 export class BindingFeed implements BindingDistributor {
-  private kv: KV | undefined;
+  private readonly bucket: Bucket;
   private stopped = false;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly bindings: Bindings,
     private readonly isLocal: (did: string) => boolean,
     private readonly onInvalid: (key: string, error: AnxError) => void,
   ) {
+    this.bucket = new Bucket(nc, BINDING_BUCKET, { history: 1 });
     bindings.distributor = this;
   }
 
@@ -53,36 +50,25 @@ export class BindingFeed implements BindingDistributor {
       kind === 'binding'
         ? `b.${(value as SignedBinding).id}`
         : `u.${(value as SignedUnbinding).statement.binding_id}`;
-    await (await this.open()).put(key, new TextEncoder().encode(JSON.stringify(value)));
-  }
-
-  private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
-      BINDING_BUCKET,
-      { history: 1 },
-    );
-    return this.kv;
+    await this.bucket.putJson(key, value);
   }
 
   private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const kv = await this.open();
+    await this.bucket.follow({
+      stopped: () => this.stopped,
+      // Entries of this host's Owners go out again after every (re)connect.
+      begin: async () => {
         for (const view of this.bindings.list()) {
           if (!this.isLocal(view.statement.owner)) continue;
           await this.put('binding', view);
           const unbinding = this.bindings.unbinding(view.id);
           if (unbinding !== undefined) await this.put('unbinding', unbinding);
         }
-        for await (const entry of await kv.watch()) {
-          if (this.stopped) break;
-          if (entry.operation === 'PUT') await this.take(entry.key, entry.value);
-        }
-      } catch {
-        this.kv = undefined;
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, 1_000));
-    }
+      },
+      onEntry: async (entry) => {
+        if (entry.operation === 'PUT') await this.take(entry.key, entry.value);
+      },
+    });
   }
 
   private async take(key: string, value: Uint8Array): Promise<void> {

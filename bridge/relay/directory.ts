@@ -1,29 +1,27 @@
 // The directory: signed agent cards in a JetStream KV bucket, watched into a local cache and queried there.
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { type AgentCard, CardError, type SignedCard, verifyCard } from './cards.ts';
-import { JETSTREAM_DOMAIN } from './nats-server.ts';
+import { Bucket } from './kv-bucket.ts';
 import { DIRECTORY_BUCKET, didKey } from './subjects.ts';
-
-type KV = Awaited<ReturnType<Kvm['create']>>;
 
 /**
  * Keeps every valid card of the relay's directory in memory (by DID) from a KV watch, so queries
  * never wait for the network. Cards that do not verify are ignored and reported to `onInvalid`.
  */
 export class Directory {
-  private kv: KV | undefined;
+  private readonly bucket: Bucket;
   private readonly cards = new Map<string, AgentCard>();
   private readonly listeners = new Set<(card: AgentCard) => void>();
   private stopped = false;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly suite: CryptoSuite,
     private readonly onInvalid: (key: string, error: CardError) => void,
-  ) {}
+  ) {
+    this.bucket = new Bucket(nc, DIRECTORY_BUCKET, { history: 1 });
+  }
 
   /** Opens (creating if needed) the bucket and starts the watch; retries in the background while the hub is away. */
   start(): void {
@@ -49,46 +47,29 @@ export class Directory {
   }
 
   async publish(signed: SignedCard): Promise<void> {
-    const kv = await this.open();
-    await kv.put(didKey(signed.card.did), new TextEncoder().encode(JSON.stringify(signed)));
+    await this.bucket.putJson(didKey(signed.card.did), signed);
   }
 
   /** Writes raw bytes under a key: for tests of forged cards. */
   async putRaw(key: string, bytes: Uint8Array): Promise<void> {
-    const kv = await this.open();
-    await kv.put(key, bytes);
+    await (await this.bucket.open()).put(key, bytes);
   }
 
   stop(): void {
     this.stopped = true;
   }
 
-  private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
-      DIRECTORY_BUCKET,
-      { history: 1 },
-    );
-    return this.kv;
-  }
-
   private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const kv = await this.open();
-        const watch = await kv.watch();
-        for await (const entry of watch) {
-          if (this.stopped) break;
-          if (entry.operation !== 'PUT') {
-            for (const [did, card] of this.cards) if (didKey(did) === entry.key) this.cards.delete(card.did);
-            continue;
-          }
-          this.take(entry.key, entry.value);
+    await this.bucket.follow({
+      stopped: () => this.stopped,
+      onEntry: (entry) => {
+        if (entry.operation !== 'PUT') {
+          for (const [did, card] of this.cards) if (didKey(did) === entry.key) this.cards.delete(card.did);
+          return;
         }
-      } catch {
-        this.kv = undefined;
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, 1_000));
-    }
+        this.take(entry.key, entry.value);
+      },
+    });
   }
 
   private take(key: string, value: Uint8Array): void {

@@ -1,16 +1,12 @@
 // Push webhooks: a DID registers a URL; when mail is stored for it while offline, an HMAC-signed notice (no content) is POSTed.
 import { createHmac } from 'node:crypto';
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
 import { parseDid } from '../../runtime/identity/did.ts';
 import { canonicalJson } from './cards.ts';
-import { JETSTREAM_DOMAIN } from './nats-server.ts';
+import { Bucket } from './kv-bucket.ts';
 import { didKey, WEBHOOK_BUCKET } from './subjects.ts';
-
-type KV = Awaited<ReturnType<Kvm['create']>>;
 
 /** A registration: where to notify `did`, and the secret the notices are signed with. */
 export interface WebhookRegistration {
@@ -69,7 +65,7 @@ export function noticeSignature(secret: string, timestamp: number, body: string)
  * notice is at most one POST per DID per `minGapMs`, counting the messages stored since the last.
  */
 export class Webhooks {
-  private kv: KV | undefined;
+  private readonly bucket: Bucket;
   private readonly regs = new Map<string, WebhookRegistration>();
   private readonly pending = new Map<
     string,
@@ -78,11 +74,13 @@ export class Webhooks {
   private stopped = false;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly suite: CryptoSuite,
     private readonly report: (event: { did: string; ok: boolean; status?: number; error?: string }) => void,
     private readonly minGapMs = 1_000,
-  ) {}
+  ) {
+    this.bucket = new Bucket(nc, WEBHOOK_BUCKET, { history: 1 });
+  }
 
   start(): void {
     void this.run();
@@ -94,8 +92,7 @@ export class Webhooks {
 
   async register(reg: WebhookRegistration, sign: (m: Uint8Array) => Uint8Array): Promise<void> {
     const signed = { reg, sig: Buffer.from(sign(signingInput(reg))).toString('hex') };
-    const kv = await this.open();
-    await kv.put(didKey(reg.did), new TextEncoder().encode(JSON.stringify(signed)));
+    await this.bucket.putJson(didKey(reg.did), signed);
     this.regs.set(reg.did, reg);
   }
 
@@ -148,28 +145,13 @@ export class Webhooks {
     }
   }
 
-  private async open(): Promise<KV> {
-    this.kv ??= await new Kvm(jetstream(this.nc, { domain: JETSTREAM_DOMAIN, timeout: 5_000 })).create(
-      WEBHOOK_BUCKET,
-      { history: 1 },
-    );
-    return this.kv;
-  }
-
   private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const watch = await (await this.open()).watch();
-        for await (const entry of watch) {
-          if (this.stopped) break;
-          if (entry.operation !== 'PUT') continue;
-          this.take(entry.key, entry.value);
-        }
-      } catch {
-        this.kv = undefined;
-      }
-      if (!this.stopped) await new Promise((r) => setTimeout(r, 1_000));
-    }
+    await this.bucket.follow({
+      stopped: () => this.stopped,
+      onEntry: (entry) => {
+        if (entry.operation === 'PUT') this.take(entry.key, entry.value);
+      },
+    });
   }
 
   private take(key: string, value: Uint8Array): void {
