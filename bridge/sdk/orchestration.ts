@@ -32,17 +32,20 @@ export interface OwnerApi {
   unbind(ownerDid: string, agentDid: string, options?: { role?: string }): Promise<Binding[]>;
 }
 
+/** Stops a dispatched objective: the actor must be the Owner, its Secretary, or hold `token`. */
+export interface AbortRequest {
+  session_id: string;
+  actor_did: string;
+  reason?: string;
+  token?: string;
+}
+
 /** Secretaries: register one, dispatch objectives to it, abort them, read their status. */
 export interface SecretaryApi {
   register(ownerDid: string, options?: { name?: string }): Promise<Secretary>;
   /** Idempotent on `session_id`; resolves once the run has started, with the run and Enclave ids. */
   dispatch(request: DispatchOptions): Promise<Dispatch>;
-  abort(request: {
-    session_id: string;
-    actor_did: string;
-    reason?: string;
-    token?: string;
-  }): Promise<Dispatch>;
+  abort(request: AbortRequest): Promise<Dispatch>;
   /** Who does what: the Secretary, the workers chosen and why, and the run's stages. */
   status(sessionId: string, options?: { actor_did?: string }): Promise<Dispatch>;
 }
@@ -54,12 +57,7 @@ export interface OrchestrationTransport {
   unbind(owner: string, agent: string, role: string | undefined): Promise<Binding[]>;
   registerSecretary(owner: string, name: string | undefined): Promise<Secretary>;
   dispatch(request: DispatchOptions): Promise<Dispatch>;
-  abort(request: {
-    session_id: string;
-    actor_did: string;
-    reason?: string;
-    token?: string;
-  }): Promise<Dispatch>;
+  abort(request: AbortRequest): Promise<Dispatch>;
   status(sessionId: string, actor: string | undefined): Promise<Dispatch>;
 }
 

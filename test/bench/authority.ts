@@ -32,8 +32,8 @@ async function chainVerify(log: (line: string) => void): Promise<BenchResult[]> 
     );
     const t = host.authority.tokens;
     // Distinct chains, so every check verifies three signatures (no cache in this service).
-    const tokens: string[] = [];
-    for (let i = 0; i < 1_500; i++) {
+    // Root (owner → b) and middle link (b → c): a fresh pair per call.
+    const rootAndMid = () => {
       const root = t.issue({
         issuer: owner as string,
         audience: b as string,
@@ -41,30 +41,22 @@ async function chainVerify(log: (line: string) => void): Promise<BenchResult[]> 
         actions: ['vault.get', 'vault.put'],
         ttlMs: 4 * HOUR,
       });
-      const mid = t.delegate({
+      return t.delegate({
         parent: root.token,
         audience: c as string,
         resource: 'vault:enc-1/notes',
         ttlMs: 2 * HOUR,
       });
+    };
+    const tokens: string[] = [];
+    for (let i = 0; i < 1_500; i++) {
+      const mid = rootAndMid();
       tokens.push(
         t.delegate({ parent: mid.token, audience: d as string, actions: ['vault.put'], ttlMs: HOUR }).token,
       );
     }
     // Leaves delegated from one shared middle link: what a busy delegator's holders present.
-    const sharedRoot = t.issue({
-      issuer: owner as string,
-      audience: b as string,
-      resource: 'vault:enc-1',
-      actions: ['vault.get', 'vault.put'],
-      ttlMs: 4 * HOUR,
-    });
-    const sharedMid = t.delegate({
-      parent: sharedRoot.token,
-      audience: c as string,
-      resource: 'vault:enc-1/notes',
-      ttlMs: 2 * HOUR,
-    });
+    const sharedMid = rootAndMid();
     const leaves: string[] = [];
     for (let i = 0; i < 3_000; i++)
       leaves.push(
