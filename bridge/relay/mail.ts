@@ -6,6 +6,7 @@ import {
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
+  type JsMsg,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
@@ -128,16 +129,40 @@ export class MailStore {
   }
 
   /**
-   * Stores one sealed envelope from `from` for `to`; resolves once JetStream has it (`msgId` dedupes
-   * retries). Throws `MailQuotaError` when a stream limit refuses it, `MailStoreError` otherwise.
+   * Stores one sealed envelope from `from` for `to`; resolves with its stream sequence once JetStream
+   * has it (`msgId` dedupes retries: a retry of a message already stored answers the first one's
+   * sequence). Throws `MailQuotaError` when a stream limit refuses it, `MailStoreError` otherwise.
    */
-  async store(to: string, from: string, msgId: string, bytes: Uint8Array): Promise<void> {
+  async store(to: string, from: string, msgId: string, bytes: Uint8Array): Promise<number> {
     try {
       await this.ensureStream();
-      await this.js.publish(mailSubject(to, from), bytes, { msgID: msgId, timeout: 5_000 });
+      const ack = await this.js.publish(mailSubject(to, from), bytes, { msgID: msgId, timeout: 5_000 });
+      return ack.seq;
     } catch (cause) {
       const limit = cause instanceof JetStreamApiError ? LIMIT_CODES.get(cause.code) : undefined;
       if (limit !== undefined) throw new MailQuotaError(to, from, limit);
+      throw new MailStoreError(to, cause);
+    }
+  }
+
+  /**
+   * Removes stored messages by stream sequence (a sender taking back mail it must store again in
+   * order). A message no longer stored (its recipient already took it) counts as removed. Throws
+   * `MailStoreError` when JetStream does not answer; the caller tries again.
+   */
+  async remove(to: string, seqs: number[]): Promise<void> {
+    try {
+      await this.ensureStream();
+      const jsm = this.jsm as JetStreamManager;
+      for (const seq of seqs) {
+        try {
+          await jsm.streams.deleteMessage(MAIL_STREAM, seq, false);
+        } catch (err) {
+          // 10037: no message found (already acknowledged by its recipient, or aged out).
+          if (!(err instanceof JetStreamApiError && err.code === 10037)) throw err;
+        }
+      }
+    } catch (cause) {
       throw new MailStoreError(to, cause);
     }
   }
@@ -172,21 +197,22 @@ export class MailStore {
   }
 
   /**
-   * Creates `did`'s durable consumer, or replaces one whose filter is not every sender's mail for it
-   * (removing a consumer of a work-queue stream loses nothing: unacknowledged mail stays stored).
+   * Makes `did`'s durable consumer afresh. A consumer left by a previous run of this host (or an
+   * earlier loop of this one) may have handed messages to a pull request nobody reads any more; they
+   * would come again only after the ack wait, behind later mail. A new consumer starts again at the
+   * oldest message still stored, so mail arrives in stored order. Removing a consumer of a work-queue
+   * stream loses nothing: unacknowledged mail stays stored.
    */
-  private async ensureConsumer(did: string): Promise<void> {
+  private async resetConsumer(did: string): Promise<void> {
     const jsm = this.jsm as JetStreamManager;
     const name = didKey(did);
-    const filter = mailFilter(did);
-    const existing = await jsm.consumers.info(MAIL_STREAM, name).catch(() => undefined);
-    if (existing !== undefined) {
-      if (existing.config.filter_subject === filter) return;
-      await jsm.consumers.delete(MAIL_STREAM, name);
-    }
+    await jsm.consumers.delete(MAIL_STREAM, name).catch((err: unknown) => {
+      // 10014: consumer not found (first run).
+      if (!(err instanceof JetStreamApiError && err.code === 10014)) throw err;
+    });
     await jsm.consumers.add(MAIL_STREAM, {
       durable_name: name,
-      filter_subject: filter,
+      filter_subject: mailFilter(did),
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: nanos(30_000),
@@ -196,7 +222,8 @@ export class MailStore {
 
   /**
    * Hands `did`'s mail to `handle` in stored order, in batches, until stopped. `handle` acks each
-   * item after committing it; items it leaves unacknowledged come again after the ack wait.
+   * item after committing it (or terms one it refuses for good); items it leaves unsettled, also
+   * when it throws, are handed back at once and come again before any later mail.
    */
   consume(
     did: string,
@@ -212,17 +239,34 @@ export class MailStore {
         try {
           await this.ensureStream();
           if (!consumerReady) {
-            await this.ensureConsumer(did);
+            await this.resetConsumer(did);
             consumerReady = true;
           }
           const consumer = await this.js.consumers.get(MAIL_STREAM, name);
           const messages = await consumer.fetch({ max_messages: 500, expires: 1_000 });
           const batch: MailItem[] = [];
+          const open = new Set<JsMsg>();
           for await (const m of messages) {
-            batch.push({ data: new Uint8Array(m.data), ack: () => m.ack(), term: () => m.term() });
+            open.add(m);
+            const settle = (fn: () => void) => () => {
+              if (open.delete(m)) fn();
+            };
+            batch.push({
+              data: new Uint8Array(m.data),
+              ack: settle(() => m.ack()),
+              term: settle(() => m.term()),
+            });
           }
-          if (batch.length > 0 && !stopped) await handle(batch);
-          else if (batch.length === 0) onDrained?.();
+          if (batch.length === 0) {
+            onDrained?.();
+            continue;
+          }
+          try {
+            if (!stopped) await handle(batch);
+          } finally {
+            // Not committed (or stopped first): handed back at once, ahead of any later mail.
+            for (const m of open) m.nak();
+          }
         } catch {
           consumerReady = false;
           if (!stopped) await new Promise((r) => setTimeout(r, 1_000));

@@ -102,6 +102,8 @@ export interface RelayOptions {
    * one sender may have waiting for one recipient (default 10,000) and most bytes in all (1 GiB).
    */
   mailLimits?: { maxPerSender?: number; maxBytes?: number };
+  /** The mail store to use instead of one made from `nc` with `mailRetentionMs` and `mailLimits`. */
+  mailStore?: MailStore;
   /** Trust score of a DID for `discover --min-trust` (0..1); default neutral 0.5 for everyone. */
   trustOf?: (did: string) => number;
   /**
@@ -124,7 +126,8 @@ interface Outgoing {
   /** Session (sid) the entry was last sent in; undefined when not sent in the current one. */
   sentIn: string | undefined;
   sentAt: number;
-  mailing: boolean;
+  /** Times this entry was taken back from the mail stream to be stored again in order (part of its msg id). */
+  mailTry: number;
   /** The sealed form, for envelopes that must stay non-repudiable (made once, resent as is). */
   sealed?: Uint8Array;
 }
@@ -139,7 +142,13 @@ interface Link {
   handshake: { pending: PendingHello; sid: string; timer: ReturnType<typeof setTimeout> } | undefined;
   attempt: number;
   notBefore: number;
+  /** Entries of the mail batch on its way to JetStream; session traffic waits for them. */
   mailInFlight: number;
+  /**
+   * Stream sequences of mail stored after an earlier message of its batch failed: they are removed
+   * before anything else is stored or sent on this link, and their entries stored again in order.
+   */
+  mailRepair: number[];
   timer: ReturnType<typeof setTimeout> | undefined;
   /** When the last acknowledgement came: a busy receiver that keeps acknowledging is not a lost one. */
   lastAck: number;
@@ -269,7 +278,8 @@ export class Relay implements RemoteRouter {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
     });
-    if (options.nc !== undefined) {
+    if (options.mailStore !== undefined) this.mail = options.mailStore;
+    else if (options.nc !== undefined) {
       this.mail = new MailStore(options.nc, {
         ...(options.mailRetentionMs === undefined ? {} : { retentionMs: options.mailRetentionMs }),
         ...options.mailLimits,
@@ -434,7 +444,7 @@ export class Relay implements RemoteRouter {
       bytes,
       sentIn: undefined,
       sentAt: 0,
-      mailing: false,
+      mailTry: 0,
     };
     link.queue.push(entry);
     link.byId.set(env.id, entry);
@@ -561,6 +571,7 @@ export class Relay implements RemoteRouter {
         attempt: 0,
         notBefore: 0,
         mailInFlight: 0,
+        mailRepair: [],
         timer: undefined,
         lastAck: 0,
       };
@@ -619,7 +630,7 @@ export class Relay implements RemoteRouter {
       this.schedule(link, link.notBefore - Date.now());
       return;
     }
-    if (this.mail !== undefined && !this.presence.isOnline(link.to)) {
+    if (this.mail !== undefined && (!this.presence.isOnline(link.to) || link.mailRepair.length > 0)) {
       // Back online, the receiver must see a new session: its first frame makes it drain this mail first.
       if (link.session !== undefined || link.handshake !== undefined) this.resetLink(link, false);
       this.pumpMail(link);
@@ -691,51 +702,102 @@ export class Relay implements RemoteRouter {
     this.transport.sendToDid(link.to, pending.frame, this.transport.hostReply(this.hostId));
   }
 
+  /**
+   * Stores the head of the link's queue as offline mail, one batch at a time: up to `MAIL_WINDOW`
+   * publishes in flight (one after a failure, to probe the store). Entries leave the outbox only up
+   * to the first failure of their batch. Any later message of the batch JetStream did store would
+   * sit before the failed one, so it is taken back out of the stream (`mailRepair`) before anything
+   * else goes on this link, and stored again after it: per (sender, recipient) order holds whatever
+   * fails.
+   */
   private pumpMail(link: Link): void {
-    const host = this.need();
+    if (link.mailInFlight > 0) return;
     const mail = this.mail as MailStore;
+    const batch: Outgoing[] = [];
+    const size = link.attempt > 0 ? 1 : MAIL_WINDOW;
+    const sealed: Uint8Array[] = [];
     for (const entry of link.queue) {
-      // After a failure one message probes the store alone: a window of publishes racing a hub that is
-      // coming back could store a later message before an earlier one.
-      if (link.mailInFlight >= (link.attempt > 0 ? 1 : MAIL_WINDOW)) return;
-      if (entry.mailing) continue;
-      let bytes: Uint8Array;
+      if (batch.length >= size || link.mailRepair.length > 0) break;
       try {
-        bytes = this.sealForMail(entry.env);
+        sealed.push(this.sealForMail(entry.env));
+        batch.push(entry);
       } catch (err) {
         // An envelope that cannot be sealed never will be: drop it from the outbox with an error event.
         this.dropEntry(link, entry, err);
-        continue;
       }
-      entry.mailing = true;
-      link.mailInFlight++;
-      mail.store(link.to, entry.env.from, `${entry.env.from.slice(-24)}-${entry.id}`, bytes).then(
-        () => {
-          link.mailInFlight--;
-          entry.mailing = false;
-          if (!link.byId.has(entry.id)) return;
-          this.stats.mailed++;
-          this.webhooks?.mailStored(link.to);
-          this.finish(link, [entry]);
-          if (link.mailInFlight === 0) this.schedule(link, 0);
-          link.attempt = 0;
-        },
-        (err: unknown) => {
-          link.mailInFlight--;
-          entry.mailing = false;
-          if (link.mailInFlight === 0) {
-            void host.system
-              .emitEvent({
-                kind: 'error',
-                actor: 'host',
-                payload: { code: (err as AnxError).code, message: (err as Error).message, to: link.to },
-              })
-              .catch(() => {});
-            this.backoff(link);
-          }
-        },
-      );
     }
+    if (batch.length === 0 && link.mailRepair.length === 0) return;
+    link.mailInFlight = Math.max(1, batch.length);
+    void this.storeMailBatch(link, mail, batch, sealed).finally(() => {
+      link.mailInFlight = 0;
+    });
+  }
+
+  private async storeMailBatch(
+    link: Link,
+    mail: MailStore,
+    batch: Outgoing[],
+    sealed: Uint8Array[],
+  ): Promise<void> {
+    let failure: unknown;
+    try {
+      if (link.mailRepair.length > 0) {
+        await mail.remove(link.to, link.mailRepair);
+        link.mailRepair = [];
+        // Back to the pump: the recipient may be online by now and take the rest over a session.
+        this.schedule(link, 0);
+        return;
+      }
+      // Readiness first: a stream check that fails must fail the whole batch, not its first messages.
+      await mail.ensureStream();
+      const results = await Promise.allSettled(
+        batch.map((entry, i) =>
+          mail.store(
+            link.to,
+            entry.env.from,
+            `${entry.env.from.slice(-24)}-${entry.id}${entry.mailTry > 0 ? `.${entry.mailTry}` : ''}`,
+            sealed[i] as Uint8Array,
+          ),
+        ),
+      );
+      const stored: Outgoing[] = [];
+      for (const [i, result] of results.entries()) {
+        const entry = batch[i] as Outgoing;
+        if (failure === undefined && result.status === 'fulfilled') {
+          stored.push(entry);
+        } else if (failure === undefined && result.status === 'rejected') {
+          failure = result.reason;
+        } else if (result.status === 'fulfilled') {
+          link.mailRepair.push(result.value);
+          entry.mailTry++;
+        }
+      }
+      const live = stored.filter((e) => link.byId.has(e.id));
+      if (live.length > 0) {
+        this.stats.mailed += live.length;
+        this.webhooks?.mailStored(link.to, live.length);
+        this.finish(link, live);
+      }
+    } catch (err) {
+      failure = err;
+    }
+    if (failure === undefined) {
+      link.attempt = 0;
+      this.schedule(link, 0);
+      return;
+    }
+    void this.need()
+      .system.emitEvent({
+        kind: 'error',
+        actor: 'host',
+        payload: {
+          code: (failure as AnxError).code ?? 'ANX_MAIL_STORE',
+          message: (failure as Error).message,
+          to: link.to,
+        },
+      })
+      .catch(() => {});
+    this.backoff(link);
   }
 
   private dropEntry(link: Link, entry: Outgoing, err: unknown): void {

@@ -165,3 +165,162 @@ it('keeps mail the relay refused in the outbox and delivers everything once and 
     for (const node of nodes) await close(node).catch(() => {});
   }
 }, 120_000);
+
+it('hands a batch its handler did not commit back at once, ahead of mail stored after it', async () => {
+  await resetStream();
+  const store = new MailStore(nc);
+  const [bob, alice] = [did(), did()];
+  for (let i = 0; i < 5; i++) await store.store(bob, alice, `n-${i}`, new Uint8Array([i]));
+  const got: number[] = [];
+  let failed = false;
+  const reader = store.consume(bob, async (batch) => {
+    if (!failed) {
+      failed = true;
+      // Later mail lands while the first batch is in hand; the commit then fails.
+      for (let i = 5; i < 8; i++) await store.store(bob, alice, `n-${i}`, new Uint8Array([i]));
+      throw new Error('commit failed');
+    }
+    for (const item of batch) {
+      got.push(item.data[0] as number);
+      item.ack();
+    }
+  });
+  try {
+    await waitFor(() => got.length >= 8, 20_000, 'all mail after the failed commit');
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  } finally {
+    reader.stop();
+  }
+});
+
+/** A mail store that loses chosen messages on their first publish, as a dropped hub link would. */
+class LossyMailStore extends MailStore {
+  readonly removed: number[] = [];
+  readonly lost = new Set<string>();
+  constructor(
+    nc: NatsConnection,
+    private readonly lose: (msgId: string) => boolean,
+  ) {
+    super(nc);
+  }
+  override async store(to: string, from: string, msgId: string, bytes: Uint8Array): Promise<number> {
+    if (this.lose(msgId) && !this.lost.has(msgId)) {
+      this.lost.add(msgId);
+      throw new Error('lost on the way to the hub');
+    }
+    return super.store(to, from, msgId, bytes);
+  }
+  override async remove(to: string, seqs: number[]): Promise<void> {
+    await super.remove(to, seqs);
+    this.removed.push(...seqs);
+  }
+}
+
+it('keeps per-sender order when messages early in a mail batch fail and later ones are stored', async () => {
+  await resetStream();
+  const nodes: Array<{ relay: Relay; host: Host }> = [];
+  let lossy: LossyMailStore | undefined;
+  const open = async (dataDir: string, withLoss: boolean) => {
+    const transport = await NatsTransport.connect({ servers: hub.url });
+    let nth = 0;
+    const mailStore = withLoss
+      ? new LossyMailStore(transport.nc, () => {
+          // The 4th to 6th publishes of the first batch are lost.
+          nth++;
+          return nth >= 4 && nth <= 6;
+        })
+      : undefined;
+    if (mailStore !== undefined) lossy = mailStore;
+    const relay = new Relay({
+      transport,
+      nc: transport.nc,
+      heartbeatMs: 200,
+      maxBackoffMs: 500,
+      ...(mailStore === undefined ? {} : { mailStore }),
+    });
+    const host = await Host.open({ dataDir, router: relay, noSync: true });
+    relay.bind(host);
+    await relay.start();
+    const node = { relay, host };
+    nodes.push(node);
+    return node;
+  };
+  const close = async (node: { relay: Relay; host: Host }) => {
+    await node.relay.close();
+    await node.host.close();
+  };
+  try {
+    const a = await open(tempDir(), true);
+    const bDir = tempDir();
+    let b = await open(bDir, false);
+    const alice = await a.host.createIdentity({ name: 'alice' });
+    const bob = await b.host.createIdentity({ name: 'bob' });
+    await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online');
+    await close(b);
+    await waitFor(() => !a.relay.isOnline(bob.did), 30_000, 'bob offline');
+
+    const N = 40;
+    await a.host.send(
+      Array.from({ length: N }, (_, i) => ({ from: alice.did, to: bob.did, body: { n: i } })),
+    );
+    await waitFor(() => a.host.status().outbox === 0, 30_000, 'all stored');
+    const store = lossy as LossyMailStore;
+    expect(store.lost.size).toBe(3);
+    // Everything the first batch stored after its first loss was taken back and stored again after it.
+    expect(store.removed.length).toBe(N - 6);
+    expect(a.relay.stats.mailed).toBe(N);
+
+    b = await open(bDir, false);
+    await waitFor(() => b.host.inbox(bob.did, { limit: 100 }).messages.length >= N, 60_000, 'all mail');
+    const got = b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
+    expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
+  } finally {
+    for (const node of nodes) await close(node).catch(() => {});
+  }
+}, 120_000);
+
+it('delivers in stored order after a previous reader died holding a pull request that took the first mail', async () => {
+  await resetStream();
+  const store = new MailStore(nc);
+  const [bob, alice] = [did(), did()];
+  await store.store(bob, alice, 'd-0', new Uint8Array([0]));
+  const first = readAll(store, bob);
+  await waitFor(() => first.got.length === 1, 20_000, 'the first reader');
+  first.reader.stop();
+  await new Promise((r) => setTimeout(r, 1_500));
+  // A reader that died: its pull request stays on the server and takes the next mail to a reply
+  // address nobody reads any more.
+  const dead = connectDead();
+  await dead.pull(didKey(bob));
+  for (let i = 1; i <= 8; i++) await store.store(bob, alice, `d-${i}`, new Uint8Array([i]));
+  await dead.close();
+  const { got, reader } = readAll(store, bob);
+  try {
+    await waitFor(() => got.length >= 8, 20_000, 'the mail after the dead reader');
+    expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  } finally {
+    reader.stop();
+  }
+});
+
+/** A second client that asks for mail and then goes away without reading it. */
+function connectDead(): { pull(consumer: string): Promise<void>; close(): Promise<void> } {
+  let conn: NatsConnection | undefined;
+  return {
+    async pull(consumer) {
+      conn = await connect({ servers: hub.url });
+      const reply = `_INBOX.gone.${consumer.slice(0, 12)}`;
+      // Subscribed, so the server sees interest in the reply address, then closed without reading.
+      conn.subscribe(reply, { callback: () => {} });
+      conn.publish(
+        `$JS.${JETSTREAM_DOMAIN}.API.CONSUMER.MSG.NEXT.${MAIL_STREAM}.${consumer}`,
+        JSON.stringify({ batch: 5, expires: 60_000_000_000 }),
+        { reply },
+      );
+      await conn.flush();
+    },
+    async close() {
+      await conn?.close();
+    },
+  };
+}
