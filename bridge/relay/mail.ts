@@ -221,7 +221,9 @@ export class MailStore {
   }
 
   /**
-   * Hands `did`'s mail to `handle` in stored order, in batches, until stopped. `handle` acks each
+   * Hands `did`'s mail to `handle` in stored order, in batches, until stopped. A delivery this loop
+   * never received (a pull request lost on the way) makes it start again from a fresh consumer
+   * before it hands on anything delivered after it. `handle` acks each
    * item after committing it (or terms one it refuses for good); items it leaves unsettled, also
    * when it throws, are handed back at once and come again before any later mail.
    */
@@ -235,18 +237,25 @@ export class MailStore {
     const name = didKey(did);
     const loop = async () => {
       let consumerReady = false;
+      // The consumer numbers every delivery; one this loop never saw went to a pull request that is
+      // gone, and would come again only after the ack wait, behind later mail.
+      let nextDelivery = 1;
       while (!stopped) {
         try {
           await this.ensureStream();
           if (!consumerReady) {
             await this.resetConsumer(did);
             consumerReady = true;
+            nextDelivery = 1;
           }
           const consumer = await this.js.consumers.get(MAIL_STREAM, name);
           const messages = await consumer.fetch({ max_messages: 500, expires: 1_000 });
           const batch: MailItem[] = [];
           const open = new Set<JsMsg>();
+          let lost = false;
           for await (const m of messages) {
+            if (m.info.deliverySequence !== nextDelivery) lost = true;
+            nextDelivery = m.info.deliverySequence + 1;
             open.add(m);
             const settle = (fn: () => void) => () => {
               if (open.delete(m)) fn();
@@ -256,6 +265,12 @@ export class MailStore {
               ack: settle(() => m.ack()),
               term: settle(() => m.term()),
             });
+          }
+          if (lost) {
+            // Start again from the oldest stored message, the lost ones first.
+            for (const m of open) m.nak();
+            consumerReady = false;
+            continue;
           }
           if (batch.length === 0) {
             onDrained?.();

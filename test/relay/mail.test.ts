@@ -324,3 +324,24 @@ function connectDead(): { pull(consumer: string): Promise<void>; close(): Promis
     },
   };
 }
+
+it('keeps stored order when a pull request of a running reader is lost while mail is handed out', async () => {
+  await resetStream();
+  const store = new MailStore(nc);
+  const [bob, alice] = [did(), did()];
+  await store.store(bob, alice, 'l-0', new Uint8Array([0]));
+  const { got, reader } = readAll(store, bob);
+  const dead = connectDead();
+  try {
+    await waitFor(() => got.length === 1, 20_000, 'the reader running');
+    // A request for the same consumer whose answers never reach the reader, as a pull request on a
+    // link that dropped: whatever it takes, the reader never sees.
+    await dead.pull(didKey(bob));
+    for (let i = 1; i <= 12; i++) await store.store(bob, alice, `l-${i}`, new Uint8Array([i]));
+    await dead.close();
+    await waitFor(() => got.length >= 13, 20_000, 'all mail');
+    expect(got).toEqual(Array.from({ length: 13 }, (_, i) => i));
+  } finally {
+    reader.stop();
+  }
+});
