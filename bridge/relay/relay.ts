@@ -339,17 +339,11 @@ export class Relay implements RemoteRouter {
       }),
     );
     this.presence.onChange((change) => {
-      void host.system
-        .emitEvent({
-          kind: 'status',
-          actor: 'host',
-          payload: {
-            status: change.online ? 'presence.online' : 'presence.offline',
-            did: change.did,
-            host: change.host,
-          },
-        })
-        .catch(() => {});
+      this.hostEvent('status', {
+        status: change.online ? 'presence.online' : 'presence.offline',
+        did: change.did,
+        host: change.host,
+      });
       for (const link of this.links.values()) {
         if (link.to !== change.did) continue;
         if (!change.online) this.resetLink(link, false);
@@ -360,24 +354,12 @@ export class Relay implements RemoteRouter {
       // A directory, revocation, binding or attestation entry that does not verify: ignored, counted and reported.
       const invalidEntry = (key: string, error: AnxError) => {
         this.stats.refused++;
-        void host.system
-          .emitEvent({
-            kind: 'error',
-            actor: 'host',
-            payload: { code: error.code, level: 'warning', message: error.message, key },
-          })
-          .catch(() => {});
+        this.hostEvent('error', { code: error.code, level: 'warning', message: error.message, key });
       };
       this.directory = new Directory(this.options.nc, host.suite, invalidEntry);
       this.directory.start();
       this.webhooks = new Webhooks(this.options.nc, host.suite, (r) => {
-        void host.system
-          .emitEvent({
-            kind: r.ok ? 'status' : 'error',
-            actor: 'host',
-            payload: { status: 'webhook.notified', ...r },
-          })
-          .catch(() => {});
+        this.hostEvent(r.ok ? 'status' : 'error', { status: 'webhook.notified', ...r });
       });
       this.webhooks.start();
       const isLocal = (did: string) => host.keystore.has(did);
@@ -786,34 +768,21 @@ export class Relay implements RemoteRouter {
       this.schedule(link, 0);
       return;
     }
-    void this.need()
-      .system.emitEvent({
-        kind: 'error',
-        actor: 'host',
-        payload: {
-          code: (failure as AnxError).code ?? 'ANX_MAIL_STORE',
-          message: (failure as Error).message,
-          to: link.to,
-        },
-      })
-      .catch(() => {});
+    this.hostEvent('error', {
+      code: (failure as AnxError).code ?? 'ANX_MAIL_STORE',
+      message: (failure as Error).message,
+      to: link.to,
+    });
     this.backoff(link);
   }
 
   private dropEntry(link: Link, entry: Outgoing, err: unknown): void {
-    const host = this.need();
-    void host.system
-      .emitEvent({
-        kind: 'error',
-        actor: 'host',
-        payload: {
-          code: (err as AnxError).code ?? 'ANX_RELAY_SEAL',
-          message: (err as Error).message,
-          id: entry.id,
-          to: link.to,
-        },
-      })
-      .catch(() => {});
+    this.hostEvent('error', {
+      code: (err as AnxError).code ?? 'ANX_RELAY_SEAL',
+      message: (err as Error).message,
+      id: entry.id,
+      to: link.to,
+    });
     this.finish(link, [entry]);
   }
 
@@ -1130,17 +1099,11 @@ export class Relay implements RemoteRouter {
     );
     if (this.closed || this.inbound.get(inbound.sid) !== inbound) return;
     if (!drained) {
-      void this.need()
-        .system.emitEvent({
-          kind: 'error',
-          actor: 'host',
-          payload: {
-            code: 'ANX_MAIL_UNDRAINED',
-            level: 'warning',
-            message: `stored mail for ${inbound.local} was not confirmed drained within ${MAIL_DRAIN_WAIT_MS} ms; taking session traffic from ${inbound.peer} anyway`,
-          },
-        })
-        .catch(() => {});
+      this.hostEvent('error', {
+        code: 'ANX_MAIL_UNDRAINED',
+        level: 'warning',
+        message: `stored mail for ${inbound.local} was not confirmed drained within ${MAIL_DRAIN_WAIT_MS} ms; taking session traffic from ${inbound.peer} anyway`,
+      });
     }
     inbound.gate = 'open';
     for (const arrival of inbound.held) this.arrivals.push(arrival);
@@ -1289,15 +1252,21 @@ export class Relay implements RemoteRouter {
     }
   }
 
-  private refuse(err: unknown, bytes: number): void {
+  /** Records a host event (a status or an error) without waiting; a stopping host drops it. */
+  private hostEvent(kind: 'status' | 'error', payload: Record<string, unknown>): void {
     const host = this.host;
-    if (host === undefined || this.closed) return;
+    if (host === undefined) return;
+    void host.system.emitEvent({ kind, actor: 'host', payload }).catch(() => {});
+  }
+
+  private refuse(err: unknown, bytes: number): void {
+    if (this.closed) return;
     const event = envelopeErrorEvent(err, bytes, Date.now());
     if (err instanceof SessionError || err instanceof RelayFrameError || err instanceof AnxError) {
       event.payload.code = (err as AnxError).code;
       event.payload.message = (err as AnxError).message;
     }
-    void host.system.emitEvent({ kind: 'error', actor: 'host', payload: event.payload }).catch(() => {});
+    this.hostEvent('error', event.payload);
   }
 
   private need(): Host {

@@ -110,43 +110,77 @@ it('gives a mail stream created without limits its limits, and replaces a consum
   }
 });
 
-it('keeps mail the relay refused in the outbox and delivers everything once and in order when the recipient returns', async () => {
-  await resetStream();
-  const nodes: Array<{ relay: Relay; host: Host; transport: NatsTransport }> = [];
-  const open = async (dataDir: string) => {
+interface MailNode {
+  relay: Relay;
+  host: Host;
+}
+
+/**
+ * Two hosts on the hub, alice's (a) and bob's (b, closed again: bob is offline when this resolves);
+ * `relayOptions(nc)` gives each relay its mail settings. `reopenB` brings bob's host back.
+ */
+async function aliceAndOfflineBob(
+  relayOptions: (nc: NatsConnection, node: 'a' | 'b') => Partial<ConstructorParameters<typeof Relay>[0]>,
+): Promise<{
+  a: MailNode;
+  alice: string;
+  bob: string;
+  reopenB(): Promise<MailNode>;
+  closeAll(): Promise<void>;
+}> {
+  const nodes: MailNode[] = [];
+  const open = async (dataDir: string, name: 'a' | 'b') => {
     const transport = await NatsTransport.connect({ servers: hub.url });
     const relay = new Relay({
       transport,
       nc: transport.nc,
       heartbeatMs: 200,
       maxBackoffMs: 500,
-      mailLimits: { maxPerSender: 5 },
+      ...relayOptions(transport.nc, name),
     });
     const host = await Host.open({ dataDir, router: relay, noSync: true });
     relay.bind(host);
     await relay.start();
-    const node = { relay, host, transport };
+    const node = { relay, host };
     nodes.push(node);
     return node;
   };
-  const close = async (node: { relay: Relay; host: Host }) => {
+  const close = async (node: MailNode) => {
     await node.relay.close();
     await node.host.close();
   };
+  const closeAll = async () => {
+    for (const node of nodes) await close(node).catch(() => {});
+  };
   try {
-    const a = await open(tempDir());
+    const a = await open(tempDir(), 'a');
     const bDir = tempDir();
-    let b = await open(bDir);
+    const b = await open(bDir, 'b');
     const alice = await a.host.createIdentity({ name: 'alice' });
     const bob = await b.host.createIdentity({ name: 'bob' });
     await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online');
     await close(b);
     await waitFor(() => !a.relay.isOnline(bob.did), 30_000, 'bob offline');
+    return { a, alice: alice.did, bob: bob.did, reopenB: () => open(bDir, 'b'), closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
 
+/** The `n` of each message in `did`'s inbox on `node`, in inbox order. */
+function inboxNumbers(node: MailNode, did: string): number[] {
+  return node.host.inbox(did, { limit: 1_000 }).messages.map((m) => (m.body as { n: number }).n);
+}
+
+it('keeps mail the relay refused in the outbox and delivers everything once and in order when the recipient returns', async () => {
+  await resetStream();
+  const { a, alice, bob, reopenB, closeAll } = await aliceAndOfflineBob(() => ({
+    mailLimits: { maxPerSender: 5 },
+  }));
+  try {
     const N = 8;
-    await a.host.send(
-      Array.from({ length: N }, (_, i) => ({ from: alice.did, to: bob.did, body: { n: i } })),
-    );
+    await a.host.send(Array.from({ length: N }, (_, i) => ({ from: alice, to: bob, body: { n: i } })));
     await waitFor(() => a.relay.stats.mailed === 5, 30_000, 'five stored');
     const quota = () =>
       a.host.trace('host', { kinds: ['error'] }).filter((e) => {
@@ -156,13 +190,12 @@ it('keeps mail the relay refused in the outbox and delivers everything once and 
     await waitFor(() => quota().length > 0, 30_000, 'a quota refusal event');
     expect(a.host.status().outbox).toBe(N - 5);
 
-    b = await open(bDir);
-    await waitFor(() => b.host.inbox(bob.did, { limit: 100 }).messages.length >= N, 60_000, 'all mail');
+    const b = await reopenB();
+    await waitFor(() => inboxNumbers(b, bob).length >= N, 60_000, 'all mail');
     await waitFor(() => a.host.status().outbox === 0, 30_000, 'sender outbox empty');
-    const got = b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
-    expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
+    expect(inboxNumbers(b, bob)).toEqual(Array.from({ length: N }, (_, i) => i));
   } finally {
-    for (const node of nodes) await close(node).catch(() => {});
+    await closeAll();
   }
 }, 120_000);
 
@@ -218,51 +251,17 @@ class LossyMailStore extends MailStore {
 
 it('keeps per-sender order when messages early in a mail batch fail and later ones are stored', async () => {
   await resetStream();
-  const nodes: Array<{ relay: Relay; host: Host }> = [];
   let lossy: LossyMailStore | undefined;
-  const open = async (dataDir: string, withLoss: boolean) => {
-    const transport = await NatsTransport.connect({ servers: hub.url });
-    let nth = 0;
-    const mailStore = withLoss
-      ? new LossyMailStore(transport.nc, () => {
-          // The 4th to 6th publishes of the first batch are lost.
-          nth++;
-          return nth >= 4 && nth <= 6;
-        })
-      : undefined;
-    if (mailStore !== undefined) lossy = mailStore;
-    const relay = new Relay({
-      transport,
-      nc: transport.nc,
-      heartbeatMs: 200,
-      maxBackoffMs: 500,
-      ...(mailStore === undefined ? {} : { mailStore }),
-    });
-    const host = await Host.open({ dataDir, router: relay, noSync: true });
-    relay.bind(host);
-    await relay.start();
-    const node = { relay, host };
-    nodes.push(node);
-    return node;
-  };
-  const close = async (node: { relay: Relay; host: Host }) => {
-    await node.relay.close();
-    await node.host.close();
-  };
+  let nth = 0;
+  const { a, alice, bob, reopenB, closeAll } = await aliceAndOfflineBob((nc, node) => {
+    if (node === 'b') return {};
+    // The 4th to 6th publishes of the first batch are lost.
+    lossy = new LossyMailStore(nc, () => ++nth >= 4 && nth <= 6);
+    return { mailStore: lossy };
+  });
   try {
-    const a = await open(tempDir(), true);
-    const bDir = tempDir();
-    let b = await open(bDir, false);
-    const alice = await a.host.createIdentity({ name: 'alice' });
-    const bob = await b.host.createIdentity({ name: 'bob' });
-    await waitFor(() => a.relay.isOnline(bob.did), 30_000, 'bob online');
-    await close(b);
-    await waitFor(() => !a.relay.isOnline(bob.did), 30_000, 'bob offline');
-
     const N = 40;
-    await a.host.send(
-      Array.from({ length: N }, (_, i) => ({ from: alice.did, to: bob.did, body: { n: i } })),
-    );
+    await a.host.send(Array.from({ length: N }, (_, i) => ({ from: alice, to: bob, body: { n: i } })));
     await waitFor(() => a.host.status().outbox === 0, 30_000, 'all stored');
     const store = lossy as LossyMailStore;
     expect(store.lost.size).toBe(3);
@@ -270,12 +269,11 @@ it('keeps per-sender order when messages early in a mail batch fail and later on
     expect(store.removed.length).toBe(N - 6);
     expect(a.relay.stats.mailed).toBe(N);
 
-    b = await open(bDir, false);
-    await waitFor(() => b.host.inbox(bob.did, { limit: 100 }).messages.length >= N, 60_000, 'all mail');
-    const got = b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
-    expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
+    const b = await reopenB();
+    await waitFor(() => inboxNumbers(b, bob).length >= N, 60_000, 'all mail');
+    expect(inboxNumbers(b, bob)).toEqual(Array.from({ length: N }, (_, i) => i));
   } finally {
-    for (const node of nodes) await close(node).catch(() => {});
+    await closeAll();
   }
 }, 120_000);
 
