@@ -142,8 +142,8 @@ interface Link {
   handshake: { pending: PendingHello; sid: string; timer: ReturnType<typeof setTimeout> } | undefined;
   attempt: number;
   notBefore: number;
-  /** Entries of the mail batch on its way to JetStream; session traffic waits for them. */
-  mailInFlight: number;
+  /** A mail batch (or its repair) is on its way to JetStream; session traffic waits for it. */
+  mailBusy: boolean;
   /**
    * Stream sequences of mail stored after an earlier message of its batch failed: they are removed
    * before anything else is stored or sent on this link, and their entries stored again in order.
@@ -552,7 +552,7 @@ export class Relay implements RemoteRouter {
         handshake: undefined,
         attempt: 0,
         notBefore: 0,
-        mailInFlight: 0,
+        mailBusy: false,
         mailRepair: [],
         timer: undefined,
         lastAck: 0,
@@ -619,7 +619,7 @@ export class Relay implements RemoteRouter {
       return;
     }
     // Mail still on its way to JetStream must land before session traffic, or order would break.
-    if (link.mailInFlight > 0) return;
+    if (link.mailBusy) return;
     if (link.session === undefined) {
       if (link.handshake === undefined) this.handshake(link);
       return;
@@ -693,58 +693,65 @@ export class Relay implements RemoteRouter {
    * fails.
    */
   private pumpMail(link: Link): void {
-    if (link.mailInFlight > 0) return;
+    if (link.mailBusy) return;
     const mail = this.mail as MailStore;
-    const batch: Outgoing[] = [];
-    const size = link.attempt > 0 ? 1 : MAIL_WINDOW;
-    const sealed: Uint8Array[] = [];
-    for (const entry of link.queue) {
-      if (batch.length >= size || link.mailRepair.length > 0) break;
-      try {
-        sealed.push(this.sealForMail(entry.env));
-        batch.push(entry);
-      } catch (err) {
-        // An envelope that cannot be sealed never will be: drop it from the outbox with an error event.
-        this.dropEntry(link, entry, err);
+    let work: Promise<void>;
+    if (link.mailRepair.length > 0) work = this.repairMail(link, mail);
+    else {
+      const batch: Array<{ entry: Outgoing; bytes: Uint8Array }> = [];
+      const size = link.attempt > 0 ? 1 : MAIL_WINDOW;
+      for (const entry of link.queue) {
+        if (batch.length >= size) break;
+        try {
+          batch.push({ entry, bytes: this.sealForMail(entry.env) });
+        } catch (err) {
+          // An envelope that cannot be sealed never will be: drop it from the outbox with an error event.
+          this.dropEntry(link, entry, err);
+        }
       }
+      if (batch.length === 0) return;
+      work = this.storeMailBatch(link, mail, batch);
     }
-    if (batch.length === 0 && link.mailRepair.length === 0) return;
-    link.mailInFlight = Math.max(1, batch.length);
-    void this.storeMailBatch(link, mail, batch, sealed).finally(() => {
-      link.mailInFlight = 0;
+    link.mailBusy = true;
+    void work.finally(() => {
+      link.mailBusy = false;
     });
+  }
+
+  /** Takes the messages stored out of order back out of the stream; their entries are stored again next. */
+  private async repairMail(link: Link, mail: MailStore): Promise<void> {
+    try {
+      await mail.remove(link.to, link.mailRepair);
+      link.mailRepair = [];
+      // Back to the pump: the recipient may be online by now and take the rest over a session.
+      this.schedule(link, 0);
+    } catch (err) {
+      this.mailFailed(link, err);
+    }
   }
 
   private async storeMailBatch(
     link: Link,
     mail: MailStore,
-    batch: Outgoing[],
-    sealed: Uint8Array[],
+    batch: Array<{ entry: Outgoing; bytes: Uint8Array }>,
   ): Promise<void> {
     let failure: unknown;
     try {
-      if (link.mailRepair.length > 0) {
-        await mail.remove(link.to, link.mailRepair);
-        link.mailRepair = [];
-        // Back to the pump: the recipient may be online by now and take the rest over a session.
-        this.schedule(link, 0);
-        return;
-      }
       // Readiness first: a stream check that fails must fail the whole batch, not its first messages.
       await mail.ensureStream();
       const results = await Promise.allSettled(
-        batch.map((entry, i) =>
+        batch.map(({ entry, bytes }) =>
           mail.store(
             link.to,
             entry.env.from,
             `${entry.env.from.slice(-24)}-${entry.id}${entry.mailTry > 0 ? `.${entry.mailTry}` : ''}`,
-            sealed[i] as Uint8Array,
+            bytes,
           ),
         ),
       );
       const stored: Outgoing[] = [];
       for (const [i, result] of results.entries()) {
-        const entry = batch[i] as Outgoing;
+        const { entry } = batch[i] as { entry: Outgoing };
         if (failure === undefined && result.status === 'fulfilled') {
           stored.push(entry);
         } else if (failure === undefined && result.status === 'rejected') {
@@ -766,11 +773,14 @@ export class Relay implements RemoteRouter {
     if (failure === undefined) {
       link.attempt = 0;
       this.schedule(link, 0);
-      return;
-    }
+    } else this.mailFailed(link, failure);
+  }
+
+  /** A mail batch or repair failed: an error event, then the link backs off and probes with one message. */
+  private mailFailed(link: Link, err: unknown): void {
     this.hostEvent('error', {
-      code: (failure as AnxError).code ?? 'ANX_MAIL_STORE',
-      message: (failure as Error).message,
+      code: (err as AnxError).code ?? 'ANX_MAIL_STORE',
+      message: (err as Error).message,
       to: link.to,
     });
     this.backoff(link);
