@@ -75,6 +75,8 @@ export class MailStore {
   private js: JetStreamClient;
   private jsm: JetStreamManager | undefined;
   private ready: Promise<void> | undefined;
+  /** The stream was found or made: publishes need not wait for `ready`. */
+  private streamReady = false;
   readonly retentionMs: number;
   readonly maxPerSender: number;
   readonly maxBytes: number;
@@ -116,11 +118,13 @@ export class MailStore {
           duplicate_window: nanos(2 * 60_000),
           ...limits,
         });
+        this.streamReady = true;
         return;
       }
       const config = existing.config;
       if (!(config.max_msgs_per_subject > 0) || config.discard_new_per_subject !== true)
         await this.jsm.streams.update(MAIL_STREAM, { ...config, ...limits });
+      this.streamReady = true;
     })().catch((err) => {
       this.ready = undefined;
       throw err;
@@ -135,34 +139,16 @@ export class MailStore {
    */
   async store(to: string, from: string, msgId: string, bytes: Uint8Array): Promise<number> {
     try {
-      await this.ensureStream();
+      // Once the stream is known, the publish leaves in this call (a caller overlaps its next work with the round trip).
+      if (!this.streamReady) await this.ensureStream();
       const ack = await this.js.publish(mailSubject(to, from), bytes, { msgID: msgId, timeout: 5_000 });
       return ack.seq;
     } catch (cause) {
       const limit = cause instanceof JetStreamApiError ? LIMIT_CODES.get(cause.code) : undefined;
       if (limit !== undefined) throw new MailQuotaError(to, from, limit);
-      throw new MailStoreError(to, cause);
-    }
-  }
-
-  /**
-   * Removes stored messages by stream sequence (a sender taking back mail it must store again in
-   * order). A message no longer stored (its recipient already took it) counts as removed. Throws
-   * `MailStoreError` when JetStream does not answer; the caller tries again.
-   */
-  async remove(to: string, seqs: number[]): Promise<void> {
-    try {
-      await this.ensureStream();
-      const jsm = this.jsm as JetStreamManager;
-      for (const seq of seqs) {
-        try {
-          await jsm.streams.deleteMessage(MAIL_STREAM, seq, false);
-        } catch (err) {
-          // 10037: no message found (already acknowledged by its recipient, or aged out).
-          if (!(err instanceof JetStreamApiError && err.code === 10037)) throw err;
-        }
-      }
-    } catch (cause) {
+      // The stream may be gone (a hub that lost its storage): the next store looks for it again.
+      this.ready = undefined;
+      this.streamReady = false;
       throw new MailStoreError(to, cause);
     }
   }

@@ -126,8 +126,6 @@ interface Outgoing {
   /** Session (sid) the entry was last sent in; undefined when not sent in the current one. */
   sentIn: string | undefined;
   sentAt: number;
-  /** Times this entry was taken back from the mail stream to be stored again in order (part of its msg id). */
-  mailTry: number;
   /** The sealed form, for envelopes that must stay non-repudiable (made once, resent as is). */
   sealed?: Uint8Array;
 }
@@ -142,13 +140,8 @@ interface Link {
   handshake: { pending: PendingHello; sid: string; timer: ReturnType<typeof setTimeout> } | undefined;
   attempt: number;
   notBefore: number;
-  /** A mail batch (or its repair) is on its way to JetStream; session traffic waits for it. */
+  /** Mail is on its way to JetStream; session traffic waits for it. */
   mailBusy: boolean;
-  /**
-   * Stream sequences of mail stored after an earlier message of its batch failed: they are removed
-   * before anything else is stored or sent on this link, and their entries stored again in order.
-   */
-  mailRepair: number[];
   timer: ReturnType<typeof setTimeout> | undefined;
   /** When the last acknowledgement came: a busy receiver that keeps acknowledging is not a lost one. */
   lastAck: number;
@@ -196,7 +189,8 @@ export interface RelayStats {
 
 const MAX_UNACKED = 8_192;
 const NON_REPUDIABLE = /^(vote|artifact|token|manifest)(\.|$)/;
-const MAIL_WINDOW = 256;
+/** Messages stored per turn of a link's mail pump (one publish in flight at a time). */
+const MAIL_RUN = 256;
 /** Longest wait for a DID's mail backlog before it is announced anyway (hub unreachable). */
 const MAIL_DRAIN_WAIT_MS = 5_000;
 
@@ -426,7 +420,6 @@ export class Relay implements RemoteRouter {
       bytes,
       sentIn: undefined,
       sentAt: 0,
-      mailTry: 0,
     };
     link.queue.push(entry);
     link.byId.set(env.id, entry);
@@ -553,7 +546,6 @@ export class Relay implements RemoteRouter {
         attempt: 0,
         notBefore: 0,
         mailBusy: false,
-        mailRepair: [],
         timer: undefined,
         lastAck: 0,
       };
@@ -612,7 +604,7 @@ export class Relay implements RemoteRouter {
       this.schedule(link, link.notBefore - Date.now());
       return;
     }
-    if (this.mail !== undefined && (!this.presence.isOnline(link.to) || link.mailRepair.length > 0)) {
+    if (this.mail !== undefined && !this.presence.isOnline(link.to)) {
       // Back online, the receiver must see a new session: its first frame makes it drain this mail first.
       if (link.session !== undefined || link.handshake !== undefined) this.resetLink(link, false);
       this.pumpMail(link);
@@ -685,98 +677,80 @@ export class Relay implements RemoteRouter {
   }
 
   /**
-   * Stores the head of the link's queue as offline mail, one batch at a time: up to `MAIL_WINDOW`
-   * publishes in flight (one after a failure, to probe the store). Entries leave the outbox only up
-   * to the first failure of their batch. Any later message of the batch JetStream did store would
-   * sit before the failed one, so it is taken back out of the stream (`mailRepair`) before anything
-   * else goes on this link, and stored again after it: per (sender, recipient) order holds whatever
-   * fails.
+   * Stores the head of the link's queue as offline mail, one message at a time: the next is published
+   * only once JetStream has stored the one before it. A message the store refuses (the recipient's
+   * quota, a publish lost with the leaf's connection) therefore is never overtaken by a later one of
+   * the same sender, even while the recipient is reading: it stays at the head of the outbox and the
+   * link backs off. A retry keeps the message's msg-id, so a publish that was stored but whose
+   * acknowledgement was lost is not stored twice. Up to `MAIL_RUN` messages per turn, then the pump
+   * looks again (the recipient may be online by now and take the rest over a session).
    */
   private pumpMail(link: Link): void {
     if (link.mailBusy) return;
-    const mail = this.mail as MailStore;
-    let work: Promise<void>;
-    if (link.mailRepair.length > 0) work = this.repairMail(link, mail);
-    else {
-      const batch: Array<{ entry: Outgoing; bytes: Uint8Array }> = [];
-      const size = link.attempt > 0 ? 1 : MAIL_WINDOW;
-      for (const entry of link.queue) {
-        if (batch.length >= size) break;
-        try {
-          batch.push({ entry, bytes: this.sealForMail(entry.env) });
-        } catch (err) {
-          // An envelope that cannot be sealed never will be: drop it from the outbox with an error event.
-          this.dropEntry(link, entry, err);
-        }
-      }
-      if (batch.length === 0) return;
-      work = this.storeMailBatch(link, mail, batch);
-    }
     link.mailBusy = true;
-    void work.finally(() => {
+    void this.storeMail(link, this.mail as MailStore).finally(() => {
       link.mailBusy = false;
     });
   }
 
-  /** Takes the messages stored out of order back out of the stream; their entries are stored again next. */
-  private async repairMail(link: Link, mail: MailStore): Promise<void> {
-    try {
-      await mail.remove(link.to, link.mailRepair);
-      link.mailRepair = [];
-      // Back to the pump: the recipient may be online by now and take the rest over a session.
-      this.schedule(link, 0);
-    } catch (err) {
-      this.mailFailed(link, err);
-    }
-  }
-
-  private async storeMailBatch(
-    link: Link,
-    mail: MailStore,
-    batch: Array<{ entry: Outgoing; bytes: Uint8Array }>,
-  ): Promise<void> {
+  private async storeMail(link: Link, mail: MailStore): Promise<void> {
+    const run = link.queue.slice(0, MAIL_RUN);
+    const stored: Outgoing[] = [];
     let failure: unknown;
     try {
-      // Readiness first: a stream check that fails must fail the whole batch, not its first messages.
       await mail.ensureStream();
-      const results = await Promise.allSettled(
-        batch.map(({ entry, bytes }) =>
-          mail.store(
-            link.to,
-            entry.env.from,
-            `${entry.env.from.slice(-24)}-${entry.id}${entry.mailTry > 0 ? `.${entry.mailTry}` : ''}`,
-            bytes,
-          ),
-        ),
-      );
-      const stored: Outgoing[] = [];
-      for (const [i, result] of results.entries()) {
-        const { entry } = batch[i] as { entry: Outgoing };
-        if (failure === undefined && result.status === 'fulfilled') {
-          stored.push(entry);
-        } else if (failure === undefined && result.status === 'rejected') {
-          failure = result.reason;
-        } else if (result.status === 'fulfilled') {
-          link.mailRepair.push(result.value);
-          entry.mailTry++;
-        }
-      }
-      const live = stored.filter((e) => link.byId.has(e.id));
-      if (live.length > 0) {
-        this.stats.mailed += live.length;
-        this.webhooks?.mailStored(link.to, live.length);
-        this.finish(link, live);
+      let next = this.sealNextMail(link, run, 0);
+      while (next !== undefined && !this.closed) {
+        const { entry, bytes, index } = next;
+        const publish = mail.store(
+          link.to,
+          entry.env.from,
+          `${entry.env.from.slice(-24)}-${entry.id}`,
+          bytes,
+        );
+        // The next message is sealed while this one travels to the hub and back (after one
+        // microtask turn, in which the client writes the publish to its socket).
+        await Promise.resolve();
+        next = this.sealNextMail(link, run, index + 1);
+        await publish;
+        stored.push(entry);
       }
     } catch (err) {
       failure = err;
     }
+    const live = stored.filter((e) => link.byId.has(e.id));
+    if (live.length > 0) {
+      this.stats.mailed += live.length;
+      this.webhooks?.mailStored(link.to, live.length);
+      this.finish(link, live);
+    }
+    if (this.closed) return;
     if (failure === undefined) {
       link.attempt = 0;
       this.schedule(link, 0);
     } else this.mailFailed(link, failure);
   }
 
-  /** A mail batch or repair failed: an error event, then the link backs off and probes with one message. */
+  /** The first entry of `run` from `start` that is still queued, sealed for mail. */
+  private sealNextMail(
+    link: Link,
+    run: Outgoing[],
+    start: number,
+  ): { entry: Outgoing; bytes: Uint8Array; index: number } | undefined {
+    for (let index = start; index < run.length; index++) {
+      const entry = run[index] as Outgoing;
+      if (!link.byId.has(entry.id)) continue;
+      try {
+        return { entry, bytes: this.sealForMail(entry.env), index };
+      } catch (err) {
+        // An envelope that cannot be sealed never will be: drop it from the outbox with an error event.
+        this.dropEntry(link, entry, err);
+      }
+    }
+    return undefined;
+  }
+
+  /** A mail store failed: an error event, then the link backs off and tries the same message again. */
   private mailFailed(link: Link, err: unknown): void {
     this.hostEvent('error', {
       code: (err as AnxError).code ?? 'ANX_MAIL_STORE',

@@ -1,6 +1,8 @@
 // Bench group `relay`: session-mode throughput between host processes, DID-to-DID round trips, card visibility and
 // offline detection, on a hub with two leaves (real nats-server processes), each next to raw NATS on the same path.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { NatsTransport } from '../../bridge/relay/nats-transport.ts';
 import { Relay } from '../../bridge/relay/relay.ts';
 import { nodeSuite } from '../../runtime/crypto/node.ts';
@@ -177,6 +179,28 @@ async function kernelInboxRate(n: number): Promise<number> {
   }
 }
 
+/**
+ * Raw JetStream: 1 KiB messages stored in a file stream on the hub from a leaf, `n` of them, either one
+ * publish in flight at a time (each awaits its ack) or all pipelined.
+ */
+async function rawJetStream(nc: NatsConnection, n: number, pipelined: boolean): Promise<number> {
+  const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
+  const name = `BENCH_RAW_${Math.random().toString(36).slice(2, 8)}`;
+  await jsm.streams.add({ name, subjects: [`bench.js.${name}`] });
+  const js = jetstream(nc, { domain: JETSTREAM_DOMAIN });
+  try {
+    const start = process.hrtime.bigint();
+    if (pipelined) {
+      const acks: Promise<unknown>[] = [];
+      for (let i = 0; i < n; i++) acks.push(js.publish(`bench.js.${name}`, KIB, { msgID: `m${i}` }));
+      await Promise.all(acks);
+    } else for (let i = 0; i < n; i++) await js.publish(`bench.js.${name}`, KIB, { msgID: `m${i}` });
+    return n / (Number(process.hrtime.bigint() - start) / 1e9);
+  } finally {
+    await jsm.streams.delete(name);
+  }
+}
+
 async function relayNode(url: string, heartbeatMs: number) {
   const transport = await NatsTransport.connect({ servers: url });
   const relay = new Relay({ transport, nc: transport.nc, heartbeatMs });
@@ -331,6 +355,38 @@ export const relayGroup: BenchGroup = {
         unit: 'ms',
         note: `max ${Math.max(...visible).toFixed(1)} ms`,
       });
+
+      // Offline mail: one sender's 1 KiB messages to a DID that is not online, from the outbox into
+      // the hub's mail stream (sealed, signed, stored in order: one publish in flight per recipient).
+      const mailRates: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        const away = generateIdentity().did;
+        const n = 2_000;
+        const start = process.hrtime.bigint();
+        await a.host.send(
+          Array.from({ length: n }, () => ({ from: carol.did, to: away, body: { text: 'x'.repeat(1024) } })),
+        );
+        await waitFor(() => a.host.status().outbox === 0, 120_000, 'mail stored');
+        mailRates.push(n / (Number(process.hrtime.bigint() - start) / 1e9));
+      }
+      const rawAwaited: number[] = [];
+      const rawPipelined: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        rawAwaited.push(await rawJetStream(nc1, 2_000, false));
+        rawPipelined.push(await rawJetStream(nc1, 2_000, true));
+      }
+      log(
+        `  offline mail stored msgs/s: ${mailRates.map((x) => Math.round(x)).join(', ')}; raw JetStream awaited ${rawAwaited.map((x) => Math.round(x)).join(', ')}, pipelined ${rawPipelined.map((x) => Math.round(x)).join(', ')}`,
+      );
+      results.push(
+        withRatio(
+          'relay.mail_store_msgs_per_s',
+          median(mailRates),
+          'msgs/s',
+          median(rawAwaited),
+          `1 KiB to an offline DID, sealed and stored in order; raw = JetStream publishes each awaiting its ack (pipelined: ${Math.round(median(rawPipelined))}/s)`,
+        ),
+      );
 
       const detect: number[] = [];
       for (let r = 0; r < 3; r++) {

@@ -180,6 +180,26 @@ describe('node suite key caches', () => {
   });
 });
 
+it('agree on X25519 when one-off ephemeral keys interleave with a long-lived key agreement key', () => {
+  const suite = createNodeSuite({ cacheSize: 4 });
+  const longLived = new Uint8Array(32).fill(7);
+  const peers = Array.from({ length: 12 }, (_, i) =>
+    nobleSuite.x25519PublicKey(new Uint8Array(32).fill(40 + i)),
+  );
+  for (let i = 0; i < 12; i++) {
+    // An ephemeral key: its public half, then one agreement, as a seal or a handshake uses it.
+    const ephemeral = new Uint8Array(32).fill(100 + i);
+    expect(toHex(suite.x25519PublicKey(ephemeral))).toBe(toHex(nobleSuite.x25519PublicKey(ephemeral)));
+    expect(toHex(suite.x25519(ephemeral, peers[i] as Uint8Array))).toBe(
+      toHex(nobleSuite.x25519(ephemeral, peers[i] as Uint8Array)),
+    );
+    // The long-lived key, used between them and again after (it moves into the cache on its third use).
+    for (const peer of [peers[i], peers[(i + 5) % 12]] as Uint8Array[])
+      expect(toHex(suite.x25519(longLived, peer))).toBe(toHex(nobleSuite.x25519(longLived, peer)));
+    expect(toHex(suite.x25519PublicKey(longLived))).toBe(toHex(nobleSuite.x25519PublicKey(longLived)));
+  }
+});
+
 describe('Ed25519 → X25519 conversion', () => {
   it('maps a seed and its public key to a matching X25519 pair in both suites', () => {
     fc.assert(
