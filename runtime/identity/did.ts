@@ -130,6 +130,12 @@ export function publicKeyOfMultikey(multikey: string, field?: string): Uint8Arra
   return bytes.slice(2);
 }
 
+// Every message names DIDs that are checked, turned into subjects or resolved to keys; decoding the
+// base58 multikey is the costly part, so valid DIDs are kept by their text. A few thousand cover the
+// peers a host talks to. Entries are never handed out: callers get copies of the key bytes.
+const PARSED_CACHE_LIMIT = 4096;
+const parsedCache = new Map<string, ParsedDid>();
+
 /**
  * Parses a DID strictly: `did:agentnexus:z6Mk…` or its alias `did:key:z6Mk…`; no DID URLs
  * (paths, queries, fragments), no whitespace, nothing else. Throws `DidError` whose message names
@@ -142,6 +148,8 @@ export function publicKeyOfMultikey(multikey: string, field?: string): Uint8Arra
  */
 export function parseDid(text: unknown, field?: string): ParsedDid {
   if (typeof text !== 'string') fail(field, 'a did:agentnexus DID string', describeValue(text));
+  const hit = parsedCache.get(text);
+  if (hit !== undefined) return { ...hit, publicKey: hit.publicKey.slice() };
   let method: ParsedDid['method'];
   let multikey: string;
   if (text.startsWith(DID_PREFIX)) {
@@ -154,7 +162,11 @@ export function parseDid(text: unknown, field?: string): ParsedDid {
     fail(field, 'a did:agentnexus DID', describeValue(text));
   }
   const publicKey = publicKeyOfMultikey(multikey, field);
-  return { did: DID_PREFIX + multikey, method, multikey, publicKey };
+  const parsed: ParsedDid = { did: DID_PREFIX + multikey, method, multikey, publicKey };
+  // Dropped wholesale when full, to keep the fast path branch-free.
+  if (parsedCache.size >= PARSED_CACHE_LIMIT) parsedCache.clear();
+  parsedCache.set(text, parsed);
+  return { ...parsed, publicKey: publicKey.slice() };
 }
 
 /**
@@ -199,11 +211,6 @@ export function toDidKey(did: string, field?: string): string {
   return DID_KEY_PREFIX + parseDid(did, field).multikey;
 }
 
-// Signature checks resolve the sender's key for every message; a few thousand DIDs cover the peers
-// a host talks to, and the map is dropped wholesale when full to keep the fast path branch-free.
-const KEY_CACHE_LIMIT = 4096;
-const keyCache = new Map<string, Uint8Array>();
-
 /**
  * The Ed25519 public key a DID names (either method), from a small cache on the hot path.
  * Throws `DidError` for anything `parseDid` rejects. The returned bytes are the caller's own copy.
@@ -214,10 +221,5 @@ const keyCache = new Map<string, Uint8Array>();
  * ```
  */
 export function publicKeyOfDid(did: Did, field?: string): Uint8Array {
-  const hit = keyCache.get(did);
-  if (hit !== undefined) return hit.slice();
-  const { publicKey } = parseDid(did, field);
-  if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
-  keyCache.set(did, publicKey);
-  return publicKey.slice();
+  return parseDid(did, field).publicKey;
 }
