@@ -289,6 +289,28 @@ it("stores nothing after a message whose publish was lost until that message is 
   }
 }, 120_000);
 
+it('makes the mail stream again when it vanished (a hub that lost its storage) and stores what waited, in order', async () => {
+  await resetStream();
+  const { a, alice, bob, reopenB, closeAll } = await aliceAndOfflineBob(() => ({}));
+  try {
+    await a.host.send([0, 1, 2].map((n) => ({ from: alice, to: bob, body: { n } })));
+    await waitFor(() => a.relay.stats.mailed === 3, 30_000, 'first three stored');
+    // The hub loses the stream and the three messages in it; the sender still believes it exists.
+    await resetStream();
+    await a.host.send([3, 4, 5].map((n) => ({ from: alice, to: bob, body: { n } })));
+    await waitFor(() => a.relay.stats.mailed === 6, 30_000, 'stored again after the stream came back');
+    expect(a.relay.stats.retries).toBeGreaterThanOrEqual(1);
+    const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
+    expect((await jsm.streams.info(MAIL_STREAM)).state.messages).toBe(3);
+
+    const b = await reopenB();
+    await waitFor(() => inboxNumbers(b, bob).length >= 3, 30_000, 'the mail that survived');
+    expect(inboxNumbers(b, bob)).toEqual([3, 4, 5]);
+  } finally {
+    await closeAll();
+  }
+}, 120_000);
+
 it('delivers in stored order after a previous reader died holding a pull request that took the first mail', async () => {
   await resetStream();
   const store = new MailStore(nc);
