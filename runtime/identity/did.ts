@@ -147,9 +147,15 @@ const parsedCache = new Map<string, ParsedDid>();
  * ```
  */
 export function parseDid(text: unknown, field?: string): ParsedDid {
+  const parsed = cachedParse(text, field);
+  return { ...parsed, publicKey: parsed.publicKey.slice() };
+}
+
+/** `parseDid` without the copy: the cached entry itself, never to be handed out. */
+function cachedParse(text: unknown, field: string | undefined): ParsedDid {
   if (typeof text !== 'string') fail(field, 'a did:agentnexus DID string', describeValue(text));
   const hit = parsedCache.get(text);
-  if (hit !== undefined) return { ...hit, publicKey: hit.publicKey.slice() };
+  if (hit !== undefined) return hit;
   let method: ParsedDid['method'];
   let multikey: string;
   if (text.startsWith(DID_PREFIX)) {
@@ -161,12 +167,16 @@ export function parseDid(text: unknown, field?: string): ParsedDid {
   } else {
     fail(field, 'a did:agentnexus DID', describeValue(text));
   }
-  const publicKey = publicKeyOfMultikey(multikey, field);
-  const parsed: ParsedDid = { did: DID_PREFIX + multikey, method, multikey, publicKey };
+  const parsed: ParsedDid = {
+    did: DID_PREFIX + multikey,
+    method,
+    multikey,
+    publicKey: publicKeyOfMultikey(multikey, field),
+  };
   // Dropped wholesale when full, to keep the fast path branch-free.
   if (parsedCache.size >= PARSED_CACHE_LIMIT) parsedCache.clear();
   parsedCache.set(text, parsed);
-  return { ...parsed, publicKey: publicKey.slice() };
+  return parsed;
 }
 
 /**
@@ -221,5 +231,5 @@ export function toDidKey(did: string, field?: string): string {
  * ```
  */
 export function publicKeyOfDid(did: Did, field?: string): Uint8Array {
-  return parseDid(did, field).publicKey;
+  return cachedParse(did, field).publicKey.slice();
 }
