@@ -131,3 +131,30 @@ it('holds deliveries while paused and applies them on resume; abort ends the run
   const again = await t.runs.control(run_id, 'run.resume', {}).catch((e: unknown) => e);
   expect(isAnxError(again, 'ANX_RUN_REFUSED')).toBe(true);
 });
+
+it('answers each Owner action with its own outcome when another action was sent just before', async () => {
+  team = await teamHost();
+  const t = team.host.teamwork;
+  t.worker(team.workers['developer'] as string).onStage('developer', async () => {
+    await new Promise((r) => setTimeout(r, 60_000));
+  });
+  const { run_id } = await start(team);
+  await waitFor(() => t.runs.status(run_id).stages[0]?.status === 'running', 10_000, 'build running');
+  // A pause goes in (as a freeze hold sends one) and reports only after the abort's answer is awaited:
+  // the abort must answer with its own outcome, not the pause's.
+  const system = team.host.system;
+  const owner = team.owner;
+  await system.accept([
+    system.envelope({
+      type: 'run.pause',
+      from: owner,
+      to: `run/${run_id}`,
+      body: { reason: 'freeze' },
+      ctx: { run_id },
+    }),
+  ]);
+  const aborted = await t.runs.control(run_id, 'run.abort', { reason: 'incident' });
+  expect(aborted.state).toBe('aborted');
+  expect(aborted.end_reason).toBe('incident');
+  expect(t.runs.status(run_id).state).toBe('aborted');
+});
