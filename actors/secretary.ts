@@ -518,7 +518,11 @@ export class Secretaries {
   private onEvents(events: readonly EventV1[]): void {
     for (const e of events) {
       if (e.actor?.startsWith(DISPATCH_PREFIX) && e.kind === 'status') this.kick(e.actor);
-      else if (e.kind === 'error' && e.actor?.startsWith('did:')) this.auditRefusedMail(e);
+      else if (e.kind === 'status' && isManifestOfRun(e)) {
+        // A dispatch reporting before its manifest was signed waits for this event.
+        const address = DISPATCH_PREFIX + (e.run_id as string).slice(4);
+        if (this.system.has(address)) this.kick(address);
+      } else if (e.kind === 'error' && e.actor?.startsWith('did:')) this.auditRefusedMail(e);
     }
   }
 
@@ -1022,4 +1026,13 @@ function defaultPlaybook(roles: string[]): Record<string, unknown> {
 
 function rank(presence: WorkerChoice['presence']): number {
   return presence === 'online' ? 0 : presence === 'unknown' ? 1 : 2;
+}
+
+/** The event the manifest writer emits once a run's Delivery Manifest is signed and stored. */
+function isManifestOfRun(e: EventV1): boolean {
+  return (
+    typeof e.run_id === 'string' &&
+    e.run_id.startsWith('run-') &&
+    (e.payload as { state?: unknown } | null)?.state === 'run.manifest'
+  );
 }

@@ -117,6 +117,9 @@ export class VaultService {
 
   async get(enclaveId: string, key: string, as: Acting, version?: number): Promise<ArtifactContent> {
     this.enclaves.check(enclaveId, this.acting(as), 'read');
+    // A delivery staged with the message that carries its ref commits with the run's transition: a
+    // reader who saw that transition waits for the commit rather than miss the artifact.
+    await this.system.whenDurable();
     return this.backend(enclaveId).get(enclaveId, key, version);
   }
 
@@ -125,16 +128,19 @@ export class VaultService {
     if (ref === null || typeof ref !== 'object')
       throw new TeamworkInputError('"ref" expected an ArtifactRef');
     this.enclaves.check(ref.enclave_id, this.acting(as), 'read');
+    await this.system.whenDurable();
     return this.backend(ref.enclave_id).resolve(ref);
   }
 
   async history(enclaveId: string, key: string, as: string): Promise<ArtifactVersion[]> {
     this.enclaves.check(enclaveId, this.acting(as), 'read');
+    await this.system.whenDurable();
     return this.backend(enclaveId).history(enclaveId, key);
   }
 
   async list(enclaveId: string, as: string, prefix = ''): Promise<ArtifactVersion[]> {
     this.enclaves.check(enclaveId, this.acting(as), 'read');
+    await this.system.whenDurable();
     return this.backend(enclaveId).list(enclaveId, prefix);
   }
 

@@ -253,7 +253,12 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
                   req,
                   ARTIFACT_ROUTES.test(url.pathname) ? ARTIFACT_BODY_BYTES : MAX_BODY_BYTES,
                 );
+        // Actors' state in memory runs ahead of its commit: a read waits for what is staged to be on
+        // disk first (so what it reads from LMDB is as new as the state it reads from memory), and no
+        // answer shows state that a crash could still take back.
+        await host.system.whenDurable();
         const result = await r.handler(req, url, match.slice(1), body);
+        await host.system.whenDurable();
         reply(res, 200, result);
         return;
       }

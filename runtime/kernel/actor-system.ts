@@ -5,7 +5,7 @@ import { type Clock, systemClock } from '../clock.ts';
 import { AnxError } from '../errors.ts';
 import type { EventInput, EventV1 } from '../events/event.ts';
 import { EventLog } from '../events/log.ts';
-import { CommitQueue } from '../store/commit-queue.ts';
+import { CommitQueue, type StagedWrite } from '../store/commit-queue.ts';
 import { lastNumericKey, type Store } from '../store/store.ts';
 import { isKernelEffect, type KernelEffect } from './effects.ts';
 import {
@@ -63,7 +63,14 @@ export interface ActorSystemOptions {
   turnSize?: number;
 }
 
-type Mail = { env: KernelEnvelope; outboxKey: number | undefined } | { timer: string };
+type Mail =
+  | {
+      env: KernelEnvelope;
+      outboxKey: number | undefined;
+      /** The outbox write of an accepted envelope, while its commit has not started. */
+      staged?: StagedWrite;
+    }
+  | { timer: string };
 
 type EmittedEvent = { type: string; [key: string]: unknown };
 
@@ -139,6 +146,8 @@ export class ActorSystem {
   private readonly maxActive: number;
   private readonly idleMs: number;
   private readonly turnSize: number;
+  /** True while an actor handles a message: an accept made meanwhile queues its envelopes. */
+  private handling = false;
   private outboxSeq: number;
   private recordSeq: number;
   private recordSeqPersisted: number;
@@ -373,13 +382,17 @@ export class ActorSystem {
   }
 
   /**
-   * Accepts envelopes from outside the actors (the local API, a test, a bridge): each is committed to
-   * the outbox before this resolves, then dispatched. Idempotent on (`to`, `id`): an envelope
-   * accepted before is reported as a duplicate and not sent again.
+   * Accepts envelopes from outside the actors (the local API, a test, a bridge): each is committed
+   * before this resolves. One for an idle local actor is handled at once, and its transition commits
+   * with it (its outbox entry is then never written); the rest wait in the outbox and are dispatched
+   * after the commit. Idempotent on (`to`, `id`): an envelope accepted before is reported as a
+   * duplicate and not sent again.
    */
   async accept(envelopes: KernelEnvelope[]): Promise<Array<{ id: string; duplicate: boolean }>> {
     this.assertRunning();
     const results: Array<{ id: string; duplicate: boolean }> = [];
+    let handedOn = false;
+    let handledNow = 0;
     for (const env of envelopes) {
       const key = `${env.to}\u0000${env.id}`;
       if (this.stagedAccepts.has(key) || this.store.seen.doesExist([env.to, env.id])) {
@@ -390,15 +403,46 @@ export class ActorSystem {
       this.commits.put(this.store.seen, [env.to, env.id], env.ts);
       const bytes = encodeKernelEnvelope(env);
       const outboxKey = ++this.outboxSeq;
-      this.commits.put(this.store.outbox, outboxKey, bytes);
-      this.commits.afterCommit(() => {
-        this.stagedAccepts.delete(key);
-        this.route(env, bytes, outboxKey);
-      });
+      const staged = this.commits.putWithdrawable(this.store.outbox, outboxKey, bytes);
+      this.commits.afterCommit(() => this.stagedAccepts.delete(key));
+      // A local actor takes the envelope now, so its transition joins the commit of the accept (one
+      // fsync, and the outbox write is withdrawn when it is handled before that commit starts). Nothing
+      // it sends leaves before that commit, and this call resolves only after it. Mail for other hosts
+      // waits for the commit, so no host sees an envelope this one could still lose.
+      const live = this.localTarget(env);
+      if (live === undefined) this.commits.afterCommit(() => this.route(env, bytes, outboxKey));
+      else if (this.holdGate?.(env) === true) this.held.set(outboxKey, { env, bytes });
+      else if (
+        !this.handling &&
+        handledNow < this.turnSize &&
+        !live.queued &&
+        (live.mailbox === undefined || live.mailbox.length === 0)
+      ) {
+        // Nothing waits before it: handled now (up to one turn's worth), so the next flush carries both.
+        this.handle(live, { env, outboxKey, staged });
+        handledNow++;
+      } else {
+        this.enqueue(live, { env, outboxKey, staged });
+        handedOn = true;
+      }
       results.push({ id: env.id, duplicate: false });
     }
-    await this.flush();
+    // The pump handling what was handed on starts the commit (this turn's transitions join it).
+    if (handedOn) await this.commits.committed();
+    else await this.flush();
+    if (handledNow > 0) this.evictIfNeeded();
     return results;
+  }
+
+  /** The live local actor an accepted envelope goes to now, or undefined (remote, unknown, refused). */
+  private localTarget(env: KernelEnvelope): LiveActor | undefined {
+    if (this.refused.has(env.to)) return undefined;
+    try {
+      const live = this.activate(env.to);
+      return live?.status === 'active' ? live : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -410,6 +454,15 @@ export class ActorSystem {
   async acknowledge(outboxKeys: number[]): Promise<void> {
     for (const key of outboxKeys) this.commits.remove(this.store.outbox, key);
     await this.flush();
+  }
+
+  /**
+   * Resolves once every write staged so far is durable (starting its commit if none has): state read
+   * from memory after this is at least as old on disk. Use before reading LMDB for data an actor's
+   * state in memory already points at, and before showing such state to someone outside.
+   */
+  whenDurable(): Promise<void> {
+    return this.flush();
   }
 
   /** Builds an envelope with a fresh id and timestamp. */
@@ -687,6 +740,15 @@ export class ActorSystem {
   }
 
   private handle(live: LiveActor, mail: Mail): void {
+    this.handling = true;
+    try {
+      this.handleMail(live, mail);
+    } finally {
+      this.handling = false;
+    }
+  }
+
+  private handleMail(live: LiveActor, mail: Mail): void {
     if (this.refused.has(live.address)) return;
     let actor: Actor<AnyStateMachine>;
     try {
@@ -743,7 +805,12 @@ export class ActorSystem {
     }
     live.lastActive = this.clock.now();
     actor.send(event);
-    if (outboxKey !== undefined && live.durable) this.commits.remove(this.store.outbox, outboxKey);
+    if (outboxKey !== undefined && live.durable) {
+      // Accepted and handled in the same group commit: the outbox entry is never written at all.
+      const staged = 'env' in mail ? mail.staged : undefined;
+      if (staged === undefined || !this.commits.withdraw(staged))
+        this.commits.remove(this.store.outbox, outboxKey);
+    }
     this.afterTransition(live, env);
   }
 

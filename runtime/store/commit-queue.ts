@@ -13,6 +13,14 @@ interface Ops {
 }
 
 const REMOVE = Symbol('remove');
+/** A staged write withdrawn before its commit: the transaction skips it. */
+const SKIP = Symbol('skip');
+
+/** Names one staged write, so it can be withdrawn while its group commit has not started. */
+export interface StagedWrite {
+  batch: number;
+  index: number;
+}
 
 function emptyOps(): Ops {
   return { dbs: [], keys: [], values: [] };
@@ -31,6 +39,8 @@ export class CommitQueue {
   private failure: ((err: unknown) => void) | undefined;
   private batchNumber = 0;
   private prepare: (() => void) | undefined;
+  private lastCommit: Promise<void> = Promise.resolve();
+  private commitWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
 
   constructor(private readonly root: RootDatabase) {}
 
@@ -38,6 +48,30 @@ export class CommitQueue {
     this.ops.dbs.push(db);
     this.ops.keys.push(key);
     this.ops.values.push(value);
+  }
+
+  /** Like `put`, and names the write so `withdraw` can take it back before its commit starts. */
+  putWithdrawable(db: AnyDatabase, key: Key, value: unknown): StagedWrite {
+    this.put(db, key, value);
+    return { batch: this.batchNumber, index: this.ops.dbs.length - 1 };
+  }
+
+  /**
+   * Takes back a write staged with `putWithdrawable`, if its group commit has not started: the write
+   * never happens. True when withdrawn; false when it is committing or committed (remove it instead).
+   */
+  withdraw(write: StagedWrite): boolean {
+    if (write.batch !== this.batchNumber || write.index >= this.ops.values.length) return false;
+    this.ops.values[write.index] = SKIP;
+    return true;
+  }
+
+  /**
+   * Resolves once the group commit that writes staged now join is durable (its `afterCommit`
+   * callbacks have run); rejects if that commit fails. It does not start the commit.
+   */
+  committed(): Promise<void> {
+    return new Promise((resolve, reject) => this.commitWaiters.push({ resolve, reject }));
   }
 
   remove(db: AnyDatabase, key: Key): void {
@@ -52,7 +86,12 @@ export class CommitQueue {
 
   /** True when nothing is staged and no commit is in flight. */
   get idle(): boolean {
-    return this.ops.dbs.length === 0 && this.callbacks.length === 0 && this.pending === 0;
+    return (
+      this.ops.dbs.length === 0 &&
+      this.callbacks.length === 0 &&
+      this.commitWaiters.length === 0 &&
+      this.pending === 0
+    );
   }
 
   /** Identifies the group commit that staged writes currently join; it changes at every flush. */
@@ -74,46 +113,61 @@ export class CommitQueue {
     this.failure = fn;
   }
 
-  /** Commits everything staged so far as one transaction. */
+  /** Commits everything staged so far as one transaction; resolves once all of it is durable. */
   flush(): Promise<void> {
-    if (this.ops.dbs.length === 0 && this.callbacks.length === 0) return Promise.resolve();
+    // Nothing staged: writes staged earlier may still be committing (someone else flushed them).
+    if (this.ops.dbs.length === 0 && this.callbacks.length === 0 && this.commitWaiters.length === 0)
+      return this.lastCommit;
     this.prepare?.();
     const { dbs, keys, values } = this.ops;
     const callbacks = this.callbacks;
+    const waiters = this.commitWaiters;
     this.batchNumber++;
     this.ops = emptyOps();
     this.callbacks = [];
+    this.commitWaiters = [];
     this.pending++;
+    // A batch with no writes still waits for the commits before it: its callbacks and waiters may
+    // stand for writes those commits carry.
     const commit =
       dbs.length === 0
-        ? Promise.resolve()
+        ? this.lastCommit
         : this.root.transaction(() => {
             // Inside a transaction callback put/remove join this transaction directly.
             for (let i = 0; i < dbs.length; i++) {
               const value = values[i];
+              if (value === SKIP) continue;
               if (value === REMOVE) (dbs[i] as AnyDatabase).remove(keys[i] as Key);
               else (dbs[i] as AnyDatabase).put(keys[i] as Key, value);
             }
           });
-    return Promise.resolve(commit).then(
+    const done = Promise.resolve(commit).then(
       () => {
         this.pending--;
         for (const fn of callbacks) fn();
+        for (const w of waiters) w.resolve();
         this.settle();
       },
       (err: unknown) => {
         this.pending--;
+        for (const w of waiters) w.reject(err);
         this.settle();
         if (this.failure) this.failure(err);
         else throw err;
       },
     );
+    this.lastCommit = done.then(
+      () => {},
+      () => {},
+    );
+    return done;
   }
 
   /** Resolves when every staged write has committed and its callbacks have run. */
   async drain(): Promise<void> {
     while (!this.idle) {
-      if (this.ops.dbs.length > 0 || this.callbacks.length > 0) await this.flush();
+      if (this.ops.dbs.length > 0 || this.callbacks.length > 0 || this.commitWaiters.length > 0)
+        await this.flush();
       else await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
   }

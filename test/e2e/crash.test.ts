@@ -4,7 +4,7 @@ import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../he
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const TOTAL = 10_000;
-const BATCH = 500;
+const BATCH = 2_500;
 const started: DaemonProcess[] = [];
 
 afterAll(async () => {
@@ -35,7 +35,8 @@ it('processes every message exactly once across a kill -9 mid-stream, with every
   }
 
   // First life: every batch is posted at once; the daemon is killed the moment half of them have been
-  // acknowledged, while it is still accepting the rest and working through the accepted ones.
+  // acknowledged, while it is still accepting the rest and working through the accepted ones. A batch is
+  // larger than one kernel turn (1,024), so accepted mail waits in the outbox for bob's turns.
   const half = batches.length / 2;
   let acked = 0;
   let killed: Promise<void> | undefined;

@@ -49,6 +49,44 @@ describe('actor system', () => {
     expect(host.store.outbox.getKeysCount()).toBe(0);
   });
 
+  it('handles an envelope accepted for an idle local actor in the commit of the accept, leaving no outbox entry', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    let transactions = 0;
+    let outboxWrites = 0;
+    const { root, outbox } = host.store;
+    const transaction = root.transaction.bind(root);
+    root.transaction = ((fn: () => unknown) => {
+      transactions++;
+      return transaction(fn);
+    }) as typeof root.transaction;
+    const put = outbox.put.bind(outbox);
+    outbox.put = ((...args: Parameters<typeof outbox.put>) => {
+      outboxWrites++;
+      return put(...args);
+    }) as typeof outbox.put;
+    await host.sys.accept([tick(host.sys, 'counter/a')]);
+    // Resolved: the transition is on disk already, in the one transaction that took the envelope.
+    expect(transactions).toBe(1);
+    expect(outboxWrites).toBe(0);
+    expect((host.store.actors.get('counter/a') as { s: { context: unknown } }).s.context).toEqual({
+      count: 1,
+      ids: 0,
+    });
+    expect(host.sys.countRecords('seen', 'counter/a')).toBe(1);
+    // Mail for an actor that is busy waits its turn in the outbox: order is kept.
+    const envs = Array.from({ length: 3 }, (_, i) => tick(host.sys, 'counter/a', {}, `late-${i}`));
+    await Promise.all([host.sys.accept(envs.slice(0, 1)), host.sys.accept(envs.slice(1))]);
+    await host.sys.quiesce();
+    expect(host.sys.records('seen', 'counter/a').map((r) => r.value)).toEqual([
+      expect.any(String),
+      'late-0',
+      'late-1',
+      'late-2',
+    ]);
+    expect(host.store.outbox.getKeysCount()).toBe(0);
+  });
+
   it('keeps per-sender order and handles each accepted message once', async () => {
     const host = await boot(tempDir(), [counterActor()]);
     await host.sys.spawn('counter', 'counter/a');

@@ -158,3 +158,27 @@ it('answers each Owner action with its own outcome when another action was sent 
   expect(aborted.end_reason).toBe('incident');
   expect(t.runs.status(run_id).state).toBe('aborted');
 });
+
+it('never shows a stage delivered before its artifact can be read: the delivery and the transition commit together', async () => {
+  team = await teamHost({ noSync: false });
+  const t = team.host.teamwork;
+  const developer = team.workers['developer'] as string;
+  t.worker(developer).onStage('developer', async (ctx) => {
+    await ctx.deliver({ value: 'built', summary: 'built' });
+  });
+  t.worker(team.workers['tester'] as string).onStage('tester', async () => {
+    await new Promise((r) => setTimeout(r, 60_000));
+  });
+  const { run_id } = await start(team);
+  // Polled at every turn of the event loop: the first turn that shows the stage delivered reads the vault.
+  for (let turns = 0; turns < 200_000; turns++) {
+    if (t.runs.status(run_id).stages[0]?.status === 'delivered') break;
+    await new Promise((r) => setImmediate(r));
+  }
+  expect(t.runs.status(run_id).stages[0]?.status).toBe('delivered');
+  const versions = await t.vault.history(team.enclave, 'build/out.txt', team.owner);
+  expect(versions.map((v) => [v.version, v.author])).toEqual([[1, developer]]);
+  expect(
+    new TextDecoder().decode((await t.vault.get(team.enclave, 'build/out.txt', team.owner)).content),
+  ).toBe('built');
+});
