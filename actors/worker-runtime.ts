@@ -255,6 +255,8 @@ export class WorkerRuntime {
   /** Fires the signal of running handlers whose task this run no longer needs (it timed out, moved on, ended). */
   private abortMovedOn(runId: string): void {
     for (const key of this.inflightByRun.get(runId) ?? []) {
+      // A handler whose answer is being committed is done: the run moved on because of it.
+      if (this.settled.has(key)) continue;
       const [did, taskId] = key.split('\u0000') as [string, string];
       if (!this.runs.isRunningTask(runId, taskId, did)) this.inflight.get(key)?.abort();
     }

@@ -427,9 +427,13 @@ export class ActorSystem {
       }
       results.push({ id: env.id, duplicate: false });
     }
-    // The pump handling what was handed on starts the commit (this turn's transitions join it).
-    if (handedOn) await this.commits.committed();
-    else await this.flush();
+    // Handled or handed on, the next pump turn starts the commit: accepts made in the same turn of the
+    // event loop, and the transitions of that turn, share one group commit.
+    if (handedOn || handledNow > 0) {
+      const durable = this.commits.committed();
+      this.schedulePump();
+      await durable;
+    } else await this.flush();
     if (handledNow > 0) this.evictIfNeeded();
     return results;
   }
