@@ -99,20 +99,20 @@ export function runStateOf(value: unknown): RunState {
   return 'running';
 }
 
+/** The status event each Owner action ends with (`run.abort` from any live state ends the run). */
+const CONTROL_ANSWERS: Readonly<Record<string, string>> = {
+  'run.pause': 'run.paused',
+  'run.resume': 'run.resumed',
+  'run.abort': 'run.aborted',
+  'takeover.deliver': 'stage.completed',
+  'takeover.reassign': 'stage.reassigned',
+  'takeover.skip': 'stage.skipped',
+};
+
 /**
  * Stores playbook definitions (by content hash) and the run index in LMDB, and resolves machine kinds
  * `playbook/<hash>` to the compiled statechart, so a restarted host restores every run with its exact machine.
  */
-
-/** The status event each Owner action ends with (`run.abort` from any live state ends the run). */
-const CONTROL_ANSWERS: Readonly<Record<string, readonly string[]>> = {
-  'run.pause': ['run.paused'],
-  'run.resume': ['run.resumed'],
-  'run.abort': ['run.aborted'],
-  'takeover.deliver': ['stage.completed'],
-  'takeover.reassign': ['stage.reassigned'],
-  'takeover.skip': ['stage.skipped'],
-};
 export class PlaybookRuns {
   private readonly definitions: Database<unknown, Key>;
   private readonly index: Database<unknown, Key>;
@@ -388,13 +388,13 @@ export class PlaybookRuns {
     });
     // The status this action produces, not any status: a pause or resume sent just before (by a freeze
     // hold, say) reports after this watch starts, and taking its status would answer for the wrong action.
-    const answers = CONTROL_ANSWERS[type];
+    const answer = CONTROL_ANSWERS[type];
     const watch = watchActorEvent(this.system, address, (e) => {
       const p = e.payload as { ignored?: unknown; id?: unknown; state?: unknown; by?: unknown } | null;
       if (e.kind === 'error') return p?.ignored === type || p?.id === env.id;
       if (e.kind !== 'status') return false;
-      if (answers === undefined) return true;
-      return answers.includes(String(p?.state)) && (type !== 'takeover.deliver' || p?.by === 'owner');
+      if (answer === undefined) return true;
+      return p?.state === answer && (type !== 'takeover.deliver' || p?.by === 'owner');
     });
     try {
       await this.system.accept([env]);

@@ -518,10 +518,10 @@ export class Secretaries {
   private onEvents(events: readonly EventV1[]): void {
     for (const e of events) {
       if (e.actor?.startsWith(DISPATCH_PREFIX) && e.kind === 'status') this.kick(e.actor);
-      else if (e.kind === 'status' && isManifestOfRun(e)) {
+      else if (e.kind === 'status' && (e.payload as { state?: unknown } | null)?.state === 'run.manifest') {
         // A dispatch reporting before its manifest was signed waits for this event.
-        const address = DISPATCH_PREFIX + (e.run_id as string).slice(4);
-        if (this.system.has(address)) this.kick(address);
+        const address = dispatchOfRun(e.run_id);
+        if (address !== undefined && this.system.has(address)) this.kick(address);
       } else if (e.kind === 'error' && e.actor?.startsWith('did:')) this.auditRefusedMail(e);
     }
   }
@@ -783,9 +783,9 @@ export class Secretaries {
   /** Hands a run message that reached the Secretary (or the Owner) to the dispatch that started the run. */
   private forward(record: InboxRecord): void {
     const runId = record.ctx?.['run_id'] ?? (record.body as { run_id?: unknown } | null)?.run_id;
-    if (typeof runId !== 'string' || !runId.startsWith('run-')) return;
-    const address = DISPATCH_PREFIX + runId.slice(4);
-    if (!this.system.has(address) || record.from !== runAddress(runId)) return;
+    const address = dispatchOfRun(runId);
+    if (address === undefined || !this.system.has(address) || record.from !== runAddress(runId as string))
+      return;
     const body = (record.body ?? {}) as Record<string, unknown>;
     void this.send(address, record.type, body, `fwd:${record.id}`).catch(() => {});
   }
@@ -1028,11 +1028,7 @@ function rank(presence: WorkerChoice['presence']): number {
   return presence === 'online' ? 0 : presence === 'unknown' ? 1 : 2;
 }
 
-/** The event the manifest writer emits once a run's Delivery Manifest is signed and stored. */
-function isManifestOfRun(e: EventV1): boolean {
-  return (
-    typeof e.run_id === 'string' &&
-    e.run_id.startsWith('run-') &&
-    (e.payload as { state?: unknown } | null)?.state === 'run.manifest'
-  );
+/** The dispatch that started a run (its run id is `run-` + the dispatch's hash), if it can be one. */
+function dispatchOfRun(runId: unknown): string | undefined {
+  return typeof runId === 'string' && runId.startsWith('run-') ? DISPATCH_PREFIX + runId.slice(4) : undefined;
 }
