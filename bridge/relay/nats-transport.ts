@@ -21,6 +21,9 @@ export interface NatsTransportOptions {
   pass?: string;
 }
 
+/** When a new presence watcher asks again for heartbeats announced before it began. */
+const PRESENCE_REASK_MS = [250, 1_000, 3_000];
+
 /**
  * Frames over core NATS. Publishing never waits for the relay: frames queue in the client while it
  * reconnects (the protocol above retries what is not acknowledged). Heartbeats announced here are
@@ -138,12 +141,18 @@ export class NatsTransport implements Transport {
         handler(msg.subject.slice(prefix.length), msg.data);
       },
     });
-    // Ask every host to announce now, once the subscription is known to the server.
-    void this.nc.flush().then(
-      () => this.publish(PRESENCE_QUERY, new Uint8Array(0), undefined),
-      () => {},
-    );
-    return { unsubscribe: () => sub.unsubscribe() };
+    // Ask every host to announce now, once the subscription is known to the server. Interest
+    // crosses leaf → hub → leaf asynchronously, so a host whose query subscription has not reached
+    // this leaf yet misses the first ask: ask again a few times, at growing intervals.
+    const ask = () => this.publish(PRESENCE_QUERY, new Uint8Array(0), undefined);
+    const timers = PRESENCE_REASK_MS.map((ms) => setTimeout(ask, ms).unref());
+    void this.nc.flush().then(ask, () => {});
+    return {
+      unsubscribe: () => {
+        for (const t of timers) clearTimeout(t);
+        sub.unsubscribe();
+      },
+    };
   }
 
   onStatus(handler: (status: TransportStatus) => void): Subscription {

@@ -36,6 +36,7 @@ program
   .option('-d, --data-dir <dir>', 'data directory (default: $ANX_DATA_DIR or ~/.local/share/anx-runtime)')
   .option('--json', 'print machine-readable JSON')
   .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (text, write) => write(withDashHint(text)) })
   .addHelpText(
     'after',
     `
@@ -57,6 +58,16 @@ Examples:
   anx-runtime demo                       # a dev-team playbook run end to end, with its signed manifest`,
   );
 program.exitOverride();
+
+/**
+ * Commander's "unknown option '-x…'" also fires for an argument that merely begins with `-` (an id
+ * from another runtime, a negative number): say how to pass one.
+ */
+function withDashHint(text: string): string {
+  const m = /^error: unknown option '(-[^-][^']*)'/.exec(text);
+  if (m === null) return text;
+  return `${text.trimEnd()}\nhint: an argument that begins with '-' goes after '--', e.g. anx-runtime gatekeeper approve DID -- ${m[1]}\n`;
+}
 
 function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;

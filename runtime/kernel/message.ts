@@ -48,13 +48,15 @@ let idOffset = 0;
 
 /**
  * A new message id: 16 random bytes as base64url (22 characters). Random bytes are drawn in
- * blocks because one `randomBytes` call per message would dominate in-process delivery.
+ * blocks because one `randomBytes` call per message would dominate in-process delivery. An id
+ * never begins with `-` (the first six bits are never 62), so a CLI does not take it for an option.
  */
 export function newMessageId(): string {
   if (idOffset + 16 > idPool.length) {
     idPool = randomBytes(16 * 1024);
     idOffset = 0;
   }
+  if (((idPool[idOffset] as number) & 0xfc) === 0xf8) idPool[idOffset] = (idPool[idOffset] as number) ^ 0x04;
   const id = idPool.toString('base64url', idOffset, idOffset + 16);
   idOffset += 16;
   return id;

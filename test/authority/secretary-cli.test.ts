@@ -124,6 +124,12 @@ it("holds a stranger's message in ask mode and lets the owner approve it from th
   const again = await cli('gatekeeper', 'deny', me, (pending[0] as { id: string }).id);
   expect(again.code).toBe(4);
   expect(again.stderr).toMatch(/hint: list what waits/);
+  // An id that begins with '-' (possible for ids made elsewhere) is passed after '--'; without it the
+  // error says how.
+  const dashed = await cli('gatekeeper', 'deny', me, '-9WH9Ds0EVGzvrCB8f8n1g');
+  expect(dashed.code).toBe(2);
+  expect(dashed.stderr).toContain("hint: an argument that begins with '-' goes after '--'");
+  expect((await cli('gatekeeper', 'deny', me, '--', '-9WH9Ds0EVGzvrCB8f8n1g')).code).toBe(4);
   const badMode = await cli('gatekeeper', 'set', me, '--mode', 'open');
   expect(badMode.code).toBe(2);
 }, 120_000);
