@@ -183,11 +183,87 @@ export interface RelayStats {
   retries: number;
   /** Envelopes sent sealed inside a session because they must stay non-repudiable. */
   sealedSent: number;
+  /** Session data frames sent with envelopes (several envelopes waiting together share one frame). */
+  frames: number;
   /** Heartbeats refused: bad signature, replayed, stale or an interval above the cap. */
   heartbeatsRefused: number;
 }
 
 const MAX_UNACKED = 8_192;
+/**
+ * At most this many envelopes, and about this many plaintext bytes, share one session frame (a batch
+ * is a msgpack array of the envelopes' bytes; docs/protocol.md). Under NATS's default 1 MiB payload.
+ */
+const BATCH_ENVELOPES = 128;
+const BATCH_BYTES = 256 * 1024;
+
+/** A batch plaintext: msgpack array (fixarray or array 16) of bin (8, 16 or 32), one per envelope. */
+export function packBatch(items: readonly Uint8Array[]): Uint8Array {
+  let size = items.length < 16 ? 1 : 3;
+  for (const item of items) size += item.length + (item.length < 0x100 ? 2 : item.length < 0x10000 ? 3 : 5);
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  if (items.length < 16) out[o++] = 0x90 | items.length;
+  else {
+    out[o++] = 0xdc;
+    o = out.writeUInt16BE(items.length, o);
+  }
+  for (const item of items) {
+    if (item.length < 0x100) {
+      out[o++] = 0xc4;
+      out[o++] = item.length;
+    } else if (item.length < 0x10000) {
+      out[o++] = 0xc5;
+      o = out.writeUInt16BE(item.length, o);
+    } else {
+      out[o++] = 0xc6;
+      o = out.writeUInt32BE(item.length, o);
+    }
+    out.set(item, o);
+    o += item.length;
+  }
+  return out;
+}
+
+/**
+ * The envelopes of a session plaintext: a batch (msgpack array of bin) gives its items (views into
+ * `plaintext`), anything else is one envelope. A malformed batch is a `RelayFrameError`.
+ */
+export function unpackBatch(plaintext: Uint8Array): Uint8Array[] {
+  const first = plaintext[0] ?? 0;
+  let count: number;
+  let o: number;
+  if ((first & 0xf0) === 0x90) {
+    count = first & 0x0f;
+    o = 1;
+  } else if (first === 0xdc && plaintext.length >= 3) {
+    count = (plaintext[1] as number) * 256 + (plaintext[2] as number);
+    o = 3;
+  } else return [plaintext];
+  const view = new DataView(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  const items: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const marker = plaintext[o];
+    let len: number;
+    if (marker === 0xc4 && o + 2 <= plaintext.length) {
+      len = plaintext[o + 1] as number;
+      o += 2;
+    } else if (marker === 0xc5 && o + 3 <= plaintext.length) {
+      len = view.getUint16(o + 1);
+      o += 3;
+    } else if (marker === 0xc6 && o + 5 <= plaintext.length) {
+      len = view.getUint32(o + 1);
+      o += 5;
+    } else throw new RelayFrameError(`session batch item ${i} expected msgpack bin`);
+    if (o + len > plaintext.length) throw new RelayFrameError(`session batch item ${i} runs past the frame`);
+    items.push(plaintext.subarray(o, o + len));
+    o += len;
+  }
+  if (count === 0 || o !== plaintext.length)
+    throw new RelayFrameError('session batch expected one or more envelopes and nothing after them');
+  return items;
+}
+
 const NON_REPUDIABLE = /^(vote|artifact|token|manifest)(\.|$)/;
 /** Messages stored per turn of a link's mail pump (one publish in flight at a time). */
 const MAIL_RUN = 256;
@@ -211,6 +287,7 @@ export class Relay implements RemoteRouter {
     handshakes: 0,
     retries: 0,
     sealedSent: 0,
+    frames: 0,
     heartbeatsRefused: 0,
   };
   hostId = '';
@@ -619,6 +696,19 @@ export class Relay implements RemoteRouter {
     const now = Date.now();
     let unacked = 0;
     let oldest = Number.POSITIVE_INFINITY;
+    // Envelopes waiting together go out together: one frame (one AEAD, one publish) per batch.
+    const batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    const send = () => {
+      const session = link.session as Session;
+      this.transport.sendToDid(
+        link.to,
+        session.seal(batch.length === 1 ? (batch[0] as Uint8Array) : packBatch(batch)),
+      );
+      this.stats.frames++;
+      batch.length = 0;
+      batchBytes = 0;
+    };
     for (const entry of link.queue) {
       if (entry.sentIn === link.sid) {
         unacked++;
@@ -634,7 +724,11 @@ export class Relay implements RemoteRouter {
           continue;
         }
       }
-      this.transport.sendToDid(link.to, link.session.seal(entry.sealed ?? entry.bytes));
+      const bytes = entry.sealed ?? entry.bytes;
+      if (batch.length > 0 && (batch.length >= BATCH_ENVELOPES || batchBytes + bytes.length > BATCH_BYTES))
+        send();
+      batch.push(bytes);
+      batchBytes += bytes.length;
       if (entry.sealed !== undefined) this.stats.sealedSent++;
       entry.sentIn = link.sid;
       entry.sentAt = now;
@@ -642,6 +736,7 @@ export class Relay implements RemoteRouter {
       this.stats.sent++;
       if (oldest === Number.POSITIVE_INFINITY) oldest = now;
     }
+    if (batch.length > 0) send();
     if (unacked > 0) {
       const due = Math.max(oldest, link.lastAck) + this.ackTimeoutMs - now;
       if (due <= 0) {
@@ -983,33 +1078,36 @@ export class Relay implements RemoteRouter {
         }
         return;
       }
-      // The recipient's card limits its inbound traffic. A refused frame is not acknowledged (and its
-      // id not remembered), so the sender keeps the envelope and sends it again later: nothing is lost.
-      let permit: { release(): void };
-      try {
-        permit = this.need().authority.rateLimits.take(inbound.peer, inbound.local);
-      } catch (err) {
-        this.stats.refused++;
-        if (!(err instanceof RateLimitedError)) throw err;
-        return;
-      }
-      let arrival: Arrival;
-      try {
-        arrival = { ...this.decodeArrival(plaintext, inbound), permit };
-      } catch (err) {
-        permit.release();
-        throw err;
-      }
-      this.stats.received++;
-      if (inbound.gate === 'open') {
-        this.arrivals.push(arrival);
-        this.scheduleArrivals();
-        return;
-      }
-      inbound.held.push(arrival);
-      if (inbound.gate === 'closed') {
-        inbound.gate = 'checking';
-        void this.openGate(inbound);
+      for (const bytes of unpackBatch(plaintext)) {
+        // The recipient's card limits its inbound traffic. A refused envelope is not acknowledged (and
+        // its id not remembered), nor is any after it in the frame, so the sender keeps them and sends
+        // them again later: nothing is lost.
+        let permit: { release(): void };
+        try {
+          permit = this.need().authority.rateLimits.take(inbound.peer, inbound.local);
+        } catch (err) {
+          this.stats.refused++;
+          if (!(err instanceof RateLimitedError)) throw err;
+          return;
+        }
+        let arrival: Arrival;
+        try {
+          arrival = { ...this.decodeArrival(bytes, inbound), permit };
+        } catch (err) {
+          permit.release();
+          throw err;
+        }
+        this.stats.received++;
+        if (inbound.gate === 'open') {
+          this.arrivals.push(arrival);
+          this.scheduleArrivals();
+          continue;
+        }
+        inbound.held.push(arrival);
+        if (inbound.gate === 'closed') {
+          inbound.gate = 'checking';
+          void this.openGate(inbound);
+        }
       }
     } catch (err) {
       this.stats.refused++;

@@ -1,8 +1,12 @@
 // The relay router over the in-process transport: session delivery, acknowledgement after commit, order, and replay after restart.
 import { afterEach, expect, it } from 'vitest';
 import { Gatekeeper } from '../../actors/did.ts';
-import { Relay } from '../../bridge/relay/relay.ts';
+import { packBatch, Relay } from '../../bridge/relay/relay.ts';
+import { nodeSuite } from '../../runtime/crypto/node.ts';
 import { Host } from '../../runtime/host.ts';
+import { generateIdentity } from '../../runtime/identity/keys.ts';
+import { encodeKernelEnvelope, newMessageId } from '../../runtime/kernel/message.ts';
+import { completeHandshake, decodeAccept, Session, startHandshake } from '../../runtime/session/index.ts';
 import { InProcessTransport, Switchboard } from '../../runtime/transport/inprocess.ts';
 import { waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -41,6 +45,9 @@ it('delivers in order and exactly once between two hosts, and empties the sender
   expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
   await waitFor(() => a.host.status().outbox === 0, 30_000, 'sender outbox empty');
   expect(a.relay.stats.handshakes).toBeGreaterThanOrEqual(1);
+  // Envelopes queued together travel together: far fewer session frames than envelopes.
+  expect(a.relay.stats.sent).toBeGreaterThanOrEqual(N);
+  expect(a.relay.stats.frames).toBeLessThan(a.relay.stats.sent / 10);
 });
 
 it('sends votes and other non-repudiable types sealed and signed inside the session, delivered once', async () => {
@@ -130,4 +137,48 @@ it("refuses the handshake of a sender the recipient's gatekeeper blocks or does 
   await gatekeeper.set(bob.did, { allow: [alice.did] });
   await waitFor(() => b.host.inbox(bob.did).messages.length === 1, 60_000, 'delivered once allowed');
   await waitFor(() => a.host.status().outbox === 0, 30_000, 'sender outbox empty');
+});
+
+it('takes a batch frame envelope by envelope: a bad item is refused with a typed error, the items before it and later frames are delivered', async () => {
+  const board = new Switchboard();
+  const b = await node(board);
+  const bob = await b.host.createIdentity({ name: 'bob' });
+  // Mallory speaks the session protocol herself, as another implementation would.
+  const mallory = generateIdentity(nodeSuite);
+  const wire = new InProcessTransport(board);
+  await waitFor(() => b.relay.isOnline(bob.did), 30_000, "bob's inbox listened to");
+  const pending = startHandshake({
+    suite: nodeSuite,
+    from: mallory.did,
+    to: bob.did,
+    sign: (m) => nodeSuite.sign(mallory.seed, m),
+    now: Date.now(),
+  });
+  const accept = await wire.request(bob.did, pending.frame, 5_000);
+  const session = new Session(nodeSuite, completeHandshake(nodeSuite, pending, decodeAccept(accept)));
+  const envelope = (n: number) =>
+    encodeKernelEnvelope({
+      v: 1,
+      id: newMessageId(),
+      type: 'message',
+      from: mallory.did,
+      to: bob.did,
+      ts: Date.now(),
+      body: { n },
+    });
+  const bodies = () => b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
+  const refusals = () =>
+    b.host.trace('host', { kind: 'error' }).map((e) => (e.payload as { code?: string }).code);
+
+  wire.sendToDid(bob.did, session.seal(packBatch([envelope(0), envelope(1)])));
+  await waitFor(() => bodies().length === 2, 10_000, 'a two-envelope batch');
+  wire.sendToDid(bob.did, session.seal(packBatch([envelope(2), Uint8Array.of(1, 2, 3), envelope(99)])));
+  await waitFor(() => refusals().includes('ANX_RELAY_FRAME'), 10_000, 'the bad item refused');
+  const truncated = packBatch([envelope(98), envelope(97)]).subarray(0, 40);
+  wire.sendToDid(bob.did, session.seal(truncated));
+  wire.sendToDid(bob.did, session.seal(envelope(3)));
+  await waitFor(() => bodies().includes(3), 10_000, 'the frame after');
+  expect(bodies()).toEqual([0, 1, 2, 3]);
+  expect(b.relay.stats.received).toBe(4);
+  await wire.close();
 });
