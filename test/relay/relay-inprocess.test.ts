@@ -168,7 +168,7 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
     });
   const bodies = () => b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
   const refusals = () =>
-    b.host.trace('host', { kind: 'error' }).map((e) => (e.payload as { code?: string }).code);
+    b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
 
   wire.sendToDid(bob.did, session.seal(packBatch([envelope(0), envelope(1)])));
   await waitFor(() => bodies().length === 2, 10_000, 'a two-envelope batch');
