@@ -182,6 +182,7 @@ export const didMachine = setup({
       received: context.received + 1,
       unread: context.unread + 1,
       mentions: (context.mentions ?? 0) + (mentionsMe(context, event) ? 1 : 0),
+      lastMessageId: event.id,
     })),
     appendToInbox: emit(({ context, event }) => ({
       type: 'anx.append' as const,
@@ -198,7 +199,6 @@ export const didMachine = setup({
         body: event.body ?? null,
       },
     })),
-    rememberLast: assign({ lastMessageId: ({ event }) => event.id }),
     announceMessage: emit(({ event }) => ({
       type: 'anx.event' as const,
       kind: 'message' as const,
@@ -439,7 +439,7 @@ export const didMachine = setup({
               },
               {
                 guard: 'gatekeeperAllows',
-                actions: ['storeMessage', 'rememberLast', 'appendToInbox', 'announceMessage'],
+                actions: ['storeMessage', 'appendToInbox', 'announceMessage'],
               },
               { guard: 'gatekeeperAsks', actions: ['holdMessage', 'appendToPending', 'announceHeld'] },
               {
