@@ -197,32 +197,9 @@ const MAX_UNACKED = 8_192;
 const BATCH_ENVELOPES = 128;
 const BATCH_BYTES = 256 * 1024;
 
-/** A batch plaintext: msgpack array (fixarray or array 16) of bin (8, 16 or 32), one per envelope. */
+/** A batch plaintext: a msgpack array of bin (msgpackr picks the smallest formats), one per envelope. */
 export function packBatch(items: readonly Uint8Array[]): Uint8Array {
-  let size = items.length < 16 ? 1 : 3;
-  for (const item of items) size += item.length + (item.length < 0x100 ? 2 : item.length < 0x10000 ? 3 : 5);
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
-  if (items.length < 16) out[o++] = 0x90 | items.length;
-  else {
-    out[o++] = 0xdc;
-    o = out.writeUInt16BE(items.length, o);
-  }
-  for (const item of items) {
-    if (item.length < 0x100) {
-      out[o++] = 0xc4;
-      out[o++] = item.length;
-    } else if (item.length < 0x10000) {
-      out[o++] = 0xc5;
-      o = out.writeUInt16BE(item.length, o);
-    } else {
-      out[o++] = 0xc6;
-      o = out.writeUInt32BE(item.length, o);
-    }
-    out.set(item, o);
-    o += item.length;
-  }
-  return out;
+  return packr.pack(items);
 }
 
 /**
@@ -697,10 +674,10 @@ export class Relay implements RemoteRouter {
     let unacked = 0;
     let oldest = Number.POSITIVE_INFINITY;
     // Envelopes waiting together go out together: one frame (one AEAD, one publish) per batch.
+    const session = link.session;
     const batch: Uint8Array[] = [];
     let batchBytes = 0;
     const send = () => {
-      const session = link.session as Session;
       this.transport.sendToDid(
         link.to,
         session.seal(batch.length === 1 ? (batch[0] as Uint8Array) : packBatch(batch)),

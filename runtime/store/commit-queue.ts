@@ -86,12 +86,12 @@ export class CommitQueue {
 
   /** True when nothing is staged and no commit is in flight. */
   get idle(): boolean {
-    return (
-      this.ops.dbs.length === 0 &&
-      this.callbacks.length === 0 &&
-      this.commitWaiters.length === 0 &&
-      this.pending === 0
-    );
+    return !this.waiting && this.pending === 0;
+  }
+
+  /** Writes, callbacks or waiters are waiting for the next group commit. */
+  private get waiting(): boolean {
+    return this.ops.dbs.length > 0 || this.callbacks.length > 0 || this.commitWaiters.length > 0;
   }
 
   /** Identifies the group commit that staged writes currently join; it changes at every flush. */
@@ -116,8 +116,7 @@ export class CommitQueue {
   /** Commits everything staged so far as one transaction; resolves once all of it is durable. */
   flush(): Promise<void> {
     // Nothing staged: writes staged earlier may still be committing (someone else flushed them).
-    if (this.ops.dbs.length === 0 && this.callbacks.length === 0 && this.commitWaiters.length === 0)
-      return this.lastCommit;
+    if (!this.waiting) return this.lastCommit;
     this.prepare?.();
     const { dbs, keys, values } = this.ops;
     const callbacks = this.callbacks;
@@ -166,8 +165,7 @@ export class CommitQueue {
   /** Resolves when every staged write has committed and its callbacks have run. */
   async drain(): Promise<void> {
     while (!this.idle) {
-      if (this.ops.dbs.length > 0 || this.callbacks.length > 0 || this.commitWaiters.length > 0)
-        await this.flush();
+      if (this.waiting) await this.flush();
       else await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
   }
