@@ -49,8 +49,27 @@ export interface TestLeaf {
 
 const running = new Set<NatsServer>();
 
+/**
+ * Runs `start` again (up to three times) when nats-server could not bind a port `freePort` picked:
+ * between releasing a port and the server binding it, another process of the parallel suite may
+ * take it.
+ */
+async function onFreePorts<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 /** Starts a hub: JetStream in a temp dir, leafnode listener with generated credentials, all on loopback. */
-export async function startHub(): Promise<TestHub> {
+export function startHub(): Promise<TestHub> {
+  return onFreePorts(hubOnce);
+}
+
+async function hubOnce(): Promise<TestHub> {
   const dir = tempDir('anx-hub-');
   const [port, leafPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const credentials = generateCredentials();
@@ -84,9 +103,16 @@ export async function startHub(): Promise<TestHub> {
 }
 
 /** Starts a leaf joined to `hub` and resolves once its hub link is up. */
-export async function startLeaf(
+export function startLeaf(
   hub: TestHub,
   options: { credentials?: LeafCredentials; timeoutMs?: number } = {},
+): Promise<TestLeaf> {
+  return onFreePorts(() => leafOnce(hub, options));
+}
+
+async function leafOnce(
+  hub: TestHub,
+  options: { credentials?: LeafCredentials; timeoutMs?: number },
 ): Promise<TestLeaf> {
   const dir = tempDir('anx-leaf-');
   const [port, httpPort] = [await freePort(), await freePort()];
@@ -106,7 +132,13 @@ export async function startLeaf(
   });
   // Registered before it starts, so a leaf that never becomes ready is still stopped afterwards.
   running.add(server);
-  await server.start(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  try {
+    await server.start(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  } catch (err) {
+    await server.stop();
+    running.delete(server);
+    throw err;
+  }
   return {
     server,
     url: server.url,
