@@ -78,6 +78,8 @@ interface PendingSend {
   env: KernelEnvelope;
   bytes: Uint8Array;
   key: number | undefined;
+  /** Its outbox write, while the group commit holding it has not started. */
+  staged?: StagedWrite;
 }
 
 interface FollowUp {
@@ -158,6 +160,17 @@ export class ActorSystem {
   private fatal: unknown;
   private sweepHandle: unknown;
   private followUp: FollowUp | undefined;
+  /**
+   * Mail a durable actor sent to an idle local durable actor in the transition just handled: the
+   * receiver takes it right after, in the same group commit (see `handOverTarget`).
+   */
+  private readonly handOvers: Array<{ live: LiveActor; mail: Mail }> = [];
+  /** Hand-overs taken since the current top-level message, bounded by `turnSize`. */
+  private handedOver = 0;
+  /** True inside `handleNow`, the only place hand-overs are taken. */
+  private handingOver = false;
+  /** Sends waiting for their commit before they are routed, by receiver: later mail must not overtake them. */
+  private readonly deferredTo = new Map<string, number>();
   /** Effects emitted by the actor handling the current event (actors handle one event at a time). */
   private sink: EmittedEvent[] = [];
   private readonly collect = (emitted: EmittedEvent): void => {
@@ -182,7 +195,15 @@ export class ActorSystem {
     this.commits.onFailure((err) => {
       this.fatal = err;
     });
-    this.commits.beforeFlush(() => this.stageDirtyRecords());
+    // Whoever starts a group commit (the kernel, a service staging its own writes), it carries the
+    // records of the actors that changed and the record sequence they used.
+    this.commits.beforeFlush(() => {
+      this.stageDirtyRecords();
+      if (this.recordSeq !== this.recordSeqPersisted) {
+        this.recordSeqPersisted = this.recordSeq;
+        this.commits.put(this.store.meta, 'seq.records', this.recordSeq);
+      }
+    });
     this.events = new EventLog(this.store, this.commits, this.clock);
     this.timers = new TimerService(this.clock, (address, id) => this.enqueueTimer(address, id));
     this.outboxSeq = lastNumericKey(this.store.outbox);
@@ -419,8 +440,7 @@ export class ActorSystem {
         (live.mailbox === undefined || live.mailbox.length === 0)
       ) {
         // Nothing waits before it: handled now (up to one turn's worth), so the next flush carries both.
-        this.handle(live, { env, outboxKey, staged });
-        handledNow++;
+        handledNow += this.handleNow(live, { env, outboxKey, staged });
       } else {
         this.enqueue(live, { env, outboxKey, staged });
         handedOn = true;
@@ -447,6 +467,21 @@ export class ActorSystem {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * The receiver that takes a durable actor's send in the same group commit, or undefined when it must
+   * wait for the commit and be routed then. Both transitions land in one transaction or neither does,
+   * so nothing leaves the host earlier than it would have: the receiver's own sends, events and
+   * notices still wait for that commit. Only a live, durable, idle local receiver with no earlier mail
+   * still waiting for its commit (order per sender and receiver is kept), up to one turn's worth.
+   */
+  private handOverTarget(send: PendingSend): LiveActor | undefined {
+    if (!this.handingOver || send.staged === undefined || this.handedOver >= this.turnSize) return undefined;
+    if (this.deferredTo.has(send.env.to) || this.holdGate?.(send.env) === true) return undefined;
+    const live = this.localTarget(send.env);
+    if (live === undefined || !live.durable || live.queued) return undefined;
+    return live.mailbox === undefined || live.mailbox.length === 0 ? live : undefined;
   }
 
   /**
@@ -730,10 +765,7 @@ export class ActorSystem {
       const live = this.ready.shift();
       if (live === undefined) break;
       const mail = live.mailbox?.shift();
-      if (mail !== undefined) {
-        this.handle(live, mail);
-        handled++;
-      }
+      if (mail !== undefined) handled += this.handleNow(live, mail);
       if (live.mailbox !== undefined && live.mailbox.length > 0) this.ready.push(live);
       else live.queued = false;
     }
@@ -741,6 +773,29 @@ export class ActorSystem {
     void this.flush().then(() => this.evictIfNeeded());
     if (this.ready.length > 0) this.schedulePump();
     else this.wakeQuiesce();
+  }
+
+  /**
+   * Handles a message, then the mail its transition (and theirs, in turn) handed over to idle local
+   * actors; returns how many messages were handled.
+   */
+  private handleNow(live: LiveActor, mail: Mail): number {
+    this.handedOver = 0;
+    this.handingOver = true;
+    let handled = 0;
+    try {
+      this.handle(live, mail);
+      handled++;
+      for (let next = this.handOvers.shift(); next !== undefined; next = this.handOvers.shift()) {
+        this.handle(next.live, next.mail);
+        handled++;
+      }
+    } finally {
+      this.handingOver = false;
+      // Only after a throw: what was handed over still reaches its receiver, in order.
+      for (const left of this.handOvers.splice(0)) this.enqueue(left.live, left.mail);
+    }
+    return handled;
   }
 
   private handle(live: LiveActor, mail: Mail): void {
@@ -851,7 +906,19 @@ export class ActorSystem {
         followUp.dirty.add(live);
         live.inflight++;
       }
-      for (const send of sends) followUp.sends.push(send);
+      for (const send of sends) {
+        const target = this.handOverTarget(send);
+        if (target !== undefined) {
+          this.handOvers.push({
+            live: target,
+            mail: { env: send.env, outboxKey: send.key, staged: send.staged },
+          });
+          this.handedOver++;
+          continue;
+        }
+        followUp.sends.push(send);
+        this.deferredTo.set(send.env.to, (this.deferredTo.get(send.env.to) ?? 0) + 1);
+      }
     } else {
       for (const s of sends) this.route(s.env, s.bytes, s.key);
     }
@@ -881,12 +948,15 @@ export class ActorSystem {
         if (effect.exp !== undefined) env.exp = effect.exp;
         const bytes = encodeKernelEnvelope(env);
         let key: number | undefined;
+        let staged: StagedWrite | undefined;
         if (live.durable) {
           key = ++this.outboxSeq;
-          this.commits.put(this.store.outbox, key, bytes);
+          staged = this.commits.putWithdrawable(this.store.outbox, key, bytes);
         }
         // In-process delivery decodes the committed bytes, exactly as a replay after a crash would.
-        sends.push({ env: decodeKernelEnvelope(bytes), bytes, key });
+        const send: PendingSend = { env: decodeKernelEnvelope(bytes), bytes, key };
+        if (staged !== undefined) send.staged = staged;
+        sends.push(send);
         return;
       }
       case 'anx.event': {
@@ -951,10 +1021,6 @@ export class ActorSystem {
   }
 
   private flush(): Promise<void> {
-    if (this.recordSeq !== this.recordSeqPersisted) {
-      this.recordSeqPersisted = this.recordSeq;
-      this.commits.put(this.store.meta, 'seq.records', this.recordSeq);
-    }
     return this.commits.flush();
   }
 
@@ -981,7 +1047,12 @@ export class ActorSystem {
       this.followUp = next;
       this.commits.afterCommit(() => {
         for (const live of next.dirty) live.inflight--;
-        for (const s of next.sends) this.route(s.env, s.bytes, s.key);
+        for (const s of next.sends) {
+          const left = (this.deferredTo.get(s.env.to) ?? 1) - 1;
+          if (left === 0) this.deferredTo.delete(s.env.to);
+          else this.deferredTo.set(s.env.to, left);
+          this.route(s.env, s.bytes, s.key);
+        }
       });
       followUp = next;
     }

@@ -1,5 +1,5 @@
 // Small machines used by the kernel tests: a counter that forwards, one with a delayed step, one that throws.
-import { assign, emit, setup } from 'xstate';
+import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { MachineDefinition } from '../../runtime/kernel/actor-system.ts';
 
 interface Ev {
@@ -73,4 +73,71 @@ export const delayActor: MachineDefinition = {
   version: 1,
   machine: delayMachine,
   input: (_address, init) => ({ delayMs: (init as { delayMs: number }).delayMs }),
+};
+
+interface PingBody {
+  seq: number;
+  /** Pings still to send back and forth. */
+  left?: number;
+  /** Where the next ping goes; with `burst`, how many pings go there at once. */
+  peer?: string;
+  burst?: number;
+}
+
+/**
+ * Records every `ping` (its `seq`) in its `pings` collection. With `left` > 0 it sends the next ping to
+ * `peer`, naming itself as the peer; with `burst` it sends that many pings (seq counting up from its
+ * own) to `peer`.
+ */
+export const pingMachine = setup({
+  types: {
+    context: {} as { address: string; count: number },
+    input: {} as { address: string },
+    events: {} as Ev,
+    emitted: {} as
+      | { type: 'anx.append'; collection: string; value: unknown }
+      | { type: 'anx.send'; to: string; msgType: string; body: unknown },
+  },
+}).createMachine({
+  id: 'ping',
+  context: ({ input }) => ({ address: input.address, count: 0 }),
+  on: {
+    ping: {
+      actions: [
+        assign({ count: ({ context }) => context.count + 1 }),
+        emit(({ event }) => ({
+          type: 'anx.append',
+          collection: 'pings',
+          value: (event.body as PingBody).seq,
+        })),
+        enqueueActions(({ context, event, enqueue }) => {
+          const body = event.body as PingBody;
+          if (body.peer === undefined) return;
+          if (body.burst !== undefined) {
+            for (let i = 0; i < body.burst; i++)
+              enqueue.emit({
+                type: 'anx.send',
+                to: body.peer,
+                msgType: 'ping',
+                body: { seq: body.seq + 1 + i },
+              });
+          } else if ((body.left ?? 0) > 0) {
+            enqueue.emit({
+              type: 'anx.send',
+              to: body.peer,
+              msgType: 'ping',
+              body: { seq: body.seq + 1, left: (body.left ?? 0) - 1, peer: context.address },
+            });
+          }
+        }),
+      ],
+    },
+  },
+});
+
+export const pingActor: MachineDefinition = {
+  kind: 'ping',
+  version: 1,
+  machine: pingMachine,
+  input: (address) => ({ address }),
 };
