@@ -46,6 +46,12 @@ export interface StartRunRequest {
   session_id?: string;
   /** Refs of existing vault artifacts named as stage inputs. */
   artifacts?: Record<string, ArtifactRef>;
+  /**
+   * Capability tokens the coordinator presents with its assignments, by worker DID: for a worker of
+   * another host bound to an Owner, a token from that Owner allowing `stage.assign` on the worker to
+   * the coordinator (resource `worker:<DID>`). Sent in the `cap` of every `stage.assign` to that DID.
+   */
+  tokens?: Record<string, string>;
 }
 
 /** One run as `run status` shows it. */
@@ -71,7 +77,12 @@ interface RunIndexEntry {
   owner: string;
   coordinator: string;
   created_at: number;
+  /** Tokens presented with assignments, by worker DID (see `StartRunRequest.tokens`). */
+  tokens?: Record<string, string>;
 }
+
+/** Longest token a run keeps for one worker (as the token service accepts). */
+const MAX_ASSIGN_TOKEN_CHARS = 32_768;
 
 /** Canonical JSON (sorted keys): the same definition always hashes the same. */
 export function canonicalJson(value: unknown): string {
@@ -204,6 +215,7 @@ export class PlaybookRuns {
       (typeof request.artifacts !== 'object' || request.artifacts === null)
     )
       throw new TeamworkInputError('"artifacts" expected an object of vault key → ArtifactRef');
+    const tokens = checkAssignTokens(request.tokens);
     const enclave = this.enclaves.check(request.enclave, owner, 'write');
     this.enclaves.check(request.enclave, coordinator, 'write');
     const assignments = this.checkAssignments(def, request.assignments, request.enclave);
@@ -226,6 +238,7 @@ export class PlaybookRuns {
       owner,
       coordinator,
       created_at: this.system.clock.now(),
+      ...(tokens === undefined ? {} : { tokens }),
     };
     this.system.commits.put(this.index, runId, entry);
     await this.system.spawn(RUN_KIND_PREFIX + hash, address, {
@@ -240,6 +253,12 @@ export class PlaybookRuns {
     });
     await this.system.accept([this.startEnvelope(runId, owner, enclave.enclave_id)]);
     return { run_id: runId, address, hash };
+  }
+
+  /** The token the run's coordinator presents when it assigns work to `worker`, if it was given one. */
+  assignToken(runId: string, worker: string): string | undefined {
+    const entry = this.index.get(runId) as RunIndexEntry | undefined;
+    return entry?.tokens?.[worker];
   }
 
   /** `run.start` under an id derived from the run: sent again after a crash, it is a duplicate. */
@@ -414,4 +433,23 @@ export class PlaybookRuns {
     }
     return this.status(runId);
   }
+}
+
+/** `tokens` of a run request: worker DID → token text, or undefined when absent. */
+function checkAssignTokens(raw: unknown): Record<string, string> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new TeamworkInputError('"tokens" expected an object of worker DID → capability token');
+  const out: Record<string, string> = {};
+  for (const [did, token] of Object.entries(raw as Record<string, unknown>)) {
+    if (!did.startsWith('did:'))
+      throw new TeamworkInputError(`"tokens" expected worker DIDs as keys, got ${JSON.stringify(did)}`);
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_ASSIGN_TOKEN_CHARS)
+      throw new TeamworkInputError(
+        `"tokens.${did}" expected a capability token (a string of at most ${MAX_ASSIGN_TOKEN_CHARS} characters)`,
+        "the worker's Owner issues it: `anx-runtime token issue --from OWNER --to COORDINATOR --resource worker:WORKER_DID --action stage.assign`",
+      );
+    out[did] = token;
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
 }

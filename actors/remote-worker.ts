@@ -206,7 +206,9 @@ export class WorkerHome {
       else this.system.commits.remove(this.tracked, [runId, taskId]);
     }
     this.watch(coordinator);
-    return { ...env, from: coordinator };
+    // The worker's host checks that the coordinator may give it work: a token from its Owner goes along.
+    const cap = env.type === 'stage.assign' ? this.runs.assignToken(runId, env.to) : undefined;
+    return { ...env, from: coordinator, ...(cap === undefined ? {} : { cap }) };
   }
 
   close(): void {

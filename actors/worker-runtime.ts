@@ -123,6 +123,13 @@ export class WorkerRuntime {
   private readonly done: Database<unknown, Key>;
   /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
   writeGuard: ((action: string, actor: string) => void) | undefined;
+  /**
+   * Asked for every assignment from a run of another host before it is taken: throws a typed refusal
+   * when its sender may not give work to the DID (see `ActorAuthorizer.authorizeAssignment`).
+   */
+  assignGuard: ((assigner: string, worker: string, cap: unknown) => void) | undefined;
+  /** Remote assignments refused by `assignGuard`, until the refusal reached their home. */
+  private readonly refusedTasks = new Set<string>();
   /** False while the host holds worker commands (frozen): assignments then come only through the inbox. */
   commandsFlowing: () => boolean = () => true;
   private readonly handlers = new Map<string, Map<string, StageHandler>>();
@@ -394,9 +401,42 @@ export class WorkerRuntime {
         return;
       }
       const task = this.taskOf(d, record);
-      if (task?.home !== undefined && !this.done.doesExist([d, task.task_id])) this.remote.set(key, task);
+      if (task?.home === undefined || this.done.doesExist([d, task.task_id])) return;
+      this.remote.set(key, task);
+      try {
+        this.assignGuard?.(task.home, d, (record as InboxRecord & { cap?: unknown }).cap);
+      } catch (err) {
+        this.refuseAssignment(key, task, err);
+      }
     });
     this.unfollow.push(stop);
+  }
+
+  /**
+   * An assignment whose sender may not give this DID work: no handler sees it, an error event says why,
+   * and its home is told the task failed for good (the run's Owner decides what happens next). Until
+   * the home has the answer the task stays refused here; after a restart the inbox replay refuses it again.
+   */
+  private refuseAssignment(key: string, task: StageTask, err: unknown): void {
+    this.refusedTasks.add(key);
+    const code = err instanceof AnxError ? err.code : 'ANX_FORBIDDEN_ASSIGNER';
+    void this.system.emitEvent({
+      kind: 'error',
+      actor: task.did,
+      run_id: task.run_id,
+      task_id: task.task_id,
+      payload: {
+        code,
+        message: err instanceof Error ? err.message : String(err),
+        assigner: task.home,
+        stage: task.stage,
+      },
+    });
+    // Once the home has it, the task's done mark closes it; until then (home unreachable) it stays refused.
+    void this.fail(task.did, task.task_id, err, { fatal: true }).then(
+      () => this.refusedTasks.delete(key),
+      () => {},
+    );
   }
 
   /** A remote task its home cancelled: not open any more, here or after a restart. */
@@ -441,7 +481,10 @@ export class WorkerRuntime {
 
   private open(task: StageTask): boolean {
     if (this.done.doesExist([task.did, task.task_id])) return false;
-    if (task.home !== undefined) return this.remote.has(`${task.did}\u0000${task.task_id}`);
+    if (task.home !== undefined) {
+      const key = `${task.did}\u0000${task.task_id}`;
+      return this.remote.has(key) && !this.refusedTasks.has(key);
+    }
     return this.runs.isRunningTask(task.run_id, task.task_id, task.did);
   }
 

@@ -66,6 +66,8 @@ export interface DidEnvelopeEvent {
   thread?: string;
   reply?: string;
   ctx?: Record<string, string>;
+  /** A capability token the sender presents with the message (kept with its inbox record). */
+  cap?: unknown;
 }
 
 /** Message types that address the DID actor itself rather than its inbox. Only the DID (or its host) sends them. */
@@ -195,6 +197,7 @@ export const didMachine = setup({
         ...(event.thread === undefined ? {} : { thread: event.thread }),
         ...(event.reply === undefined ? {} : { reply: event.reply }),
         ...(event.ctx === undefined ? {} : { ctx: event.ctx }),
+        ...(event.cap === undefined || event.cap === null ? {} : { cap: event.cap }),
         ...(mentionsMe(context, event) ? { mention: true } : {}),
         body: event.body ?? null,
       },

@@ -52,8 +52,11 @@ export interface ActDecision {
   principal: string;
   action: string;
   resource: string;
-  /** How the actor proved itself: it is a local identity, or it signed the request. */
-  proven_by: 'local-key' | 'signature';
+  /**
+   * How the actor proved itself: it is a local identity, it signed the request, or it is the sender of
+   * a message the transport authenticated (a relay session or a sealed envelope's signature).
+   */
+  proven_by: 'local-key' | 'signature' | 'sender';
   /** Why it may act for the principal. */
   basis: 'principal' | 'binding' | 'token';
   binding_id?: string;
@@ -69,6 +72,7 @@ export class ActorForbiddenError extends AnxError {
 /** Actions a `secretary` binding lets its agent perform for the Owner. */
 export const SECRETARY_ACTIONS: readonly string[] = [
   'dispatch',
+  'stage.assign',
   'abort',
   'status',
   'takeover',
@@ -142,6 +146,53 @@ export class ActorAuthorizer {
     this.audit(request, 'allow', undefined, details);
   }
 
+  /**
+   * Whether `assigner`, the authenticated sender of a `stage.assign`, may give work to `worker`, an
+   * identity of this host. A worker bound to Owners takes work only from one of them, a Secretary bound
+   * to one of them, or a holder of a capability token (`cap`) for `stage.assign` on `worker:<DID>` that
+   * leads back to one of them. A worker bound to nobody has no one to ask: its gatekeeper alone decides
+   * who reaches it (undefined is returned). Allowed and refused decisions are audited; a refusal throws
+   * a typed error naming the Owners.
+   */
+  authorizeAssignment(assigner: string, worker: string, cap?: unknown): ActDecision | undefined {
+    const owners = [
+      ...new Set(
+        this.bindings
+          .list({ agent: worker })
+          .filter((b) => b.state === 'active')
+          .map((b) => b.statement.owner),
+      ),
+    ];
+    if (owners.length === 0) return undefined;
+    const request = (principal: string): ActRequest => ({
+      actor: assigner,
+      principal,
+      action: 'stage.assign',
+      resource: `worker:${worker}`,
+      ...(cap === undefined || cap === null ? {} : { token: cap }),
+    });
+    let refusal: unknown;
+    for (const owner of owners) {
+      try {
+        const decision = this.decideWith(request(owner), [], 'sender');
+        this.audit(request(owner), 'allow', undefined, decision);
+        return decision;
+      } catch (err) {
+        refusal ??= err;
+      }
+    }
+    const error =
+      refusal instanceof AnxError && refusal.code.startsWith('ANX_TOKEN')
+        ? refusal
+        : new ActorForbiddenError(
+            'ANX_FORBIDDEN_ASSIGNER',
+            `${assigner} may not assign work to ${worker}: the worker is bound to ${owners.join(', ')}, and ${assigner} is not ${owners.length === 1 ? 'that Owner' : 'one of those Owners'}, not a Secretary bound to ${owners.length === 1 ? 'it' : 'them'} and presents no capability token for stage.assign on the worker`,
+            `the worker's Owner runs the playbook itself, binds the coordinator as its secretary (\`anx-runtime owner bind OWNER DID --role secretary\`) or issues it a token for stage.assign on worker:${worker}`,
+          );
+    this.audit(request(owners[0] as string), 'deny', error);
+    throw error;
+  }
+
   private decide(request: ActRequest): {
     decision: ActDecision;
     nonce?: { key: [string, string]; ts: number };
@@ -151,7 +202,11 @@ export class ActorAuthorizer {
     return nonce[0] === undefined ? { decision } : { decision, nonce: nonce[0] };
   }
 
-  private decideWith(request: ActRequest, spent: Array<{ key: [string, string]; ts: number }>): ActDecision {
+  private decideWith(
+    request: ActRequest,
+    spent: Array<{ key: [string, string]; ts: number }>,
+    provenAs?: 'sender',
+  ): ActDecision {
     const { principal, action, resource } = request;
     if (!isDid(request.actor))
       throw new ActorForbiddenError(
@@ -160,7 +215,7 @@ export class ActorAuthorizer {
         'every request that acts for someone names its actor_did',
       );
     const actor = request.actor;
-    const proven_by = this.prove(actor, request, spent);
+    const proven_by = provenAs ?? this.prove(actor, request, spent);
     if (request.write === true && this.services !== undefined)
       this.services.freeze.assertWritable(action, { actor, principal, resource });
     const base = { actor, principal, action, resource, proven_by };

@@ -262,7 +262,7 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
       .requiredOption('--to <did>', 'who may use the token')
       .requiredOption(
         '--resource <resource>',
-        'what it covers, e.g. vault:ENCLAVE_ID or vault:ENCLAVE_ID/notes (* for all)',
+        'what it covers, e.g. vault:ENCLAVE_ID or vault:ENCLAVE_ID/notes, or worker:DID for stage.assign (* for all)',
       ),
   ).action(async (o: GrantOptions & { from: string; to: string }, cmd: Command) => {
     if (o.action === undefined)
