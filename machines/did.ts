@@ -111,11 +111,18 @@ export function mentions(text: string, did: string, name: string | undefined): b
   return false;
 }
 
+/** Verdicts of `mentionsMe` per event: one message is looked at by two actions, its text scanned once. */
+const mentionVerdicts = new WeakMap<DidEnvelopeEvent, boolean>();
+
 /** A `mention` notice, or a message whose text mentions this DID. */
 function mentionsMe(context: DidContext, event: DidEnvelopeEvent): boolean {
   if (event.type === 'mention') return true;
+  const known = mentionVerdicts.get(event);
+  if (known !== undefined) return known;
   const text = bodyText(event.body);
-  return text !== undefined && mentions(text, context.did, context.name);
+  const verdict = text !== undefined && mentions(text, context.did, context.name);
+  mentionVerdicts.set(event, verdict);
+  return verdict;
 }
 
 function isControl(type: string): boolean {
