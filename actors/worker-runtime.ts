@@ -239,6 +239,16 @@ export class WorkerRuntime {
    */
   private onEvents(events: readonly EventV1[]): void {
     if (this.handlers.size === 0) return;
+    // Assignments whose inbox record landed in this same commit (handed over to an idle worker DID):
+    // the inbox tap hands those over as they were sent, with no snapshot to rebuild here.
+    let inboxed: Set<string> | undefined;
+    for (const e of events) {
+      if (e.kind !== 'message' || e.actor === undefined || e.task_id === undefined) continue;
+      if ((e.payload as { type?: unknown } | null)?.type !== 'stage.assign' || !this.handlers.has(e.actor))
+        continue;
+      inboxed ??= new Set();
+      inboxed.add(`${e.actor}\u0000${e.task_id}`);
+    }
     for (const e of events) {
       if (
         e.kind !== 'status' ||
@@ -252,7 +262,8 @@ export class WorkerRuntime {
       if (p?.state !== 'stage.started' || !Array.isArray(p.workers) || !this.commandsFlowing()) continue;
       if (!p.workers.some((w) => typeof w === 'string' && this.handlers.has(w))) continue;
       try {
-        for (const task of this.tasksOfStage(e.run_id, String(p.stage))) this.dispatch(task);
+        const skip = inboxed === undefined ? undefined : (key: string) => inboxed.has(key);
+        for (const task of this.tasksOfStage(e.run_id, String(p.stage), skip)) this.dispatch(task);
       } catch {
         // The inbox path still delivers the assignment.
       }
@@ -270,7 +281,7 @@ export class WorkerRuntime {
   }
 
   /** The running tasks of a run's current stage whose worker has a handler here. */
-  private tasksOfStage(runId: string, stageId: string): StageTask[] {
+  private tasksOfStage(runId: string, stageId: string, skip?: (key: string) => boolean): StageTask[] {
     const { context, hash } = this.runs.context(runId);
     const def = this.runs.definition(hash);
     const exec = context.stages[stageId];
@@ -288,6 +299,7 @@ export class WorkerRuntime {
     };
     if (exec.shards === null) {
       if (exec.worker === null || !this.handlers.has(exec.worker)) return [];
+      if (skip?.(`${exec.worker}\u0000${exec.task_id}`) === true) return [];
       return [
         {
           ...base,
@@ -299,7 +311,9 @@ export class WorkerRuntime {
     }
     const count = exec.shards.length;
     return exec.shards.flatMap((shard, index) =>
-      shard.status === 'running' && this.handlers.has(shard.worker)
+      shard.status === 'running' &&
+      this.handlers.has(shard.worker) &&
+      skip?.(`${shard.worker}\u0000${shard.task_id}`) !== true
         ? [
             {
               ...base,

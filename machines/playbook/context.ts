@@ -44,9 +44,15 @@ export interface HandoffCheckpoint {
 
 const encoder = new TextEncoder();
 
+/** Any character that takes more than one byte in UTF-8. */
+const NOT_ASCII = /[^\u0000-\u007f]/;
+
 /** Bytes of `value` encoded as UTF-8 JSON: the measure every budget in the run uses. */
 export function jsonBytes(value: unknown): number {
-  return encoder.encode(JSON.stringify(value)).length;
+  const json = JSON.stringify(value) as string | undefined;
+  if (json === undefined) return 0;
+  // Mostly ASCII: one byte per character, counted without encoding the text.
+  return NOT_ASCII.test(json) ? encoder.encode(json).length : json.length;
 }
 
 /**

@@ -23,6 +23,17 @@ function longPlaybook(n: number, budget = 4096): PlaybookDefinition {
   });
 }
 
+describe('jsonBytes', () => {
+  it('counts the UTF-8 bytes of the JSON text, ASCII or not', () => {
+    const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).length;
+    for (const v of ['plain', 'ünïcode', '日本語', '🙂 emoji', '\ud800 lone', { a: ['x', 1, null] }, ''])
+      expect(jsonBytes(v), JSON.stringify(v)).toBe(bytes(v));
+    expect(jsonBytes(undefined)).toBe(0);
+    fc.assert(fc.property(fc.jsonValue(), (v) => jsonBytes(v) === bytes(v)));
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (v) => jsonBytes(v) === bytes(v)));
+  });
+});
+
 describe('buildContextSnapshot', () => {
   it('keeps the stage-50 snapshot within budget while earlier outputs sum to far more', () => {
     const def = longPlaybook(50, 4096);
