@@ -45,7 +45,7 @@ export interface HandoffCheckpoint {
 const encoder = new TextEncoder();
 
 /** Any character that takes more than one byte in UTF-8. */
-const NOT_ASCII = /[^\u0000-\u007f]/;
+const NOT_ASCII = /[\u0080-\uffff]/;
 
 /** Bytes of `value` encoded as UTF-8 JSON: the measure every budget in the run uses. */
 export function jsonBytes(value: unknown): number {
