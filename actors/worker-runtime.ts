@@ -4,6 +4,7 @@ import type { Database, Key } from 'lmdb';
 import { isArtifactRef } from '../machines/playbook/compile.ts';
 import { buildContextSnapshot, type ContextSnapshot } from '../machines/playbook/context.ts';
 import type { ArtifactRef } from '../machines/playbook/definition.ts';
+import type { EnvelopeContext } from '../runtime/envelope/envelope.ts';
 import { AnxError } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
@@ -127,7 +128,9 @@ export class WorkerRuntime {
    * Asked for every assignment from a run of another host before it is taken: throws a typed refusal
    * when its sender may not give work to the DID (see `ActorAuthorizer.authorizeAssignment`).
    */
-  assignGuard: ((assigner: string, worker: string, cap: unknown) => void) | undefined;
+  assignGuard:
+    | ((assigner: string, worker: string, cap: unknown, context: EnvelopeContext) => void)
+    | undefined;
   /** Remote assignments refused by `assignGuard`, until the refusal reached their home. */
   private readonly refusedTasks = new Set<string>();
   /** False while the host holds worker commands (frozen): assignments then come only through the inbox. */
@@ -418,7 +421,12 @@ export class WorkerRuntime {
       if (task?.home === undefined || this.done.doesExist([d, task.task_id])) return;
       this.remote.set(key, task);
       try {
-        this.assignGuard?.(task.home, d, (record as InboxRecord & { cap?: unknown }).cap);
+        this.assignGuard?.(task.home, d, (record as InboxRecord & { cap?: unknown }).cap, {
+          run_id: task.run_id,
+          task_id: task.task_id,
+          stage: task.stage,
+          ...(task.enclave_id === null ? {} : { enclave_id: task.enclave_id }),
+        });
       } catch (err) {
         this.refuseAssignment(key, task, err);
       }

@@ -163,8 +163,8 @@ export class Host {
       teamwork.workers.commandsFlowing = () => !authority.freeze.isFrozen;
       // Work from a run of another host: its sender must be the worker's Owner, a Secretary of it or
       // hold a token from it (a worker bound to nobody is governed by its gatekeeper alone).
-      teamwork.workers.assignGuard = (assigner, worker, cap) => {
-        teamwork.secretaries.authorizer.authorizeAssignment(assigner, worker, cap);
+      teamwork.workers.assignGuard = (assigner, worker, cap, context) => {
+        teamwork.secretaries.authorizer.authorizeAssignment(assigner, worker, cap, context);
       };
       // Frozen means no worker commands either: stage assignments wait in the outbox, their runs paused.
       const hold = new FreezeHold(system, authority.freeze, authority.audit, {

@@ -2,6 +2,7 @@
 import type { Database, Key } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
+import type { EnvelopeContext } from '../envelope/envelope.ts';
 import { AnxError } from '../errors.ts';
 import { isDid, publicKeyOfDid } from '../identity/did.ts';
 import type { Keystore } from '../identity/keystore.ts';
@@ -44,6 +45,8 @@ export interface ActRequest {
   token?: unknown;
   /** The action changes state: refused while the host is frozen. */
   write?: boolean;
+  /** Where the action happens (run, task, stage, Enclave): matched against a token's constraints. */
+  context?: EnvelopeContext;
 }
 
 /** Why an actor was allowed. */
@@ -154,7 +157,12 @@ export class ActorAuthorizer {
    * who reaches it (undefined is returned). Allowed and refused decisions are audited; a refusal throws
    * a typed error naming the Owners.
    */
-  authorizeAssignment(assigner: string, worker: string, cap?: unknown): ActDecision | undefined {
+  authorizeAssignment(
+    assigner: string,
+    worker: string,
+    cap?: unknown,
+    context?: EnvelopeContext,
+  ): ActDecision | undefined {
     const owners = [
       ...new Set(
         this.bindings
@@ -170,6 +178,7 @@ export class ActorAuthorizer {
       action: 'stage.assign',
       resource: `worker:${worker}`,
       ...(cap === undefined || cap === null ? {} : { token: cap }),
+      ...(context === undefined ? {} : { context }),
     });
     let refusal: unknown;
     for (const owner of owners) {
@@ -233,6 +242,7 @@ export class ActorAuthorizer {
         action,
         owner: principal,
         now: this.clock.now(),
+        ...(request.context === undefined ? {} : { context: request.context }),
       });
       return { ...base, basis: 'token' };
     }

@@ -60,7 +60,7 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
   const alice = (await home.api.post<{ did: string }>('/v1/identities', { name: 'Alice' })).did;
   await seeEachOther(home, worker, away, alice);
   await createEnclave(home, 'assign-auth', alice, [worker]);
-  const start = (name: string, tokens?: Record<string, string>) =>
+  const start = (name: string, tokens?: Record<string, string>, runId?: string) =>
     home.api.post<{ run_id: string }>('/v1/runs', {
       playbook: playbook(name),
       objective: 'notes',
@@ -68,6 +68,7 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
       enclave: 'assign-auth',
       assignments: { writer: worker },
       ...(tokens === undefined ? {} : { tokens }),
+      ...(runId === undefined ? {} : { run_id: runId }),
     });
   /** Host B's audit records of stage assignments with this decision, and what each of ours names. */
   const assignAudit = async (decision: 'allow' | 'deny') =>
@@ -78,7 +79,7 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
     ).entries;
   const decided = { actor: alice, principal: owner, resource: `worker:${worker}` };
   /** A token issued on host B by `issuer` to Alice for stage.assign on the worker. */
-  const assignToken = async (issuer: string) =>
+  const assignToken = async (issuer: string, constraints?: Record<string, unknown>) =>
     (
       await away.api.post<{ token: string }>('/v1/tokens', {
         issuer,
@@ -86,6 +87,7 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
         resource: `worker:${worker}`,
         actions: ['stage.assign'],
         ttl_ms: 600_000,
+        ...(constraints === undefined ? {} : { constraints }),
       })
     ).token;
   const refusedWith = async (runId: string, code: string, what: string) => {
@@ -118,10 +120,18 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
   await refusedWith(forged.run_id, 'ANX_TOKEN', 'the run with a token not from the Owner is refused');
   expect(existsSync(second)).toBe(false);
 
-  // 3. The Owner issues Alice a token for stage.assign on the worker: the run goes through.
+  // 3. The Owner's token holds for one run only (a ctx constraint): another run presenting it is refused.
+  const forRun = await assignToken(owner, { ctx: { run_id: 'run-granted' } });
+  const fourth = marker();
+  await scripted(fourth);
+  const other = await start('other-run', { [worker]: forRun }, 'run-other');
+  await refusedWith(other.run_id, 'ANX_TOKEN', 'a run the token does not name is refused');
+  expect(existsSync(fourth)).toBe(false);
+
+  // 4. The run it names goes through: the worker takes it on the Owner's word.
   const third = marker();
   await scripted(third);
-  const allowed = await start('with-token', { [worker]: await assignToken(owner) });
+  const allowed = await start('with-token', { [worker]: forRun }, 'run-granted');
   await waitFor(async () => (await runOf(allowed.run_id)).state === 'completed', 60_000, 'the run completes');
   expect(existsSync(third)).toBe(true);
   expect(await assignAudit('allow')).toContainEqual(
