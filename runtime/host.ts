@@ -242,10 +242,14 @@ export class Host {
 
   /** Accepts one or more messages; each is durable (committed) when this resolves. */
   async send(requests: SendRequest[]): Promise<Array<{ id: string; duplicate: boolean }>> {
-    const envelopes = requests.map((request, i) =>
-      this.toEnvelope(request, requests.length > 1 ? `messages[${i}].` : ''),
-    );
-    return this.system.accept(envelopes);
+    // An id made here has never been accepted: no duplicate to look for (a caller's own id is checked).
+    const fresh = new Set<KernelEnvelope>();
+    const envelopes = requests.map((request, i) => {
+      const env = this.toEnvelope(request, requests.length > 1 ? `messages[${i}].` : '');
+      if (request.id === undefined) fresh.add(env);
+      return env;
+    });
+    return this.system.accept(envelopes, { fresh: (env) => fresh.has(env) });
   }
 
   /**
@@ -390,7 +394,7 @@ export class Host {
       );
     }
     if (request.to.startsWith('did:')) parseDid(request.to, `${path}to`);
-    if (!this.system.has(request.to) && this.system.router === undefined)
+    if (this.system.router === undefined && !this.system.has(request.to))
       throw new UnknownActorError(request.to);
     const type = request.type ?? 'message';
     if (typeof type !== 'string' || !MESSAGE_TYPE.test(type)) {

@@ -192,6 +192,8 @@ export class Keystore {
   readonly #now: () => number;
   readonly #cacheSize: number;
   readonly #seeds = new Map<Did, Uint8Array>();
+  /** DIDs found held (no key material): `has` is asked for every message sent, reading LMDB each time. */
+  readonly #held = new Set<Did>();
 
   constructor(db: Database, hostKey: Uint8Array, options: KeystoreOptions = {}) {
     if (!(hostKey instanceof Uint8Array) || hostKey.length !== 32) {
@@ -314,7 +316,12 @@ export class Keystore {
 
   /** True when this host holds the key of `did` (either DID form). */
   has(did: Did): boolean {
-    return typeof did === 'string' && this.#entry(canonical(did)) !== undefined;
+    if (typeof did !== 'string') return false;
+    const key = canonical(did);
+    if (this.#held.has(key)) return true;
+    if (this.#entry(key) === undefined) return false;
+    this.#held.add(key);
+    return true;
   }
 
   /**
@@ -360,13 +367,17 @@ export class Keystore {
   async delete(did: Did): Promise<boolean> {
     if (typeof did !== 'string') return false;
     const key = canonical(did);
+    this.#held.delete(key);
     const cached = this.#seeds.get(key);
     if (cached !== undefined) {
       cached.fill(0);
       this.#seeds.delete(key);
     }
     if (!this.#db.doesExist(key)) return false;
-    return await this.#db.remove(key);
+    const removed = await this.#db.remove(key);
+    // A `has` while the removal was committing read the key still there.
+    this.#held.delete(key);
+    return removed;
   }
 
   /** Forgets every decrypted seed held in memory (they are decrypted again on next use). */

@@ -407,25 +407,32 @@ export class ActorSystem {
    * before this resolves. One for an idle local actor is handled at once, and its transition commits
    * with it (its outbox entry is then never written); the rest wait in the outbox and are dispatched
    * after the commit. Idempotent on (`to`, `id`): an envelope accepted before is reported as a
-   * duplicate and not sent again.
+   * duplicate and not sent again. Envelopes `fresh` says yes to carry an id the caller has just made
+   * (never accepted before, never to be sent again under it): they skip the duplicate check and leave
+   * no marker.
    */
-  async accept(envelopes: KernelEnvelope[]): Promise<Array<{ id: string; duplicate: boolean }>> {
+  async accept(
+    envelopes: KernelEnvelope[],
+    options: { fresh?: (envelope: KernelEnvelope) => boolean } = {},
+  ): Promise<Array<{ id: string; duplicate: boolean }>> {
     this.assertRunning();
     const results: Array<{ id: string; duplicate: boolean }> = [];
     let handedOn = false;
     let handledNow = 0;
     for (const env of envelopes) {
-      const key = `${env.to}\u0000${env.id}`;
-      if (this.stagedAccepts.has(key) || this.store.seen.doesExist([env.to, env.id])) {
-        results.push({ id: env.id, duplicate: true });
-        continue;
+      if (options.fresh?.(env) !== true) {
+        const key = `${env.to}\u0000${env.id}`;
+        if (this.stagedAccepts.has(key) || this.store.seen.doesExist([env.to, env.id])) {
+          results.push({ id: env.id, duplicate: true });
+          continue;
+        }
+        this.stagedAccepts.add(key);
+        this.commits.put(this.store.seen, [env.to, env.id], env.ts);
+        this.commits.afterCommit(() => this.stagedAccepts.delete(key));
       }
-      this.stagedAccepts.add(key);
-      this.commits.put(this.store.seen, [env.to, env.id], env.ts);
       const bytes = encodeKernelEnvelope(env);
       const outboxKey = ++this.outboxSeq;
       const staged = this.commits.putWithdrawable(this.store.outbox, outboxKey, bytes);
-      this.commits.afterCommit(() => this.stagedAccepts.delete(key));
       // A local actor takes the envelope now, so its transition joins the commit of the accept (one
       // fsync, and the outbox write is withdrawn when it is handled before that commit starts). Nothing
       // it sends leaves before that commit, and this call resolves only after it. Mail for other hosts

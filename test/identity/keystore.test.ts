@@ -191,6 +191,7 @@ describe('Keystore', () => {
     const keys = new Keystore(db, hostKey);
     const { did } = await keys.create();
     keys.sign(did, utf8('warm the cache'));
+    expect(keys.has(did)).toBe(true);
     expect(await keys.delete(did)).toBe(true);
     expect(keys.has(did)).toBe(false);
     expect(() => keys.sign(did, utf8('x'))).toThrow(KeyNotFoundError);

@@ -165,6 +165,26 @@ describe('actor system', () => {
     expect(third.sys.snapshot('counter/a').context).toMatchObject({ count: 1 });
   });
 
+  it('keeps no duplicate marker for ids the caller has just made, and still dedupes the others', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    const made = tick(host.sys, 'counter/a');
+    const given = tick(host.sys, 'counter/a', {}, 'caller-chosen-id-0001');
+    const fresh = (env: { id: string }) => env === made;
+    expect(await host.sys.accept([made, given], { fresh })).toEqual([
+      { id: made.id, duplicate: false },
+      { id: given.id, duplicate: false },
+    ]);
+    expect(host.store.seen.doesExist(['counter/a', made.id])).toBe(false);
+    expect(host.store.seen.doesExist(['counter/a', given.id])).toBe(true);
+    // The caller's own id sent again is recognised; nothing is handled twice.
+    expect(await host.sys.accept([tick(host.sys, 'counter/a', {}, 'caller-chosen-id-0001')])).toEqual([
+      { id: given.id, duplicate: true },
+    ]);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot('counter/a').context).toMatchObject({ count: 2 });
+  });
+
   it('refuses a snapshot XState cannot restore at its first message, keeping the mail and other actors', async () => {
     const dir = tempDir();
     const first = await boot(dir, [counterActor()]);
