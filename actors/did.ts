@@ -1,5 +1,6 @@
 // The DID actor: the DID statechart bound to the kernel under the DID itself as its address.
 import {
+  batchable,
   DID_MACHINE_VERSION,
   type DidContext,
   didMachine,
@@ -18,6 +19,8 @@ export const didActor: MachineDefinition = {
   kind: DID_KIND,
   version: DID_MACHINE_VERSION,
   machine: didMachine,
+  // Mail accepted together (a relay frame's batch, an API call of many messages) is one transition.
+  batch: (envelope) => batchable(envelope.type),
   input: (address, init) => {
     const options = (init ?? {}) as { name?: string; presenceTtlMs?: number };
     return {

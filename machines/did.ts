@@ -68,7 +68,12 @@ export interface DidEnvelopeEvent {
   ctx?: Record<string, string>;
   /** A capability token the sender presents with the message (kept with its inbox record). */
   cap?: unknown;
+  /** `anx.batch` only: the messages the kernel hands over together, in order. */
+  items?: DidEnvelopeEvent[];
 }
+
+/** The kernel's event for several messages taken in one transition (see `batchable`). */
+export const DID_BATCH_EVENT = 'anx.batch';
 
 /** Message types that address the DID actor itself rather than its inbox. Only the DID (or its host) sends them. */
 export const DID_CONTROL_TYPES = [
@@ -157,6 +162,135 @@ function fromSelfOrHost(context: DidContext, event: DidEnvelopeEvent): boolean {
 }
 
 /**
+ * Messages the DID actor can take several at a time (one `anx.batch` transition, the same outcome as
+ * one transition each): mail, not control messages or XState's own events.
+ */
+export function batchable(type: string): boolean {
+  return !isControl(type) && !type.startsWith('xstate.') && type !== DID_BATCH_EVENT;
+}
+
+type Emitted =
+  | { type: 'anx.append'; collection: string; value: unknown }
+  | {
+      type: 'anx.event';
+      kind: 'message' | 'status' | 'error';
+      payload: unknown;
+      run_id?: string;
+      task_id?: string;
+    };
+
+/** The inbox record of an accepted message. */
+function inboxRecord(context: DidContext, event: DidEnvelopeEvent): Emitted {
+  return {
+    type: 'anx.append',
+    collection: 'inbox',
+    value: {
+      id: event.id,
+      type: event.type,
+      from: event.from,
+      ts: event.ts,
+      ...(event.thread === undefined ? {} : { thread: event.thread }),
+      ...(event.reply === undefined ? {} : { reply: event.reply }),
+      ...(event.ctx === undefined ? {} : { ctx: event.ctx }),
+      ...(event.cap === undefined || event.cap === null ? {} : { cap: event.cap }),
+      ...(mentionsMe(context, event) ? { mention: true } : {}),
+      body: event.body ?? null,
+    },
+  };
+}
+
+function messageEvent(event: DidEnvelopeEvent): Emitted {
+  return {
+    type: 'anx.event',
+    kind: 'message',
+    payload: { id: event.id, from: event.from, type: event.type },
+  };
+}
+
+function pendingEntry(context: DidContext, event: DidEnvelopeEvent): PendingEntry {
+  return {
+    id: event.id,
+    from: event.from,
+    type: event.type,
+    ts: event.ts,
+    expires_at: event.ts + (context.gatekeeper.pendingTtlMs ?? PENDING_TTL_MS),
+  };
+}
+
+function pendingRecord(event: DidEnvelopeEvent): Emitted {
+  return {
+    type: 'anx.append',
+    collection: 'pending',
+    value: { id: event.id, type: event.type, from: event.from, ts: event.ts, body: event.body ?? null },
+  };
+}
+
+function heldEvent(event: DidEnvelopeEvent): Emitted {
+  return {
+    type: 'anx.event',
+    kind: 'status',
+    payload: { status: 'held_for_approval', id: event.id, from: event.from },
+  };
+}
+
+function refusedEvent(event: DidEnvelopeEvent, code: string): Emitted {
+  return {
+    type: 'anx.event',
+    kind: 'error',
+    payload: { code, id: event.id, from: event.from, type: event.type },
+  };
+}
+
+/**
+ * The messages of one `anx.batch`, each decided as the `*` transitions of `inbox.open` decide one
+ * message (blocked, accepted, held, queue full, private), folded into one context update. The events
+ * name each message's own run and task (the kernel names those of a single message's envelope).
+ */
+function takeBatch(context: DidContext, items: readonly DidEnvelopeEvent[]) {
+  const update = {
+    received: context.received,
+    unread: context.unread,
+    mentions: context.mentions ?? 0,
+    refused: context.refused,
+    held: context.held,
+    pending: context.pending ?? [],
+    lastMessageId: context.lastMessageId,
+  };
+  const emitted: Emitted[] = [];
+  const withIds = (e: Emitted, item: DidEnvelopeEvent): Emitted => {
+    if (e.type !== 'anx.event') return e;
+    const runId = item.ctx?.['run_id'];
+    const taskId = item.ctx?.['task_id'];
+    return {
+      ...e,
+      ...(runId === undefined ? {} : { run_id: runId }),
+      ...(taskId === undefined ? {} : { task_id: taskId }),
+    };
+  };
+  const refuse = (item: DidEnvelopeEvent, code: string) => {
+    update.refused++;
+    emitted.push(withIds(refusedEvent(item, code), item));
+  };
+  for (const item of items) {
+    const verdict = gatekeeperVerdict(context, item.from);
+    if (verdict === 'blocked') refuse(item, 'ANX_GATEKEEPER_BLOCKED');
+    else if (verdict === 'accept') {
+      update.received++;
+      update.unread++;
+      if (mentionsMe(context, item)) update.mentions++;
+      update.lastMessageId = item.id;
+      emitted.push(inboxRecord(context, item), withIds(messageEvent(item), item));
+    } else if (verdict === 'hold' && update.pending.length < PENDING_MAX) {
+      update.held++;
+      update.pending = [...update.pending, pendingEntry(context, item)];
+      emitted.push(pendingRecord(item), withIds(heldEvent(item), item));
+    } else if (verdict === 'hold') refuse(item, 'ANX_GATEKEEPER_QUEUE_FULL');
+    else refuse(item, 'ANX_GATEKEEPER_PRIVATE');
+  }
+  return { update, emitted };
+}
+
+/**
  * Presence and inbox run in parallel. Inbox messages are appended to the actor's `inbox` collection
  * (not kept in the snapshot, whose size must not grow with traffic) and announced by a `message` event.
  */
@@ -165,9 +299,7 @@ export const didMachine = setup({
     context: {} as DidContext,
     input: {} as DidInput,
     events: {} as DidEnvelopeEvent,
-    emitted: {} as
-      | { type: 'anx.append'; collection: string; value: unknown }
-      | { type: 'anx.event'; kind: 'message' | 'status' | 'error'; payload: unknown },
+    emitted: {} as Emitted,
   },
   delays: {
     presenceTtl: ({ context }) => context.presenceTtlMs,
@@ -193,40 +325,18 @@ export const didMachine = setup({
       mentions: (context.mentions ?? 0) + (mentionsMe(context, event) ? 1 : 0),
       lastMessageId: event.id,
     })),
-    appendToInbox: emit(({ context, event }) => ({
-      type: 'anx.append' as const,
-      collection: 'inbox',
-      value: {
-        id: event.id,
-        type: event.type,
-        from: event.from,
-        ts: event.ts,
-        ...(event.thread === undefined ? {} : { thread: event.thread }),
-        ...(event.reply === undefined ? {} : { reply: event.reply }),
-        ...(event.ctx === undefined ? {} : { ctx: event.ctx }),
-        ...(event.cap === undefined || event.cap === null ? {} : { cap: event.cap }),
-        ...(mentionsMe(context, event) ? { mention: true } : {}),
-        body: event.body ?? null,
-      },
-    })),
-    announceMessage: emit(({ event }) => ({
-      type: 'anx.event' as const,
-      kind: 'message' as const,
-      payload: { id: event.id, from: event.from, type: event.type },
-    })),
+    appendToInbox: emit(({ context, event }) => inboxRecord(context, event)),
+    announceMessage: emit(({ event }) => messageEvent(event)),
     holdMessage: assign(({ context, event }) => ({
       held: context.held + 1,
-      pending: [
-        ...(context.pending ?? []),
-        {
-          id: event.id,
-          from: event.from,
-          type: event.type,
-          ts: event.ts,
-          expires_at: event.ts + (context.gatekeeper.pendingTtlMs ?? PENDING_TTL_MS),
-        },
-      ],
+      pending: [...(context.pending ?? []), pendingEntry(context, event)],
     })),
+    // Several messages at once (the kernel's `anx.batch`), each decided as the `*` transitions would.
+    takeBatch: enqueueActions(({ context, event, enqueue }) => {
+      const { update, emitted } = takeBatch(context, event.items ?? []);
+      enqueue.assign(update);
+      for (const e of emitted) enqueue.emit(e);
+    }),
     // `{id, message, allow}` from the host, which read the held record: the message enters the inbox
     // now, and with `allow` (the default) its sender joins the allow-list.
     releaseHeld: enqueueActions(({ context, event, enqueue }) => {
@@ -306,22 +416,10 @@ export const didMachine = setup({
         payload: { status: 'held_expired', ids: expired.map((p) => p.id) },
       });
     }),
-    appendToPending: emit(({ event }) => ({
-      type: 'anx.append' as const,
-      collection: 'pending',
-      value: { id: event.id, type: event.type, from: event.from, ts: event.ts, body: event.body ?? null },
-    })),
-    announceHeld: emit(({ event }) => ({
-      type: 'anx.event' as const,
-      kind: 'status' as const,
-      payload: { status: 'held_for_approval', id: event.id, from: event.from },
-    })),
+    appendToPending: emit(({ event }) => pendingRecord(event)),
+    announceHeld: emit(({ event }) => heldEvent(event)),
     countRefused: assign(({ context }) => ({ refused: context.refused + 1 })),
-    announceRefused: emit(({ event }, params: { code: string }) => ({
-      type: 'anx.event' as const,
-      kind: 'error' as const,
-      payload: { code: params.code, id: event.id, from: event.from, type: event.type },
-    })),
+    announceRefused: emit(({ event }, params: { code: string }) => refusedEvent(event, params.code)),
     // `{count, mentions, through}`: the host counts the records up to `through`; without a count, all are read.
     markRead: assign(({ context, event }) => {
       const body = event.body as { count?: unknown; mentions?: unknown; through?: unknown } | undefined;
@@ -429,6 +527,8 @@ export const didMachine = setup({
               },
             ],
             'gatekeeper.expire': { guard: 'isControlFromSelf', actions: 'expireHeld' },
+            // Mail handed over together by the kernel: the same decisions as below, in one transition.
+            [DID_BATCH_EVENT]: { actions: 'takeBatch' },
             '*': [
               { guard: 'isInternalEvent' },
               {

@@ -28,7 +28,19 @@ export interface MachineDefinition {
   machine: AnyStateMachine;
   /** Input for a new actor of this kind at `address`, from what `spawn` was given. */
   input?: (address: string, init: unknown) => unknown;
+  /**
+   * Envelopes this machine can take several at a time: envelopes accepted together for an idle actor
+   * of this kind that all pass are handed in one `anx.batch` event (`items`: the envelopes, in order),
+   * one transition instead of one each. The machine must decide each item as it would decide it alone.
+   */
+  batch?: (envelope: KernelEnvelope) => boolean;
 }
+
+/** The event of several envelopes handed to a machine at once (see `MachineDefinition.batch`). */
+export const BATCH_EVENT = 'anx.batch';
+
+/** Envelopes taken from one mailbox as one batch at most, so a busy actor does not hold a whole turn. */
+const BATCH_MAX = 256;
 
 /** What the kernel persists per actor (short keys: this record is written on every transition). */
 export interface ActorRecord {
@@ -63,14 +75,14 @@ export interface ActorSystemOptions {
   turnSize?: number;
 }
 
-type Mail =
-  | {
-      env: KernelEnvelope;
-      outboxKey: number | undefined;
-      /** The outbox write of an accepted envelope, while its commit has not started. */
-      staged?: StagedWrite;
-    }
-  | { timer: string };
+interface EnvelopeMail {
+  env: KernelEnvelope;
+  outboxKey: number | undefined;
+  /** The outbox write of an accepted envelope, while its commit has not started. */
+  staged?: StagedWrite;
+}
+
+type Mail = EnvelopeMail | { timer: string } | { batch: EnvelopeMail[] };
 
 type EmittedEvent = { type: string; [key: string]: unknown };
 
@@ -419,6 +431,14 @@ export class ActorSystem {
     const results: Array<{ id: string; duplicate: boolean }> = [];
     let handedOn = false;
     let handledNow = 0;
+    // Envelopes for one idle actor whose machine takes them together, waiting to be handled as one.
+    let group: { live: LiveActor; mails: EnvelopeMail[] } | undefined;
+    const handleGroup = () => {
+      if (group === undefined) return;
+      const { live, mails } = group;
+      group = undefined;
+      handledNow += this.handleNow(live, mails.length === 1 ? (mails[0] as EnvelopeMail) : { batch: mails });
+    };
     for (const env of envelopes) {
       if (options.fresh?.(env) !== true) {
         const key = `${env.to}\u0000${env.id}`;
@@ -438,22 +458,33 @@ export class ActorSystem {
       // it sends leaves before that commit, and this call resolves only after it. Mail for other hosts
       // waits for the commit, so no host sees an envelope this one could still lose.
       const live = this.localTarget(env);
+      if (group !== undefined && group.live !== live) handleGroup();
       if (live === undefined) this.commits.afterCommit(() => this.route(env, bytes, outboxKey));
       else if (this.holdGate?.(env) === true) this.held.set(outboxKey, { env, bytes });
       else if (
         !this.handling &&
-        handledNow < this.turnSize &&
+        handledNow + (group?.mails.length ?? 0) < this.turnSize &&
         !live.queued &&
         (live.mailbox === undefined || live.mailbox.length === 0)
       ) {
-        // Nothing waits before it: handled now (up to one turn's worth), so the next flush carries both.
-        handledNow += this.handleNow(live, { env, outboxKey, staged });
+        // Nothing waits before it: handled now (up to one turn's worth), so the next flush carries both;
+        // a run of envelopes its machine takes together is handled as one.
+        const mail: EnvelopeMail = { env, outboxKey, staged };
+        if (live.def.batch?.(env) === true) {
+          group ??= { live, mails: [] };
+          group.mails.push(mail);
+        } else {
+          handleGroup();
+          handledNow += this.handleNow(live, mail);
+        }
       } else {
+        handleGroup();
         this.enqueue(live, { env, outboxKey, staged });
         handedOn = true;
       }
       results.push({ id: env.id, duplicate: false });
     }
+    handleGroup();
     // Handled or handed on, the next pump turn starts the commit: accepts made in the same turn of the
     // event loop, and the transitions of that turn, share one group commit.
     if (handedOn || handledNow > 0) {
@@ -771,7 +802,7 @@ export class ActorSystem {
     while (handled < this.turnSize) {
       const live = this.ready.shift();
       if (live === undefined) break;
-      const mail = live.mailbox?.shift();
+      const mail = this.nextMail(live, this.turnSize - handled);
       if (mail !== undefined) handled += this.handleNow(live, mail);
       if (live.mailbox !== undefined && live.mailbox.length > 0) this.ready.push(live);
       else live.queued = false;
@@ -780,6 +811,28 @@ export class ActorSystem {
     void this.flush().then(() => this.evictIfNeeded());
     if (this.ready.length > 0) this.schedulePump();
     else this.wakeQuiesce();
+  }
+
+  /**
+   * The next mail of a queued actor: envelopes at the head of its mailbox that its machine takes
+   * together come as one batch (at most `room`, and `BATCH_MAX` per pick so other actors get their turn).
+   */
+  private nextMail(live: LiveActor, room: number): Mail | undefined {
+    const mailbox = live.mailbox;
+    const first = mailbox?.shift();
+    const batch = live.def.batch;
+    if (mailbox === undefined || first === undefined || batch === undefined || !('env' in first))
+      return first;
+    if (!batch(first.env)) return first;
+    const mails: EnvelopeMail[] = [first];
+    const limit = Math.min(room, BATCH_MAX);
+    while (mails.length < limit) {
+      const next = mailbox.peek();
+      if (next === undefined || !('env' in next) || !batch(next.env)) break;
+      mails.push(next);
+      mailbox.shift();
+    }
+    return mails.length === 1 ? first : { batch: mails };
   }
 
   /**
@@ -792,7 +845,7 @@ export class ActorSystem {
     let handled = 0;
     try {
       this.handle(live, mail);
-      handled++;
+      handled += 'batch' in mail ? mail.batch.length : 1;
       for (let next = this.handOvers.shift(); next !== undefined; next = this.handOvers.shift()) {
         this.handle(next.live, next.mail);
         handled++;
@@ -834,6 +887,10 @@ export class ActorSystem {
       );
       return;
     }
+    if ('batch' in mail) {
+      this.handleBatch(live, actor, mail.batch);
+      return;
+    }
     let event: EmittedEvent;
     let env: KernelEnvelope | undefined;
     let outboxKey: number | undefined;
@@ -857,27 +914,57 @@ export class ActorSystem {
       event = env as unknown as EmittedEvent;
     }
     if (live.status !== 'active') {
-      if (env !== undefined) {
-        this.deadLetter(
-          env,
-          outboxKey,
-          new AnxError(
-            'ANX_ACTOR_STOPPED',
-            `actor "${live.address}" is ${live.status} and takes no more messages`,
-          ),
-        );
-      }
+      if (env !== undefined) this.deadLetter(env, outboxKey, stoppedError(live));
       return;
     }
     live.lastActive = this.clock.now();
     actor.send(event);
-    if (outboxKey !== undefined && live.durable) {
-      // Accepted and handled in the same group commit: the outbox entry is never written at all.
-      const staged = 'env' in mail ? mail.staged : undefined;
-      if (staged === undefined || !this.commits.withdraw(staged))
-        this.commits.remove(this.store.outbox, outboxKey);
-    }
+    if ('env' in mail) this.handled(live, mail);
     this.afterTransition(live, env);
+  }
+
+  /**
+   * Several envelopes in one `anx.batch` transition. An expired one (or any, once the actor stopped)
+   * is dead-lettered in its place: the envelopes before it go first, as a batch of their own, so events
+   * come in the order one transition each would give. Batch effects name no cause: the machine puts each
+   * item's run and task on what it emits.
+   */
+  private handleBatch(live: LiveActor, actor: Actor<AnyStateMachine>, mails: EnvelopeMail[]): void {
+    let run: EnvelopeMail[] = [];
+    const send = () => {
+      if (run.length === 0) return;
+      const taken = run;
+      run = [];
+      live.lastActive = this.clock.now();
+      if (taken.length === 1) {
+        const only = taken[0] as EnvelopeMail;
+        actor.send(only.env as unknown as EmittedEvent);
+        this.handled(live, only);
+        this.afterTransition(live, only.env);
+        return;
+      }
+      actor.send({ type: BATCH_EVENT, items: taken.map((m) => m.env) });
+      for (const mail of taken) this.handled(live, mail);
+      this.afterTransition(live, undefined);
+    };
+    for (const mail of mails) {
+      const { env } = mail;
+      if (live.status !== 'active') {
+        send();
+        this.deadLetter(env, mail.outboxKey, stoppedError(live));
+      } else if (env.exp !== undefined && env.exp < this.clock.now()) {
+        send();
+        this.deadLetter(env, mail.outboxKey, new MessageExpiredError(env.id, env.exp));
+      } else run.push(mail);
+    }
+    send();
+  }
+
+  /** A handled envelope leaves the outbox in the commit of its transition (never written, if not yet). */
+  private handled(live: LiveActor, mail: EnvelopeMail): void {
+    if (mail.outboxKey === undefined || !live.durable) return;
+    if (mail.staged === undefined || !this.commits.withdraw(mail.staged))
+      this.commits.remove(this.store.outbox, mail.outboxKey);
   }
 
   /** Stages the actor's new snapshot, timers, sent envelopes, records and events in the group commit. */
@@ -1154,4 +1241,11 @@ function scheduledEvents(actor: Actor<AnyStateMachine>): Record<string, Schedule
     out[entry.id] = entry;
   }
   return out;
+}
+
+function stoppedError(live: LiveActor): AnxError {
+  return new AnxError(
+    'ANX_ACTOR_STOPPED',
+    `actor "${live.address}" is ${live.status} and takes no more messages`,
+  );
 }
