@@ -450,17 +450,22 @@ export class ActorSystem {
         this.commits.put(this.store.seen, [env.to, env.id], env.ts);
         this.commits.afterCommit(() => this.stagedAccepts.delete(key));
       }
-      const bytes = encodeKernelEnvelope(env);
+      // Encoded only when needed: an envelope handled at once has its outbox write withdrawn unwritten.
+      let encoded: Uint8Array | undefined;
+      const bytes = () => {
+        encoded ??= encodeKernelEnvelope(env);
+        return encoded;
+      };
       const outboxKey = ++this.outboxSeq;
-      const staged = this.commits.putWithdrawable(this.store.outbox, outboxKey, bytes);
+      const staged = this.commits.putLazy(this.store.outbox, outboxKey, bytes);
       // A local actor takes the envelope now, so its transition joins the commit of the accept (one
       // fsync, and the outbox write is withdrawn when it is handled before that commit starts). Nothing
       // it sends leaves before that commit, and this call resolves only after it. Mail for other hosts
       // waits for the commit, so no host sees an envelope this one could still lose.
       const live = this.localTarget(env);
       if (group !== undefined && group.live !== live) handleGroup();
-      if (live === undefined) this.commits.afterCommit(() => this.route(env, bytes, outboxKey));
-      else if (this.holdGate?.(env) === true) this.held.set(outboxKey, { env, bytes });
+      if (live === undefined) this.commits.afterCommit(() => this.route(env, bytes(), outboxKey));
+      else if (this.holdGate?.(env) === true) this.held.set(outboxKey, { env, bytes: bytes() });
       else if (
         !this.handling &&
         handledNow + (group?.mails.length ?? 0) < this.turnSize &&

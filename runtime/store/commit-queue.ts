@@ -16,6 +16,11 @@ const REMOVE = Symbol('remove');
 /** A staged write withdrawn before its commit: the transaction skips it. */
 const SKIP = Symbol('skip');
 
+/** A value made only when its write is still staged as the transaction runs (see `putLazy`). */
+class LazyValue {
+  constructor(readonly make: () => unknown) {}
+}
+
 /** Names one staged write, so it can be withdrawn while its group commit has not started. */
 export interface StagedWrite {
   batch: number;
@@ -54,6 +59,14 @@ export class CommitQueue {
   putWithdrawable(db: AnyDatabase, key: Key, value: unknown): StagedWrite {
     this.put(db, key, value);
     return { batch: this.batchNumber, index: this.ops.dbs.length - 1 };
+  }
+
+  /**
+   * Like `putWithdrawable`, with the value made by `make` inside the transaction, and only if the
+   * write was not withdrawn: for values that are usually withdrawn and cost something to encode.
+   */
+  putLazy(db: AnyDatabase, key: Key, make: () => unknown): StagedWrite {
+    return this.putWithdrawable(db, key, new LazyValue(make));
   }
 
   /**
@@ -137,7 +150,11 @@ export class CommitQueue {
               const value = values[i];
               if (value === SKIP) continue;
               if (value === REMOVE) (dbs[i] as AnyDatabase).remove(keys[i] as Key);
-              else (dbs[i] as AnyDatabase).put(keys[i] as Key, value);
+              else
+                (dbs[i] as AnyDatabase).put(
+                  keys[i] as Key,
+                  value instanceof LazyValue ? value.make() : value,
+                );
             }
           });
     const done = Promise.resolve(commit).then(

@@ -24,6 +24,23 @@ it('skips a write withdrawn before its commit starts, and refuses to withdraw on
   expect(store.meta.get('gone')).toBeUndefined();
 });
 
+it('makes a lazy value only for a write still staged when its transaction runs', async () => {
+  store = openStore(tempDir());
+  const q = new CommitQueue(store.root);
+  const made: string[] = [];
+  const make = (name: string, value: number) => () => {
+    made.push(name);
+    return value;
+  };
+  q.putLazy(store.meta, 'kept', make('kept', 1));
+  expect(q.withdraw(q.putLazy(store.meta, 'gone', make('gone', 2)))).toBe(true);
+  expect(made).toEqual([]);
+  await q.flush();
+  expect(made).toEqual(['kept']);
+  expect(store.meta.get('kept')).toBe(1);
+  expect(store.meta.get('gone')).toBeUndefined();
+});
+
 it('resolves committed() at the commit of the batch staged now, whoever starts it', async () => {
   store = openStore(tempDir());
   const q = new CommitQueue(store.root);
