@@ -1,25 +1,14 @@
 // Mail accepted together is one DID transition (`anx.batch`), with exactly the outcome of one transition per message.
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AnyStateMachine } from 'xstate';
 import { didActor } from '../../actors/did.ts';
 import { type DidContext, PENDING_MAX } from '../../machines/did.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
-import { ActorSystem, BATCH_EVENT, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
+import { type ActorSystem, BATCH_EVENT, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
 import type { KernelEnvelope } from '../../runtime/kernel/message.ts';
-import { openStore, type Store } from '../../runtime/store/store.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
-
-const open: Array<{ sys: ActorSystem; store: Store }> = [];
-
-afterEach(async () => {
-  for (const entry of open.splice(0)) {
-    await entry.sys.stop();
-    await entry.store.close();
-  }
-  cleanupTempDirs();
-});
+import { closeSystem, openSystem } from './systems.ts';
 
 const me = generateIdentity().did;
 const friend = generateIdentity().did;
@@ -43,12 +32,11 @@ function countingDidActor(counts: Map<string, number>): MachineDefinition {
 
 /** A system holding DID `me` in gatekeeper mode `ask` (friend allowed, enemy blocked), on a fixed clock. */
 async function didHost(counts = new Map<string, number>(), turnSize?: number) {
-  const store = openStore(tempDir());
   const clock = new ManualClock(1_800_000_000_000);
-  const sys = new ActorSystem({ store, clock, ...(turnSize === undefined ? {} : { turnSize }) });
-  sys.register(countingDidActor(counts));
-  await sys.start();
-  open.push({ sys, store });
+  const { sys, store } = await openSystem([countingDidActor(counts)], {
+    clock,
+    ...(turnSize === undefined ? {} : { turnSize }),
+  });
   await sys.spawn('did', me, { name: 'Mia' });
   await sys.accept([
     sys.envelope({
@@ -131,14 +119,7 @@ describe('DID batches', () => {
           else runs[runs.length - 1] = (runs[runs.length - 1] as number) + 1;
         }
         expect(together.counts.get(BATCH_EVENT) ?? 0).toBe(runs.filter((n) => n >= 2).length);
-        for (const h of [alone, together]) {
-          await h.sys.stop();
-          await h.store.close();
-          open.splice(
-            open.findIndex((o) => o.sys === h.sys),
-            1,
-          );
-        }
+        for (const h of [alone, together]) await closeSystem(h);
       }),
       { numRuns: 25 },
     );

@@ -1,27 +1,12 @@
 // Mail between local durable actors: an idle receiver takes it in the group commit of the transition that sent it.
-import { afterEach, describe, expect, it } from 'vitest';
-import { ActorSystem } from '../../runtime/kernel/actor-system.ts';
-import { openStore, type Store } from '../../runtime/store/store.ts';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/tmp.ts';
 import { pingActor } from './fixtures.ts';
-
-const open: Array<{ sys: ActorSystem; store: Store }> = [];
-
-afterEach(async () => {
-  for (const entry of open.splice(0)) {
-    await entry.sys.stop();
-    await entry.store.close();
-  }
-  cleanupTempDirs();
-});
+import { closeSystem, openSystem } from './systems.ts';
 
 /** A system with two ping actors, counting LMDB transactions and outbox writes from now on. */
 async function pair(turnSize?: number) {
-  const store = openStore(tempDir());
-  const sys = new ActorSystem({ store, ...(turnSize === undefined ? {} : { turnSize }) });
-  sys.register(pingActor);
-  await sys.start();
-  open.push({ sys, store });
+  const { sys, store } = await openSystem([pingActor], turnSize === undefined ? {} : { turnSize });
   await sys.spawn('ping', 'ping/a');
   await sys.spawn('ping', 'ping/b');
   const counts = { transactions: 0, outboxWrites: 0 };
@@ -91,22 +76,15 @@ describe('hand-over between local actors', () => {
 
   it('restores both actors as committed after a restart', async () => {
     const dir = tempDir();
-    const store = openStore(dir);
-    const sys = new ActorSystem({ store });
-    sys.register(pingActor);
-    await sys.start();
+    const first = await openSystem([pingActor], { dir });
+    const sys = first.sys;
     await sys.spawn('ping', 'ping/a');
     await sys.spawn('ping', 'ping/b');
     await sys.accept([
       sys.envelope({ type: 'ping', from: 'host', to: 'ping/a', body: { seq: 0, left: 3, peer: 'ping/b' } }),
     ]);
-    await sys.stop();
-    await store.close();
-    const again = openStore(dir);
-    const restarted = new ActorSystem({ store: again });
-    restarted.register(pingActor);
-    await restarted.start();
-    open.push({ sys: restarted, store: again });
+    await closeSystem(first);
+    const { sys: restarted, store: again } = await openSystem([pingActor], { dir });
     await restarted.quiesce();
     // Nothing left to replay, nothing handled twice.
     expect(again.outbox.getKeysCount()).toBe(0);
