@@ -72,7 +72,7 @@ export interface DidEnvelopeEvent {
   items?: DidEnvelopeEvent[];
 }
 
-/** The kernel's event for several messages taken in one transition (see `batchable`). */
+/** The kernel's event for several messages taken in one transition (its `BATCH_EVENT`; see `batchable`). */
 export const DID_BATCH_EVENT = 'anx.batch';
 
 /** Message types that address the DID actor itself rather than its inbox. Only the DID (or its host) sends them. */

@@ -8,6 +8,7 @@ import { trustFromRunEvents } from './authority/run-outcomes.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
+import { BATCH_TYPE } from './envelope/envelope.ts';
 import { acceptEnvelope, envelopeErrorEvent, isEnvelopeId } from './envelope/index.ts';
 import { AnxError } from './errors.ts';
 import type { EventKind, EventV1 } from './events/event.ts';
@@ -397,6 +398,11 @@ export class Host {
     if (this.system.router === undefined && !this.system.has(request.to))
       throw new UnknownActorError(request.to);
     const type = request.type ?? 'message';
+    if (type === BATCH_TYPE)
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"${path}type" expected a message type other than "${BATCH_TYPE}" (the kernel's own event)`,
+      );
     if (typeof type !== 'string' || !MESSAGE_TYPE.test(type)) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',

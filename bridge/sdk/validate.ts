@@ -1,4 +1,5 @@
 // Argument checks at the SDK's edge: each failure is an SdkArgumentError naming what was expected and what came.
+import { BATCH_TYPE } from '../../runtime/envelope/envelope.ts';
 import { isDid } from '../../runtime/identity/did.ts';
 import type { InboxOptions, SendOptions, VaultPut } from './client.ts';
 import { SdkArgumentError } from './errors.ts';
@@ -39,6 +40,12 @@ export function checkSendOptions(options: SendOptions | undefined): void {
     throw new SdkArgumentError(
       'type',
       'a lowercase message type like "message" or "task.propose"',
+      o['type'],
+    );
+  if (o['type'] === BATCH_TYPE)
+    throw new SdkArgumentError(
+      'type',
+      `a message type other than "${BATCH_TYPE}" (the kernel's own event)`,
       o['type'],
     );
   if (o['id'] !== undefined && (typeof o['id'] !== 'string' || !MESSAGE_ID.test(o['id'])))

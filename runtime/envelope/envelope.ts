@@ -12,6 +12,12 @@ export const SEALED_ENC = 'x25519-a256gcm';
  */
 export const SEALED_TYPE = 'anx.sealed';
 
+/**
+ * The type of the kernel's own event for several envelopes taken in one transition: no message may
+ * carry it, or it would reach a machine as a batch of nothing and be neither stored nor refused.
+ */
+export const BATCH_TYPE = 'anx.batch';
+
 /** The context keys an envelope may carry, in the order the signing input writes them. */
 export const CONTEXT_KEYS = ['session_id', 'run_id', 'enclave_id', 'task_id', 'stage'] as const;
 

@@ -2,6 +2,7 @@
 import { describeValue } from '../errors.ts';
 import { DID_PREFIX, publicKeyOfDid } from '../identity/did.ts';
 import {
+  BATCH_TYPE,
   CONTEXT_KEYS,
   ENVELOPE_VERSION,
   type Envelope,
@@ -279,6 +280,13 @@ function checkType(type: unknown, context: ErrorContext, field: string): void {
       field.startsWith('sealed.') ? describeType(type) : describeValue(type),
     );
   }
+  if (type === BATCH_TYPE)
+    fail(
+      context,
+      field,
+      `a message type other than "${BATCH_TYPE}" (the kernel's own event)`,
+      `"${BATCH_TYPE}"`,
+    );
 }
 
 // The optional fields that say where a message belongs and who may send it; returns how many are present.

@@ -2,6 +2,7 @@
 // an outbox, durable timers and passivation.
 import { type Actor, type AnyStateMachine, createActor } from 'xstate';
 import { type Clock, systemClock } from '../clock.ts';
+import { BATCH_TYPE } from '../envelope/envelope.ts';
 import { AnxError } from '../errors.ts';
 import type { EventInput, EventV1 } from '../events/event.ts';
 import { EventLog } from '../events/log.ts';
@@ -36,8 +37,11 @@ export interface MachineDefinition {
   batch?: (envelope: KernelEnvelope) => boolean;
 }
 
-/** The event of several envelopes handed to a machine at once (see `MachineDefinition.batch`). */
-export const BATCH_EVENT = 'anx.batch';
+/**
+ * The event of several envelopes handed to a machine at once (see `MachineDefinition.batch`); no
+ * message may carry this type (the envelope checks and the local API refuse it).
+ */
+export const BATCH_EVENT = BATCH_TYPE;
 
 /** Envelopes taken from one mailbox as one batch at most, so a busy actor does not hold a whole turn. */
 const BATCH_MAX = 256;

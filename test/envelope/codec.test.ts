@@ -385,4 +385,10 @@ describe('reserved sealed type', () => {
   it('refuses the sealed outer type on a plain envelope', () => {
     expect(() => decodeEnvelope(raw.pack({ ...base, type: 'anx.sealed' }))).toThrow(EnvelopeFieldError);
   });
+
+  it("refuses the kernel's batch event as a message type", () => {
+    expect(() => decodeEnvelope(raw.pack({ ...base, type: 'anx.batch' }))).toThrow(
+      '"type" expected a message type other than "anx.batch" (the kernel\'s own event), got "anx.batch"',
+    );
+  });
 });

@@ -3,11 +3,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AnyStateMachine } from 'xstate';
 import { didActor } from '../../actors/did.ts';
-import { type DidContext, PENDING_MAX } from '../../machines/did.ts';
+import { DID_BATCH_EVENT, type DidContext, PENDING_MAX } from '../../machines/did.ts';
 import { ManualClock } from '../../runtime/clock.ts';
+import { Host } from '../../runtime/host.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { type ActorSystem, BATCH_EVENT, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
 import type { KernelEnvelope } from '../../runtime/kernel/message.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { closeSystem, openSystem } from './systems.ts';
 
 const me = generateIdentity().did;
@@ -103,6 +105,20 @@ const mailArb = fc.record(
 );
 
 describe('DID batches', () => {
+  it('handles the kernel’s batch event under the kernel’s name, which no message may carry', async () => {
+    expect(DID_BATCH_EVENT).toBe(BATCH_EVENT);
+    const host = await Host.open({ dataDir: tempDir() });
+    try {
+      const { did } = await host.createIdentity({ name: 'sender' });
+      await expect(host.send([{ from: did, to: did, type: BATCH_EVENT, body: 'x' }])).rejects.toMatchObject({
+        code: 'ANX_REQUEST_INVALID',
+        message: `"type" expected a message type other than "${BATCH_EVENT}" (the kernel's own event)`,
+      });
+    } finally {
+      await host.close();
+    }
+  });
+
   it('takes mail accepted together in one transition, with the outcome of one transition each', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(mailArb, { minLength: 2, maxLength: 40 }), async (mails) => {

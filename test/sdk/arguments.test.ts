@@ -107,6 +107,10 @@ describe('client calls', () => {
       '"type" expected a lowercase message type like "message" or "task.propose", got "Chat Hello"',
     );
     await refuses(
+      () => client.send(OTHER, 'x', { type: 'anx.batch' }),
+      '"type" expected a message type other than "anx.batch" (the kernel\'s own event), got "anx.batch"',
+    );
+    await refuses(
       () => client.send(OTHER, 'x', { id: 'short' }),
       '"id" expected 16 to 64 characters of [A-Za-z0-9_-], got "short"',
     );
