@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
-import { loadPlaybook } from '../../machines/playbook/parse.ts';
+import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
-import { PlaybookValidationError } from '../../machines/playbook/validate.ts';
+import { assertPlaybook, PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
 import { formatTable } from './format.ts';
 
@@ -102,6 +102,36 @@ function parseAssignments(values: string[]): Record<string, string[]> {
     out[role] = [...(out[role] ?? []), v.slice(at + 1)];
   }
   return out;
+}
+
+/** `--token DID=TOKEN` (repeated): the capability tokens a run presents to workers of other hosts. */
+function parseTokens(values: string[]): Record<string, string> | undefined {
+  if (values.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const at = v.indexOf('=');
+    const did = v.slice(0, Math.max(0, at));
+    if (at <= 0 || !did.startsWith('did:') || at === v.length - 1)
+      throw new AnxError(
+        'ANX_ARGUMENT_INVALID',
+        `--token expected WORKER_DID=TOKEN, got "${v.slice(0, 80)}"`,
+        {
+          hint: "the worker's Owner issues the token: anx-runtime token issue --from OWNER --to COORDINATOR --resource worker:WORKER_DID --action stage.assign",
+        },
+      );
+    out[did] = v.slice(at + 1);
+  }
+  return out;
+}
+
+/**
+ * A playbook file as written (YAML or JSON), checked here so a bad field is reported before anything
+ * is sent; the host takes the definition as written and validates it again.
+ */
+function playbookFile(file: string): unknown {
+  const raw = parsePlaybook(readText(file), file.endsWith('.json') ? 'json' : undefined);
+  assertPlaybook(raw);
+  return raw;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -359,6 +389,12 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .option('--assign <role=did>', 'a worker for a role (repeat)', collect, [])
     .option('--coordinator <did>', 'signs the manifest (default: the owner)')
     .option('--run-id <id>', 'run id (default: generated)')
+    .option(
+      '--token <did=token>',
+      'a capability token for stage.assign presented to a worker of another host (repeat)',
+      collect,
+      [],
+    )
     .action(
       async (
         o: {
@@ -369,12 +405,14 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
           assign: string[];
           coordinator?: string;
           runId?: string;
+          token: string[];
         },
         cmd: Command,
       ) => {
         const definition = (TEMPLATE_NAMES as string[]).includes(o.playbook)
           ? o.playbook
-          : loadPlaybook(readText(o.playbook), o.playbook.endsWith('.json') ? 'json' : undefined);
+          : playbookFile(o.playbook);
+        const tokens = parseTokens(o.token);
         const started = await h.client(cmd).post<{ run_id: string }>('/v1/runs', {
           playbook: definition,
           objective: o.objective,
@@ -383,6 +421,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
           assignments: parseAssignments(o.assign),
           ...(o.coordinator === undefined ? {} : { coordinator: o.coordinator }),
           ...(o.runId === undefined ? {} : { run_id: o.runId }),
+          ...(tokens === undefined ? {} : { tokens }),
         });
         h.out(cmd, started, () => started.run_id);
       },

@@ -1,10 +1,10 @@
 // Who may give work to a worker of another host: a worker bound to an Owner takes assignments only from that
 // Owner, its Secretaries, or a coordinator presenting the Owner's capability token; refusals are typed and audited.
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AuditEntry } from '../../runtime/authority/audit.ts';
-import { type DaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { type DaemonProcess, runCli, runCliJson, waitFor } from '../helpers/daemon.ts';
 import { startRelayedDaemons } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { createEnclave, seeEachOther } from './relayed.ts';
@@ -128,10 +128,23 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
   await refusedWith(other.run_id, 'ANX_TOKEN', 'a run the token does not name is refused');
   expect(existsSync(fourth)).toBe(false);
 
-  // 4. The run it names goes through: the worker takes it on the Owner's word.
+  // 4. The run it names goes through, started with the CLI's --token: the worker takes it on the Owner's word.
   const third = marker();
   await scripted(third);
-  const allowed = await start('with-token', { [worker]: forRun }, 'run-granted');
+  const file = join(markers, 'with-token.json');
+  writeFileSync(file, JSON.stringify(playbook('with-token')));
+  const runArgs = ['run', 'start', '--playbook', file, '--objective', 'notes', '--owner', alice];
+  runArgs.push('--enclave', 'assign-auth', '--assign', `writer=${worker}`, '--run-id', 'run-granted');
+  const refusedArg = await runCli(relayed.dirs[0], ...runArgs, '--token', 'not-a-did-and-token');
+  expect(refusedArg.code).toBe(2);
+  expect(refusedArg.stderr).toContain('--token expected WORKER_DID=TOKEN, got "not-a-did-and-token"');
+  const allowed = await runCliJson<{ run_id: string }>(
+    relayed.dirs[0],
+    ...runArgs,
+    '--token',
+    `${worker}=${forRun}`,
+  );
+  expect(allowed.run_id).toBe('run-granted');
   await waitFor(async () => (await runOf(allowed.run_id)).state === 'completed', 60_000, 'the run completes');
   expect(existsSync(third)).toBe(true);
   expect(await assignAudit('allow')).toContainEqual(
