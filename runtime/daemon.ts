@@ -92,9 +92,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   try {
     // The relay exists before the host opens, so the outbox replay hands it mail for other hosts.
     if (options.relay !== undefined) relay = await joinRelay({ ...options.relay, dataDir: options.dataDir });
+    const turnSize = Number(process.env['ANX_TURN_SIZE']);
     host = await Host.open({
       dataDir: options.dataDir,
       ...(relay === undefined ? {} : { router: relay.relay }),
+      ...(Number.isInteger(turnSize) && turnSize > 0 ? { turnSize } : {}),
     });
     if (relay !== undefined) {
       relay.relay.bind(host);

@@ -30,6 +30,8 @@ export interface HostOptions {
   noSync?: boolean;
   /** Live actors kept in memory before idle ones are passivated. */
   maxActive?: number;
+  /** Messages handled per scheduling turn before its group commit starts (default 1,024). */
+  turnSize?: number;
   /** Replay window for envelopes from outside the host (ms); default 5 minutes. */
   replayWindowMs?: number;
   /**
@@ -128,6 +130,7 @@ export class Host {
         store,
         clock,
         ...(options.maxActive === undefined ? {} : { maxActive: options.maxActive }),
+        ...(options.turnSize === undefined ? {} : { turnSize: options.turnSize }),
       });
       system.register(didActor);
       // A key created just before a crash may lack its actor: every local key gets one.
