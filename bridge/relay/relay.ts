@@ -8,6 +8,7 @@ import { RateLimitedError } from '../../runtime/authority/index.ts';
 import { ed25519PublicToX25519 } from '../../runtime/crypto/convert.ts';
 import {
   acceptEnvelope,
+  BATCH_TYPE,
   createEnvelope,
   type Envelope,
   EnvelopeDuplicateError,
@@ -25,7 +26,7 @@ import { AnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { isDid, publicKeyOfDid } from '../../runtime/identity/did.ts';
 import type { RemoteRouter } from '../../runtime/kernel/actor-system.ts';
-import { type KernelEnvelope, kernelEnvelopeFromWire } from '../../runtime/kernel/message.ts';
+import { type KernelEnvelope, kernelEnvelopeFromWire, kernelFieldsOf } from '../../runtime/kernel/message.ts';
 import { DurableReplayGuard } from '../../runtime/kernel/replay-guard.ts';
 import {
   answerHandshake,
@@ -1113,7 +1114,9 @@ export class Relay implements RemoteRouter {
       typeof env.ts !== 'number'
     )
       throw new RelayFrameError('session frame envelope expected "id", "type" and "ts"');
-    return { env, id: env.id, inbound };
+    if (env.type === BATCH_TYPE)
+      throw new RelayFrameError(`session frame envelope expected a message type other than "${BATCH_TYPE}"`);
+    return { env: kernelFieldsOf(env), id: env.id, inbound };
   }
 
   /** A sealed, signed envelope inside a session: every envelope check, then the kernel form. */

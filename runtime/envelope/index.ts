@@ -11,6 +11,7 @@ export {
 } from './codec.ts';
 export { createEnvelope, type EnvelopeInit } from './create.ts';
 export {
+  BATCH_TYPE,
   CONTEXT_KEYS,
   type ContextKey,
   ENVELOPE_VERSION,

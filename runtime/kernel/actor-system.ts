@@ -479,7 +479,7 @@ export class ActorSystem {
         // Nothing waits before it: handled now (up to one turn's worth), so the next flush carries both;
         // a run of envelopes its machine takes together is handled as one.
         const mail: EnvelopeMail = { env, outboxKey, staged };
-        if (live.def.batch?.(env) === true) {
+        if (env.type !== BATCH_EVENT && live.def.batch?.(env) === true) {
           group ??= { live, mails: [] };
           group.mails.push(mail);
         } else {
@@ -829,9 +829,9 @@ export class ActorSystem {
   private nextMail(live: LiveActor, room: number): Mail | undefined {
     const mailbox = live.mailbox;
     const first = mailbox?.shift();
-    const batch = live.def.batch;
-    if (mailbox === undefined || first === undefined || batch === undefined || !('env' in first))
-      return first;
+    const def = live.def.batch;
+    if (mailbox === undefined || first === undefined || def === undefined || !('env' in first)) return first;
+    const batch = (env: KernelEnvelope) => env.type !== BATCH_EVENT && def(env);
     if (!batch(first.env)) return first;
     const mails: EnvelopeMail[] = [first];
     const limit = Math.min(room, BATCH_MAX);
@@ -918,6 +918,11 @@ export class ActorSystem {
       outboxKey = mail.outboxKey;
       if (env.exp !== undefined && env.exp < this.clock.now()) {
         this.deadLetter(env, outboxKey, new MessageExpiredError(env.id, env.exp));
+        return;
+      }
+      // The kernel's own batch event, never a message: whatever entry let it in, no machine gets it.
+      if (env.type === BATCH_EVENT) {
+        this.deadLetter(env, outboxKey, reservedTypeError(env));
         return;
       }
       event = env as unknown as EmittedEvent;
@@ -1250,6 +1255,14 @@ function scheduledEvents(actor: Actor<AnyStateMachine>): Record<string, Schedule
     out[entry.id] = entry;
   }
   return out;
+}
+
+function reservedTypeError(env: KernelEnvelope): AnxError {
+  return new AnxError(
+    'ANX_ENVELOPE_RESERVED_TYPE',
+    `message ${env.id} from ${env.from} has the type "${env.type}", the kernel's own event: dropped`,
+    { hint: 'send messages under another type' },
+  );
 }
 
 function stoppedError(live: LiveActor): AnxError {

@@ -141,6 +141,22 @@ describe('DID batches', () => {
     );
   });
 
+  it('dead-letters an envelope typed as the batch event, whatever it carries, whichever way it came', async () => {
+    const { sys } = await didHost();
+    const forged = {
+      ...sys.envelope({ type: BATCH_EVENT, from: enemy, to: me, body: null }),
+      items: [envelopeOf(sys, { from: friend, type: 'message', text: 'spoofed' }, 1)],
+    };
+    await sys.accept([forged]);
+    const result = await outcome(sys);
+    expect(result.inbox).toEqual([]);
+    expect(result.context.received).toBe(0);
+    const errors = sys.events
+      .trace(me, { kinds: ['error'] })
+      .map((e) => (e.payload as { code: string }).code);
+    expect(errors).toContain('ANX_ENVELOPE_RESERVED_TYPE');
+  });
+
   it('holds strangers up to the queue limit and refuses the rest, in a batch as alone', async () => {
     const mails = Array.from({ length: PENDING_MAX + 20 }, (_, i) => ({
       from: strangers[i % 2] as string,

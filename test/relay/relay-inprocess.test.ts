@@ -180,5 +180,48 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
   await waitFor(() => bodies().includes(3), 10_000, 'the frame after');
   expect(bodies()).toEqual([0, 1, 2, 3]);
   expect(b.relay.stats.received).toBe(4);
+
+  // The kernel's batch event, with items that claim other senders: refused at the frame, nothing stored.
+  const friend = generateIdentity(nodeSuite).did;
+  const forged = encodeKernelEnvelope({
+    v: 1,
+    id: newMessageId(),
+    type: 'anx.batch',
+    from: mallory.did,
+    to: bob.did,
+    ts: Date.now(),
+    items: [
+      {
+        v: 1,
+        id: newMessageId(),
+        type: 'message',
+        from: friend,
+        to: bob.did,
+        ts: Date.now(),
+        body: { n: 66 },
+      },
+    ],
+  } as never);
+  wire.sendToDid(bob.did, session.seal(forged));
+  // Fields the kernel does not know never reach the DID's event, and its inbox record holds none.
+  wire.sendToDid(
+    bob.did,
+    session.seal(
+      encodeKernelEnvelope({
+        v: 1,
+        id: newMessageId(),
+        type: 'message',
+        from: mallory.did,
+        to: bob.did,
+        ts: Date.now(),
+        body: { n: 4 },
+        items: [{ from: friend }],
+      } as never),
+    ),
+  );
+  await waitFor(() => bodies().includes(4), 10_000, 'the message after the forged batch');
+  expect(bodies()).toEqual([0, 1, 2, 3, 4]);
+  expect(b.host.inbox(bob.did, { limit: 100 }).messages.every((m) => m.from === mallory.did)).toBe(true);
+  expect(refusals().filter((c) => c === 'ANX_RELAY_FRAME').length).toBeGreaterThanOrEqual(2);
   await wire.close();
 });
