@@ -156,7 +156,8 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
   });
   const accept = await wire.request(bob.did, pending.frame, 5_000);
   const session = new Session(nodeSuite, completeHandshake(nodeSuite, pending, decodeAccept(accept)));
-  const envelope = (n: number) =>
+  /** Mallory's envelope carrying `n`; `extra` adds or replaces fields (for forged ones). */
+  const envelope = (n: number, extra: Record<string, unknown> = {}) =>
     encodeKernelEnvelope({
       v: 1,
       id: newMessageId(),
@@ -165,7 +166,8 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
       to: bob.did,
       ts: Date.now(),
       body: { n },
-    });
+      ...extra,
+    } as never);
   const bodies = () => b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
   const refusals = () =>
     b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
@@ -183,42 +185,18 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
 
   // The kernel's batch event, with items that claim other senders: refused at the frame, nothing stored.
   const friend = generateIdentity(nodeSuite).did;
-  const forged = encodeKernelEnvelope({
+  const spoofed = {
     v: 1,
     id: newMessageId(),
-    type: 'anx.batch',
-    from: mallory.did,
+    type: 'message',
+    from: friend,
     to: bob.did,
     ts: Date.now(),
-    items: [
-      {
-        v: 1,
-        id: newMessageId(),
-        type: 'message',
-        from: friend,
-        to: bob.did,
-        ts: Date.now(),
-        body: { n: 66 },
-      },
-    ],
-  } as never);
-  wire.sendToDid(bob.did, session.seal(forged));
+    body: { n: 66 },
+  };
+  wire.sendToDid(bob.did, session.seal(envelope(65, { type: 'anx.batch', items: [spoofed] })));
   // Fields the kernel does not know never reach the DID's event, and its inbox record holds none.
-  wire.sendToDid(
-    bob.did,
-    session.seal(
-      encodeKernelEnvelope({
-        v: 1,
-        id: newMessageId(),
-        type: 'message',
-        from: mallory.did,
-        to: bob.did,
-        ts: Date.now(),
-        body: { n: 4 },
-        items: [{ from: friend }],
-      } as never),
-    ),
-  );
+  wire.sendToDid(bob.did, session.seal(envelope(4, { items: [spoofed] })));
   await waitFor(() => bodies().includes(4), 10_000, 'the message after the forged batch');
   expect(bodies()).toEqual([0, 1, 2, 3, 4]);
   expect(b.host.inbox(bob.did, { limit: 100 }).messages.every((m) => m.from === mallory.did)).toBe(true);
