@@ -21,6 +21,7 @@ import {
   SEALED_ENC,
   SEALED_TYPE,
   sealKey,
+  validateEnvelopeContext,
 } from '../../runtime/envelope/index.ts';
 import { AnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
@@ -1116,6 +1117,14 @@ export class Relay implements RemoteRouter {
       throw new RelayFrameError('session frame envelope expected "id", "type" and "ts"');
     if (env.type === BATCH_TYPE)
       throw new RelayFrameError(`session frame envelope expected a message type other than "${BATCH_TYPE}"`);
+    // Its context names runs and tasks in the event indexes: checked as a wire envelope's is.
+    if (env.ctx !== undefined) {
+      try {
+        validateEnvelopeContext(env.ctx, env.id);
+      } catch (err) {
+        throw new RelayFrameError(`session frame envelope: ${(err as Error).message}`);
+      }
+    }
     return { env: kernelFieldsOf(env), id: env.id, inbound };
   }
 

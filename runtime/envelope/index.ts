@@ -75,5 +75,6 @@ export {
   isEnvelopeId,
   isWireDid,
   validateEnvelope,
+  validateEnvelopeContext,
   validateSealedContent,
 } from './validate.ts';

@@ -361,6 +361,14 @@ function findStray(
   );
 }
 
+/**
+ * Checks an envelope's `ctx` as the wire checks do (known keys, strings of 1 to 256 characters), for
+ * envelopes that arrive in another form (a session frame's kernel envelope). Throws `EnvelopeFieldError`.
+ */
+export function validateEnvelopeContext(ctx: unknown, id?: string): void {
+  validateContext(ctx, id === undefined ? {} : { id }, '');
+}
+
 function validateContext(ctx: unknown, context: ErrorContext, prefix: string): void {
   if (!isPlainObject(ctx)) fail(context, `${prefix}ctx`, 'a map of context strings', describeType(ctx));
   const entries = ctx as Record<string, unknown>;

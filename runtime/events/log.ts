@@ -57,9 +57,11 @@ export class EventLog {
       kind: input.kind,
       payload: input.payload,
     };
-    if (input.actor !== undefined) event.actor = input.actor;
-    if (input.run_id !== undefined) event.run_id = input.run_id;
-    if (input.task_id !== undefined) event.task_id = input.task_id;
+    // Correlation ids are index keys: one that is not a string (from a careless caller or a peer)
+    // is left out rather than allowed to fail the whole group commit.
+    if (typeof input.actor === 'string') event.actor = input.actor;
+    if (typeof input.run_id === 'string') event.run_id = input.run_id;
+    if (typeof input.task_id === 'string') event.task_id = input.task_id;
     if (input.team_run_id !== undefined) event.team_run_id = input.team_run_id;
     if (input.step !== undefined) event.step = input.step;
     if (input.metadata !== undefined) event.metadata = input.metadata;

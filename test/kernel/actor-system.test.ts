@@ -165,6 +165,20 @@ describe('actor system', () => {
     expect(third.sys.snapshot('counter/a').context).toMatchObject({ count: 1 });
   });
 
+  it('leaves out a correlation id that is not a string instead of failing the group commit', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    const odd = tick(host.sys, 'counter/a');
+    odd.ctx = { run_id: { nested: true }, task_id: 7 } as never;
+    await host.sys.accept([odd]);
+    await host.sys.accept([tick(host.sys, 'counter/a')]);
+    await host.sys.quiesce();
+    expect(host.sys.snapshot('counter/a').context).toMatchObject({ count: 2 });
+    const events = host.sys.events.trace('counter/a');
+    expect(events).toHaveLength(2);
+    expect(events.every((e) => e.run_id === undefined && e.task_id === undefined)).toBe(true);
+  });
+
   it('keeps no duplicate marker for ids the caller has just made, and still dedupes the others', async () => {
     const host = await boot(tempDir(), [counterActor()]);
     await host.sys.spawn('counter', 'counter/a');

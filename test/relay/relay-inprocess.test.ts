@@ -198,8 +198,12 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
   // Fields the kernel does not know never reach the DID's event, and its inbox record holds none.
   wire.sendToDid(bob.did, session.seal(envelope(4, { items: [spoofed] })));
   await waitFor(() => bodies().includes(4), 10_000, 'the message after the forged batch');
-  expect(bodies()).toEqual([0, 1, 2, 3, 4]);
+  // A context that is not a map of strings would be an event index key: refused, and the host goes on.
+  wire.sendToDid(bob.did, session.seal(envelope(5, { ctx: { run_id: { nested: [1, 2] }, task_id: 7 } })));
+  wire.sendToDid(bob.did, session.seal(envelope(6)));
+  await waitFor(() => bodies().includes(6), 10_000, 'the message after the bad context');
+  expect(bodies()).toEqual([0, 1, 2, 3, 4, 6]);
   expect(b.host.inbox(bob.did, { limit: 100 }).messages.every((m) => m.from === mallory.did)).toBe(true);
-  expect(refusals().filter((c) => c === 'ANX_RELAY_FRAME').length).toBeGreaterThanOrEqual(2);
+  expect(refusals().filter((c) => c === 'ANX_RELAY_FRAME').length).toBeGreaterThanOrEqual(3);
   await wire.close();
 });
