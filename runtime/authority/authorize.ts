@@ -182,9 +182,10 @@ export class ActorAuthorizer {
     });
     let refusal: unknown;
     for (const owner of owners) {
+      const asked = request(owner);
       try {
-        const decision = this.decideWith(request(owner), [], 'sender');
-        this.audit(request(owner), 'allow', undefined, decision);
+        const decision = this.decideWith(asked, [], 'sender');
+        this.audit(asked, 'allow', undefined, decision);
         return decision;
       } catch (err) {
         refusal ??= err;

@@ -313,7 +313,7 @@ export class ActorSystem {
     live.durable = options.durable ?? true;
     this.live.set(address, live);
     this.afterTransition(live, undefined);
-    await this.flush();
+    await this.commits.flush();
   }
 
   /**
@@ -336,9 +336,9 @@ export class ActorSystem {
       live.inflight--;
       live.ref?.stop();
       created++;
-      if (this.commits.staged >= 50_000) await this.flush();
+      if (this.commits.staged >= 50_000) await this.commits.flush();
     }
-    await this.flush();
+    await this.commits.flush();
     return created;
   }
 
@@ -479,7 +479,7 @@ export class ActorSystem {
         // Nothing waits before it: handled now (up to one turn's worth), so the next flush carries both;
         // a run of envelopes its machine takes together is handled as one.
         const mail: EnvelopeMail = { env, outboxKey, staged };
-        if (env.type !== BATCH_EVENT && live.def.batch?.(env) === true) {
+        if (this.takesTogether(live, env)) {
           group ??= { live, mails: [] };
           group.mails.push(mail);
         } else {
@@ -500,7 +500,7 @@ export class ActorSystem {
       const durable = this.commits.committed();
       this.schedulePump();
       await durable;
-    } else await this.flush();
+    } else await this.commits.flush();
     if (handledNow > 0) this.evictIfNeeded();
     return results;
   }
@@ -539,7 +539,7 @@ export class ActorSystem {
    */
   async acknowledge(outboxKeys: number[]): Promise<void> {
     for (const key of outboxKeys) this.commits.remove(this.store.outbox, key);
-    await this.flush();
+    await this.commits.flush();
   }
 
   /**
@@ -548,7 +548,7 @@ export class ActorSystem {
    * state in memory already points at, and before showing such state to someone outside.
    */
   whenDurable(): Promise<void> {
-    return this.flush();
+    return this.commits.flush();
   }
 
   /** Builds an envelope with a fresh id and timestamp. */
@@ -564,7 +564,7 @@ export class ActorSystem {
   /** Appends a host-level event (not caused by an actor transition) and commits it. */
   async emitEvent(input: EventInput): Promise<EventV1> {
     const event = this.events.append(input);
-    await this.flush();
+    await this.commits.flush();
     return event;
   }
 
@@ -715,7 +715,7 @@ export class ActorSystem {
       actor: address,
       payload: { code: error.code, message: error.message, hint: error.hint },
     });
-    void this.flush();
+    void this.commits.flush();
   }
 
   /**
@@ -817,7 +817,7 @@ export class ActorSystem {
       else live.queued = false;
     }
     // Passivation waits for the commit: an actor is dropped from memory only once its writes are durable.
-    void this.flush().then(() => this.evictIfNeeded());
+    void this.commits.flush().then(() => this.evictIfNeeded());
     if (this.ready.length > 0) this.schedulePump();
     else this.wakeQuiesce();
   }
@@ -829,19 +829,27 @@ export class ActorSystem {
   private nextMail(live: LiveActor, room: number): Mail | undefined {
     const mailbox = live.mailbox;
     const first = mailbox?.shift();
-    const def = live.def.batch;
-    if (mailbox === undefined || first === undefined || def === undefined || !('env' in first)) return first;
-    const batch = (env: KernelEnvelope) => env.type !== BATCH_EVENT && def(env);
-    if (!batch(first.env)) return first;
+    if (
+      mailbox === undefined ||
+      first === undefined ||
+      !('env' in first) ||
+      !this.takesTogether(live, first.env)
+    )
+      return first;
     const mails: EnvelopeMail[] = [first];
     const limit = Math.min(room, BATCH_MAX);
     while (mails.length < limit) {
       const next = mailbox.peek();
-      if (next === undefined || !('env' in next) || !batch(next.env)) break;
+      if (next === undefined || !('env' in next) || !this.takesTogether(live, next.env)) break;
       mails.push(next);
       mailbox.shift();
     }
     return mails.length === 1 ? first : { batch: mails };
+  }
+
+  /** Whether the actor's machine takes this envelope in a batch (never the batch event itself). */
+  private takesTogether(live: LiveActor, env: KernelEnvelope): boolean {
+    return env.type !== BATCH_EVENT && live.def.batch?.(env) === true;
   }
 
   /**
@@ -949,14 +957,9 @@ export class ActorSystem {
       if (run.length === 0) return;
       const taken = run;
       run = [];
+      // One envelope alone is handled as any other.
+      if (taken.length === 1) return this.handleMail(live, taken[0] as EnvelopeMail);
       live.lastActive = this.clock.now();
-      if (taken.length === 1) {
-        const only = taken[0] as EnvelopeMail;
-        actor.send(only.env as unknown as EmittedEvent);
-        this.handled(live, only);
-        this.afterTransition(live, only.env);
-        return;
-      }
       actor.send({ type: BATCH_EVENT, items: taken.map((m) => m.env) });
       for (const mail of taken) this.handled(live, mail);
       this.afterTransition(live, undefined);
@@ -1126,10 +1129,6 @@ export class ActorSystem {
       this.timers.cancel(live.address, timer.id);
     }
     live.timers.clear();
-  }
-
-  private flush(): Promise<void> {
-    return this.commits.flush();
   }
 
   /** Periodically passivates actors idle for longer than `idleMs`. */
