@@ -8,7 +8,6 @@ import { RateLimitedError } from '../../runtime/authority/index.ts';
 import { ed25519PublicToX25519 } from '../../runtime/crypto/convert.ts';
 import {
   acceptEnvelope,
-  BATCH_TYPE,
   createEnvelope,
   type Envelope,
   EnvelopeDuplicateError,
@@ -21,7 +20,7 @@ import {
   SEALED_ENC,
   SEALED_TYPE,
   sealKey,
-  validateEnvelopeContext,
+  validateSessionEnvelope,
 } from '../../runtime/envelope/index.ts';
 import { AnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
@@ -1108,22 +1107,12 @@ export class Relay implements RemoteRouter {
         `session frame expected an envelope from ${inbound.peer} to ${inbound.local}`,
       );
     if ((env as { enc?: unknown }).enc === SEALED_ENC) return this.openSealedArrival(plaintext, inbound);
-    if (
-      typeof env.id !== 'string' ||
-      !/^[A-Za-z0-9_-]{16,64}$/.test(env.id) ||
-      typeof env.type !== 'string' ||
-      typeof env.ts !== 'number'
-    )
-      throw new RelayFrameError('session frame envelope expected "id", "type" and "ts"');
-    if (env.type === BATCH_TYPE)
-      throw new RelayFrameError(`session frame envelope expected a message type other than "${BATCH_TYPE}"`);
-    // Its context names runs and tasks in the event indexes: checked as a wire envelope's is.
-    if (env.ctx !== undefined) {
-      try {
-        validateEnvelopeContext(env.ctx, env.id);
-      } catch (err) {
-        throw new RelayFrameError(`session frame envelope: ${(err as Error).message}`);
-      }
+    // Every header field is checked as a wire envelope's: the kernel indexes the context, stores the
+    // type and trusts the rest as much as it trusts what the envelope checks let through.
+    try {
+      validateSessionEnvelope(env as unknown as Record<string, unknown>);
+    } catch (err) {
+      throw new RelayFrameError(`session frame envelope: ${(err as Error).message}`);
     }
     return { env: kernelFieldsOf(env), id: env.id, inbound };
   }

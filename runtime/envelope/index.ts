@@ -75,6 +75,6 @@ export {
   isEnvelopeId,
   isWireDid,
   validateEnvelope,
-  validateEnvelopeContext,
   validateSealedContent,
+  validateSessionEnvelope,
 } from './validate.ts';

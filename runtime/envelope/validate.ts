@@ -362,11 +362,28 @@ function findStray(
 }
 
 /**
- * Checks an envelope's `ctx` as the wire checks do (known keys, strings of 1 to 256 characters), for
- * envelopes that arrive in another form (a session frame's kernel envelope). Throws `EnvelopeFieldError`.
+ * Checks the kernel form of an envelope that a relay session carries (its body already a value, no
+ * signature: the session authenticated the peer) with the wire rules for every header field: `id`,
+ * `type` (the kernel's batch event refused), `ts` and `exp`, and `thread`, `reply`, `ctx`, `actor`,
+ * `cap` when present. `from` and `to` are the session's to check. Fields it does not know are not
+ * refused here; the caller keeps only the kernel's. Throws `EnvelopeFieldError` naming the field.
+ *
+ * @example
+ * ```ts
+ * validateSessionEnvelope(packr.unpack(plaintext));
+ * ```
  */
-export function validateEnvelopeContext(ctx: unknown, id?: string): void {
-  validateContext(ctx, id === undefined ? {} : { id }, '');
+export function validateSessionEnvelope(raw: Record<string, unknown>): void {
+  const context: ErrorContext = {};
+  if (!isEnvelopeId(raw.id))
+    fail(context, 'id', 'a message id of 16 to 64 characters [0-9A-Za-z_-]', describeValue(raw.id));
+  context.id = raw.id as string;
+  checkType(raw.type, context, 'type');
+  if (!isTimestamp(raw.ts))
+    fail(context, 'ts', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.ts));
+  if (raw.exp !== undefined && !isTimestamp(raw.exp))
+    fail(context, 'exp', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.exp));
+  checkRouting(raw, context, '');
 }
 
 function validateContext(ctx: unknown, context: ErrorContext, prefix: string): void {

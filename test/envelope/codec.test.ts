@@ -18,6 +18,7 @@ import {
   envelopeSigningInput,
   newEnvelopeId,
   signEnvelope,
+  validateSessionEnvelope,
 } from '../../runtime/envelope/index.ts';
 import { envelopeArb } from './arbitraries.ts';
 import { alice, bob, carol, hex, T0 } from './fixtures.ts';
@@ -389,6 +390,92 @@ describe('reserved sealed type', () => {
   it("refuses the kernel's batch event as a message type", () => {
     expect(() => decodeEnvelope(raw.pack({ ...base, type: 'anx.batch' }))).toThrow(
       '"type" expected a message type other than "anx.batch" (the kernel\'s own event), got "anx.batch"',
+    );
+  });
+});
+
+describe('session envelopes (kernel form inside a relay session)', () => {
+  const session = {
+    v: 1,
+    id: newEnvelopeId(T0),
+    type: 'message',
+    from: alice.did,
+    to: bob.did,
+    ts: T0,
+    body: { text: 'hi' },
+  };
+
+  it('takes a well-formed one, with every optional header field', () => {
+    expect(() => validateSessionEnvelope({ ...session })).not.toThrow();
+    expect(() =>
+      validateSessionEnvelope({
+        ...session,
+        exp: T0 + 1000,
+        thread: newEnvelopeId(T0),
+        reply: newEnvelopeId(T0),
+        ctx: { run_id: 'run-1', task_id: 'run-1/s1/1' },
+        actor: carol.did,
+        cap: 'token-ref',
+      }),
+    ).not.toThrow();
+  });
+
+  it.each([
+    ['id', { id: 'not an id' }],
+    ['type', { type: 'x'.repeat(200) }],
+    ['type', { type: 'anx.batch' }],
+    ['ts', { ts: 1.5 }],
+    ['exp', { exp: '2026' }],
+    ['thread', { thread: 7 }],
+    ['reply', { reply: 'short' }],
+    ['ctx.run_id', { ctx: { run_id: { nested: true } } }],
+    ['ctx.who', { ctx: { who: 'x' } }],
+    ['actor', { actor: 'mallory' }],
+    ['cap', { cap: { token: 1 } }],
+  ])('refuses a bad "%s" with the field named', (field, extra) => {
+    try {
+      validateSessionEnvelope({ ...session, ...extra });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(EnvelopeFieldError);
+      expect((err as EnvelopeFieldError).field).toBe(field);
+    }
+  });
+
+  it('throws nothing but EnvelopeFieldError on arbitrary header values', () => {
+    const value = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.object(),
+    );
+    fc.assert(
+      fc.property(
+        fc.record(
+          {
+            id: value,
+            type: value,
+            ts: value,
+            exp: value,
+            thread: value,
+            reply: value,
+            ctx: value,
+            actor: value,
+            cap: value,
+          },
+          { requiredKeys: [] },
+        ),
+        (fields) => {
+          try {
+            validateSessionEnvelope({ ...session, ...fields });
+          } catch (err) {
+            expect(err).toBeInstanceOf(EnvelopeFieldError);
+          }
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

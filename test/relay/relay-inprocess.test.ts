@@ -202,8 +202,36 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
   wire.sendToDid(bob.did, session.seal(envelope(5, { ctx: { run_id: { nested: [1, 2] }, task_id: 7 } })));
   wire.sendToDid(bob.did, session.seal(envelope(6)));
   await waitFor(() => bodies().includes(6), 10_000, 'the message after the bad context');
-  expect(bodies()).toEqual([0, 1, 2, 3, 4, 6]);
+  // Every other header field is held to the wire rules too: each of these is refused on its own, and
+  // the message after them arrives.
+  const before = refusals().filter((c) => c === 'ANX_RELAY_FRAME').length;
+  const forged: Array<Record<string, unknown>> = [
+    { type: 'x'.repeat(300) },
+    { type: '' },
+    { ts: -1 },
+    { exp: 'tomorrow' },
+    { thread: { id: 1 } },
+    { reply: 'short' },
+    { actor: 'not a did' },
+    { cap: 42 },
+    { id: 'has spaces in it, not an id' },
+  ];
+  for (const [i, extra] of forged.entries()) wire.sendToDid(bob.did, session.seal(envelope(70 + i, extra)));
+  wire.sendToDid(bob.did, session.seal(envelope(7)));
+  await waitFor(() => bodies().includes(7), 10_000, 'the message after the forged headers');
+  expect(bodies()).toEqual([0, 1, 2, 3, 4, 6, 7]);
+  const frameErrors = () =>
+    b.host
+      .trace('host', { kinds: ['error'] })
+      .map((e) => e.payload as { code?: string; message?: string })
+      .filter((p) => p.code === 'ANX_RELAY_FRAME');
+  await waitFor(() => frameErrors().length >= before + forged.length, 10_000, 'each forged header refused');
+  const messages = frameErrors()
+    .slice(before)
+    .map((p) => p.message ?? '');
+  for (const field of ['"type"', '"ts"', '"exp"', '"thread"', '"reply"', '"actor"', '"cap"', '"id"'])
+    expect(messages.some((m) => m.includes(field))).toBe(true);
   expect(b.host.inbox(bob.did, { limit: 100 }).messages.every((m) => m.from === mallory.did)).toBe(true);
-  expect(refusals().filter((c) => c === 'ANX_RELAY_FRAME').length).toBeGreaterThanOrEqual(3);
+  expect(refusals().filter((c) => c === 'ANX_RELAY_FRAME').length).toBeGreaterThanOrEqual(3 + forged.length);
   await wire.close();
 });
