@@ -9,7 +9,9 @@ export class PlaybookParseError extends AnxError {
   constructor(format: 'yaml' | 'json', message: string, options?: { cause?: unknown }) {
     super('ANX_PLAYBOOK_PARSE', `playbook is not valid ${format.toUpperCase()}: ${message}`, {
       cause: options?.cause,
-      hint: `check the ${format.toUpperCase()} syntax at the position given`,
+      hint: /\b(position|line) \d+/.test(message)
+        ? `check the ${format.toUpperCase()} syntax at the position given`
+        : `check that the ${format.toUpperCase()} text is complete and well formed (brackets, quotes, indentation)`,
     });
   }
 }
@@ -41,7 +43,8 @@ export function parsePlaybook(text: string, format?: 'yaml' | 'json'): unknown {
   } catch (err) {
     throw new PlaybookParseError(
       fmt,
-      err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err),
+      // The first line says what and where; the parser's code excerpt after it does not fit one line.
+      err instanceof Error ? (err.message.split('\n')[0] ?? '').replace(/:\s*$/, '') : String(err),
       {
         cause: err,
       },

@@ -31,6 +31,11 @@ export class PlaybookValidationError extends AnxError {
     });
     this.issues = issues;
   }
+
+  /** The JSON form names every issue, not only the first three the message has room for. */
+  override toJSON(): ReturnType<AnxError['toJSON']> & { issues: readonly PlaybookIssue[] } {
+    return { ...super.toJSON(), issues: this.issues };
+  }
 }
 
 /** Result of {@link validatePlaybook}: the normalised definition, or every issue found. */

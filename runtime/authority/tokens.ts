@@ -355,41 +355,28 @@ function normalizeActions(actions: unknown, field: string): string[] {
   }
 }
 
-// ---- the service ----
-
-export interface TokenServiceOptions {
-  suite: CryptoSuite;
-  clock: Clock;
-  signer: Signer;
-  revocations: RevocationList;
-  audit: AuditLog;
-  freeze: FreezeState;
-  /** Verified chains kept (by token text), so a token used again costs no signature checks. Default 4096; 0 disables. */
-  cacheSize?: number;
-}
+// ---- verification ----
 
 /**
- * Issues, delegates, checks and revokes capability tokens. Checking is offline: signatures,
- * narrowing and the chain back to the owner are verified from the token alone; the only local
- * state consulted is the revocation list (LMDB), and a check fails closed when it cannot be read.
+ * Verifies tokens from their text alone: shape, every signature, the chain's order and that each
+ * delegation only narrows. Needs no host and no state but its caches, so the CLI can inspect a token
+ * with no daemon running; revocation, time and a request's scope are the `TokenService`'s to check.
+ *
+ * @example
+ * ```ts
+ * const grant = new TokenVerifier(nodeSuite).inspect(token);
+ * ```
  */
-export class TokenService {
-  private readonly suite: CryptoSuite;
-  private readonly clock: Clock;
+export class TokenVerifier {
   private readonly cache = new Map<string, DecodedToken>();
   /** Ids of links whose signature verified (an id is the hash of every byte of the link). */
   private readonly verifiedLinks = new Map<string, true>();
-  private readonly cacheSize: number;
 
-  constructor(private readonly options: TokenServiceOptions) {
-    this.suite = options.suite;
-    this.clock = options.clock;
-    this.cacheSize = options.cacheSize ?? 4_096;
-  }
-
-  get revocations(): RevocationList {
-    return this.options.revocations;
-  }
+  /** `cacheSize`: verified chains kept (by token text); default 4096, 0 disables. */
+  constructor(
+    private readonly suite: CryptoSuite,
+    private readonly cacheSize = 4_096,
+  ) {}
 
   /**
    * Parses a token and checks everything that does not depend on a request: its shape, every
@@ -473,6 +460,73 @@ export class TokenService {
     map.set(key, value);
   }
 
+  /** What a token grants, without checking time, revocation or a request (for `token inspect`). */
+  inspect(token: string): TokenGrant & { links: TokenLink[] } {
+    const { links, ids } = this.decode(token);
+    return { ...grantOf(links, ids), links };
+  }
+}
+
+function grantOf(links: TokenLink[], ids: string[]): TokenGrant {
+  const leaf = links[links.length - 1] as TokenLink;
+  let nbf = 0;
+  let exp = Number.MAX_SAFE_INTEGER;
+  for (const l of links) {
+    nbf = Math.max(nbf, l.nbf);
+    exp = Math.min(exp, l.exp);
+  }
+  return {
+    id: ids[ids.length - 1] as string,
+    chain: ids,
+    owner: (links[0] as TokenLink).iss,
+    issuer: leaf.iss,
+    holder: leaf.aud,
+    resource: leaf.res,
+    actions: leaf.act,
+    constraints: leaf.cst,
+    notBefore: nbf,
+    expiresAt: exp,
+  };
+}
+
+// ---- the service ----
+
+export interface TokenServiceOptions {
+  suite: CryptoSuite;
+  clock: Clock;
+  signer: Signer;
+  revocations: RevocationList;
+  audit: AuditLog;
+  freeze: FreezeState;
+  /** Verified chains kept (by token text), so a token used again costs no signature checks. Default 4096; 0 disables. */
+  cacheSize?: number;
+}
+
+/**
+ * Issues, delegates, checks and revokes capability tokens. Checking is offline: signatures,
+ * narrowing and the chain back to the owner are verified from the token alone; the only local
+ * state consulted is the revocation list (LMDB), and a check fails closed when it cannot be read.
+ */
+export class TokenService {
+  private readonly suite: CryptoSuite;
+  private readonly clock: Clock;
+  private readonly verifier: TokenVerifier;
+
+  constructor(private readonly options: TokenServiceOptions) {
+    this.suite = options.suite;
+    this.clock = options.clock;
+    this.verifier = new TokenVerifier(options.suite, options.cacheSize);
+  }
+
+  get revocations(): RevocationList {
+    return this.options.revocations;
+  }
+
+  /** See `TokenVerifier.decode`. */
+  decode(token: string): DecodedToken {
+    return this.verifier.decode(token);
+  }
+
   /**
    * Checks that `token` lets `request.actor` do `request.action` on `request.resource` of
    * `request.owner` now. Returns the grant or throws `TokenError` with one of `ANX_TOKEN_INVALID`,
@@ -544,13 +598,12 @@ export class TokenService {
       const unmet = constraintsUnmet(link.cst, request);
       if (unmet !== undefined) fail('ANX_TOKEN_SCOPE', unmet);
     }
-    return this.grantOf(links, ids);
+    return grantOf(links, ids);
   }
 
-  /** What a token grants, without checking time, revocation or a request (for `token inspect`). */
+  /** See `TokenVerifier.inspect`. */
   inspect(token: string): TokenGrant & { links: TokenLink[] } {
-    const { links, ids } = this.decode(token);
-    return { ...this.grantOf(links, ids), links };
+    return this.verifier.inspect(token);
   }
 
   /**
@@ -673,28 +726,6 @@ export class TokenService {
     });
     await this.options.audit.flush();
     return { id: revocation.tid, by };
-  }
-
-  private grantOf(links: TokenLink[], ids: string[]): TokenGrant {
-    const leaf = links[links.length - 1] as TokenLink;
-    let nbf = 0;
-    let exp = Number.MAX_SAFE_INTEGER;
-    for (const l of links) {
-      nbf = Math.max(nbf, l.nbf);
-      exp = Math.min(exp, l.exp);
-    }
-    return {
-      id: ids[ids.length - 1] as string,
-      chain: ids,
-      owner: (links[0] as TokenLink).iss,
-      issuer: leaf.iss,
-      holder: leaf.aud,
-      resource: leaf.res,
-      actions: leaf.act,
-      constraints: leaf.cst,
-      notBefore: nbf,
-      expiresAt: exp,
-    };
   }
 
   private finish(

@@ -1,7 +1,7 @@
 // CLI commands of the authority layer: audit verify/list, freeze, thaw, token issue/delegate/revoke/inspect, trust show/attest.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { ApiClient } from '../../bridge/api/client.ts';
+import { type ApiClient, DaemonNotRunningError } from '../../bridge/api/client.ts';
 import type {
   AuditEntry,
   AuditVerifyResult,
@@ -9,6 +9,8 @@ import type {
   TokenGrant,
   TrustScore,
 } from '../authority/index.ts';
+import { TokenVerifier } from '../authority/tokens.ts';
+import { nodeSuite } from '../crypto/node.ts';
 import { AnxError } from '../errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { formatTable } from './format.ts';
@@ -127,6 +129,32 @@ function grantBody(o: GrantOptions): Record<string, unknown> {
     ...(o.expires === undefined ? {} : { expires_at: parseTime('--expires', o.expires) }),
     ...(o.notBefore === undefined ? {} : { not_before: parseTime('--not-before', o.notBefore) }),
     ...(Object.keys(constraints).length === 0 ? {} : { constraints }),
+  };
+}
+
+type InspectResult = TokenGrant & {
+  valid_now: boolean;
+  revoked: string | null;
+  unverifiable: string | null;
+  /** Present when no daemon ran: the token was verified here, and no revocation list was read. */
+  offline?: true;
+  within_window?: boolean;
+};
+
+/**
+ * `token inspect` with no daemon: signatures, chain and narrowing are verified here from the token
+ * alone; whether a link was revoked cannot be told without the host's revocation list.
+ */
+function inspectWithoutDaemon(token: string, why: string): InspectResult {
+  const { links: _links, ...grant } = new TokenVerifier(nodeSuite, 0).inspect(token);
+  const now = Date.now();
+  return {
+    ...grant,
+    valid_now: false,
+    revoked: null,
+    unverifiable: `signatures and chain verified here, revocation not checked: ${why}; start the daemon to check it`,
+    offline: true,
+    within_window: now >= grant.notBefore && now < grant.expiresAt,
   };
 }
 
@@ -323,21 +351,29 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
     });
   token
     .command('inspect')
-    .description("verify a token's signatures and chain offline and show what it grants")
+    .description(
+      "verify a token's signatures and chain offline and show what it grants (revocation too, when a daemon runs)",
+    )
     .argument('<token>', 'the token (text, @FILE or - for stdin)')
     .action(async (t: string, _o: unknown, cmd: Command) => {
-      const r = await h
-        .client(cmd)
-        .post<TokenGrant & { valid_now: boolean; revoked: string | null; unverifiable?: string | null }>(
-          '/v1/tokens/inspect',
-          {
-            token: tokenArg(t),
-          },
-        );
+      const token = tokenArg(t);
+      let r: InspectResult;
+      try {
+        r = await h.client(cmd).post<InspectResult>('/v1/tokens/inspect', { token });
+      } catch (err) {
+        if (!(err instanceof DaemonNotRunningError)) throw err;
+        r = inspectWithoutDaemon(token, err.message);
+      }
       h.out(cmd, r, () =>
         [
           describeGrant(r),
-          `status:      ${r.revoked ?? r.unverifiable ?? (r.valid_now ? 'valid now' : 'not valid now (outside its time window)')}`,
+          `status:      ${
+            r.offline
+              ? `${r.within_window ? 'within' : 'outside'} its time window; revocation not checked (no daemon runs for this data directory)`
+              : (r.revoked ??
+                r.unverifiable ??
+                (r.valid_now ? 'valid now' : 'not valid now (outside its time window)'))
+          }`,
         ].join('\n'),
       );
     });

@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
 import type { EventV1 } from '../events/event.ts';
 import { dataFiles, resolveDataDir } from '../paths.ts';
@@ -28,15 +29,21 @@ interface GlobalOptions {
   json?: boolean;
 }
 
+const WANTS_JSON = process.argv.includes('--json');
+
 const program = new Command();
 program
   .name('anx-runtime')
   .description('AgentNexus Runtime: durable actors, DIDs and signed envelopes for teams of AI agents.')
   .version(VERSION, '-v, --version', 'print the version')
-  .option('-d, --data-dir <dir>', 'data directory (default: $ANX_DATA_DIR or ~/.local/share/anx-runtime)')
+  .option(
+    '-d, --data-dir <dir>',
+    'data directory (default: $ANX_DATA_DIR, else $XDG_DATA_HOME/anx-runtime, else ~/.local/share/anx-runtime)',
+  )
   .option('--json', 'print machine-readable JSON')
-  .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (text, write) => write(withDashHint(text)) })
+  .showHelpAfterError(WANTS_JSON ? false : '(run with --help for usage)')
+  // With --json a usage error is reported as JSON on stdout (see `report`), not as commander's text.
+  .configureOutput({ outputError: (text, write) => (WANTS_JSON ? undefined : write(withDashHint(text))) })
   .addHelpText(
     'after',
     `
@@ -46,7 +53,8 @@ Exit codes:
   2  invalid arguments or request
   3  no daemon running for the data directory (or it does not answer)
   4  not found (unknown DID, actor, run)
-  5  refused (already running, not authorized, not a local identity)
+  5  refused (already running, not authorized, not a local identity, frozen, token refused)
+  6  audit verify: the audit log does not verify
 
 Examples:
   anx-runtime start                      # run a host in the foreground
@@ -59,14 +67,27 @@ Examples:
   );
 program.exitOverride();
 
+/** The command being run (`run start`), for hints that point at its `--help`. */
+let running: string | undefined;
+program.hook('preAction', (_program, action) => {
+  const names: string[] = [];
+  for (let c: Command | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name());
+  running = names.join(' ');
+});
+
 /**
  * Commander's "unknown option '-x…'" also fires for an argument that merely begins with `-` (an id
  * from another runtime, a negative number): say how to pass one.
  */
-function withDashHint(text: string): string {
+function dashHint(text: string): string | undefined {
   const m = /^error: unknown option '(-[^-][^']*)'/.exec(text);
-  if (m === null) return text;
-  return `${text.trimEnd()}\nhint: an argument that begins with '-' goes after '--', e.g. anx-runtime gatekeeper approve DID -- ${m[1]}\n`;
+  if (m === null) return undefined;
+  return `an argument that begins with '-' goes after '--', e.g. anx-runtime gatekeeper approve DID -- ${m[1]}`;
+}
+
+function withDashHint(text: string): string {
+  const hint = dashHint(text);
+  return hint === undefined ? text : `${text.trimEnd()}\nhint: ${hint}\n`;
 }
 
 function globals(cmd: Command): GlobalOptions {
@@ -482,16 +503,60 @@ program
     if (!result.verified) process.exitCode = 1;
   });
 
+/**
+ * The command the arguments name (`run start`), walking the command tree over the words that are
+ * commands; for errors raised while options are still being parsed, before any action runs.
+ */
+function commandNamed(args: string[]): string | undefined {
+  const names: string[] = [];
+  let at: Command = program;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '-d' || a === '--data-dir') i++;
+    if (a.startsWith('-')) continue;
+    const next = at.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (next === undefined) break;
+    names.push(next.name());
+    at = next;
+  }
+  return names.length === 0 ? undefined : names.join(' ');
+}
+
+/** The same error (class, code, message, fields) with a hint added. */
+function withHint(err: AnxError, hint: string): AnxError {
+  const copy = Object.create(Object.getPrototypeOf(err) as object) as AnxError;
+  Object.assign(copy, err, { hint });
+  Object.defineProperty(copy, 'message', { value: err.message, enumerable: false, writable: true });
+  return copy;
+}
+
 function report(err: unknown, json: boolean): number {
-  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  const anx =
+  if (err instanceof CommanderError) {
+    // Help and --version end here too, with exit code 0 and their text already printed.
+    if (err.exitCode === 0) return EXIT.ok;
+    if (json) {
+      const usage = new AnxError('ANX_ARGUMENT_USAGE', err.message.replace(/^error: /, ''), {
+        hint: dashHint(err.message) ?? 'run the command with --help for its usage',
+      });
+      process.stdout.write(`${JSON.stringify({ error: usage.toJSON() }, null, 2)}\n`);
+    }
+    return EXIT.usage;
+  }
+  let anx =
     err instanceof AnxError
       ? err
       : new AnxError('ANX_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+  // Every error says what to do: a bad argument without a hint of its own points at the command's help.
+  const command = running ?? commandNamed(process.argv.slice(2));
+  if (anx.hint === undefined && exitCodeOf(anx) === EXIT.usage && command !== undefined)
+    anx = withHint(anx, `see \`anx-runtime ${command} --help\` for what each option takes`);
   if (json) {
     process.stdout.write(`${JSON.stringify({ error: anx.toJSON() }, null, 2)}\n`);
   } else {
     process.stderr.write(`error: ${anx.message}\n`);
+    // A playbook's message names its first issues; every one is listed below it.
+    if (anx instanceof PlaybookValidationError && anx.issues.length > 3)
+      for (const i of anx.issues) process.stderr.write(`  ${i.path}: expected ${i.expected}, got ${i.got}\n`);
     if (anx.hint) process.stderr.write(`hint: ${anx.hint}\n`);
     if (!(err instanceof AnxError) && process.env.ANX_DEBUG)
       process.stderr.write(`${(err as Error)?.stack}\n`);
@@ -499,8 +564,21 @@ function report(err: unknown, json: boolean): number {
   return exitCodeOf(anx);
 }
 
+/** `anx-runtime --version` (or `-v`), with only global options beside it: the version, as JSON on request. */
+function versionOnly(argv: string[]): boolean {
+  const rest: string[] = [];
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-d' || a === '--data-dir') i++;
+    else if (a !== '--json' && !a.startsWith('--data-dir=')) rest.push(a);
+  }
+  return rest.length === 1 && (rest[0] === '--version' || rest[0] === '-v');
+}
+
 try {
-  await program.parseAsync(artifactVersionArgs(process.argv));
+  if (versionOnly(process.argv))
+    process.stdout.write(WANTS_JSON ? `${JSON.stringify({ version: VERSION })}\n` : `${VERSION}\n`);
+  else await program.parseAsync(artifactVersionArgs(process.argv));
 } catch (err) {
   process.exitCode = report(err, process.argv.includes('--json'));
 }

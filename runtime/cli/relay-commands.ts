@@ -240,7 +240,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
 
   program
     .command('discover')
-    .description('find agents by their signed cards in the relay directory')
+    .description("find agents: this host's identities, and with a relay the directory's signed cards")
     .option('--capability <c>', 'only agents with this capability')
     .option('--role <r>', 'only agents with this role')
     .option('--tag <t>', 'only agents with this tag')
@@ -298,6 +298,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
     .command('card')
     .description("publish a local identity's signed agent card to the relay directory")
     .command('publish')
+    .description("sign a local identity's agent card and publish it to the relay directory")
     .argument('<did>', 'a local identity')
     .option('--name <name>', 'display name')
     .option('--role <role>', 'a role (repeatable)', collect)
@@ -341,6 +342,9 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
     .command('webhook')
     .description('push notices for a local identity')
     .command('set')
+    .description(
+      'register the URL notified (HMAC-signed, no content) when mail is stored for the DID while offline',
+    )
     .argument('<did>', 'a local identity')
     .argument('<url>', 'http(s) URL to POST notices to when mail is stored while the DID is offline')
     .option(

@@ -1,5 +1,5 @@
 // CLI commands of teamwork: enclave, vault, run, worker, playbook (validate and list run without a daemon).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
@@ -129,6 +129,14 @@ function parseTokens(values: string[]): Record<string, string> | undefined {
  * is sent; the host takes the definition as written and validates it again.
  */
 function playbookFile(file: string): unknown {
+  if (!existsSync(file))
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `--playbook expected a template name or a playbook file, got "${file}" (no such template or file)`,
+      {
+        hint: `the templates are ${TEMPLATE_NAMES.join(', ')} (\`anx-runtime playbook list\`); or give a YAML/JSON file's path`,
+      },
+    );
   const raw = parsePlaybook(readText(file), file.endsWith('.json') ? 'json' : undefined);
   assertPlaybook(raw);
   return raw;
@@ -137,18 +145,45 @@ function playbookFile(file: string): unknown {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
- * `vault get … --version N` and `run takeover … --version N` name an artifact version, but `--version`
- * is the program's own flag: after those commands, a `--version` followed by a number becomes
- * `--artifact-version`.
+ * `vault get … --version N` and `run takeover … deliver --version N` name an artifact version, but
+ * `--version` (and `-v`) is the program's own flag: after those two commands it is read as
+ * `--artifact-version`, whatever follows it, so a bad value is refused rather than taken for a request
+ * to print the program's version. Nothing else is touched (`worker run --version` still prints it).
  */
 export function artifactVersionArgs(argv: string[]): string[] {
-  const at = argv.findIndex((a) => a === 'vault' || a === 'run');
+  let at = -1;
+  for (let i = 2; i < argv.length - 1; i++) {
+    const a = argv[i] as string;
+    if (a === '-d' || a === '--data-dir') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    const next = argv[i + 1];
+    if ((a === 'vault' && next === 'get') || (a === 'run' && next === 'takeover')) at = i + 1;
+    break;
+  }
   if (at < 0) return argv;
   return argv.map((a, i) => {
-    if (i > at && a === '--version' && /^\d+$/.test(argv[i + 1] ?? '')) return '--artifact-version';
-    if (i > at && /^--version=\d+$/.test(a)) return `--artifact-version=${a.slice(10)}`;
+    if (i <= at) return a;
+    if (a === '--version' || a === '-v') return '--artifact-version';
+    if (a.startsWith('--version=')) return `--artifact-version=${a.slice('--version='.length)}`;
     return a;
   });
+}
+
+/** An artifact version given on the command line: a positive integer. */
+function artifactVersionOf(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `--version expected an artifact version (1, 2, …), got "${value}"`,
+      {
+        hint: 'leave --version out for the latest version; `anx-runtime vault history ENCLAVE KEY` lists them',
+      },
+    );
+  return n;
 }
 
 export function registerTeamworkCommands(program: Command, h: Helpers): void {
@@ -263,6 +298,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     );
   enclave
     .command('remove-member')
+    .description('remove a member (as the owner or an admin); the owner cannot be removed')
     .argument('<enclave>')
     .argument('<did>')
     .requiredOption('--as <did>', 'the acting local identity (owner or admin)')
@@ -275,6 +311,11 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
   for (const action of ['archive', 'activate'] as const) {
     enclave
       .command(action)
+      .description(
+        action === 'archive'
+          ? 'archive an Enclave: it keeps its members and artifacts but takes no writes (as the owner or an admin)'
+          : 'make an archived Enclave active again (as the owner or an admin)',
+      )
       .argument('<enclave>')
       .requiredOption('--as <did>', 'the acting local identity (owner or admin)')
       .action(async (id: string, o: { as: string }, cmd: Command) => {
@@ -294,7 +335,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .option('--as <did>', 'the reading member (default: the Enclave owner)')
     .action(async (id: string, key: string, o: { artifactVersion?: string; as?: string }, cmd: Command) => {
       const q = new URLSearchParams({ key });
-      if (o.artifactVersion !== undefined) q.set('version', o.artifactVersion);
+      if (o.artifactVersion !== undefined) q.set('version', String(artifactVersionOf(o.artifactVersion)));
       if (o.as !== undefined) q.set('as', o.as);
       const a = await h
         .client(cmd)
@@ -512,7 +553,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
         const body: Record<string, unknown> = { action };
         for (const k of ['key', 'summary', 'worker', 'reason', 'as'] as const)
           if (o[k] !== undefined) body[k] = o[k];
-        if (o.artifactVersion !== undefined) body['version'] = Number(o.artifactVersion);
+        if (o.artifactVersion !== undefined) body['version'] = artifactVersionOf(o.artifactVersion);
         if (o.file !== undefined) body['content_base64'] = readFileSync(o.file).toString('base64');
         const s = await h.client(cmd).post<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}/control`, body);
         h.out(cmd, s, () => formatRunStatus(s));

@@ -46,6 +46,91 @@ describe('anx-runtime CLI', () => {
     expect(cli('send', '--help').stdout).toContain('--from <did>');
   });
 
+  it('reports usage errors and the version as JSON on stdout with --json', () => {
+    for (const args of [['send'], ['bogus'], ['id', 'new', '--bogus']]) {
+      const r = cli('--json', ...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe('');
+      const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string; hint: string } };
+      expect(error.code).toBe('ANX_ARGUMENT_USAGE');
+      expect(error.message.length).toBeGreaterThan(0);
+      expect(error.hint.length).toBeGreaterThan(0);
+    }
+    const plain = cli('send');
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain("required option '--from <did>' not specified");
+    expect(JSON.parse(cli('--json', '--version').stdout)).toEqual({ version: expect.any(String) });
+    expect(cli('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('refuses a bad artifact version instead of printing the program version, with a hint', () => {
+    for (const args of [
+      ['vault', 'get', 'enc', 'key', '--version', 'latest'],
+      ['run', 'takeover', 'r1', 'deliver', '--version', '0'],
+    ]) {
+      const r = cli(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/--version expected an artifact version/);
+      expect(r.stderr).toContain('hint: leave --version out for the latest version');
+    }
+  });
+
+  it('gives every argument error a hint, pointing at the command when it has none of its own', () => {
+    const port = cli('--json', 'start', '--port', 'abc');
+    expect(port.code).toBe(2);
+    expect(JSON.parse(port.stdout).error.hint).toBe(
+      'see `anx-runtime start --help` for what each option takes',
+    );
+    const takeover = cli('run', 'takeover', 'r1', 'explode');
+    expect(takeover.stderr).toContain('hint: see `anx-runtime run takeover --help`');
+    const template = cli(
+      'run',
+      'start',
+      '--playbook',
+      'nosuch',
+      '--objective',
+      'x',
+      '--owner',
+      'did:x',
+      '--enclave',
+      'e',
+    );
+    expect(template.code).toBe(2);
+    expect(template.stderr).toContain('no such template or file');
+    expect(template.stderr).toContain('hint: the templates are dev-team, pipeline');
+  });
+
+  it('inspects a token with no daemon: chain verified here, revocation said to be unchecked', () => {
+    const vectors = JSON.parse(
+      readFileSync(join(import.meta.dirname, '../vectors/capability-tokens.json'), 'utf8'),
+    ) as {
+      valid: Array<{ token: string; grant: { id: string; holder: string } }>;
+      invalid: Array<{ name: string; token: string; code: string }>;
+    };
+    const chain = vectors.valid[1] as (typeof vectors.valid)[number];
+    const r = cli('--json', 'token', 'inspect', chain.token);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(out).toMatchObject({
+      id: chain.grant.id,
+      holder: chain.grant.holder,
+      offline: true,
+      valid_now: false,
+      revoked: null,
+    });
+    expect(out['unverifiable']).toMatch(/revocation not checked/);
+    expect(out['chain']).toHaveLength(3);
+    const text = cli('token', 'inspect', chain.token);
+    expect(text.stdout).toContain('revocation not checked (no daemon runs for this data directory)');
+    const tampered = vectors.invalid.find(
+      (v) => v.code === 'ANX_TOKEN_INVALID',
+    ) as (typeof vectors.invalid)[number];
+    const bad = cli('--json', 'token', 'inspect', tampered.token);
+    expect(bad.code).toBe(5);
+    expect(JSON.parse(bad.stdout).error.code).toBe('ANX_TOKEN_INVALID');
+  });
+
   it('says clearly that no daemon runs, with exit code 3', () => {
     const r = cli('status');
     expect(r.code).toBe(3);
