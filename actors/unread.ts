@@ -88,7 +88,8 @@ export async function markRead(
     const tail = page[page.length - 1];
     if (page.length < 1000 || tail === undefined || (through !== undefined && tail.seq >= through)) break;
   }
-  const target = Math.max(last, through ?? 0, from);
+  // Only as far as the last message there is: a `through` beyond it must not mark mail to come as read.
+  const target = Math.max(last, from);
   if (count > 0 || target > from) {
     await system.accept([
       system.envelope({ type: 'inbox.read', from: did, to: did, body: { count, mentions, through: target } }),

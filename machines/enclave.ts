@@ -36,6 +36,11 @@ export interface EnclaveInput {
   created_at?: number;
 }
 
+const ARCHIVED = {
+  code: 'ANX_ENCLAVE_STATE_CONFLICT',
+  reason: 'it is archived: it takes no changes until it is activated again',
+} as const;
+
 /** Envelopes the Enclave accepts; `from` (or `actor`) must be an admin member or the owner. */
 export interface EnclaveEvent {
   type: string;
@@ -221,6 +226,12 @@ export const enclaveMachine = setup({
             },
           },
         ],
+        'enclave.activate': {
+          actions: {
+            type: 'refuse',
+            params: { code: 'ANX_ENCLAVE_STATE_CONFLICT', reason: 'it is active already' },
+          },
+        },
         'enclave.archive': [
           { guard: 'fromAdmin', target: 'archived', actions: 'announce' },
           {
@@ -234,6 +245,16 @@ export const enclaveMachine = setup({
     },
     archived: {
       on: {
+        // Nothing changes an archived Enclave but its reactivation: each is refused at once, with a reason.
+        'enclave.member.set': { actions: { type: 'refuse', params: ARCHIVED } },
+        'enclave.member.remove': { actions: { type: 'refuse', params: ARCHIVED } },
+        'enclave.playbook.bind': { actions: { type: 'refuse', params: ARCHIVED } },
+        'enclave.archive': {
+          actions: {
+            type: 'refuse',
+            params: { code: 'ANX_ENCLAVE_STATE_CONFLICT', reason: 'it is archived already' },
+          },
+        },
         'enclave.activate': [
           { guard: 'fromAdmin', target: 'active', actions: 'announce' },
           {

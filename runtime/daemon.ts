@@ -24,6 +24,8 @@ export interface DaemonOptions {
   onReady?: (info: { url: string; port: number; pid: number; dataDir: string; replayed: number }) => void;
   /** Join a relay: `relayUrl` starts a local leaf joined to that hub, `natsUrl` uses an existing NATS server. */
   relay?: Omit<JoinOptions, 'dataDir'>;
+  /** Told when the host fails for good (a group commit failed); the daemon then shuts down. */
+  onFailure?: (err: AnxError) => void;
 }
 
 /** Another live daemon holds this data directory. */
@@ -40,6 +42,8 @@ export interface RunningDaemon {
   api: ApiServer;
   /** Resolves when the daemon has shut down. */
   done: Promise<void>;
+  /** Why it shut down on its own, when it did: the failure that stopped its host. */
+  readonly failure: AnxError | undefined;
   shutdown(): Promise<void>;
 }
 
@@ -112,14 +116,27 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const shutdown = (): Promise<void> => {
       stopping ??= (async () => {
         rmSync(dataFiles.daemon(options.dataDir), { force: true });
-        await api?.close();
-        await relay?.close();
-        await host?.close();
+        // Each part is closed even when another fails to (a host whose last commit failed, say).
+        for (const close of [() => api?.close(), () => relay?.close(), () => host?.close()]) {
+          try {
+            await close();
+          } catch {
+            // What failed is already reported (the failure that started this shutdown).
+          }
+        }
         rmSync(dataFiles.lock(options.dataDir), { force: true });
         resolveDone();
       })();
       return stopping;
     };
+    // A failed group commit leaves the host unable to go on: shut down rather than answer every
+    // request with the same error, so whoever supervises the daemon restarts it from what is on disk.
+    let failure: AnxError | undefined;
+    host.system.onFatal((err) => {
+      failure = err;
+      options.onFailure?.(err);
+      void shutdown();
+    });
     api = await startApiServer(host, {
       port: options.port,
       token,
@@ -144,7 +161,15 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       dataDir: options.dataDir,
       replayed: host.restored.replayed,
     });
-    return { host, api, done, shutdown };
+    return {
+      host,
+      api,
+      done,
+      shutdown,
+      get failure() {
+        return failure;
+      },
+    };
   } catch (err) {
     await api?.close().catch(() => {});
     await relay?.close().catch(() => {});

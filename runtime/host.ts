@@ -9,8 +9,14 @@ import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
 import { BATCH_TYPE } from './envelope/envelope.ts';
-import { acceptEnvelope, envelopeErrorEvent, isEnvelopeId } from './envelope/index.ts';
-import { AnxError } from './errors.ts';
+import {
+  acceptEnvelope,
+  EnvelopeFieldError,
+  envelopeErrorEvent,
+  isEnvelopeId,
+  validateSessionEnvelope,
+} from './envelope/index.ts';
+import { AnxError, describeValue } from './errors.ts';
 import type { EventKind, EventV1 } from './events/event.ts';
 import type { TraceFilter } from './events/log.ts';
 import { parseDid } from './identity/did.ts';
@@ -217,10 +223,16 @@ export class Host {
 
   /** Creates a new identity: a key in the keystore and its DID actor. */
   async createIdentity(options: { name?: string } = {}): Promise<KeyRecord> {
-    if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length > 128)) {
+    if (options === null || typeof options !== 'object' || Array.isArray(options))
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"name" expected a string of at most 128 characters, got ${typeof options.name}`,
+        `request expected an object like {name}, got ${describeValue(options)}`,
+      );
+    const name = options.name;
+    if (name !== undefined && (typeof name !== 'string' || name.length === 0 || name.length > 128)) {
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"name" expected a string of 1 to 128 characters, got ${describeValue(name)}`,
       );
     }
     const record = await this.keystore.create(options.name === undefined ? {} : { name: options.name });
@@ -425,10 +437,20 @@ export class Host {
       ...(request.id === undefined ? {} : { id: request.id }),
     });
     if (request.body !== undefined) env.body = request.body;
-    if (request.thread !== undefined) env.thread = String(request.thread);
-    if (request.reply !== undefined) env.reply = String(request.reply);
-    if (request.exp !== undefined) env.exp = Number(request.exp);
+    if (request.thread !== undefined) env.thread = request.thread;
+    if (request.reply !== undefined) env.reply = request.reply;
+    if (request.exp !== undefined) env.exp = request.exp;
     if (request.ctx !== undefined) env.ctx = request.ctx;
+    // The header fields a caller sets, and the body's nesting, are held to the rules a peer's envelope is held to.
+    try {
+      validateSessionEnvelope(env as unknown as Record<string, unknown>);
+    } catch (err) {
+      if (!(err instanceof EnvelopeFieldError)) throw err;
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        err.message.replace(`"${err.field}"`, `"${path}${err.field}"`),
+      );
+    }
     return env;
   }
 }

@@ -12,15 +12,17 @@ function home(b: Record<string, unknown>): { home?: string } {
   return h === undefined ? {} : { home: h };
 }
 
+const MAX_DEADLINE_MS = 365 * 24 * 3_600_000;
+
 /** A deadline as ms since the epoch, an ISO date, or `in_ms` from now. */
 function deadlineOf(b: Record<string, unknown>, now: number): number | undefined {
   const v = b['deadline'];
   const inMs = b['deadline_in_ms'];
   if (inMs !== undefined) {
-    if (typeof inMs !== 'number' || !Number.isInteger(inMs) || inMs <= 0)
+    if (typeof inMs !== 'number' || !Number.isInteger(inMs) || inMs <= 0 || inMs > MAX_DEADLINE_MS)
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"deadline_in_ms" expected a positive integer, got ${JSON.stringify(inMs)}`,
+        `"deadline_in_ms" expected a positive integer of at most ${MAX_DEADLINE_MS} (a year), got ${JSON.stringify(inMs)}`,
       );
     return now + inMs;
   }
@@ -33,10 +35,11 @@ function deadlineOf(b: Record<string, unknown>, now: number): number | undefined
           ? Number(v)
           : Date.parse(v)
         : Number.NaN;
-  if (!Number.isFinite(n))
+  // A date beyond a year from now is a mistake (and beyond what a Date can show, a broken discussion).
+  if (!Number.isSafeInteger(n) || n < 0 || n > now + MAX_DEADLINE_MS)
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"deadline" expected ms since the epoch or an ISO date, got ${JSON.stringify(v)}`,
+      `"deadline" expected ms since the epoch or an ISO date, at most a year from now, got ${JSON.stringify(v)}`,
     );
   return n;
 }

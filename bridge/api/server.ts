@@ -6,6 +6,7 @@ import { AnxError } from '../../runtime/errors.ts';
 import type { EventV1 } from '../../runtime/events/event.ts';
 import type { TraceFilter } from '../../runtime/events/log.ts';
 import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
+import { valueProblem } from '../../runtime/value-checks.ts';
 import { DEFAULT_MAX_SIZE } from '../../runtime/vault/keys.ts';
 import type { CardQuery } from '../relay/cards.ts';
 import { localCards } from '../relay/local-cards.ts';
@@ -85,6 +86,7 @@ function statusOf(err: AnxError): number {
   if (err.code === 'ANX_RATE_LIMITED') return 429;
   if (
     err.code === 'ANX_SYSTEM_STOPPED' ||
+    err.code === 'ANX_COMMIT_FAILED' ||
     err.code === 'ANX_RELAY_UNAVAILABLE' ||
     err.code === 'ANX_REVOCATION_UNAVAILABLE' ||
     err.code === 'ANX_REVOCATION_STALE'
@@ -112,10 +114,15 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     host.identity(decodeURIComponent(did as string)),
   );
   route('POST', '/v1/identities', async (_req, _url, _p, body) => {
-    const { name } = (body ?? {}) as { name?: string };
-    return host.createIdentity(name === undefined ? {} : { name });
+    // No body at all asks for an unnamed identity; anything else must be {name?}.
+    return host.createIdentity((body === undefined ? {} : body) as { name?: string });
   });
   route('POST', '/v1/messages', async (_req, _url, _p, body) => {
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `request body expected {messages: [...]} or one message {from, to, body}, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`,
+      );
     const payload = body as { messages?: SendRequest[] } | SendRequest;
     const list = Array.isArray((payload as { messages?: unknown }).messages)
       ? (payload as { messages: SendRequest[] }).messages
@@ -268,6 +275,15 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     } catch (err) {
       if (err instanceof AnxError) {
         reply(res, statusOf(err), { error: err.toJSON() });
+      } else if (err instanceof URIError) {
+        // A route decodes its path parameters: a malformed percent-escape is the caller's mistake.
+        reply(res, 400, {
+          error: {
+            code: 'ANX_REQUEST_INVALID',
+            message: `the path ${JSON.stringify(url.pathname.slice(0, 256))} has a malformed percent-escape`,
+            hint: 'percent-encode path parameters as UTF-8 (encodeURIComponent)',
+          },
+        });
       } else {
         reply(res, 500, { error: { code: 'ANX_INTERNAL', message: (err as Error)?.message ?? String(err) } });
       }
@@ -383,12 +399,28 @@ async function readBytes(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const bytes = await readBytes(req, limit);
   if (bytes.length === 0) return undefined;
+  const text = Buffer.from(bytes).toString('utf8');
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+    body = JSON.parse(text);
   } catch (err) {
     throw new RequestError('ANX_REQUEST_INVALID', `request body expected JSON: ${(err as Error).message}`);
   }
+  // Lone surrogates can only come from \u escapes, and infinite numbers from huge literals: the text
+  // says whether the walk needs to look for them; nesting is always checked.
+  const problem = valueProblem(body, { text: SUSPECT_TEXT.test(text) });
+  if (problem !== undefined)
+    throw new RequestError(
+      'ANX_REQUEST_INVALID',
+      `request body: "${problem.path}" expected ${problem.expected}`,
+      {
+        hint: 'strings are hashed and signed as UTF-8, and stored values are encoded again: send plain, finite, valid JSON',
+      },
+    );
+  return body;
 }
+
+const SUSPECT_TEXT = /\\u[dD][89a-fA-F]|[eE][+]?\d{3}|\d{300}/;
 
 function optionalInt(url: URL, name: string, as: string): Record<string, number> {
   const raw = url.searchParams.get(name);

@@ -74,9 +74,24 @@ function versionOf(url: URL): number | undefined {
 }
 
 /** Content sent as `content` (UTF-8 text) or `content_base64` (bytes). */
+const BASE64_CHARS = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Standard or URL-safe base64, padded or not (a length that leaves one character over is not). */
+function isBase64(text: string): boolean {
+  return BASE64_CHARS.test(text) && text.replace(/=+$/, '').length % 4 !== 1;
+}
+
 function contentOf(b: Record<string, unknown>, text = 'content'): string | Uint8Array {
-  if (typeof b[`${text}_base64`] === 'string')
-    return new Uint8Array(Buffer.from(b[`${text}_base64`] as string, 'base64'));
+  const encoded = b[`${text}_base64`];
+  if (typeof encoded === 'string') {
+    // Buffer.from skips what is not base64: garbage would be stored as a few stray bytes.
+    if (!isBase64(encoded))
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"${text}_base64" expected base64 (A-Z a-z 0-9 + / or - _, padded or not), got ${encoded.length} other characters`,
+      );
+    return new Uint8Array(Buffer.from(encoded, 'base64'));
+  }
   if (typeof b[text] === 'string') return b[text] as string;
   throw new RequestError(
     'ANX_REQUEST_INVALID',

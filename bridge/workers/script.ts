@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import type { Database, Key } from 'lmdb';
 import type { Teamwork } from '../../actors/teamwork.ts';
 import type { StageHandler } from '../../actors/worker-runtime.ts';
-import { AnxError } from '../../runtime/errors.ts';
+import { AnxError, describeValue } from '../../runtime/errors.ts';
 
 /** Exit status by which a review script rejects; its stdout is the reason. */
 export const REJECT_EXIT_CODE = 10;
@@ -21,10 +21,11 @@ export interface ScriptSpec {
 
 /** A script worker spec that does not follow the rules. */
 export class ScriptSpecError extends AnxError {
-  constructor(message: string) {
-    super('ANX_SCRIPT_INVALID', message, {
-      hint: 'give the command as an array: ["node", "review.js"], with timeout_ms a positive integer',
-    });
+  constructor(
+    message: string,
+    hint = 'give the command as an array: ["node", "review.js"], with timeout_ms a positive integer',
+  ) {
+    super('ANX_SCRIPT_INVALID', message, { hint });
   }
 }
 
@@ -169,6 +170,8 @@ function runScript(
 }
 
 /** Script workers bound to local DIDs, kept in LMDB so a restarted daemon runs them again. */
+const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 export class ScriptWorkers {
   private readonly db: Database<unknown, Key>;
 
@@ -178,6 +181,12 @@ export class ScriptWorkers {
 
   /** Registers (and persists) a script for `role` on the local identity `did`. */
   async add(did: string, role: string, spec: unknown): Promise<{ did: string; role: string } & ScriptSpec> {
+    // A role is a key part here and a name in playbooks: the playbook's own rule for it.
+    if (typeof role !== 'string' || !ROLE_NAME.test(role))
+      throw new ScriptSpecError(
+        `"role" expected a role name of [A-Za-z0-9_.-], at most 64, got ${describeValue(role)}`,
+        'use the role as the playbook names it, e.g. developer or reviewer',
+      );
     const checked = checkScriptSpec(spec);
     // Registering a worker is a write: refused on a frozen host (the workers' guard is the freeze switch).
     this.teamwork.workers.writeGuard?.('worker.script.register', did);

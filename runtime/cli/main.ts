@@ -195,6 +195,10 @@ program
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await daemon.done;
+    if (daemon.failure !== undefined) {
+      process.exitCode = report(daemon.failure, globals(cmd).json === true);
+      return;
+    }
     if (!globals(cmd).json) process.stderr.write('anx-runtime stopped.\n');
   });
 

@@ -1,5 +1,6 @@
 // Msgpack encoding of envelopes and their bodies, with a decoder that answers hostile bytes with typed errors.
 import { Packr } from 'msgpackr';
+import { valueProblem } from '../value-checks.ts';
 import { CONTEXT_KEYS, type Envelope, type EnvelopeContext, type SealedContent } from './envelope.ts';
 import {
   EnvelopeDecodeError,
@@ -237,8 +238,9 @@ export function decodeBody(bytes: Uint8Array): unknown {
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
     throw new EnvelopeDecodeError('body expected msgpack bytes, got nothing');
   }
+  let body: unknown;
   try {
-    return packr.unpack(bytes);
+    body = packr.unpack(bytes);
   } catch (cause) {
     throw new EnvelopeDecodeError(
       `body expected one well-formed msgpack value, got ${bytes.length} bytes that do not decode`,
@@ -247,4 +249,9 @@ export function decodeBody(bytes: Uint8Array): unknown {
       },
     );
   }
+  // Stored bodies are encoded again (inbox records): one nested too deep would fail a whole commit.
+  const problem = valueProblem(body);
+  if (problem !== undefined)
+    throw new EnvelopeDecodeError(`body${problem.path.slice(1)} expected ${problem.expected}`);
+  return body;
 }

@@ -1,6 +1,7 @@
 // Field checks of an envelope at the edge: every wire field's type and shape, unknown fields refused.
 import { describeValue } from '../errors.ts';
 import { DID_PREFIX, publicKeyOfDid } from '../identity/did.ts';
+import { valueProblem } from '../value-checks.ts';
 import {
   BATCH_TYPE,
   CONTEXT_KEYS,
@@ -384,6 +385,11 @@ export function validateSessionEnvelope(raw: Record<string, unknown>): void {
   if (raw.exp !== undefined && !isTimestamp(raw.exp))
     fail(context, 'exp', 'milliseconds since the epoch (a non-negative integer)', describeValue(raw.exp));
   checkRouting(raw, context, '');
+  // The body is stored (and encoded again) as it came: nesting deep enough to overflow an encoder
+  // would fail the whole group commit it joins.
+  const problem = valueProblem(raw.body);
+  if (problem !== undefined)
+    fail(context, `body${problem.path.slice(1)}`, problem.expected, 'deeper nesting');
 }
 
 function validateContext(ctx: unknown, context: ErrorContext, prefix: string): void {

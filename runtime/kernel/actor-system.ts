@@ -12,6 +12,7 @@ import { isKernelEffect, type KernelEffect } from './effects.ts';
 import {
   ActorExistsError,
   ActorFailedError,
+  CommitFailedError,
   MachineVersionError,
   MessageExpiredError,
   SystemStoppedError,
@@ -174,6 +175,7 @@ export class ActorSystem {
   private readonly stagedAccepts = new Set<string>();
   private quiesceWaiters: Array<() => void> = [];
   private fatal: unknown;
+  private readonly fatalListeners: Array<(err: CommitFailedError) => void> = [];
   private sweepHandle: unknown;
   private followUp: FollowUp | undefined;
   /**
@@ -209,7 +211,15 @@ export class ActorSystem {
     this.turnSize = options.turnSize ?? 1024;
     this.commits = new CommitQueue(this.store.root);
     this.commits.onFailure((err) => {
-      this.fatal = err;
+      if (this.fatal !== undefined) return;
+      this.fatal = new CommitFailedError(err);
+      for (const listener of this.fatalListeners) {
+        try {
+          listener(this.fatal as CommitFailedError);
+        } catch {
+          // A listener's failure must not hide the others.
+        }
+      }
     });
     // Whoever starts a group commit (the kernel, a service staging its own writes), it carries the
     // records of the actors that changed and the record sequence they used.
@@ -566,6 +576,14 @@ export class ActorSystem {
     const event = this.events.append(input);
     await this.commits.flush();
     return event;
+  }
+
+  /**
+   * Hears the failure that stops the system for good (a group commit that failed): from then on every
+   * call throws it. The daemon logs it and exits, so a supervisor restarts it from what is on disk.
+   */
+  onFatal(listener: (err: CommitFailedError) => void): void {
+    this.fatalListeners.push(listener);
   }
 
   /** Resolves when every mailbox is empty, no timer is due and every commit has landed. */

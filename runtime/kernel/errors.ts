@@ -65,3 +65,21 @@ export class SystemStoppedError extends AnxError {
     super('ANX_SYSTEM_STOPPED', 'the actor system is stopped', { hint: 'start the host again' });
   }
 }
+
+/**
+ * A group commit failed (disk full, an I/O error, a value the store could not encode). Nothing of that
+ * commit was written, while the actors' state in memory had moved past it: the system takes no more
+ * work, and the host must be restarted to carry on from what is on disk.
+ */
+export class CommitFailedError extends AnxError {
+  constructor(cause: unknown) {
+    super(
+      'ANX_COMMIT_FAILED',
+      `a group commit failed, so the host takes no more work: ${(cause as Error)?.message ?? String(cause)}`,
+      {
+        cause,
+        hint: 'restart the host: everything committed before is kept, and the work of the failed commit is replayed or redone; check free disk space if it happens again',
+      },
+    );
+  }
+}

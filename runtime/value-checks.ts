@@ -1,0 +1,69 @@
+// Checks on values that come from outside (API bodies, message bodies) before anything stores, hashes or signs them.
+
+/**
+ * Deepest nesting of arrays and maps a body may have. Encoders recurse: a value nested a few thousand
+ * levels deep makes msgpack encoding overflow the stack in the middle of a group commit, which would
+ * take every other write of that commit down with it.
+ */
+export const MAX_NESTING = 64;
+
+// A UTF-16 surrogate without its pair: it cannot be encoded as UTF-8, so what is stored (U+FFFD)
+// would differ from what was hashed or signed.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export interface ValueProblem {
+  /** Where: `$` for the value itself, then `.key` and `[index]`. */
+  path: string;
+  /** What is wrong, as "expected …, got …" wants it: what was expected. */
+  expected: string;
+}
+
+/**
+ * The first thing in a decoded value that the runtime must not take: nesting deeper than `maxDepth`,
+ * and with `text` set (values that may be hashed or signed as text) a string or key holding a lone
+ * surrogate, or a number that is not finite. Undefined when there is none. Walks without recursion,
+ * so the check itself cannot overflow.
+ *
+ * @example
+ * ```ts
+ * const problem = valueProblem(JSON.parse(text), { text: true });
+ * if (problem) throw new RequestError('ANX_REQUEST_INVALID', `${problem.path}: expected ${problem.expected}`);
+ * ```
+ */
+export function valueProblem(
+  value: unknown,
+  options: { maxDepth?: number; text?: boolean } = {},
+): ValueProblem | undefined {
+  const maxDepth = options.maxDepth ?? MAX_NESTING;
+  const text = options.text === true;
+  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value, depth: 0, path: '$' }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const v = item.value;
+    if (typeof v === 'string') {
+      if (text && LONE_SURROGATE.test(v))
+        return { path: item.path, expected: 'text without lone UTF-16 surrogates' };
+      continue;
+    }
+    if (typeof v === 'number') {
+      if (text && !Number.isFinite(v)) return { path: item.path, expected: 'a finite number' };
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) continue;
+    if (item.depth >= maxDepth)
+      return { path: item.path, expected: `at most ${maxDepth} levels of nested arrays and maps` };
+    const depth = item.depth + 1;
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth, path: `${item.path}[${i}]` });
+      continue;
+    }
+    const entries = v instanceof Map ? [...v.entries()] : Object.entries(v);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, child] = entries[i] as [unknown, unknown];
+      const path = `${item.path}.${String(key).slice(0, 64)}`;
+      if (text && typeof key === 'string' && LONE_SURROGATE.test(key))
+        return { path, expected: 'keys without lone UTF-16 surrogates' };
+      stack.push({ value: child, depth, path });
+    }
+  }
+  return undefined;
+}
