@@ -24,8 +24,6 @@ export interface DaemonOptions {
   onReady?: (info: { url: string; port: number; pid: number; dataDir: string; replayed: number }) => void;
   /** Join a relay: `relayUrl` starts a local leaf joined to that hub, `natsUrl` uses an existing NATS server. */
   relay?: Omit<JoinOptions, 'dataDir'>;
-  /** Told when the host fails for good (a group commit failed); the daemon then shuts down. */
-  onFailure?: (err: AnxError) => void;
 }
 
 /** Another live daemon holds this data directory. */
@@ -134,7 +132,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     let failure: AnxError | undefined;
     host.system.onFatal((err) => {
       failure = err;
-      options.onFailure?.(err);
       void shutdown();
     });
     api = await startApiServer(host, {

@@ -9,7 +9,7 @@ export const MAX_NESTING = 64;
 
 // A UTF-16 surrogate without its pair: it cannot be encoded as UTF-8, so what is stored (U+FFFD)
 // would differ from what was hashed or signed.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export interface ValueProblem {
   /** Where: `$` for the value itself, then `.key` and `[index]`. */
@@ -22,7 +22,7 @@ export interface ValueProblem {
  * The first thing in a decoded value that the runtime must not take: nesting deeper than `maxDepth`,
  * and with `text` set (values that may be hashed or signed as text) a string or key holding a lone
  * surrogate, or a number that is not finite. Undefined when there is none. Walks without recursion,
- * so the check itself cannot overflow.
+ * so the check itself cannot overflow; the path is worked out only when there is a problem to name.
  *
  * @example
  * ```ts
@@ -34,35 +34,50 @@ export function valueProblem(
   value: unknown,
   options: { maxDepth?: number; text?: boolean } = {},
 ): ValueProblem | undefined {
+  // Most values pass: the first walk keeps no paths; a second one, on a problem, names where it is.
+  return walk(value, options, false) === undefined ? undefined : walk(value, options, true);
+}
+
+function walk(
+  value: unknown,
+  options: { maxDepth?: number; text?: boolean },
+  named: boolean,
+): ValueProblem | undefined {
   const maxDepth = options.maxDepth ?? MAX_NESTING;
   const text = options.text === true;
-  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value, depth: 0, path: '$' }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const v = item.value;
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  const paths: string[] = named ? ['$'] : [];
+  while (values.length > 0) {
+    const v = values.pop();
+    const at = depths.pop() as number;
+    const path = named ? (paths.pop() as string) : '';
     if (typeof v === 'string') {
-      if (text && LONE_SURROGATE.test(v))
-        return { path: item.path, expected: 'text without lone UTF-16 surrogates' };
+      if (text && LONE_SURROGATE.test(v)) return { path, expected: 'text without lone UTF-16 surrogates' };
       continue;
     }
     if (typeof v === 'number') {
-      if (text && !Number.isFinite(v)) return { path: item.path, expected: 'a finite number' };
+      if (text && !Number.isFinite(v)) return { path, expected: 'a finite number' };
       continue;
     }
     if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) continue;
-    if (item.depth >= maxDepth)
-      return { path: item.path, expected: `at most ${maxDepth} levels of nested arrays and maps` };
-    const depth = item.depth + 1;
+    if (at >= maxDepth) return { path, expected: `at most ${maxDepth} levels of nested arrays and maps` };
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth, path: `${item.path}[${i}]` });
+      for (let i = v.length - 1; i >= 0; i--) {
+        values.push(v[i]);
+        depths.push(at + 1);
+        if (named) paths.push(`${path}[${i}]`);
+      }
       continue;
     }
     const entries = v instanceof Map ? [...v.entries()] : Object.entries(v);
     for (let i = entries.length - 1; i >= 0; i--) {
       const [key, child] = entries[i] as [unknown, unknown];
-      const path = `${item.path}.${String(key).slice(0, 64)}`;
       if (text && typeof key === 'string' && LONE_SURROGATE.test(key))
-        return { path, expected: 'keys without lone UTF-16 surrogates' };
-      stack.push({ value: child, depth, path });
+        return { path: `${path}.${key.slice(0, 64)}`, expected: 'keys without lone UTF-16 surrogates' };
+      values.push(child);
+      depths.push(at + 1);
+      if (named) paths.push(`${path}.${String(key).slice(0, 64)}`);
     }
   }
   return undefined;

@@ -26,7 +26,7 @@ import { AnxError } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { isDid, publicKeyOfDid } from '../../runtime/identity/did.ts';
 import type { RemoteRouter } from '../../runtime/kernel/actor-system.ts';
-import { type KernelEnvelope, kernelEnvelopeFromWire, kernelFieldsOf } from '../../runtime/kernel/message.ts';
+import { type KernelEnvelope, kernelEnvelopeFromWire } from '../../runtime/kernel/message.ts';
 import { DurableReplayGuard } from '../../runtime/kernel/replay-guard.ts';
 import {
   answerHandshake,
@@ -1114,7 +1114,7 @@ export class Relay implements RemoteRouter {
     } catch (err) {
       throw new RelayFrameError(`session frame envelope: ${(err as Error).message}`);
     }
-    return { env: kernelFieldsOf(env), id: env.id, inbound };
+    return { env: kernelEnvelopeFromWire(env, env.body), id: env.id, inbound };
   }
 
   /** A sealed, signed envelope inside a session: every envelope check, then the kernel form. */

@@ -67,14 +67,6 @@ Examples:
   );
 program.exitOverride();
 
-/** The command being run (`run start`), for hints that point at its `--help`. */
-let running: string | undefined;
-program.hook('preAction', (_program, action) => {
-  const names: string[] = [];
-  for (let c: Command | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name());
-  running = names.join(' ');
-});
-
 /**
  * Commander's "unknown option '-x…'" also fires for an argument that merely begins with `-` (an id
  * from another runtime, a negative number): say how to pass one.
@@ -509,7 +501,7 @@ program
 
 /**
  * The command the arguments name (`run start`), walking the command tree over the words that are
- * commands; for errors raised while options are still being parsed, before any action runs.
+ * commands: also for errors raised while options are still being parsed, before any action runs.
  */
 function commandNamed(args: string[]): string | undefined {
   const names: string[] = [];
@@ -526,14 +518,6 @@ function commandNamed(args: string[]): string | undefined {
   return names.length === 0 ? undefined : names.join(' ');
 }
 
-/** The same error (class, code, message, fields) with a hint added. */
-function withHint(err: AnxError, hint: string): AnxError {
-  const copy = Object.create(Object.getPrototypeOf(err) as object) as AnxError;
-  Object.assign(copy, err, { hint });
-  Object.defineProperty(copy, 'message', { value: err.message, enumerable: false, writable: true });
-  return copy;
-}
-
 function report(err: unknown, json: boolean): number {
   if (err instanceof CommanderError) {
     // Help and --version end here too, with exit code 0 and their text already printed.
@@ -546,22 +530,27 @@ function report(err: unknown, json: boolean): number {
     }
     return EXIT.usage;
   }
-  let anx =
+  const anx =
     err instanceof AnxError
       ? err
       : new AnxError('ANX_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
   // Every error says what to do: a bad argument without a hint of its own points at the command's help.
-  const command = running ?? commandNamed(process.argv.slice(2));
-  if (anx.hint === undefined && exitCodeOf(anx) === EXIT.usage && command !== undefined)
-    anx = withHint(anx, `see \`anx-runtime ${command} --help\` for what each option takes`);
+  const command = commandNamed(process.argv.slice(2));
+  const hint =
+    anx.hint ??
+    (exitCodeOf(anx) === EXIT.usage && command !== undefined
+      ? `see \`anx-runtime ${command} --help\` for what each option takes`
+      : undefined);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ error: anx.toJSON() }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ error: { ...anx.toJSON(), ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,
+    );
   } else {
     process.stderr.write(`error: ${anx.message}\n`);
     // A playbook's message names its first issues; every one is listed below it.
     if (anx instanceof PlaybookValidationError && anx.issues.length > 3)
       for (const i of anx.issues) process.stderr.write(`  ${i.path}: expected ${i.expected}, got ${i.got}\n`);
-    if (anx.hint) process.stderr.write(`hint: ${anx.hint}\n`);
+    if (hint) process.stderr.write(`hint: ${hint}\n`);
     if (!(err instanceof AnxError) && process.env.ANX_DEBUG)
       process.stderr.write(`${(err as Error)?.stack}\n`);
   }
@@ -582,7 +571,7 @@ function versionOnly(argv: string[]): boolean {
 try {
   if (versionOnly(process.argv))
     process.stdout.write(WANTS_JSON ? `${JSON.stringify({ version: VERSION })}\n` : `${VERSION}\n`);
-  else await program.parseAsync(artifactVersionArgs(process.argv));
+  else await program.parseAsync(artifactVersionArgs(process.argv, commandNamed(process.argv.slice(2))));
 } catch (err) {
   process.exitCode = report(err, process.argv.includes('--json'));
 }

@@ -146,26 +146,14 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
  * `vault get … --version N` and `run takeover … deliver --version N` name an artifact version, but
- * `--version` (and `-v`) is the program's own flag: after those two commands it is read as
- * `--artifact-version`, whatever follows it, so a bad value is refused rather than taken for a request
- * to print the program's version. Nothing else is touched (`worker run --version` still prints it).
+ * `--version` (and `-v`) is the program's own flag: in those two commands (`command`, as the CLI
+ * names it) it is read as `--artifact-version`, whatever follows it, so a bad value is refused rather
+ * than taken for a request to print the program's version. Nothing else is touched (`worker run
+ * --version` still prints it).
  */
-export function artifactVersionArgs(argv: string[]): string[] {
-  let at = -1;
-  for (let i = 2; i < argv.length - 1; i++) {
-    const a = argv[i] as string;
-    if (a === '-d' || a === '--data-dir') {
-      i++;
-      continue;
-    }
-    if (a.startsWith('-')) continue;
-    const next = argv[i + 1];
-    if ((a === 'vault' && next === 'get') || (a === 'run' && next === 'takeover')) at = i + 1;
-    break;
-  }
-  if (at < 0) return argv;
-  return argv.map((a, i) => {
-    if (i <= at) return a;
+export function artifactVersionArgs(argv: string[], command: string | undefined): string[] {
+  if (command !== 'vault get' && command !== 'run takeover') return argv;
+  return argv.map((a) => {
     if (a === '--version' || a === '-v') return '--artifact-version';
     if (a.startsWith('--version=')) return `--artifact-version=${a.slice('--version='.length)}`;
     return a;

@@ -1,7 +1,8 @@
 // Field checks of an envelope at the edge: every wire field's type and shape, unknown fields refused.
 import { describeValue } from '../errors.ts';
 import { DID_PREFIX, publicKeyOfDid } from '../identity/did.ts';
-import { valueProblem } from '../value-checks.ts';
+// Lone surrogates would be replaced during UTF-8 encoding, so two different strings could sign alike.
+import { LONE_SURROGATE, valueProblem } from '../value-checks.ts';
 import {
   BATCH_TYPE,
   CONTEXT_KEYS,
@@ -29,8 +30,6 @@ const ID_RE = /^[0-9A-Za-z_-]{16,64}$/;
 const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 // `kind/name`: the kind says which actor family routes it (enclave, run, task, inbox...).
 const ADDRESS_RE = /^[a-z][a-z0-9_-]{0,31}\/[A-Za-z0-9._:~@+=/-]{1,223}$/;
-// Lone surrogates would be replaced during UTF-8 encoding, so two different strings could sign alike.
-const LONE_SURROGATE_RE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const MAX_SAFE_TS = Number.MAX_SAFE_INTEGER;
 
 const KNOWN_FIELDS = new Set([
@@ -152,7 +151,7 @@ export function validateEnvelope(raw: Record<string, unknown>, wireEntries?: num
     fail(context, 'from', 'a DID string', describeValue(from));
   }
   // Only a well-formed string is echoed into error events; the key itself is checked with the signature.
-  if (!LONE_SURROGATE_RE.test(from as string)) context.from = from as string;
+  if (!LONE_SURROGATE.test(from as string)) context.from = from as string;
 
   let present = 5; // v, id, from, type and body (each checked or failed below)
   const sealed = raw.enc !== undefined;
@@ -314,7 +313,7 @@ function checkRouting(raw: Record<string, unknown>, context: ErrorContext, prefi
     const cap = raw.cap;
     const field = `${prefix}cap`;
     if (typeof cap === 'string') {
-      if (cap.length === 0 || cap.length > FIELD_LIMITS.capStringMax || LONE_SURROGATE_RE.test(cap)) {
+      if (cap.length === 0 || cap.length > FIELD_LIMITS.capStringMax || LONE_SURROGATE.test(cap)) {
         fail(
           context,
           field,
@@ -410,7 +409,7 @@ function validateContext(ctx: unknown, context: ErrorContext, prefix: string): v
       typeof value !== 'string' ||
       value.length === 0 ||
       value.length > FIELD_LIMITS.ctxValueMax ||
-      LONE_SURROGATE_RE.test(value)
+      LONE_SURROGATE.test(value)
     ) {
       fail(
         context,

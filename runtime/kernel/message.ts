@@ -62,28 +62,14 @@ export function newMessageId(): string {
   return id;
 }
 
-/**
- * Only the kernel's fields of an envelope decoded from elsewhere (a session frame carries the kernel's
- * own msgpack form): whatever else the map held never reaches an actor as part of its event.
- */
-export function kernelFieldsOf(raw: KernelEnvelope): KernelEnvelope {
-  const env: KernelEnvelope = { v: 1, id: raw.id, type: raw.type, from: raw.from, to: raw.to, ts: raw.ts };
-  if (typeof raw.exp === 'number') env.exp = raw.exp;
-  if (typeof raw.thread === 'string') env.thread = raw.thread;
-  if (typeof raw.reply === 'string') env.reply = raw.reply;
-  if (typeof raw.ctx === 'object' && raw.ctx !== null && !Array.isArray(raw.ctx)) env.ctx = raw.ctx;
-  if (typeof raw.actor === 'string') env.actor = raw.actor;
-  if (typeof raw.cap === 'string' || raw.cap instanceof Uint8Array) env.cap = raw.cap;
-  if (raw.body !== undefined) env.body = raw.body;
-  return env;
-}
-
 /** The header fields of a wire envelope that the kernel keeps (`runtime/envelope` owns the wire type). */
 type WireHeader = Omit<KernelEnvelope, 'v' | 'body' | 'sig'>;
 
 /**
- * The in-process envelope for an accepted wire envelope: the same header, with the decoded body in
- * place of the body bytes (and no signature: inside the host the kernel is trusted).
+ * The in-process envelope for an accepted wire envelope, or for a checked session envelope (the
+ * kernel's own form, decoded from a peer): the same header, with the decoded body in place of the
+ * body bytes, and nothing else of what was decoded (no signature: inside the host the kernel is
+ * trusted; no field the kernel does not know, such as a forged `items`).
  */
 export function kernelEnvelopeFromWire(wire: WireHeader, body: unknown): KernelEnvelope {
   const env: KernelEnvelope = {
@@ -93,8 +79,8 @@ export function kernelEnvelopeFromWire(wire: WireHeader, body: unknown): KernelE
     from: wire.from,
     to: wire.to,
     ts: wire.ts,
-    body,
   };
+  if (body !== undefined) env.body = body;
   if (wire.exp !== undefined) env.exp = wire.exp;
   if (wire.thread !== undefined) env.thread = wire.thread;
   if (wire.reply !== undefined) env.reply = wire.reply;
