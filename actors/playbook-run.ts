@@ -1,12 +1,13 @@
 // Playbook runs: definitions stored by content hash, the compiled run machine found again after a restart, start/status/control.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Key } from 'lmdb';
-import { compilePlaybook } from '../machines/playbook/compile.ts';
+import { compilePlaybook, isArtifactRef } from '../machines/playbook/compile.ts';
 import type { ArtifactRef, PlaybookDefinition } from '../machines/playbook/definition.ts';
 import type { RunContext, StageExecution } from '../machines/playbook/run.ts';
 import { PLAYBOOK_TEMPLATES, playbookTemplate, type TemplateName } from '../machines/playbook/templates.ts';
 import { assertPlaybook } from '../machines/playbook/validate.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
+import { type ArtifactVersion, toRef } from '../runtime/vault/types.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import { watchActorEvent } from './await-event.ts';
 import type { Enclaves } from './enclaves.ts';
@@ -120,6 +121,48 @@ const CONTROL_ANSWERS: Readonly<Record<string, string>> = {
   'takeover.skip': 'stage.skipped',
 };
 
+
+/** The longest objective a run (or a dispatch) takes; the Context Snapshot carries at most its first 4 KiB. */
+export const OBJECTIVE_MAX_CHARS = 10_000;
+
+/**
+ * `artifacts` of a run request: input name → a ref into the run's Enclave, for inputs of the playbook
+ * that no stage produces. Anything else is refused naming the entry (the run would otherwise start
+ * without the input and its stage would see nothing).
+ */
+export function checkArtifacts(
+  def: PlaybookDefinition,
+  given: unknown,
+  enclaveId: string,
+): Record<string, ArtifactRef> | undefined {
+  if (given === undefined || given === null) return undefined;
+  if (typeof given !== 'object' || Array.isArray(given))
+    throw new TeamworkInputError('"artifacts" expected an object of input name → ArtifactRef');
+  const produced = new Set(def.stages.flatMap((s) => [s.id, s.output.key]));
+  const outside = [...new Set(def.stages.flatMap((s) => s.inputs))].filter((i) => !produced.has(i));
+  const out: Record<string, ArtifactRef> = {};
+  for (const [input, ref] of Object.entries(given as Record<string, unknown>)) {
+    const field = `"artifacts.${input.length > 64 ? `${input.slice(0, 64)}…` : input}"`;
+    if (!outside.includes(input))
+      throw new TeamworkInputError(
+        `${field} names no input of the playbook that comes from outside the run`,
+        outside.length === 0
+          ? 'this playbook reads no outside artifacts: leave "artifacts" out'
+          : `its outside inputs: ${outside.join(', ')}`,
+      );
+    if (!isArtifactRef(ref))
+      throw new TeamworkInputError(
+        `${field} expected an ArtifactRef {enclave_id, key, version, hash, size, summary}`,
+        'take the ref a vault put answered, or `anx-runtime vault history` for an older version',
+      );
+    if (ref.enclave_id !== enclaveId)
+      throw new TeamworkInputError(
+        `${field} expected a ref into the run's Enclave ${enclaveId}, got one into ${ref.enclave_id.slice(0, 128)}`,
+      );
+    out[input] = ref;
+  }
+  return out;
+}
 /**
  * Stores playbook definitions (by content hash) and the run index in LMDB, and resolves machine kinds
  * `playbook/<hash>` to the compiled statechart, so a restarted host restores every run with its exact machine.
@@ -130,6 +173,14 @@ export class PlaybookRuns {
   private readonly compiled = new Map<string, { def: PlaybookDefinition; machine: MachineDefinition }>();
   /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
   writeGuard: ((action: string, actor: string) => void) | undefined;
+
+  /** The vault as a run's start sees it (set by Teamwork): without it, refs are taken as given. */
+  vault?: {
+    /** Throws unless `ref` resolves for `as` (member, version exists, hash matches). */
+    resolve(ref: ArtifactRef, as: string): Promise<unknown>;
+    /** The versions of `key`, oldest first (empty when there is none). */
+    history(enclaveId: string, key: string, as: string): Promise<ArtifactVersion[]>;
+  };
 
   constructor(
     private readonly system: ActorSystem,
@@ -203,20 +254,23 @@ export class PlaybookRuns {
       throw new TeamworkInputError(
         `"coordinator" expected a local identity (it signs the manifest), got ${JSON.stringify(coordinator)}`,
       );
-    if (typeof request.objective !== 'string' || request.objective.length === 0)
-      throw new TeamworkInputError('"objective" expected a non-empty string');
+    if (
+      typeof request.objective !== 'string' ||
+      request.objective.length === 0 ||
+      request.objective.length > OBJECTIVE_MAX_CHARS
+    )
+      throw new TeamworkInputError(
+        `"objective" expected a non-empty string of at most ${OBJECTIVE_MAX_CHARS} characters`,
+        'put long material in the vault and name it in "artifacts"',
+      );
     if (
       request.session_id !== undefined &&
       (typeof request.session_id !== 'string' || request.session_id.length > 256)
     )
       throw new TeamworkInputError('"session_id" expected a string of at most 256 characters');
-    if (
-      request.artifacts !== undefined &&
-      (typeof request.artifacts !== 'object' || request.artifacts === null)
-    )
-      throw new TeamworkInputError('"artifacts" expected an object of vault key → ArtifactRef');
     const tokens = checkAssignTokens(request.tokens);
     const enclave = this.enclaves.check(request.enclave, owner, 'write');
+    const artifacts = await this.outsideInputs(def, request.artifacts, enclave.enclave_id, owner);
     this.enclaves.check(request.enclave, coordinator, 'write');
     const assignments = this.checkAssignments(def, request.assignments, request.enclave);
     const runId = request.run_id ?? `run-${randomBytes(8).toString('hex')}`;
@@ -249,10 +303,46 @@ export class PlaybookRuns {
       enclave_id: enclave.enclave_id,
       assignments,
       ...(request.session_id === undefined ? {} : { session_id: request.session_id }),
-      ...(request.artifacts === undefined ? {} : { artifacts: request.artifacts }),
+      ...(Object.keys(artifacts).length === 0 ? {} : { artifacts }),
     });
     await this.system.accept([this.startEnvelope(runId, owner, enclave.enclave_id)]);
     return { run_id: runId, address, hash };
+  }
+
+  /**
+   * The refs of the playbook's outside inputs (inputs no stage produces): those given in `artifacts`,
+   * each resolved now as the owner, and for the rest the latest version of the vault key they name.
+   * An input with neither is refused here rather than leaving its stage without it.
+   */
+  private async outsideInputs(
+    def: PlaybookDefinition,
+    given: unknown,
+    enclaveId: string,
+    owner: string,
+  ): Promise<Record<string, ArtifactRef>> {
+    const refs = checkArtifacts(def, given, enclaveId) ?? {};
+    if (this.vault === undefined) return refs;
+    for (const ref of Object.values(refs)) await this.vault.resolve(ref, owner);
+    for (const [i, stage] of def.stages.entries()) {
+      for (const [j, input] of stage.inputs.entries()) {
+        if (refs[input] !== undefined || def.stages.some((s) => s.id === input || s.output.key === input))
+          continue;
+        const versions = await this.vault.history(enclaveId, input, owner).catch((err: Error) => {
+          throw new TeamworkInputError(
+            `stages[${i}].inputs[${j}] ${JSON.stringify(input)}: ${err.message}`,
+            'an input no stage produces is a vault key of the run\'s Enclave, or a ref given in "artifacts"',
+          );
+        });
+        const latest = versions.at(-1);
+        if (latest === undefined)
+          throw new TeamworkInputError(
+            `stages[${i}].inputs[${j}] ${JSON.stringify(input)} expected an artifact in Enclave ${enclaveId}, got none`,
+            `put it first (\`anx-runtime vault put ${enclaveId} ${input} FILE --as ${owner}\`), or give its ref in "artifacts"`,
+          );
+        refs[input] = toRef(latest);
+      }
+    }
+    return refs;
   }
 
   /** The token the run's coordinator presents when it assigns work to `worker`, if it was given one. */

@@ -24,7 +24,7 @@ import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-sys
 import type { Enclaves } from './enclaves.ts';
 import type { InboxRecord, InboxTap } from './inbox-tap.ts';
 import type { ManifestRecord, Manifests } from './manifest.ts';
-import { type PlaybookRuns, type RunStatus, runAddress, runStateOf } from './playbook-run.ts';
+import { OBJECTIVE_MAX_CHARS, type PlaybookRuns, type RunStatus, runAddress, runStateOf } from './playbook-run.ts';
 
 export const SECRETARY_KIND = 'secretary';
 const DISPATCH_PREFIX = 'dispatch/';
@@ -908,9 +908,11 @@ export class Secretaries {
     if (
       typeof request.objective !== 'string' ||
       request.objective.length === 0 ||
-      request.objective.length > 10_000
+      request.objective.length > OBJECTIVE_MAX_CHARS
     )
-      throw new AuthorityInputError('"objective" expected a non-empty string of at most 10000 characters');
+      throw new AuthorityInputError(
+        `"objective" expected a non-empty string of at most ${OBJECTIVE_MAX_CHARS} characters`,
+      );
     if (
       !Array.isArray(request.required_roles) ||
       request.required_roles.length === 0 ||

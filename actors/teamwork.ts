@@ -58,6 +58,7 @@ export class Teamwork {
     this.enclaves = new Enclaves(system, keystore);
     this.vault = new VaultService(system, keystore, this.enclaves, dataDir);
     this.runs = new PlaybookRuns(system, keystore, this.enclaves);
+    this.runs.vault = this.vault;
     this.workers = new WorkerRuntime(system, keystore, this.tap, this.runs, this.vault);
     this.manifests = new Manifests(system, keystore, this.tap, this.vault, this.runs);
     const suite = defaultSuite();
