@@ -11,7 +11,7 @@ import {
   envelopeSigningInput,
   verifyEnvelopeSignature,
 } from '../runtime/envelope/index.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
@@ -333,7 +333,7 @@ export const COLLAB_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** The error for an `as` that is not a local identity, in the caller's error class. */
 export function notLocal(did: unknown): [string, string] {
   return [
-    `"as" expected a local identity (a DID this host holds the key of), got ${JSON.stringify(did)}`,
+    `"as" expected a local identity (a DID this host holds the key of), got ${describeValue(did)}`,
     'list local identities with `anx-runtime id list`',
   ];
 }

@@ -4,8 +4,11 @@ import {
   DID_MACHINE_VERSION,
   type DidContext,
   didMachine,
+  GATEKEEPER_LIST_MAX,
   type GatekeeperMode,
+  gatekeeperList,
   gatekeeperVerdict,
+  PENDING_TTL_MAX_MS,
   PENDING_TTL_MS,
 } from '../machines/did.ts';
 import { AnxError } from '../runtime/errors.ts';
@@ -93,6 +96,24 @@ export class Gatekeeper {
     did: string,
     settings: { mode?: GatekeeperMode; allow?: string[]; block?: string[]; pending_ttl_ms?: number },
   ) {
+    for (const field of ['allow', 'block'] as const) {
+      const list = settings[field];
+      if (list === undefined) continue;
+      const unique = gatekeeperList(list);
+      if (new Set(list).size > unique.length)
+        throw new GatekeeperSettingsError(
+          `"${field}" expected at most ${GATEKEEPER_LIST_MAX} DIDs, got ${new Set(list).size}`,
+          field === 'allow'
+            ? 'a list that long belongs in an Owner binding or a capability token, not the gatekeeper'
+            : 'block a sender at the relay, or keep the DID private with a short allow-list',
+        );
+      settings = { ...settings, [field]: unique };
+    }
+    const ttl = settings.pending_ttl_ms;
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1000 || ttl > PENDING_TTL_MAX_MS))
+      throw new GatekeeperSettingsError(
+        `"pending_ttl_ms" expected an integer from 1000 (1 s) to ${PENDING_TTL_MAX_MS} (30 days), got ${ttl}`,
+      );
     const same = (a: string[], b: string[] | undefined) => b === undefined || a.join() === b.join();
     await this.control(
       did,
@@ -111,6 +132,7 @@ export class Gatekeeper {
   async approve(did: string, id: string, options: { allow?: boolean } = {}): Promise<PendingMessage> {
     const held = (await this.pending(did)).find((p) => p.id === id);
     if (held === undefined) throw new PendingNotFoundError(did, id);
+    if (options.allow !== false) this.roomFor(did, 'allow', held.from);
     const record = this.system
       .records('pending', did)
       .map((r) => r.value as Record<string, unknown>)
@@ -128,6 +150,7 @@ export class Gatekeeper {
   async deny(did: string, id: string, options: { block?: boolean } = {}): Promise<PendingMessage> {
     const held = (await this.pending(did)).find((p) => p.id === id);
     if (held === undefined) throw new PendingNotFoundError(did, id);
+    if (options.block === true) this.roomFor(did, 'block', held.from);
     await this.control(
       did,
       'gatekeeper.deny',
@@ -144,6 +167,16 @@ export class Gatekeeper {
     await this.control(did, 'gatekeeper.expire', {}, (c) =>
       (c.pending ?? []).every((p) => p.expires_at > now),
     );
+  }
+
+  /** Refuses an answer that would add `from` to a list already full (the machine would skip it). */
+  private roomFor(did: string, field: 'allow' | 'block', from: string): void {
+    const list = this.context(did).gatekeeper[field];
+    if (list.length >= GATEKEEPER_LIST_MAX && !list.includes(from))
+      throw new GatekeeperSettingsError(
+        `the ${field} list of ${did} is full (${GATEKEEPER_LIST_MAX} DIDs): ${from} cannot join it`,
+        `answer without adding the sender (${field === 'allow' ? '`gatekeeper approve --once`' : '`gatekeeper deny` without `--block`'}), or shorten the list with \`anx-runtime gatekeeper set ${did} --${field} …\``,
+      );
   }
 
   private context(did: string): DidContext {
@@ -163,6 +196,13 @@ export class Gatekeeper {
 }
 
 /** No held message with this id waits for the DID (answered, expired or never held). */
+/** Gatekeeper settings out of bounds: a list over GATEKEEPER_LIST_MAX, a hold time out of range. */
+export class GatekeeperSettingsError extends AnxError {
+  constructor(message: string, hint?: string) {
+    super('ANX_GATEKEEPER_INVALID', message, hint === undefined ? undefined : { hint });
+  }
+}
+
 export class PendingNotFoundError extends AnxError {
   constructor(did: string, id: string) {
     super('ANX_PENDING_NOT_FOUND', `no held message ${JSON.stringify(id)} waits for ${did}`, {

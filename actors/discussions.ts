@@ -11,8 +11,9 @@ import {
   type VoteRule,
 } from '../machines/discussion.ts';
 import type { CryptoSuite } from '../runtime/crypto/suite.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
+import { isDid } from '../runtime/identity/did.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import type { ArtifactRef } from '../runtime/vault/types.ts';
@@ -149,7 +150,7 @@ export class Discussions {
     const id = request.id ?? `disc-${randomBytes(6).toString('hex')}`;
     if (typeof id !== 'string' || !COLLAB_ID.test(id))
       throw new DiscussionInputError(
-        `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`,
+        `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${describeValue(id)}`,
       );
     const address = discussionAddress(id);
     if (this.system.has(address)) {
@@ -197,9 +198,11 @@ export class Discussions {
     if (typeof text !== 'string') throw new DiscussionInputError(`"text" expected text, got ${typeof text}`);
     if (
       options.mentions !== undefined &&
-      (!Array.isArray(options.mentions) || !options.mentions.every((m) => typeof m === 'string'))
+      (!Array.isArray(options.mentions) || !options.mentions.every((m) => isDid(m)))
     )
-      throw new DiscussionInputError('"mentions" expected a list of DIDs');
+      throw new DiscussionInputError(
+        `"mentions" expected a list of DIDs, got ${describeValue(options.mentions)}`,
+      );
     const mentioned = [...new Set([...(options.mentions ?? []), ...this.mentionsIn(text)])];
     const body: Record<string, unknown> = { text };
     if (options.quote !== undefined) body['quote'] = options.quote;
@@ -211,7 +214,7 @@ export class Discussions {
   vote(id: string, as: string, option: string, options: { home?: string } = {}) {
     if (typeof option !== 'string' || option.length === 0)
       throw new DiscussionInputError(
-        `"option" expected one of the discussion's options, got ${JSON.stringify(option)}`,
+        `"option" expected one of the discussion's options, got ${describeValue(option)}`,
       );
     return this.act(id, as, 'discussion.vote', { option }, options);
   }
@@ -302,7 +305,7 @@ export class Discussions {
   ) {
     this.requireLocal(as);
     if (typeof id !== 'string' || !COLLAB_ID.test(id))
-      throw new DiscussionInputError(`"discussion_id" expected a discussion id, got ${JSON.stringify(id)}`);
+      throw new DiscussionInputError(`"discussion_id" expected a discussion id, got ${describeValue(id)}`);
     const raw = signStatement(this.keystore, this.system.clock, as, type, discussionAddress(id), {
       discussion_id: id,
       ...body,

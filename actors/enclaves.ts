@@ -8,6 +8,7 @@ import {
   permissionsOf,
   type VaultBackendName,
 } from '../machines/enclave.ts';
+import { describeValue } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import { checkEnclaveId } from '../runtime/vault/keys.ts';
@@ -59,7 +60,7 @@ export class Enclaves {
     }
     const backend = options.backend ?? 'lmdb';
     if (backend !== 'lmdb' && backend !== 'git')
-      throw new TeamworkInputError(`"backend" expected "lmdb" or "git", got ${JSON.stringify(backend)}`);
+      throw new TeamworkInputError(`"backend" expected "lmdb" or "git", got ${describeValue(backend)}`);
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length > 128))
       throw new TeamworkInputError('"name" expected a string of at most 128 characters');
     if (this.system.has(enclaveAddress(id)))
@@ -131,7 +132,7 @@ export class Enclaves {
     const view = this.get(enclaveId);
     if (did === view.owner) throw new TeamworkInputError('"did" names the owner, who cannot be removed');
     if (!(did in view.members))
-      throw new TeamworkInputError(`"did" expected a member of ${enclaveId}, got ${JSON.stringify(did)}`);
+      throw new TeamworkInputError(`"did" expected a member of ${enclaveId}, got ${describeValue(did)}`);
     return this.change(enclaveId, as, 'enclave.member.remove', { did });
   }
 
@@ -150,7 +151,7 @@ export class Enclaves {
   private requireLocal(did: unknown, field: string): asserts did is string {
     if (typeof did !== 'string' || !this.keystore.has(did))
       throw new TeamworkInputError(
-        `"${field}" expected a local identity (a DID this host holds the key of), got ${JSON.stringify(did)}`,
+        `"${field}" expected a local identity (a DID this host holds the key of), got ${describeValue(did)}`,
         'list local identities with `anx-runtime id list`',
       );
   }

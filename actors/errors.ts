@@ -1,5 +1,5 @@
 // Typed errors of teamwork: Enclaves, vault permissions, runs and workers.
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 
 /** A request about an Enclave, run or worker that names something malformed. */
 export class TeamworkInputError extends AnxError {
@@ -31,7 +31,7 @@ export class ForgedAuthorError extends AnxError {
   constructor(author: string, acting: string) {
     super(
       'ANX_FORBIDDEN_AUTHOR',
-      `"author" expected the acting identity ${acting}, got ${JSON.stringify(author)}: artifacts are written only as the DID that acts`,
+      `"author" expected the acting identity ${acting}, got ${describeValue(author)}: artifacts are written only as the DID that acts`,
       { hint: 'write as the DID itself (--as DID); nobody can author an artifact for another DID' },
     );
   }

@@ -6,9 +6,10 @@ import type { ArtifactRef, PlaybookDefinition } from '../machines/playbook/defin
 import type { RunContext, StageExecution } from '../machines/playbook/run.ts';
 import { PLAYBOOK_TEMPLATES, playbookTemplate, type TemplateName } from '../machines/playbook/templates.ts';
 import { assertPlaybook } from '../machines/playbook/validate.ts';
+import { describeValue } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
-import { type ArtifactVersion, toRef } from '../runtime/vault/types.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
+import { type ArtifactVersion, toRef } from '../runtime/vault/types.ts';
 import { watchActorEvent } from './await-event.ts';
 import type { Enclaves } from './enclaves.ts';
 import { ChangeRefusedError, EnclaveForbiddenError, RunNotFoundError, TeamworkInputError } from './errors.ts';
@@ -121,7 +122,6 @@ const CONTROL_ANSWERS: Readonly<Record<string, string>> = {
   'takeover.skip': 'stage.skipped',
 };
 
-
 /** The longest objective a run (or a dispatch) takes; the Context Snapshot carries at most its first 4 KiB. */
 export const OBJECTIVE_MAX_CHARS = 10_000;
 
@@ -227,7 +227,7 @@ export class PlaybookRuns {
     if (typeof playbook === 'string') {
       if (!(playbook in PLAYBOOK_TEMPLATES))
         throw new TeamworkInputError(
-          `"playbook" expected a definition or a template name (${Object.keys(PLAYBOOK_TEMPLATES).join(', ')}), got ${JSON.stringify(playbook)}`,
+          `"playbook" expected a definition or a template name (${Object.keys(PLAYBOOK_TEMPLATES).join(', ')}), got ${describeValue(playbook)}`,
         );
       return playbookTemplate(playbook as TemplateName);
     }
@@ -246,13 +246,13 @@ export class PlaybookRuns {
     const { owner } = request;
     if (typeof owner !== 'string' || !this.keystore.has(owner))
       throw new TeamworkInputError(
-        `"owner" expected a local identity, got ${JSON.stringify(owner)}`,
+        `"owner" expected a local identity, got ${describeValue(owner)}`,
         'list local identities with `anx-runtime id list`',
       );
     const coordinator = request.coordinator ?? owner;
     if (typeof coordinator !== 'string' || !this.keystore.has(coordinator))
       throw new TeamworkInputError(
-        `"coordinator" expected a local identity (it signs the manifest), got ${JSON.stringify(coordinator)}`,
+        `"coordinator" expected a local identity (it signs the manifest), got ${describeValue(coordinator)}`,
       );
     if (
       typeof request.objective !== 'string' ||
@@ -276,7 +276,7 @@ export class PlaybookRuns {
     const runId = request.run_id ?? `run-${randomBytes(8).toString('hex')}`;
     if (typeof runId !== 'string' || !RUN_ID.test(runId))
       throw new TeamworkInputError(
-        `"run_id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(runId)}`,
+        `"run_id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${describeValue(runId)}`,
       );
     const address = runAddress(runId);
     if (this.system.has(address)) throw new TeamworkInputError(`"run_id" expected a new id, ${runId} exists`);
@@ -386,7 +386,7 @@ export class PlaybookRuns {
       const list = Array.isArray(who) ? who : [who];
       if (list.length === 0 || !list.every((d) => typeof d === 'string' && d.startsWith('did:')))
         throw new TeamworkInputError(
-          `"assignments.${role}" expected a DID or a list of DIDs, got ${JSON.stringify(who)}`,
+          `"assignments.${role}" expected a DID or a list of DIDs, got ${describeValue(who)}`,
         );
       for (const did of list as string[]) {
         try {
@@ -482,7 +482,7 @@ export class PlaybookRuns {
     // Pausing and aborting only stop work: they stay allowed on a frozen host.
     if (type !== 'run.abort' && type !== 'run.pause') this.writeGuard?.(type, actor);
     if (!this.keystore.has(actor))
-      throw new TeamworkInputError(`"as" expected a local identity, got ${JSON.stringify(actor)}`);
+      throw new TeamworkInputError(`"as" expected a local identity, got ${describeValue(actor)}`);
     if (actor !== c.owner && actor !== c.coordinator)
       throw new EnclaveForbiddenError(
         `${actor} is not the owner of run ${runId}; only the owner may ${type}`,
@@ -533,7 +533,7 @@ function checkAssignTokens(raw: unknown): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   for (const [did, token] of Object.entries(raw as Record<string, unknown>)) {
     if (!did.startsWith('did:'))
-      throw new TeamworkInputError(`"tokens" expected worker DIDs as keys, got ${JSON.stringify(did)}`);
+      throw new TeamworkInputError(`"tokens" expected worker DIDs as keys, got ${describeValue(did)}`);
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_ASSIGN_TOKEN_CHARS)
       throw new TeamworkInputError(
         `"tokens.${did}" expected a capability token (a string of at most ${MAX_ASSIGN_TOKEN_CHARS} characters)`,

@@ -1,7 +1,7 @@
 // Artifacts larger than one relay frame between a remote worker and the home of its run: chunks, their staging at the home, and the limits.
 import { createHash } from 'node:crypto';
 import type { Database, Key } from 'lmdb';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import { TeamworkInputError } from './errors.ts';
 
@@ -78,7 +78,7 @@ export function remoteArtifactLimit(env: Record<string, string | undefined> = pr
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < REMOTE_CHUNK_BYTES)
     throw new TeamworkInputError(
-      `${REMOTE_ARTIFACT_MAX_ENV} expected a whole number of bytes of at least ${REMOTE_CHUNK_BYTES}, got ${JSON.stringify(raw)}`,
+      `${REMOTE_ARTIFACT_MAX_ENV} expected a whole number of bytes of at least ${REMOTE_CHUNK_BYTES}, got ${describeValue(raw)}`,
     );
   return n;
 }
@@ -110,7 +110,7 @@ export function checkHead(value: unknown, limit: number, what: string): Transfer
   if (h === null || typeof h !== 'object' || typeof h.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(h.sha256))
     throw new TeamworkInputError(`${what} expected {sha256 (64 lowercase hex digits), size, count}`);
   if (!Number.isSafeInteger(h.size) || (h.size as number) < 0)
-    throw new TeamworkInputError(`${what}.size expected a byte count, got ${JSON.stringify(h.size)}`);
+    throw new TeamworkInputError(`${what}.size expected a byte count, got ${describeValue(h.size)}`);
   const size = h.size as number;
   if (size > limit) throw new ArtifactTooLargeError(what, size, limit);
   if (h.count !== chunkCount(size))
@@ -129,7 +129,7 @@ export function checkChunk(
 ): Uint8Array {
   if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= head.count)
     throw new TransferMismatchError(
-      `chunk index expected 0 to ${head.count - 1}, got ${JSON.stringify(index)}`,
+      `chunk index expected 0 to ${head.count - 1}, got ${describeValue(index)}`,
     );
   if (!(data instanceof Uint8Array))
     throw new TransferMismatchError(`chunk ${index} expected its bytes in "data"`);

@@ -3,7 +3,7 @@ import type { Database, Key } from 'lmdb';
 import { isArtifactRef } from '../machines/playbook/compile.ts';
 import type { ArtifactRef } from '../machines/playbook/definition.ts';
 import type { CryptoSuite } from '../runtime/crypto/suite.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, RemoteRouter } from '../runtime/kernel/actor-system.ts';
@@ -310,7 +310,7 @@ export class WorkerHome {
     const type = record.type as WorkerRequestType;
     if (typeof taskId !== 'string' || !taskId.includes('/'))
       throw new TeamworkInputError(
-        `"task_id" expected a task id like RUN/STAGE/ATTEMPT, got ${JSON.stringify(taskId)}`,
+        `"task_id" expected a task id like RUN/STAGE/ATTEMPT, got ${describeValue(taskId)}`,
       );
     const runId = taskId.slice(0, taskId.indexOf('/'));
     if (!this.runs.has(runId)) throw new TaskNotRunningError(taskId, signer.did);
@@ -422,7 +422,7 @@ export class WorkerHome {
       throw new ArtifactTooLargeError(`${ref.key} version ${ref.version}`, head.size, this.limit);
     if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= head.count)
       throw new TeamworkInputError(
-        `"index" expected a chunk index from 0 to ${head.count - 1}, got ${JSON.stringify(index)}`,
+        `"index" expected a chunk index from 0 to ${head.count - 1}, got ${describeValue(index)}`,
       );
     return { chunk: { ...head, index }, data: chunkOf(content, index as number) };
   }

@@ -16,7 +16,7 @@ import { Bindings, type BindingView, checkRole, signingInput } from '../runtime/
 import { canonicalize } from '../runtime/authority/canonical.ts';
 import { AuthorityInputError, type OwnerRecord, Owners } from '../runtime/authority/owners.ts';
 import { defaultSuite } from '../runtime/crypto/index.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
 import { isDid } from '../runtime/identity/did.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
@@ -24,7 +24,13 @@ import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-sys
 import type { Enclaves } from './enclaves.ts';
 import type { InboxRecord, InboxTap } from './inbox-tap.ts';
 import type { ManifestRecord, Manifests } from './manifest.ts';
-import { OBJECTIVE_MAX_CHARS, type PlaybookRuns, type RunStatus, runAddress, runStateOf } from './playbook-run.ts';
+import {
+  OBJECTIVE_MAX_CHARS,
+  type PlaybookRuns,
+  type RunStatus,
+  runAddress,
+  runStateOf,
+} from './playbook-run.ts';
 
 export const SECRETARY_KIND = 'secretary';
 const DISPATCH_PREFIX = 'dispatch/';
@@ -277,7 +283,7 @@ export class Secretaries {
     const owner = this.owners.require(options.owner, 'owner_did');
     const name = options.name ?? `${owner.name} secretary`;
     if (typeof name !== 'string' || name.length === 0 || name.length > 128)
-      throw new AuthorityInputError(`"name" expected 1 to 128 characters, got ${JSON.stringify(name)}`);
+      throw new AuthorityInputError(`"name" expected 1 to 128 characters, got ${describeValue(name)}`);
     const actor = options.actor ?? owner.did;
     this.authorizer.authorize({
       actor,
@@ -903,7 +909,7 @@ export class Secretaries {
       throw new AuthorityInputError('dispatch expected an object');
     if (typeof request.session_id !== 'string' || !SESSION.test(request.session_id))
       throw new AuthorityInputError(
-        `"session_id" expected 1 to 128 characters of [A-Za-z0-9_.:@-] (starting with a letter or digit), got ${JSON.stringify(request.session_id)}`,
+        `"session_id" expected 1 to 128 characters of [A-Za-z0-9_.:@-] (starting with a letter or digit), got ${describeValue(request.session_id)}`,
       );
     if (
       typeof request.objective !== 'string' ||
@@ -919,7 +925,7 @@ export class Secretaries {
       request.required_roles.length > 32
     )
       throw new AuthorityInputError(
-        `"required_roles" expected 1 to 32 role names, got ${JSON.stringify(request.required_roles)}`,
+        `"required_roles" expected 1 to 32 role names, got ${describeValue(request.required_roles)}`,
       );
     for (const [i, role] of request.required_roles.entries()) checkRole(role, `required_roles[${i}]`);
     if (
@@ -940,12 +946,12 @@ export class Secretaries {
       }
       if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
         throw new AuthorityInputError(
-          `"callback_url" expected an http(s) URL, got ${JSON.stringify(request.callback_url)}`,
+          `"callback_url" expected an http(s) URL, got ${describeValue(request.callback_url)}`,
         );
     }
     if (request.secretary_did !== undefined && !isDid(request.secretary_did))
       throw new AuthorityInputError(
-        `"secretary_did" expected a DID, got ${JSON.stringify(request.secretary_did)}`,
+        `"secretary_did" expected a DID, got ${describeValue(request.secretary_did)}`,
       );
     return { ...request, required_roles: [...new Set(request.required_roles)] };
   }
@@ -970,7 +976,7 @@ export class Secretaries {
 
   private requireDispatch(sessionId: unknown): string {
     if (typeof sessionId !== 'string' || sessionId.length === 0)
-      throw new AuthorityInputError(`"session_id" expected a session id, got ${JSON.stringify(sessionId)}`);
+      throw new AuthorityInputError(`"session_id" expected a session id, got ${describeValue(sessionId)}`);
     const address = dispatchAddress(sessionId);
     if (!this.system.has(address)) throw new DispatchNotFoundError(sessionId);
     return address;

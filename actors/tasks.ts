@@ -14,7 +14,7 @@ import {
   taskView,
 } from '../machines/task.ts';
 import type { CryptoSuite } from '../runtime/crypto/suite.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import {
@@ -125,7 +125,7 @@ export class Tasks {
     const id = request.id ?? `task-${randomBytes(6).toString('hex')}`;
     if (typeof id !== 'string' || !COLLAB_ID.test(id))
       throw new TaskInputError(
-        `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${JSON.stringify(id)}`,
+        `"id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${describeValue(id)}`,
       );
     const address = taskAddress(id);
     if (this.system.has(address)) {
@@ -164,7 +164,7 @@ export class Tasks {
   ) {
     if (!(NOTIFY_STATES as readonly unknown[]).includes(state))
       throw new TaskInputError(
-        `"state" expected one of ${NOTIFY_STATES.join(', ')}, got ${JSON.stringify(state)}`,
+        `"state" expected one of ${NOTIFY_STATES.join(', ')}, got ${describeValue(state)}`,
       );
     const body: Record<string, unknown> = { state };
     if (details.result !== undefined) body['result'] = details.result;
@@ -236,7 +236,7 @@ export class Tasks {
   list(filter: { did?: string; state?: string } = {}): TaskView[] {
     if (filter.state !== undefined && !(TASK_STATES as readonly string[]).includes(filter.state))
       throw new TaskInputError(
-        `"state" expected one of ${TASK_STATES.join(', ')}, got ${JSON.stringify(filter.state)}`,
+        `"state" expected one of ${TASK_STATES.join(', ')}, got ${describeValue(filter.state)}`,
       );
     const out: TaskView[] = [];
     for (const address of this.system.addresses(TASK_KIND)) {
@@ -264,7 +264,7 @@ export class Tasks {
   ): Promise<TaskView | ForwardedRequest> {
     this.requireLocal(as);
     if (typeof taskId !== 'string' || !COLLAB_ID.test(taskId))
-      throw new TaskInputError(`"task_id" expected a task id, got ${JSON.stringify(taskId)}`);
+      throw new TaskInputError(`"task_id" expected a task id, got ${describeValue(taskId)}`);
     const raw = signStatement(this.keystore, this.system.clock, as, type, taskAddress(taskId), {
       task_id: taskId,
       ...body,

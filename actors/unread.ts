@@ -1,6 +1,6 @@
 // A DID's unread messages and mentions, and marking its inbox read up to a sequence number.
 import type { DidContext } from '../machines/did.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import { UnknownActorError } from '../runtime/kernel/errors.ts';
 import type { InboxRecord } from './inbox-tap.ts';
@@ -72,7 +72,7 @@ export async function markRead(
   if (through !== undefined && (!Number.isInteger(through) || through < 0))
     throw new AnxError(
       'ANX_REQUEST_INVALID',
-      `"through" expected an inbox sequence number, got ${JSON.stringify(through)}`,
+      `"through" expected an inbox sequence number, got ${describeValue(through)}`,
     );
   let count = 0;
   let mentions = 0;

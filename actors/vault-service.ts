@@ -2,7 +2,9 @@
 import { join } from 'node:path';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
+import { describeValue } from '../runtime/errors.ts';
 import { GitVault } from '../runtime/vault/git.ts';
+import { checkRef } from '../runtime/vault/keys.ts';
 import { LmdbVault } from '../runtime/vault/lmdb.ts';
 import type { ArtifactContent, ArtifactRef, ArtifactVersion, VaultBackend } from '../runtime/vault/types.ts';
 import { enclaveAddress } from './enclave.ts';
@@ -88,6 +90,10 @@ export class VaultService {
     this.writeGuard?.('vault.put', did);
     if (write === null || typeof write !== 'object')
       throw new TeamworkInputError('artifact expected { kind, content, summary }');
+    if (write.author !== undefined && typeof write.author !== 'string')
+      throw new TeamworkInputError(
+        `"author" expected the writing DID (or nothing), got ${describeValue(write.author)}`,
+      );
     if (write.author !== undefined && write.author !== did) throw new ForgedAuthorError(write.author, did);
     this.enclaves.check(enclaveId, did, 'write');
     const artifact = { kind: write.kind, content: write.content, summary: write.summary ?? '', author: did };
@@ -127,6 +133,7 @@ export class VaultService {
   async resolve(ref: ArtifactRef, as: Acting): Promise<ArtifactContent> {
     if (ref === null || typeof ref !== 'object')
       throw new TeamworkInputError('"ref" expected an ArtifactRef');
+    checkRef(ref); // its shape before its Enclave is looked up
     this.enclaves.check(ref.enclave_id, this.acting(as), 'read');
     await this.system.whenDurable();
     return this.backend(ref.enclave_id).resolve(ref);

@@ -5,7 +5,7 @@ import { isArtifactRef } from '../machines/playbook/compile.ts';
 import { buildContextSnapshot, type ContextSnapshot } from '../machines/playbook/context.ts';
 import type { ArtifactRef } from '../machines/playbook/definition.ts';
 import type { EnvelopeContext } from '../runtime/envelope/envelope.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
@@ -336,7 +336,7 @@ export class WorkerRuntime {
   worker(did: string): Worker {
     if (!this.keystore.has(did))
       throw new TeamworkInputError(
-        `"did" expected a local identity to work as, got ${JSON.stringify(did)}`,
+        `"did" expected a local identity to work as, got ${describeValue(did)}`,
         'a worker writes artifacts as its DID, so this host must hold its key',
       );
     return {
@@ -376,7 +376,7 @@ export class WorkerRuntime {
    */
   pending(did: string): StageTask[] {
     if (!this.keystore.has(did))
-      throw new TeamworkInputError(`"did" expected a local identity, got ${JSON.stringify(did)}`);
+      throw new TeamworkInputError(`"did" expected a local identity, got ${describeValue(did)}`);
     this.follow(did);
     let open = this.candidates.get(did);
     if (open === undefined) {
@@ -601,7 +601,7 @@ export class WorkerRuntime {
   private runningTask(did: string, taskId: string) {
     if (typeof taskId !== 'string' || !taskId.includes('/'))
       throw new TeamworkInputError(
-        `"task_id" expected a task id like RUN/STAGE/ATTEMPT, got ${JSON.stringify(taskId)}`,
+        `"task_id" expected a task id like RUN/STAGE/ATTEMPT, got ${describeValue(taskId)}`,
       );
     const runId = taskId.slice(0, taskId.indexOf('/'));
     if (!this.runs.isRunningTask(runId, taskId, did)) throw new TaskNotRunningError(taskId, did);
@@ -823,7 +823,7 @@ export class WorkerRuntime {
     this.writeGuard?.('stage.progress', did);
     if (!(PROGRESS_KINDS as readonly unknown[]).includes(progress.kind))
       throw new TeamworkInputError(
-        `"kind" expected one of ${PROGRESS_KINDS.join(', ')}, got ${JSON.stringify(progress.kind)}`,
+        `"kind" expected one of ${PROGRESS_KINDS.join(', ')}, got ${describeValue(progress.kind)}`,
       );
     const size = Buffer.byteLength(JSON.stringify(progress.payload ?? null), 'utf8');
     if (size > PROGRESS_MAX_BYTES)

@@ -48,6 +48,15 @@ export interface PendingEntry {
 export const PENDING_MAX = 256;
 /** Default time a held message waits for the Owner's answer. */
 export const PENDING_TTL_MS = 24 * 60 * 60_000;
+/** The longest a held message may wait (the most `pending_ttl_ms` can be): 30 days. */
+export const PENDING_TTL_MAX_MS = 30 * 24 * 60 * 60_000;
+/** The most DIDs an allow or block list holds: the lists live in the DID actor's snapshot. */
+export const GATEKEEPER_LIST_MAX = 1000;
+
+/** `list` without repeats, in first-seen order, with at most GATEKEEPER_LIST_MAX entries. */
+export function gatekeeperList(list: readonly string[]): string[] {
+  return [...new Set(list)].slice(0, GATEKEEPER_LIST_MAX);
+}
 
 export interface DidInput {
   did: string;
@@ -343,7 +352,10 @@ export const didMachine = setup({
       const entry = pendingOf(context, event) as PendingEntry;
       const body = event.body as { message?: Record<string, unknown>; allow?: unknown };
       const m = body.message ?? {};
-      const allow = body.allow !== false && !context.gatekeeper.allow.includes(entry.from);
+      const allow =
+        body.allow !== false &&
+        !context.gatekeeper.allow.includes(entry.from) &&
+        context.gatekeeper.allow.length < GATEKEEPER_LIST_MAX;
       enqueue.assign({
         received: context.received + 1,
         unread: context.unread + 1,
@@ -381,7 +393,9 @@ export const didMachine = setup({
         held: Math.max(0, context.held - 1),
         refused: context.refused + 1,
         pending: (context.pending ?? []).filter((p) => p.id !== entry.id),
-        ...(block && !context.gatekeeper.block.includes(entry.from)
+        ...(block &&
+        !context.gatekeeper.block.includes(entry.from) &&
+        context.gatekeeper.block.length < GATEKEEPER_LIST_MAX
           ? { gatekeeper: { ...context.gatekeeper, block: [...context.gatekeeper.block, entry.from] } }
           : {}),
       });
@@ -447,13 +461,13 @@ export const didMachine = setup({
           ? body.mode
           : context.gatekeeper.mode;
       const strings = (v: unknown, fallback: string[]) =>
-        Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : fallback;
+        Array.isArray(v) ? gatekeeperList(v.filter((x): x is string => typeof x === 'string')) : fallback;
       return {
         gatekeeper: {
           mode,
           allow: strings(body.allow, context.gatekeeper.allow),
           block: strings(body.block, context.gatekeeper.block),
-          ...(typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 1000
+          ...(typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 1000 && ttl <= PENDING_TTL_MAX_MS
             ? { pendingTtlMs: ttl }
             : context.gatekeeper.pendingTtlMs === undefined
               ? {}

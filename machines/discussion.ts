@@ -1,8 +1,10 @@
 // The Discussion statechart: a thread of signed posts with quoted replies, signed ballots under a rule, a deadline, a conclusion.
 import { assign, emit, setup } from 'xstate';
+import { describeValue } from '../runtime/errors.ts';
 import type { ArtifactRef } from './playbook/definition.ts';
 import {
   type CollabEnvelope,
+  isDidList,
   isStringList,
   type Notice,
   type Problem,
@@ -93,10 +95,10 @@ export function openingProblem(body: Record<string, unknown>, signer: string, no
   const topic = body['topic'];
   if (typeof topic !== 'string' || topic.trim().length === 0 || topic.length > 512)
     return '"topic" expected text of 1 to 512 characters';
-  if (!isStringList(body['participants'], 256)) return '"participants" expected a list of at most 256 DIDs';
+  if (!isDidList(body['participants'], 256)) return '"participants" expected a list of at most 256 DIDs';
   const rule = body['rule'] ?? 'majority';
   if (!(VOTE_RULES as readonly unknown[]).includes(rule))
-    return `"rule" expected one of ${VOTE_RULES.join(', ')}, got ${JSON.stringify(rule)}`;
+    return `"rule" expected one of ${VOTE_RULES.join(', ')}, got ${describeValue(rule)}`;
   const options = body['options'];
   if (
     options !== undefined &&
@@ -209,9 +211,9 @@ export function judgeDiscussion(
     if (quote !== undefined && quote !== null && !context.posts.some((p) => p.id === quote))
       return fail(
         'INVALID',
-        `"quote" expected the id of a post in this discussion, got ${JSON.stringify(quote)}`,
+        `"quote" expected the id of a post in this discussion, got ${describeValue(quote)}`,
       );
-    if (s.body['mentions'] !== undefined && !isStringList(s.body['mentions'], MAX_MENTIONS))
+    if (s.body['mentions'] !== undefined && !isDidList(s.body['mentions'], MAX_MENTIONS))
       return fail('INVALID', `"mentions" expected at most ${MAX_MENTIONS} DIDs`);
     if (context.posts.length >= MAX_POSTS)
       return fail('CONFLICT', `the discussion holds ${MAX_POSTS} posts, its limit`);
@@ -222,7 +224,7 @@ export function judgeDiscussion(
     if (typeof option !== 'string' || !context.options.includes(option))
       return fail(
         'INVALID',
-        `"option" expected one of ${context.options.join(', ')}, got ${JSON.stringify(option)}`,
+        `"option" expected one of ${context.options.join(', ')}, got ${describeValue(option)}`,
       );
     if (context.ballots[s.signer] !== undefined) return fail('CONFLICT', `${s.signer} has voted already`);
     return { ok: true, statement: s };

@@ -1,4 +1,5 @@
 // Signed statements as the Task and Discussion statecharts see them: verified by an injected function, refused as data.
+import { isDid } from '../runtime/identity/did.ts';
 
 /**
  * One verified statement: a signed envelope whose signer asks for a change of a collaboration actor.
@@ -96,6 +97,11 @@ export function refusalPayload(
 
 export function isStringList(value: unknown, max: number): value is string[] {
   return Array.isArray(value) && value.length <= max && value.every((v) => typeof v === 'string');
+}
+
+/** A list of at most `max` DIDs (candidates, participants, mentions: each one may be sent notices). */
+export function isDidList(value: unknown, max: number): value is string[] {
+  return Array.isArray(value) && value.length <= max && value.every((v) => isDid(v));
 }
 
 /** Every DID in `lists` once, in order, without `except`. */

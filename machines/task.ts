@@ -1,7 +1,9 @@
 // The Task statechart of the Action Layer: proposed → claimed → in progress → done / failed / cancelled, every change signed.
 import { assign, emit, setup } from 'xstate';
+import { describeValue } from '../runtime/errors.ts';
 import {
   type CollabEnvelope,
+  isDidList,
   isStringList,
   type Notice,
   type Problem,
@@ -101,7 +103,7 @@ export function resourceProblem(r: unknown): string | null {
   }
   if (x['kind'] === 'url')
     return text(x['url'], 2048) ? null : 'a url resource expected { kind: "url", url }';
-  return `a resource "kind" expected artifact, vault or url, got ${JSON.stringify(x['kind'])}`;
+  return `a resource "kind" expected artifact, vault or url, got ${describeValue(x['kind'])}`;
 }
 
 /** Where a request would take the task, or why it may not. Pure: the same answer on every replica. */
@@ -146,7 +148,7 @@ export function judgeTask(
     if (!(NOTIFY_STATES as readonly unknown[]).includes(want))
       return fail(
         'INVALID',
-        `"state" expected one of ${NOTIFY_STATES.join(', ')}, got ${JSON.stringify(want)}`,
+        `"state" expected one of ${NOTIFY_STATES.join(', ')}, got ${describeValue(want)}`,
       );
     for (const field of ['result', 'reason'] as const) {
       const v = s.body[field];
@@ -404,7 +406,7 @@ export function proposalProblem(body: Record<string, unknown>): string | null {
   const d = body['description'];
   if (d !== undefined && (typeof d !== 'string' || d.length > MAX_TEXT))
     return `"description" expected text of at most ${MAX_TEXT} characters`;
-  if (body['candidates'] !== undefined && !isStringList(body['candidates'], 256))
+  if (body['candidates'] !== undefined && !isDidList(body['candidates'], 256))
     return '"candidates" expected a list of at most 256 DIDs';
   const e = body['enclave_id'];
   if (e !== undefined && (typeof e !== 'string' || e.length === 0 || e.length > 128))

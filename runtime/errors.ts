@@ -37,6 +37,18 @@ export function describeValue(value: unknown): string {
     return JSON.stringify(value.length > 64 ? `${value.slice(0, 61)}...` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
     return String(value);
-  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'object') {
+    // Small values in full, larger ones by their shape: a message never echoes a large input back.
+    const shape = Array.isArray(value)
+      ? `an array of ${value.length}`
+      : `an object of ${Object.keys(value).length} keys`;
+    if ((Array.isArray(value) ? value.length : Object.keys(value).length) > 16) return shape;
+    try {
+      const json = JSON.stringify(value);
+      return json !== undefined && json.length <= 96 ? json : shape;
+    } catch {
+      return shape;
+    }
+  }
   return `a ${typeof value}`;
 }

@@ -406,7 +406,7 @@ export class Host {
     if (typeof request.to !== 'string' || request.to.length === 0) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"${path}to" expected a DID or actor address, got ${JSON.stringify(request.to)}`,
+        `"${path}to" expected a DID or actor address, got ${describeValue(request.to)}`,
       );
     }
     if (request.to.startsWith('did:')) parseDid(request.to, `${path}to`);
@@ -421,13 +421,13 @@ export class Host {
     if (typeof type !== 'string' || !MESSAGE_TYPE.test(type)) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"${path}type" expected a lowercase message type like "message" or "task.propose", got ${JSON.stringify(type)}`,
+        `"${path}type" expected a lowercase message type like "message" or "task.propose", got ${describeValue(type)}`,
       );
     }
     if (request.id !== undefined && !isEnvelopeId(request.id)) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"${path}id" expected 16 to 64 characters of [A-Za-z0-9_-], got ${JSON.stringify(request.id)}`,
+        `"${path}id" expected 16 to 64 characters of [A-Za-z0-9_-], got ${describeValue(request.id)}`,
       );
     }
     const env = this.system.envelope({
@@ -464,7 +464,7 @@ export function parseKinds(value: string | undefined): EventKind[] | undefined {
     if (!allowed.includes(k)) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"kind" expected one of ${allowed.join(', ')}, got ${JSON.stringify(k)}`,
+        `"kind" expected one of ${allowed.join(', ')}, got ${describeValue(k)}`,
       );
     }
   }

@@ -1,5 +1,6 @@
 // Local API routes of the authority layer: audit log, freeze and thaw, capability tokens, revocations and trust.
 import type { AuditFilter } from '../../runtime/authority/index.ts';
+import { describeValue } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
 import type { Relay } from '../relay/relay.ts';
@@ -14,7 +15,7 @@ function optInt(source: Record<string, unknown> | URLSearchParams, field: string
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"${field}" expected a non-negative integer, got ${JSON.stringify(raw)}`,
+      `"${field}" expected a non-negative integer, got ${describeValue(raw)}`,
     );
   return n;
 }
@@ -41,7 +42,7 @@ export function installAuthorityRoutes(host: Host, route: AuthorityRoute, relay?
     if (decision !== null && decision !== 'allow' && decision !== 'deny')
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"decision" expected allow or deny, got ${JSON.stringify(decision)}`,
+        `"decision" expected allow or deny, got ${describeValue(decision)}`,
       );
     const filter: AuditFilter = {};
     if (q.get('action')) filter.action = q.get('action') as string;
@@ -145,7 +146,7 @@ export function installAuthorityRoutes(host: Host, route: AuthorityRoute, relay?
     if (typeof value !== 'number')
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"value" expected an integer from -100 to 100, got ${JSON.stringify(value)}`,
+        `"value" expected an integer from -100 to 100, got ${describeValue(value)}`,
       );
     const note = optStr(b, 'note');
     const ttlMs = optInt(b, 'ttl_ms');

@@ -1,6 +1,7 @@
 // Local API routes of the Action Layer, Discussions and unread inboxes: tasks, discussions, unread messages and mentions, mark-read.
 import { markRead, unread } from '../../actors/unread.ts';
 import type { NotifyState } from '../../machines/task.ts';
+import { describeValue } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
 import { obj, optList, optStr, str, type TeamworkRoute } from './teamwork-routes.ts';
@@ -22,7 +23,7 @@ function deadlineOf(b: Record<string, unknown>, now: number): number | undefined
     if (typeof inMs !== 'number' || !Number.isInteger(inMs) || inMs <= 0 || inMs > MAX_DEADLINE_MS)
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"deadline_in_ms" expected a positive integer of at most ${MAX_DEADLINE_MS} (a year), got ${JSON.stringify(inMs)}`,
+        `"deadline_in_ms" expected a positive integer of at most ${MAX_DEADLINE_MS} (a year), got ${describeValue(inMs)}`,
       );
     return now + inMs;
   }
@@ -39,7 +40,7 @@ function deadlineOf(b: Record<string, unknown>, now: number): number | undefined
   if (!Number.isSafeInteger(n) || n < 0 || n > now + MAX_DEADLINE_MS)
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"deadline" expected ms since the epoch or an ISO date, at most a year from now, got ${JSON.stringify(v)}`,
+      `"deadline" expected ms since the epoch or an ISO date, at most a year from now, got ${describeValue(v)}`,
     );
   return n;
 }
@@ -51,7 +52,7 @@ function limitOf(url: URL): number {
   if (!Number.isInteger(n) || n < 1 || n > 1000)
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"limit" expected an integer from 1 to 1000, got ${JSON.stringify(raw)}`,
+      `"limit" expected an integer from 1 to 1000, got ${describeValue(raw)}`,
     );
   return n;
 }
@@ -103,7 +104,7 @@ export function installCollabRoutes(host: Host, route: CollabRoute): void {
     if (!Array.isArray(b['resources']))
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"resources" expected a list, got ${JSON.stringify(b['resources'])}`,
+        `"resources" expected a list, got ${describeValue(b['resources'])}`,
       );
     return tasks.sync(dec(id), str(b, 'as'), b['resources'] as never, home(b));
   });
@@ -180,7 +181,7 @@ export function installCollabRoutes(host: Host, route: CollabRoute): void {
     if (through !== undefined && (typeof through !== 'number' || !Number.isInteger(through) || through < 0))
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"through" expected an inbox sequence number, got ${JSON.stringify(through)}`,
+        `"through" expected an inbox sequence number, got ${describeValue(through)}`,
       );
     return markRead(host.system, dec(did), through as number | undefined);
   });

@@ -11,7 +11,7 @@ import { TASK_KIND } from '../../actors/tasks.ts';
 import { compilePlaybook } from '../../machines/playbook/compile.ts';
 import { playbookTemplate, TEMPLATE_NAMES, type TemplateName } from '../../machines/playbook/templates.ts';
 import { type MachineGraph, machineGraph, type StateNodeLike } from '../../playground/src/graph.ts';
-import { AnxError } from '../../runtime/errors.ts';
+import { AnxError, describeValue } from '../../runtime/errors.ts';
 import { type Host, RequestError } from '../../runtime/host.ts';
 import type { Relay } from '../relay/relay.ts';
 
@@ -195,7 +195,7 @@ export function installPlaygroundRoutes(host: Host, relay: Relay | undefined, ro
       if (!(TEMPLATE_NAMES as readonly string[]).includes(name))
         throw new RequestError(
           'ANX_REQUEST_INVALID',
-          `"kind" expected template/${TEMPLATE_NAMES.join(', template/')}, got ${JSON.stringify(kind)}`,
+          `"kind" expected template/${TEMPLATE_NAMES.join(', template/')}, got ${describeValue(kind)}`,
         );
       const def = playbookTemplate(name as TemplateName);
       root = compilePlaybook(def).root as unknown as StateNodeLike;

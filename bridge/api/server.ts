@@ -2,7 +2,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AnxError } from '../../runtime/errors.ts';
+import { AnxError, describeValue } from '../../runtime/errors.ts';
 import type { EventV1 } from '../../runtime/events/event.ts';
 import type { TraceFilter } from '../../runtime/events/log.ts';
 import { type Host, parseKinds, RequestError, type SendRequest } from '../../runtime/host.ts';
@@ -161,7 +161,7 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
       if (!Number.isFinite(n) || n < 0 || n > 1)
         throw new RequestError(
           'ANX_REQUEST_INVALID',
-          `"min_trust" expected a number from 0 to 1, got ${JSON.stringify(minTrust)}`,
+          `"min_trust" expected a number from 0 to 1, got ${describeValue(minTrust)}`,
         );
       query.minTrust = n;
     }
@@ -429,7 +429,7 @@ function optionalInt(url: URL, name: string, as: string): Record<string, number>
   if (!Number.isInteger(n) || n < 0) {
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"${name}" expected a non-negative integer, got ${JSON.stringify(raw)}`,
+      `"${name}" expected a non-negative integer, got ${describeValue(raw)}`,
     );
   }
   return { [as]: n };
@@ -442,7 +442,7 @@ function optionalTime(url: URL, name: string): number | undefined {
   if (Number.isNaN(n)) {
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"${name}" expected ms since the epoch or an ISO date, got ${JSON.stringify(raw)}`,
+      `"${name}" expected ms since the epoch or an ISO date, got ${describeValue(raw)}`,
     );
   }
   return n;

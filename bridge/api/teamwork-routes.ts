@@ -2,6 +2,7 @@
 import type { StageProgress } from '../../actors/worker-runtime.ts';
 import type { Permission } from '../../machines/enclave.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
+import { describeValue } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
 import type { ArtifactContent } from '../../runtime/vault/types.ts';
@@ -30,7 +31,7 @@ export function str(b: Record<string, unknown>, field: string, required = true):
   if (typeof v !== 'string' || v.length === 0)
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"${field}" expected a non-empty string, got ${JSON.stringify(v)}`,
+      `"${field}" expected a non-empty string, got ${describeValue(v)}`,
     );
   return v;
 }
@@ -47,7 +48,7 @@ export function optList(b: Record<string, unknown>, field: string): string[] | u
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"${field}" expected a list of strings, got ${JSON.stringify(v)}`,
+      `"${field}" expected a list of strings, got ${describeValue(v)}`,
     );
   return v as string[];
 }
@@ -68,7 +69,7 @@ function versionOf(url: URL): number | undefined {
   if (!Number.isInteger(n) || n < 1)
     throw new RequestError(
       'ANX_REQUEST_INVALID',
-      `"version" expected an integer of at least 1, got ${JSON.stringify(raw)}`,
+      `"version" expected an integer of at least 1, got ${describeValue(raw)}`,
     );
   return n;
 }
@@ -262,7 +263,7 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
       default:
         throw new RequestError(
           'ANX_REQUEST_INVALID',
-          `"action" expected pause, resume, abort, deliver, reassign or skip, got ${JSON.stringify(action)}`,
+          `"action" expected pause, resume, abort, deliver, reassign or skip, got ${describeValue(action)}`,
         );
     }
   });

@@ -1,6 +1,6 @@
 // Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
 import { join, resolve } from 'node:path';
-import { AnxError } from '../../runtime/errors.ts';
+import { AnxError, describeValue } from '../../runtime/errors.ts';
 import { freeLoopbackPort, leafConfig, NatsServer, parseLeafUrl, portOpen } from './nats-server.ts';
 import { NatsTransport } from './nats-transport.ts';
 import { Relay, type RelayOptions } from './relay.ts';
@@ -78,7 +78,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     if (!/^(nats|tls):\/\//.test(url))
       throw new AnxError(
         'ANX_ARGUMENT_INVALID',
-        `--nats expected nats://HOST:PORT, got ${JSON.stringify(url)}`,
+        `--nats expected nats://HOST:PORT, got ${describeValue(url)}`,
       );
   }
   let transport: NatsTransport;

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { AnxError } from '../../runtime/errors.ts';
+import { AnxError, describeValue } from '../../runtime/errors.ts';
 
 /** The `nats-server` binary is not installed (or not where `ANX_NATS_SERVER` points). */
 export class NatsServerMissingError extends AnxError {
@@ -137,7 +137,7 @@ export function parseLeafUrl(text: string): { hub: string; credentials: LeafCred
   ) {
     throw new AnxError(
       'ANX_ARGUMENT_INVALID',
-      `--relay expected nats-leaf://USER:PASSWORD@HUB:PORT (or tls://… for a hub with TLS), got ${JSON.stringify(text.replace(/:[^:@/]*@/, ':***@'))}`,
+      `--relay expected nats-leaf://USER:PASSWORD@HUB:PORT (or tls://… for a hub with TLS), got ${describeValue(text.replace(/:[^:@/]*@/, ':***@'))}`,
       { hint: '`anx-runtime relay start` on the hub prints the exact --relay value to use' },
     );
   }

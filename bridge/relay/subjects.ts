@@ -1,4 +1,6 @@
 // The relay's NATS subject scheme under `anx.v1.` (documented in docs/protocol.md, "Relay subjects").
+
+import { describeValue } from '../../runtime/errors.ts';
 import { parseDid } from '../../runtime/identity/did.ts';
 
 export const SUBJECT_ROOT = 'anx.v1';
@@ -11,7 +13,7 @@ export function inboxSubject(did: string): string {
 /** A host's control address (handshake answers, acknowledgements): `anx.v1.host.<hostId>`. */
 export function hostSubject(hostId: string): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(hostId))
-    throw new Error(`host id expected [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(hostId)}`);
+    throw new Error(`host id expected [A-Za-z0-9_-]{1,64}, got ${describeValue(hostId)}`);
   return `${SUBJECT_ROOT}.host.${hostId}`;
 }
 

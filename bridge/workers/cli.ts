@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { StageTask } from '../../actors/worker-runtime.ts';
+import { describeValue } from '../../runtime/errors.ts';
 import {
   type AdapterInput,
   type AdapterOutcome,
@@ -100,7 +101,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
   if (shell) {
     if (typeof command !== 'string' || command.trim() === '')
       throw new WorkerConfigError(
-        `"command" expected one command line (a string) with "shell": true, got ${JSON.stringify(command)}`,
+        `"command" expected one command line (a string) with "shell": true, got ${describeValue(command)}`,
       );
     checkTemplate(command);
   } else {
@@ -111,7 +112,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
       command[0] === ''
     )
       throw new WorkerConfigError(
-        `"command" expected an argv array like ["claude", "-p", "{prompt}"], got ${JSON.stringify(command)}`,
+        `"command" expected an argv array like ["claude", "-p", "{prompt}"], got ${describeValue(command)}`,
         'the arguments are passed to the program as they are, without a shell; set "shell": true and give one string to use shell syntax',
       );
     for (const a of command) checkTemplate(a);
@@ -121,7 +122,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
     const v = c[key];
     if (v === undefined) return undefined;
     if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
-      throw new WorkerConfigError(`"${key}" expected one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+      throw new WorkerConfigError(`"${key}" expected one of ${values.join(', ')}, got ${describeValue(v)}`);
     return v as T;
   };
   const stdin = oneOf('stdin', ['context', 'prompt', 'none'] as const);
@@ -135,7 +136,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
     const file = (output as { file?: unknown } | null)?.file;
     if (typeof file !== 'string' || file === '' || isAbsolute(file) || normalize(file).startsWith('..'))
       throw new WorkerConfigError(
-        `"output" expected "stdout" or { "file": "<path inside the working directory>" }, got ${JSON.stringify(output)}`,
+        `"output" expected "stdout" or { "file": "<path inside the working directory>" }, got ${describeValue(output)}`,
       );
     out.output = { file: normalize(file) };
   } else if (output === 'stdout') out.output = 'stdout';
@@ -152,7 +153,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
       !envAllow.every((n) => typeof n === 'string' && /^[A-Za-z_][A-Za-z0-9_]*\*?$/.test(n))
     )
       throw new WorkerConfigError(
-        `"env_allow" expected variable names or PREFIX_* patterns, got ${JSON.stringify(envAllow)}`,
+        `"env_allow" expected variable names or PREFIX_* patterns, got ${describeValue(envAllow)}`,
       );
     out.env_allow = envAllow as string[];
   }
@@ -172,7 +173,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
       throw new WorkerConfigError(
-        `"${key}" expected a positive integer of milliseconds, got ${JSON.stringify(v)}`,
+        `"${key}" expected a positive integer of milliseconds, got ${describeValue(v)}`,
       );
     out[key] = v;
   }

@@ -1,6 +1,7 @@
 // A worker adapter from its configuration (an object, or a YAML / JSON file): which adapter, its settings, the handler's.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { describeValue } from '../../runtime/errors.ts';
 import { type AdapterHandlerOptions, type WorkerAdapter, WorkerConfigError } from './adapter.ts';
 import { CliAdapter, type CliAdapterConfig } from './cli.ts';
 import { HttpLlmAdapter, type HttpLlmConfig } from './http-llm.ts';
@@ -47,7 +48,7 @@ export function createAdapter(
     );
   if (typeof named !== 'string' || !(ADAPTER_KINDS as readonly string[]).includes(named))
     throw new WorkerConfigError(
-      `"adapter" expected one of ${ADAPTER_KINDS.join(', ')}, got ${JSON.stringify(named)}`,
+      `"adapter" expected one of ${ADAPTER_KINDS.join(', ')}, got ${describeValue(named)}`,
       'name it with --adapter or an "adapter" field in the configuration',
     );
   const options: AdapterHandlerOptions = {};

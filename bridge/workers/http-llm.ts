@@ -1,5 +1,6 @@
 // The HTTP LLM worker adapter: OpenAI-compatible chat completions (SSE) and Ollama's chat API (NDJSON), streamed.
 import type { StageProgress } from '../../actors/worker-runtime.ts';
+import { describeValue } from '../../runtime/errors.ts';
 import {
   type AdapterInput,
   type AdapterOutcome,
@@ -71,7 +72,7 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
       throw new WorkerConfigError(`the ${String(c['adapter'])} adapter has no setting ${JSON.stringify(k)}`);
   const adapter = c['adapter'];
   if (adapter !== 'openai' && adapter !== 'ollama')
-    throw new WorkerConfigError(`"adapter" expected openai or ollama, got ${JSON.stringify(adapter)}`);
+    throw new WorkerConfigError(`"adapter" expected openai or ollama, got ${describeValue(adapter)}`);
   const endpoint = c['endpoint'];
   let url: URL | undefined;
   try {
@@ -81,7 +82,7 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
   }
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
     throw new WorkerConfigError(
-      `"endpoint" expected an http(s) URL like ${adapter === 'ollama' ? 'http://127.0.0.1:11434' : 'https://api.openai.com/v1'}, got ${JSON.stringify(endpoint)}`,
+      `"endpoint" expected an http(s) URL like ${adapter === 'ollama' ? 'http://127.0.0.1:11434' : 'https://api.openai.com/v1'}, got ${describeValue(endpoint)}`,
     );
   if (url.username !== '' || url.password !== '')
     throw new WorkerConfigError(
@@ -90,13 +91,13 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
     );
   const model = c['model'];
   if (typeof model !== 'string' || model === '')
-    throw new WorkerConfigError(`"model" expected a model name, got ${JSON.stringify(model)}`);
+    throw new WorkerConfigError(`"model" expected a model name, got ${describeValue(model)}`);
   const out: HttpLlmConfig = { adapter, endpoint: url.toString(), model };
   const keyEnv = c['api_key_env'];
   if (keyEnv !== undefined) {
     if (typeof keyEnv !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(keyEnv))
       throw new WorkerConfigError(
-        `"api_key_env" expected the name of an environment variable, got ${JSON.stringify(keyEnv)}`,
+        `"api_key_env" expected the name of an environment variable, got ${describeValue(keyEnv)}`,
         'give the variable\'s name (like "OPENAI_API_KEY"), never the key itself',
       );
     out.api_key_env = keyEnv;
@@ -104,7 +105,7 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
   if (c['api_key_header'] !== undefined) {
     const hh = c['api_key_header'];
     if (typeof hh !== 'string' || !/^[A-Za-z0-9-]+$/.test(hh))
-      throw new WorkerConfigError(`"api_key_header" expected a header name, got ${JSON.stringify(hh)}`);
+      throw new WorkerConfigError(`"api_key_header" expected a header name, got ${describeValue(hh)}`);
     if (keyEnv === undefined)
       throw new WorkerConfigError('"api_key_header" needs "api_key_env" to name the key');
     out.api_key_header = hh.toLowerCase();
@@ -116,20 +117,20 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
   if (c['temperature'] !== undefined) {
     const t = c['temperature'];
     if (typeof t !== 'number' || !(t >= 0 && t <= 2))
-      throw new WorkerConfigError(`"temperature" expected a number from 0 to 2, got ${JSON.stringify(t)}`);
+      throw new WorkerConfigError(`"temperature" expected a number from 0 to 2, got ${describeValue(t)}`);
     out.temperature = t;
   }
   for (const key of ['max_tokens', 'timeout_ms', 'idle_timeout_ms', 'retry_backoff_ms'] as const) {
     const v = c[key];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
-      throw new WorkerConfigError(`"${key}" expected a positive integer, got ${JSON.stringify(v)}`);
+      throw new WorkerConfigError(`"${key}" expected a positive integer, got ${describeValue(v)}`);
     out[key] = v;
   }
   if (c['retries'] !== undefined) {
     const r = c['retries'];
     if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r > 10)
-      throw new WorkerConfigError(`"retries" expected an integer from 0 to 10, got ${JSON.stringify(r)}`);
+      throw new WorkerConfigError(`"retries" expected an integer from 0 to 10, got ${describeValue(r)}`);
     out.retries = r;
   }
   if (c['extra'] !== undefined) {

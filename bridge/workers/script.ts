@@ -43,12 +43,12 @@ export function checkScriptSpec(spec: unknown): ScriptSpec {
     !argv.every((a) => typeof a === 'string') ||
     (argv[0] as string).length === 0
   )
-    throw new ScriptSpecError(`"argv" expected a non-empty array of strings, got ${JSON.stringify(argv)}`);
+    throw new ScriptSpecError(`"argv" expected a non-empty array of strings, got ${describeValue(argv)}`);
   const out: ScriptSpec = { argv: argv as string[] };
   if (s['timeout_ms'] !== undefined) {
     const t = s['timeout_ms'];
     if (typeof t !== 'number' || !Number.isInteger(t) || t <= 0)
-      throw new ScriptSpecError(`"timeout_ms" expected a positive integer, got ${JSON.stringify(t)}`);
+      throw new ScriptSpecError(`"timeout_ms" expected a positive integer, got ${describeValue(t)}`);
     out.timeout_ms = t;
   }
   if (s['cwd'] !== undefined) {

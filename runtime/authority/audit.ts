@@ -2,6 +2,7 @@
 import type { Database } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
+import { describeValue } from '../errors.ts';
 import type { CommitQueue } from '../store/commit-queue.ts';
 import { canonicalize, toHex, utf8 } from './canonical.ts';
 import { AuthorityRequestError } from './errors.ts';
@@ -152,11 +153,11 @@ export class AuditLog {
       throw new AuthorityRequestError('audit record expected an object');
     if (typeof input.action !== 'string' || !ACTION.test(input.action))
       throw new AuthorityRequestError(
-        `audit "action" expected a lowercase dotted name like "token.issue", got ${JSON.stringify(input.action)}`,
+        `audit "action" expected a lowercase dotted name like "token.issue", got ${describeValue(input.action)}`,
       );
     if (input.decision !== 'allow' && input.decision !== 'deny')
       throw new AuthorityRequestError(
-        `audit "decision" expected "allow" or "deny", got ${JSON.stringify(input.decision)}`,
+        `audit "decision" expected "allow" or "deny", got ${describeValue(input.decision)}`,
       );
     let details: Record<string, unknown> | undefined;
     if (input.details !== undefined) {

@@ -3,7 +3,7 @@ import type { Database, Key } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
 import type { EnvelopeContext } from '../envelope/envelope.ts';
-import { AnxError } from '../errors.ts';
+import { AnxError, describeValue } from '../errors.ts';
 import { isDid, publicKeyOfDid } from '../identity/did.ts';
 import type { Keystore } from '../identity/keystore.ts';
 import type { Store } from '../store/store.ts';
@@ -221,7 +221,7 @@ export class ActorAuthorizer {
     if (!isDid(request.actor))
       throw new ActorForbiddenError(
         'ANX_FORBIDDEN_ACTOR_MISSING',
-        `"actor_did" expected the DID acting for ${principal}, got ${JSON.stringify(request.actor)}`,
+        `"actor_did" expected the DID acting for ${principal}, got ${describeValue(request.actor)}`,
         'every request that acts for someone names its actor_did',
       );
     const actor = request.actor;

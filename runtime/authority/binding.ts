@@ -2,7 +2,7 @@
 import type { Database, Key } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
-import { AnxError } from '../errors.ts';
+import { AnxError, describeValue } from '../errors.ts';
 import { parseDid, publicKeyOfDid } from '../identity/did.ts';
 import type { Keystore } from '../identity/keystore.ts';
 import type { Store } from '../store/store.ts';
@@ -83,7 +83,7 @@ export function bindingId(suite: CryptoSuite, statement: BindingStatement): stri
 export function checkRole(role: unknown, field = 'role'): string {
   if (typeof role !== 'string' || !ROLE.test(role))
     throw new AuthorityInputError(
-      `"${field}" expected a lowercase role such as "secretary" or "developer", got ${JSON.stringify(role)}`,
+      `"${field}" expected a lowercase role such as "secretary" or "developer", got ${describeValue(role)}`,
     );
   return role;
 }
@@ -181,7 +181,7 @@ export class Bindings {
     const now = this.clock.now();
     if (!Number.isSafeInteger(options.expiresAt) || options.expiresAt <= now)
       throw new AuthorityInputError(
-        `"expires_at" expected a time after now (${new Date(now).toISOString()}), got ${JSON.stringify(options.expiresAt)}`,
+        `"expires_at" expected a time after now (${new Date(now).toISOString()}), got ${describeValue(options.expiresAt)}`,
       );
     if (owner === agent) throw new AuthorityInputError('"agent_did" expected another DID than the owner');
     for (const [field, did] of [

@@ -1,6 +1,7 @@
 // Freeze: a host switch to read-only mode (no new runs, vault writes, worker commands), persisted and audited.
 import type { Database } from 'lmdb';
 import type { Clock } from '../clock.ts';
+import { describeValue } from '../errors.ts';
 import type { CommitQueue } from '../store/commit-queue.ts';
 import type { AuditLog } from './audit.ts';
 import { AuthorityRequestError, FrozenError } from './errors.ts';
@@ -94,7 +95,7 @@ export class FreezeState {
   private async set(frozen: boolean, by: string, reason: string | undefined): Promise<FreezeStatus> {
     if (typeof by !== 'string' || by.length === 0 || by.length > 256)
       throw new AuthorityRequestError(
-        `"by" expected who freezes or thaws (a DID or a name), got ${JSON.stringify(by)}`,
+        `"by" expected who freezes or thaws (a DID or a name), got ${describeValue(by)}`,
       );
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1_024))
       throw new AuthorityRequestError('"reason" expected a string of at most 1024 characters');

@@ -1,7 +1,7 @@
 // Owner DIDs: the root identities (people, organisations) this host holds, persisted in LMDB.
 import type { Database, Key } from 'lmdb';
 import type { Clock } from '../clock.ts';
-import { AnxError } from '../errors.ts';
+import { AnxError, describeValue } from '../errors.ts';
 import { parseDid } from '../identity/did.ts';
 import type { Keystore } from '../identity/keystore.ts';
 import type { Store } from '../store/store.ts';
@@ -51,7 +51,7 @@ export class Owners {
   ): Promise<OwnerRecord> {
     const { name } = options;
     if (typeof name !== 'string' || name.length === 0 || name.length > 128)
-      throw new AuthorityInputError(`"name" expected 1 to 128 characters, got ${JSON.stringify(name)}`);
+      throw new AuthorityInputError(`"name" expected 1 to 128 characters, got ${describeValue(name)}`);
     let did: string;
     if (options.did !== undefined) {
       did = parseDid(options.did, 'did').did;
@@ -81,7 +81,7 @@ export class Owners {
   /** The Owner record, or `OwnerNotFoundError`. */
   require(did: unknown, field = 'owner_did'): OwnerRecord {
     if (typeof did !== 'string' || !did.startsWith('did:'))
-      throw new AuthorityInputError(`"${field}" expected an Owner DID, got ${JSON.stringify(did)}`);
+      throw new AuthorityInputError(`"${field}" expected an Owner DID, got ${describeValue(did)}`);
     const record = this.get(did);
     if (record === undefined) throw new OwnerNotFoundError(did);
     return record;

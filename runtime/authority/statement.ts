@@ -1,5 +1,6 @@
 // Shape and signature checks shared by the authority layer's signed statements (revocations, attestations).
 import type { CryptoSuite } from '../crypto/suite.ts';
+import { describeValue } from '../errors.ts';
 import { isDid, publicKeyOfDid } from '../identity/did.ts';
 import { canonicalize, fromB64u, utf8 } from './canonical.ts';
 
@@ -22,7 +23,7 @@ export function checkStatementShape(
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(`${what} expected an object`);
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) if (!fields.includes(key)) fail(`${what} has an unknown field "${key}"`);
-  if (r.v !== 1) fail(`${what} "v" expected 1, got ${JSON.stringify(r.v)}`);
+  if (r.v !== 1) fail(`${what} "v" expected 1, got ${describeValue(r.v)}`);
   if (!isDid(r.iss, 'agentnexus')) fail(`${what} "iss" expected a did:agentnexus DID`);
   for (const f of ['ts', 'exp']) {
     const n = r[f];

@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
 import { CONTEXT_KEYS, type EnvelopeContext } from '../envelope/envelope.ts';
+import { describeValue } from '../errors.ts';
 import { type Did, isDid, publicKeyOfDid } from '../identity/did.ts';
 import type { AuditLog } from './audit.ts';
 import { canonicalize, fromB64u, toB64u, toHex, utf8 } from './canonical.ts';
@@ -142,6 +143,8 @@ const fail = (code: TokenErrorCode, message: string, hint?: string): never => {
 };
 
 const DEFAULT_TTL_MS = 60 * 60_000;
+/** The latest expiry a token can be issued with (the end of the year 9999: a date every clock can show). */
+const TOKEN_EXP_MAX = Date.UTC(10000, 0, 1) - 1;
 
 // ---- encoding ----
 
@@ -217,10 +220,7 @@ function parseActions(raw: unknown, where: string): string[] {
   for (let i = 0; i < raw.length; i++) {
     const a = raw[i];
     if (typeof a !== 'string' || !ACTION.test(a))
-      fail(
-        'ANX_TOKEN_INVALID',
-        `${where} expected actions like "vault.put" or "*", got ${JSON.stringify(a)}`,
-      );
+      fail('ANX_TOKEN_INVALID', `${where} expected actions like "vault.put" or "*", got ${describeValue(a)}`);
     if (i > 0 && (raw[i - 1] as string) >= (a as string))
       fail('ANX_TOKEN_INVALID', `${where} expected sorted, unique actions`);
   }
@@ -246,7 +246,7 @@ function parseLink(raw: unknown, index: number): TokenLink {
   const keys = Object.keys(raw).sort();
   if (keys.length !== LINK_FIELDS.length || keys.some((k, i) => k !== LINK_FIELDS[i]))
     fail('ANX_TOKEN_INVALID', `${where} expected exactly the fields ${LINK_FIELDS.join(', ')}`);
-  if (raw.v !== 1) fail('ANX_TOKEN_INVALID', `${where} "v" expected 1, got ${JSON.stringify(raw.v)}`);
+  if (raw.v !== 1) fail('ANX_TOKEN_INVALID', `${where} "v" expected 1, got ${describeValue(raw.v)}`);
   if (!isTokenDid(raw.iss)) fail('ANX_TOKEN_INVALID', `${where} "iss" expected a did:agentnexus DID`);
   if (!isTokenDid(raw.aud)) fail('ANX_TOKEN_INVALID', `${where} "aud" expected a did:agentnexus DID`);
   if (typeof raw.res !== 'string' || !RESOURCE.test(raw.res))
@@ -771,7 +771,7 @@ export class TokenService {
     const int = (v: unknown, field: string): number => {
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
         throw new AuthorityRequestError(
-          `"${field}" expected ms as a non-negative integer, got ${JSON.stringify(v)}`,
+          `"${field}" expected ms as a non-negative integer, got ${describeValue(v)}`,
         );
       return v;
     };
@@ -782,13 +782,17 @@ export class TokenService {
     else if (request.ttlMs !== undefined) exp = nbf + int(request.ttlMs, 'ttlMs');
     else exp = parent?.exp ?? nbf + DEFAULT_TTL_MS;
     if (exp <= nbf) throw new AuthorityRequestError('a token must expire after it becomes valid');
+    if (exp > TOKEN_EXP_MAX)
+      throw new AuthorityRequestError(
+        `${request.expiresAt !== undefined ? '"expiresAt"' : '"ttlMs"'} expected an expiry before the year 10000, got ${describeValue(request.expiresAt ?? request.ttlMs)}`,
+      );
     return { nbf, exp };
   }
 
   private did(value: unknown, field: string): Did {
     if (!isDid(value, 'agentnexus'))
       throw new AuthorityRequestError(
-        `"${field}" expected a did:agentnexus DID, got ${JSON.stringify(value)}`,
+        `"${field}" expected a did:agentnexus DID, got ${describeValue(value)}`,
       );
     return value;
   }
@@ -806,7 +810,7 @@ export class TokenService {
   private resource(value: unknown): string {
     if (typeof value !== 'string' || !RESOURCE.test(value))
       throw new AuthorityRequestError(
-        `"resource" expected 1-512 printable ASCII characters without spaces (like "vault:enc-1/notes"), got ${JSON.stringify(value)}`,
+        `"resource" expected 1-512 printable ASCII characters without spaces (like "vault:enc-1/notes"), got ${describeValue(value)}`,
       );
     return value;
   }

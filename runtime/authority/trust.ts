@@ -2,6 +2,7 @@
 import type { Database } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
+import { describeValue } from '../errors.ts';
 import { type Did, isDid } from '../identity/did.ts';
 import type { CommitQueue } from '../store/commit-queue.ts';
 import { toB64u } from './canonical.ts';
@@ -110,7 +111,7 @@ export function verifyAttestation(raw: unknown, suite: CryptoSuite): Attestation
   if (!isDid(a.sub, 'agentnexus')) fail('an attestation "sub" expected a did:agentnexus DID');
   if (a.iss === a.sub) fail('a DID cannot attest to itself');
   if (typeof a.value !== 'number' || !Number.isInteger(a.value) || a.value < -100 || a.value > 100)
-    fail(`an attestation "value" expected an integer from -100 to 100, got ${JSON.stringify(a.value)}`);
+    fail(`an attestation "value" expected an integer from -100 to 100, got ${describeValue(a.value)}`);
   if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 512))
     fail('an attestation "note" expected at most 512 characters');
   if ((a.exp as number) <= (a.ts as number)) fail('an attestation expires before it was made');
@@ -151,11 +152,10 @@ export class TrustStore {
    * ```
    */
   record(did: Did, kind: TrustEventKind, count = 1): TrustScore {
-    if (!isDid(did))
-      throw new AuthorityRequestError(`trust "did" expected a DID, got ${JSON.stringify(did)}`);
+    if (!isDid(did)) throw new AuthorityRequestError(`trust "did" expected a DID, got ${describeValue(did)}`);
     if (!TRUST_EVENT_KINDS.includes(kind))
       throw new AuthorityRequestError(
-        `trust event expected one of ${TRUST_EVENT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`,
+        `trust event expected one of ${TRUST_EVENT_KINDS.join(', ')}, got ${describeValue(kind)}`,
       );
     if (!Number.isInteger(count) || count < 1 || count > 1_000_000)
       throw new AuthorityRequestError('trust event "count" expected a positive integer');
@@ -220,7 +220,7 @@ export class TrustStore {
   attest(input: { issuer: Did; subject: Did; value: number; note?: string; ttlMs?: number }): Attestation {
     if (!isDid(input?.issuer, 'agentnexus') || !this.signer.has(input.issuer))
       throw new AuthorityRequestError(
-        `"issuer" expected a local did:agentnexus identity, got ${JSON.stringify(input?.issuer)}`,
+        `"issuer" expected a local did:agentnexus identity, got ${describeValue(input?.issuer)}`,
         'list local identities with `anx-runtime id list`',
       );
     const ts = this.clock.now();

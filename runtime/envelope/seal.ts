@@ -1,6 +1,7 @@
 // Sealed mode: ephemeral-static X25519, HKDF-SHA256 and AES-256-GCM over everything but addressing, signed by the sender.
 import { ed25519PublicToX25519 } from '../crypto/convert.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
+import { describeValue } from '../errors.ts';
 import { publicKeyOfDid } from '../identity/did.ts';
 import { decodeSealedContent, encodeSealedContent } from './codec.ts';
 import { ENVELOPE_VERSION, type Envelope, SEALED_ENC, SEALED_TYPE } from './envelope.ts';
@@ -83,7 +84,7 @@ export function seal(env: Envelope, options: SealOptions): Envelope {
   } catch (cause) {
     throw new EnvelopeFieldError(
       'recipientDid',
-      `"recipientDid" expected a DID with a usable Ed25519 key, got ${JSON.stringify(String(options.recipientDid)).slice(0, 80)}`,
+      `"recipientDid" expected a DID with a usable Ed25519 key, got ${describeValue(String(options.recipientDid)).slice(0, 80)}`,
       { id: env.id, cause },
     );
   }

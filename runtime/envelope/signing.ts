@@ -1,5 +1,6 @@
 // The deterministic signing input of an envelope (byte layout in docs/protocol.md), and signing and verifying it.
 import type { CryptoSuite } from '../crypto/suite.ts';
+import { describeValue } from '../errors.ts';
 import { DID_PREFIX, DidError, didFromPublicKey, publicKeyOfDid } from '../identity/did.ts';
 import { CONTEXT_KEYS, type Envelope } from './envelope.ts';
 import { EnvelopeSenderKeyError, EnvelopeSignatureError } from './errors.ts';
@@ -178,7 +179,7 @@ export function signEnvelope(env: Envelope, seed: Uint8Array, suite: CryptoSuite
   const did = didOf(seed, suite);
   if (env.from !== did) {
     throw new EnvelopeSenderKeyError(
-      `"from" expected the signing key's DID ${did}, got ${JSON.stringify(env.from)}`,
+      `"from" expected the signing key's DID ${did}, got ${describeValue(env.from)}`,
       {
         id: env.id,
         hint: 'set from to the DID of the identity whose seed signs',
@@ -203,7 +204,7 @@ export function senderPublicKey(env: Envelope): Uint8Array {
   const context = { id: env.id, from: env.from };
   if (typeof env.from !== 'string' || !env.from.startsWith(DID_PREFIX)) {
     throw new EnvelopeSenderKeyError(
-      `"from" expected a did:agentnexus DID, got ${JSON.stringify(env.from)}`,
+      `"from" expected a did:agentnexus DID, got ${describeValue(env.from)}`,
       context,
     );
   }

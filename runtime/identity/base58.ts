@@ -66,7 +66,7 @@ export function base58Decode(text: string): Uint8Array {
     const value = code < 128 ? (VALUE[code] as number) : -1;
     if (value < 0) {
       throw new Base58Error(
-        `base58 input expected only base58btc characters, got ${JSON.stringify(text[i])} at position ${i}`,
+        `base58 input expected only base58btc characters, got ${describeValue(text[i])} at position ${i}`,
       );
     }
     let carry = value;

@@ -1,5 +1,6 @@
 // W3C DID documents of our DIDs, built as did:key builds them: one Ed25519 key and its derived X25519 key.
 import { ed25519PublicToX25519 } from '../crypto/convert.ts';
+import { describeValue } from '../errors.ts';
 import { base58Encode } from './base58.ts';
 import { DID_KEY_PREFIX, type Did, DidError, parseDid } from './did.ts';
 
@@ -63,7 +64,7 @@ export function keyAgreementKeyOfDid(did: Did, field?: string): Uint8Array {
   } catch (cause) {
     const who = field === undefined ? 'input' : JSON.stringify(field);
     throw new DidError(
-      `${who} expected a DID whose key is a valid Ed25519 point, got ${JSON.stringify(did)}`,
+      `${who} expected a DID whose key is a valid Ed25519 point, got ${describeValue(did)}`,
       {
         cause,
         field,

@@ -1,8 +1,10 @@
 // The gatekeeper's `ask` queue: held messages wait for the Owner's answer, approve lets them in, deny drops them, time expires them.
 import { afterEach, expect, it } from 'vitest';
 import { Gatekeeper } from '../../actors/did.ts';
+import { GATEKEEPER_LIST_MAX, PENDING_TTL_MAX_MS } from '../../machines/did.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import { Host } from '../../runtime/host.ts';
+import { didFromPublicKey } from '../../runtime/identity/did.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const hosts: Host[] = [];
@@ -83,4 +85,39 @@ it('refuses mail from a stranger in private mode, with an error event, and keeps
   expect(codes).toEqual(['ANX_GATEKEEPER_PRIVATE']);
   expect(gk.verdict(me, stranger)).toBe('private');
   expect(gk.verdict(me, friend)).toBe('accept');
+});
+
+it('keeps allow and block lists bounded and without repeats, and hold times within 30 days', async () => {
+  const { host, me, friend, stranger, gk } = await setup();
+  const many = Array.from({ length: GATEKEEPER_LIST_MAX }, (_, i) =>
+    didFromPublicKey(new Uint8Array(32).fill(i % 256).map((b, j) => (j === 0 ? i >> 8 : b))),
+  );
+  expect(new Set(many).size).toBe(GATEKEEPER_LIST_MAX);
+  // Repeats are dropped (in first-seen order); one DID more than the limit is refused, nothing changed.
+  expect((await gk.set(me, { allow: [friend, friend, stranger, friend] })).allow).toEqual([friend, stranger]);
+  await expect(gk.set(me, { allow: [...many, friend] })).rejects.toMatchObject({
+    code: 'ANX_GATEKEEPER_INVALID',
+    message: expect.stringContaining(`at most ${GATEKEEPER_LIST_MAX} DIDs, got ${GATEKEEPER_LIST_MAX + 1}`),
+  });
+  expect(gk.show(me).allow).toEqual([friend, stranger]);
+  for (const ttl of [999, PENDING_TTL_MAX_MS + 1, 1.5])
+    await expect(gk.set(me, { pending_ttl_ms: ttl })).rejects.toMatchObject({
+      code: 'ANX_GATEKEEPER_INVALID',
+    });
+  expect((await gk.set(me, { pending_ttl_ms: PENDING_TTL_MAX_MS })).pending_ttl_ms).toBe(PENDING_TTL_MAX_MS);
+
+  // A full allow list: approving a stranger's message and allowing them is refused, the message still waits;
+  // approving it once (without allowing the sender) lets it in.
+  await gk.set(me, { mode: 'ask', allow: many });
+  await host.send([{ from: stranger, to: me, body: 'hello' }]);
+  await host.system.quiesce();
+  const [held] = await gk.pending(me);
+  await expect(gk.approve(me, held!.id)).rejects.toMatchObject({
+    code: 'ANX_GATEKEEPER_INVALID',
+    hint: expect.stringContaining('approve --once'),
+  });
+  expect((await gk.pending(me)).map((p) => p.id)).toEqual([held!.id]);
+  await gk.approve(me, held!.id, { allow: false });
+  expect(host.inbox(me).messages.map((m) => m.body)).toEqual(['hello']);
+  expect(gk.show(me).allow).toHaveLength(GATEKEEPER_LIST_MAX);
 });

@@ -137,6 +137,79 @@ describe('local API under hostile input', () => {
     await healthy();
   });
 
+  it('answers each malformed field with 400 naming it, and never echoes a large input', async () => {
+    const enclave = (await host.teamwork.enclaves.create({ owner: alice, id: 'fields' })).enclave_id;
+    const huge = 'x'.repeat(100_000);
+    const cases: Array<[string, unknown, string, string]> = [
+      ['/v1/vault/resolve', { as: alice, ref: {} }, 'ANX_VAULT_INPUT', 'enclave'],
+      [
+        `/v1/vault/${enclave}/put`,
+        { as: alice, key: 'k', content: 'c', author: 5 },
+        'ANX_TEAMWORK_INVALID',
+        '"author"',
+      ],
+      [
+        '/v1/tokens',
+        { issuer: alice, audience: bob, resource: 'vault:x', actions: ['read'], ttl_ms: 9e15 },
+        'ANX_REQUEST_INVALID',
+        'before the year 10000',
+      ],
+      [
+        `/v1/gatekeeper/${alice}`,
+        { allow: [huge] },
+        'ANX_REQUEST_INVALID',
+        '"allow" expected a list of DIDs',
+      ],
+      [`/v1/gatekeeper/${alice}`, { pending_ttl_ms: 1e15 }, 'ANX_GATEKEEPER_INVALID', '30 days'],
+      [
+        '/v1/runs',
+        { playbook: 'dev-team', objective: huge, owner: alice, enclave, assignments: {} },
+        'ANX_TEAMWORK_INVALID',
+        'at most 10000 characters',
+      ],
+      [
+        '/v1/runs',
+        { playbook: 'dev-team', objective: 'o', owner: alice, enclave, assignments: {}, artifacts: [huge] },
+        'ANX_TEAMWORK_INVALID',
+        '"artifacts" expected',
+      ],
+      ['/v1/identities', { name: huge }, 'ANX_REQUEST_INVALID', '"name"'],
+      ['/v1/tasks', { as: alice, title: 't', candidates: ['bob'] }, 'ANX_TASK_INVALID', '"candidates"'],
+      [
+        '/v1/discussions',
+        { as: alice, topic: 't', participants: [bob, 'nobody'] },
+        'ANX_DISCUSSION_INVALID',
+        '"participants"',
+      ],
+    ];
+    for (const [path, body, code, text] of cases) {
+      const r = await raw('POST', path, JSON.stringify(body));
+      expect(r.status, path).toBe(400);
+      expect(r.json.error.code, path).toBe(code);
+      expect(r.json.error.message, path).toContain(text);
+      expect(r.json.error.message.length, path).toBeLessThan(400);
+    }
+    const opened = await raw(
+      'POST',
+      '/v1/discussions',
+      JSON.stringify({ as: alice, topic: 't', participants: [bob] }),
+    );
+    expect(opened.status).toBe(200);
+    const { id } = opened.json as unknown as { id: string };
+    const post = await raw(
+      'POST',
+      `/v1/discussions/${id}/posts`,
+      JSON.stringify({ as: alice, text: 'hi', mentions: [huge] }),
+    );
+    expect(post.status).toBe(400);
+    expect(post.json.error.message).toContain('"mentions" expected a list of DIDs');
+    expect(post.json.error.message.length).toBeLessThan(400);
+    expect(await host.teamwork.vault.list(enclave, alice)).toEqual([]);
+    expect(host.teamwork.runs.list()).toEqual([]);
+    expect(host.teamwork.tasks.list()).toEqual([]);
+    await healthy();
+  });
+
   it('refuses garbage base64 in a vault write, and answers enclave lifecycle conflicts at once', async () => {
     const enclave = (await host.teamwork.enclaves.create({ owner: alice, id: 'hostile' })).enclave_id;
     const put = await raw(
@@ -146,7 +219,7 @@ describe('local API under hostile input', () => {
     );
     expect(put.status).toBe(400);
     expect(await host.teamwork.vault.history(enclave, 'k', alice)).toEqual([]);
-    const started = Date.now();
+    // Each of these used to wait for a verdict that never came, then answer 500.
     const again = await raw('POST', `/v1/enclaves/${enclave}/activate`, JSON.stringify({ as: alice }));
     expect(again.status).toBe(409);
     expect(again.json.error.code).toBe('ANX_ENCLAVE_STATE_CONFLICT');
@@ -160,8 +233,6 @@ describe('local API under hostile input', () => {
       const r = await raw('POST', path, JSON.stringify(body));
       expect(r.status, path).toBe(409);
     }
-    // Each of these used to wait for a verdict that never came (10 s each).
-    expect(Date.now() - started).toBeLessThan(9_000);
     await healthy();
   });
 });

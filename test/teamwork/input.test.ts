@@ -65,11 +65,15 @@ it('gives a playbook its outside inputs: refs checked at start, else the latest 
   const playbook = {
     name: 'reads-a-brief',
     version: '1',
-    stages: [
-      { id: 'build', role: 'developer', inputs: ['brief.md'], output: { kind: 'md', key: 'out.md' } },
-    ],
+    stages: [{ id: 'build', role: 'developer', inputs: ['brief.md'], output: { kind: 'md', key: 'out.md' } }],
   };
-  const base = { playbook, objective: 'x', owner: team.owner, enclave: team.enclave, assignments: { developer: dev } };
+  const base = {
+    playbook,
+    objective: 'x',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: { developer: dev },
+  };
   // Nothing under the key: refused before the run exists, naming the input and how to fix it.
   const missing = await refusal(() => t.startRun(base));
   expect(missing.code).toBe('ANX_TEAMWORK_INVALID');
@@ -77,11 +81,20 @@ it('gives a playbook its outside inputs: refs checked at start, else the latest 
   const v1 = await t.vault.put(team.enclave, 'brief.md', { kind: 'md', content: 'one', summary: 'v1' }, dev);
   const v2 = await t.vault.put(team.enclave, 'brief.md', { kind: 'md', content: 'two', summary: 'v2' }, dev);
   const other = (await t.enclaves.create({ owner: team.owner, id: 'enc2' })).enclave_id;
-  const elsewhere = await t.vault.put(other, 'brief.md', { kind: 'md', content: 'x', summary: '' }, team.owner);
+  const elsewhere = await t.vault.put(
+    other,
+    'brief.md',
+    { kind: 'md', content: 'x', summary: '' },
+    team.owner,
+  );
   const cases: Array<[unknown, string, string]> = [
     [[v1], 'ANX_TEAMWORK_INVALID', '"artifacts" expected an object of input name → ArtifactRef'],
     [{ 'spec.md': v1 }, 'ANX_TEAMWORK_INVALID', '"artifacts.spec.md" names no input'],
-    [{ 'brief.md': { ...v1, hash: 5 } }, 'ANX_TEAMWORK_INVALID', '"artifacts.brief.md" expected an ArtifactRef'],
+    [
+      { 'brief.md': { ...v1, hash: 5 } },
+      'ANX_TEAMWORK_INVALID',
+      '"artifacts.brief.md" expected an ArtifactRef',
+    ],
     [{ 'brief.md': elsewhere }, 'ANX_TEAMWORK_INVALID', "expected a ref into the run's Enclave enc1"],
     [{ 'brief.md': { ...v1, hash: v2.hash } }, 'ANX_VAULT_REF_MISMATCH', 'hash'],
     [{ 'brief.md': { ...v1, version: 9 } }, 'ANX_VAULT_NOT_FOUND', 'no version 9'],
@@ -99,7 +112,8 @@ it('gives a playbook its outside inputs: refs checked at start, else the latest 
   // A ref given is the version the stage reads; a key not given is read at its latest version.
   const seen: string[] = [];
   t.worker(dev).onStage('developer', async (ctx) => {
-    for (const ref of ctx.snapshot.inputs) seen.push(`${ref.key}@${ref.version}:${await ctx.vault.text(ref)}`);
+    for (const ref of ctx.snapshot.inputs)
+      seen.push(`${ref.key}@${ref.version}:${await ctx.vault.text(ref)}`);
     await ctx.deliver({ value: 'done', summary: 'done' });
   });
   const pinned = await t.startRun({ ...base, artifacts: { 'brief.md': v1 } });
