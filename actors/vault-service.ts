@@ -1,8 +1,8 @@
 // The vault as actors use it: every read and write checked against the Enclave's membership, writes authored by the acting DID.
 import { join } from 'node:path';
+import { describeValue } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
-import { describeValue } from '../runtime/errors.ts';
 import { GitVault } from '../runtime/vault/git.ts';
 import { checkRef } from '../runtime/vault/keys.ts';
 import { LmdbVault } from '../runtime/vault/lmdb.ts';
