@@ -14,6 +14,7 @@ import {
   EnvelopeFieldError,
   envelopeErrorEvent,
   isEnvelopeId,
+  MAX_BODY_BYTES,
   validateSessionEnvelope,
 } from './envelope/index.ts';
 import { AnxError, describeValue } from './errors.ts';
@@ -27,6 +28,7 @@ import { UnknownActorError } from './kernel/errors.ts';
 import { type EnvelopeContext, type KernelEnvelope, kernelEnvelopeFromWire } from './kernel/message.ts';
 import { DurableReplayGuard } from './kernel/replay-guard.ts';
 import { openStore, type Store } from './store/store.ts';
+import { encodedSize } from './value-checks.ts';
 import { VERSION } from './version.ts';
 
 export interface HostOptions {
@@ -451,6 +453,16 @@ export class Host {
         err.message.replace(`"${err.field}"`, `"${path}${err.field}"`),
       );
     }
+    // Bigger would be taken here but could never be delivered to a DID on another host.
+    const size = request.body === undefined ? 0 : encodedSize(request.body);
+    if (size > MAX_BODY_BYTES)
+      throw new RequestError(
+        'ANX_MESSAGE_TOO_LARGE',
+        `"${path}body" expected at most ${MAX_BODY_BYTES} bytes encoded, got ${size}`,
+        {
+          hint: "put large content in an Enclave's vault (`anx-runtime vault put`) and send its ref",
+        },
+      );
     return env;
   }
 }

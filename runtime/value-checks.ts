@@ -82,3 +82,60 @@ function walk(
   }
   return undefined;
 }
+
+/**
+ * The size of `value` encoded as msgpack the way envelopes encode bodies (maps as maps, floats as
+ * float64, `undefined` as nil), in bytes, without encoding it. Values msgpack has no type for
+ * (a Date, say) count one byte. Walks without recursion.
+ *
+ * @example
+ * ```ts
+ * encodedSize({ text: 'hi' }); // 9: map header, "text", "hi"
+ * ```
+ */
+export function encodedSize(value: unknown): number {
+  let bytes = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      const n = v.length < 32 && isAscii(v) ? v.length : Buffer.byteLength(v, 'utf8');
+      bytes += n + (n < 32 ? 1 : n < 256 ? 2 : n < 65_536 ? 3 : 5);
+    } else if (typeof v === 'number') bytes += numberSize(v);
+    else if (ArrayBuffer.isView(v)) {
+      const n = v.byteLength;
+      bytes += n + (n < 256 ? 2 : n < 65_536 ? 3 : 5);
+    } else if (Array.isArray(v)) {
+      bytes += containerHead(v.length);
+      for (let i = v.length - 1; i >= 0; i--) stack.push(v[i]);
+    } else if (typeof v === 'object' && v !== null && (isPlainObject(v) || v instanceof Map)) {
+      const entries = v instanceof Map ? [...v.entries()] : Object.entries(v);
+      bytes += containerHead(entries.length);
+      for (const [key, child] of entries) stack.push(key, child);
+    } else bytes += 1; // nil, booleans, and what has no msgpack type of its own
+  }
+  return bytes;
+}
+
+function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function containerHead(count: number): number {
+  return count < 16 ? 1 : count < 65_536 ? 3 : 5;
+}
+
+function numberSize(n: number): number {
+  if (!Number.isInteger(n)) return 9;
+  if (n >= -32 && n < 128) return 1;
+  if (n >= -128 && n < 256) return 2;
+  if (n >= -32_768 && n < 65_536) return 3;
+  if (n >= -2_147_483_648 && n < 4_294_967_296) return 5;
+  return 9;
+}

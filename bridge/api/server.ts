@@ -68,7 +68,12 @@ function statusOf(err: AnxError): number {
     err.code.endsWith('_REPLAYED')
   )
     return 409;
-  if (err.code === 'ANX_ARTIFACT_TOO_LARGE' || err.code === 'ANX_REQUEST_TOO_LARGE') return 413;
+  if (
+    err.code === 'ANX_ARTIFACT_TOO_LARGE' ||
+    err.code === 'ANX_REQUEST_TOO_LARGE' ||
+    err.code === 'ANX_MESSAGE_TOO_LARGE'
+  )
+    return 413;
   if (
     err.code === 'ANX_VAULT_INPUT' ||
     err.code === 'ANX_TRANSFER_MISMATCH' ||

@@ -13,6 +13,12 @@ import { validateEnvelope, validateSealedContent } from './validate.ts';
 /** Default largest envelope accepted, in bytes (1 MiB); checked before any decoding work. */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
 
+/**
+ * Largest message body a host takes from a sender (encoded, in bytes): what still fits one envelope
+ * after its headers, context, sealing and signature, so a message accepted here can reach any host.
+ */
+export const MAX_BODY_BYTES = DEFAULT_MAX_ENVELOPE_BYTES - 64 * 1024;
+
 // A dedicated instance: options set here cannot leak into, or be changed by, other msgpackr users
 // (LMDB shares the library). No records or structures on the wire, so any msgpack decoder reads us;
 // no structured-clone references, whose decoder trusts its input; `undefined` becomes nil so bodies

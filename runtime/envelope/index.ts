@@ -8,6 +8,7 @@ export {
   encodeBody,
   encodeEnvelope,
   encodeSealedContent,
+  MAX_BODY_BYTES,
 } from './codec.ts';
 export { createEnvelope, type EnvelopeInit } from './create.ts';
 export {

@@ -1,6 +1,7 @@
 // A careless or hostile local client: each request gets a typed 4xx, nothing is stored, and the host goes on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiServer, startApiServer } from '../../bridge/api/server.ts';
+import { MAX_BODY_BYTES } from '../../runtime/envelope/index.ts';
 import { Host } from '../../runtime/host.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -134,6 +135,32 @@ describe('local API under hostile input', () => {
       JSON.stringify({ as: alice, topic: 't', participants: [bob], deadline: 1e300 }),
     );
     expect(deadline.status).toBe(400);
+    await healthy();
+  });
+
+  it('refuses a message body too large for any envelope with 413, and takes one just under it', async () => {
+    const over = await raw(
+      'POST',
+      '/v1/messages',
+      JSON.stringify({ from: alice, to: bob, body: 'x'.repeat(1_000_000) }),
+    );
+    expect(over.status).toBe(413);
+    expect(over.json.error.code).toBe('ANX_MESSAGE_TOO_LARGE');
+    expect(over.json.error.message).toContain(`"body" expected at most ${MAX_BODY_BYTES} bytes encoded`);
+    expect(over.json.error.hint).toContain('vault');
+    // Many small values count too: 120,000 floats are about 1 MB encoded.
+    const floats = Array.from({ length: 120_000 }, (_, i) => i + 0.5);
+    const many = await raw('POST', '/v1/messages', JSON.stringify({ from: alice, to: bob, body: floats }));
+    expect(many.status).toBe(413);
+    const before = host.inbox(bob).messages.length;
+    const under = await raw(
+      'POST',
+      '/v1/messages',
+      JSON.stringify({ from: alice, to: bob, body: 'x'.repeat(MAX_BODY_BYTES - 5) }),
+    );
+    expect(under.status, JSON.stringify(under.json)).toBe(200);
+    await host.system.quiesce();
+    expect(host.inbox(bob).messages.length).toBe(before + 1);
     await healthy();
   });
 

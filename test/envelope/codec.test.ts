@@ -16,10 +16,12 @@ import {
   encodeBody,
   encodeEnvelope,
   envelopeSigningInput,
+  MAX_BODY_BYTES,
   newEnvelopeId,
   signEnvelope,
   validateSessionEnvelope,
 } from '../../runtime/envelope/index.ts';
+import { encodedSize } from '../../runtime/value-checks.ts';
 import { envelopeArb } from './arbitraries.ts';
 import { alice, bob, carol, hex, T0 } from './fixtures.ts';
 
@@ -363,6 +365,37 @@ describe('envelope decoder under hostile input', () => {
 });
 
 describe('envelope body encoding', () => {
+  it('knows the encoded size of a body without encoding it (what a host checks against MAX_BODY_BYTES)', () => {
+    const value = fc.letrec((tie) => ({
+      leaf: fc.oneof(
+        fc.string({ unit: 'binary', maxLength: 300 }),
+        fc.string({ minLength: 65_530, maxLength: 65_540 }),
+        fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+        fc.constantFrom(-33, -32, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, -(2 ** 31) - 1),
+        fc.double({ noNaN: false }),
+        fc.boolean(),
+        fc.constant(null),
+        fc.uint8Array({ maxLength: 300 }),
+      ),
+      node: fc.oneof(
+        { depthSize: 'small' },
+        tie('leaf'),
+        fc.array(tie('node'), { maxLength: 20 }),
+        fc.dictionary(fc.string({ maxLength: 40 }), tie('node'), { maxKeys: 20 }),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(encodedSize(v)).toBe(encodeBody(v).length);
+      }),
+      { numRuns: 300 },
+    );
+    expect(encodedSize(Array.from({ length: 70_000 }, (_, i) => i))).toBe(
+      encodeBody(Array.from({ length: 70_000 }, (_, i) => i)).length,
+    );
+    expect(MAX_BODY_BYTES).toBeLessThan(DEFAULT_MAX_ENVELOPE_BYTES);
+  });
+
   it('refuses a body msgpack cannot carry with ANX_ENVELOPE_FIELD', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
