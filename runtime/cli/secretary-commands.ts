@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import { parsePlaybook } from '../../machines/playbook/parse.ts';
 import { AnxError } from '../errors.ts';
+import { parseDurationMs } from './authority-commands.ts';
 import { formatTable } from './format.ts';
 import { formatRunStatus } from './teamwork-commands.ts';
 
@@ -70,16 +71,6 @@ export function parseExpiry(value: string, now = Date.now()): number {
       },
     );
   return at;
-}
-
-function parseDuration(flag: string, value: string): number {
-  const m = /^(\d+)([smhd])$/.exec(value);
-  if (m === null)
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `${flag} expected a duration like 30s, 15m, 12h or 7d, got "${value}"`,
-    );
-  return Number(m[1]) * (UNITS[m[2] as string] as number);
 }
 
 function dids(value: string): string[] {
@@ -243,9 +234,9 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
   owner
     .command('bindings')
     .description('list bindings with their state (active, expired, unbound)')
-    .option('--owner <did>')
-    .option('--agent <did>')
-    .option('--role <role>')
+    .option('--owner <did>', 'only bindings to this Owner')
+    .option('--agent <did>', 'only bindings of this agent')
+    .option('--role <role>', 'only bindings in this role')
     .action(async (o: { owner?: string; agent?: string; role?: string }, cmd: Command) => {
       const q = new URLSearchParams(o as Record<string, string>);
       const { bindings } = await h.client(cmd).get<{ bindings: BindingJson[] }>(`/v1/bindings?${q}`);
@@ -289,7 +280,7 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
   secretary
     .command('list')
     .description('list Secretaries')
-    .option('--owner <did>')
+    .option('--owner <did>', 'only the Secretaries of this Owner')
     .action(async (o: { owner?: string }, cmd: Command) => {
       const q = o.owner === undefined ? '' : `?owner=${encodeURIComponent(o.owner)}`;
       const { secretaries } = await h
@@ -431,7 +422,10 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
     .option('--mode <mode>', 'public, ask or private')
     .option('--allow <dids>', 'comma-separated allow-list (replaces it)')
     .option('--block <dids>', 'comma-separated block list (replaces it)')
-    .option('--pending-ttl <duration>', 'how long held messages wait (e.g. 24h)')
+    .option(
+      '--pending-ttl <duration>',
+      'how long held messages wait: 30s, 15m, 12h, 7d or ms, at most 30d (default: 24h)',
+    )
     .option('--as <did>', 'acting DID (default: the DID itself)')
     .action(
       async (
@@ -445,7 +439,7 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
           ...(o.block === undefined ? {} : { block: dids(o.block) }),
           ...(o.pendingTtl === undefined
             ? {}
-            : { pending_ttl_ms: parseDuration('--pending-ttl', o.pendingTtl) }),
+            : { pending_ttl_ms: parseDurationMs('--pending-ttl', o.pendingTtl) }),
           ...(o.as === undefined ? {} : { actor_did: o.as }),
         });
         h.out(cmd, g, () => `gatekeeper of ${did}: ${(g as { mode: string }).mode}`);

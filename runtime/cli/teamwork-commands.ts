@@ -6,6 +6,7 @@ import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
 import { assertPlaybook, PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
+import { parseDurationMs } from './authority-commands.ts';
 import { formatTable } from './format.ts';
 
 interface Helpers {
@@ -555,7 +556,11 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .description('run a local command for every task of ROLE assigned to DID (kept across restarts)')
     .requiredOption('--did <did>', 'the local identity that works (and authors the artifacts)')
     .requiredOption('--role <role>', 'the role it takes')
-    .option('--timeout <ms>', 'kill and fail after this many ms', (v) => Number(v))
+    .option(
+      '--timeout <duration>',
+      'kill the command and fail the stage after this long: 90s, 10m, 1h or ms (default: 10m)',
+      (v) => parseDurationMs('--timeout', v),
+    )
     .argument('<argv...>', 'command and arguments (no shell); put them after --')
     .action(async (argv: string[], o: { did: string; role: string; timeout?: number }, cmd: Command) => {
       const w = await h.client(cmd).post('/v1/workers/scripts', {
