@@ -369,7 +369,6 @@ describe('envelope body encoding', () => {
     const value = fc.letrec((tie) => ({
       leaf: fc.oneof(
         fc.string({ unit: 'binary', maxLength: 300 }),
-        fc.string({ minLength: 65_530, maxLength: 65_540 }),
         fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
         fc.constantFrom(-33, -32, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, -(2 ** 31) - 1),
         fc.double({ noNaN: false }),
@@ -384,14 +383,16 @@ describe('envelope body encoding', () => {
         fc.dictionary(fc.string({ maxLength: 40 }), tie('node'), { maxKeys: 20 }),
       ),
     })).node;
+    // Header widths at their edges, outside the random trees (which stay small).
+    for (const n of [31, 32, 255, 256, 65_535, 65_536]) {
+      for (const v of ['x'.repeat(n), 'é'.repeat(n), new Uint8Array(n), Array.from({ length: n }, () => 0)])
+        expect(encodedSize(v)).toBe(encodeBody(v).length);
+    }
     fc.assert(
       fc.property(value, (v) => {
         expect(encodedSize(v)).toBe(encodeBody(v).length);
       }),
       { numRuns: 300 },
-    );
-    expect(encodedSize(Array.from({ length: 70_000 }, (_, i) => i))).toBe(
-      encodeBody(Array.from({ length: 70_000 }, (_, i) => i)).length,
     );
     expect(MAX_BODY_BYTES).toBeLessThan(DEFAULT_MAX_ENVELOPE_BYTES);
   });
