@@ -1,17 +1,9 @@
 // The daemon behind `anx-runtime start`: one host per data directory, its local API, its files and its shutdown.
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type ApiServer, startApiServer } from '../bridge/api/server.ts';
 import { type JoinOptions, joinRelay, type RelayConnection } from '../bridge/relay/join.ts';
+import { type DataDirLock, DataDirLockedError, lockDataDir } from './data-lock.ts';
 import { AnxError } from './errors.ts';
 import { Host } from './host.ts';
 import { dataFiles } from './paths.ts';
@@ -45,36 +37,15 @@ export interface RunningDaemon {
   shutdown(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
+/** Takes the data directory's lock for a daemon: a live holder is a running daemon (or an embedded host). */
+function takeLock(dataDir: string): DataDirLock {
   try {
-    process.kill(pid, 0);
-    return true;
+    return lockDataDir(dataDir);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if (err instanceof DataDirLockedError && err.pid !== process.pid)
+      throw new DaemonRunningError(dataDir, err.pid);
+    throw err;
   }
-}
-
-/**
- * Takes the data directory's lock. A lock left by a process that no longer exists (a crash, `kill -9`)
- * is stale and taken over.
- */
-function takeLock(dataDir: string): void {
-  const file = dataFiles.lock(dataDir);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid !== process.pid && alive(pid))
-        throw new DaemonRunningError(dataDir, pid);
-      rmSync(file, { force: true });
-    }
-  }
-  throw new AnxError('ANX_DAEMON_LOCK', `cannot take the lock ${file}`);
 }
 
 function writePrivate(file: string, content: string): void {
@@ -87,7 +58,7 @@ function writePrivate(file: string, content: string): void {
 /** Starts the host and its API; resolves once both are up and the daemon files are written. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  takeLock(options.dataDir);
+  const lock = takeLock(options.dataDir);
   let host: Host | undefined;
   let api: ApiServer | undefined;
   let relay: RelayConnection | undefined;
@@ -97,6 +68,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const turnSize = Number(process.env['ANX_TURN_SIZE']);
     host = await Host.open({
       dataDir: options.dataDir,
+      lock,
       ...(relay === undefined ? {} : { router: relay.relay }),
       ...(Number.isInteger(turnSize) && turnSize > 0 ? { turnSize } : {}),
     });
@@ -122,7 +94,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
             // What failed is already reported (the failure that started this shutdown).
           }
         }
-        rmSync(dataFiles.lock(options.dataDir), { force: true });
+        lock.release();
         resolveDone();
       })();
       return stopping;
@@ -171,7 +143,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     await api?.close().catch(() => {});
     await relay?.close().catch(() => {});
     await host?.close().catch(() => {});
-    rmSync(dataFiles.lock(options.dataDir), { force: true });
+    lock.release();
     throw err;
   }
 }

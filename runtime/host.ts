@@ -8,6 +8,7 @@ import { trustFromRunEvents } from './authority/run-outcomes.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { defaultSuite } from './crypto/index.ts';
 import type { CryptoSuite } from './crypto/suite.ts';
+import { type DataDirLock, lockDataDir } from './data-lock.ts';
 import { BATCH_TYPE } from './envelope/envelope.ts';
 import {
   acceptEnvelope,
@@ -47,6 +48,11 @@ export interface HostOptions {
    * so unacknowledged mail for other hosts is handed to it again rather than dead-lettered.
    */
   router?: RemoteRouter;
+  /**
+   * The data directory's lock, already taken (the daemon takes it before it joins the relay); the
+   * host releases it when it closes. Without it, `open` takes the lock itself.
+   */
+  lock?: DataDirLock;
 }
 
 /** A message to send, as the local API and SDK take it. */
@@ -120,6 +126,7 @@ export class Host {
     readonly teamwork: Teamwork,
     /** Capability tokens, revocation, audit log, freeze, rate limits and trust. */
     readonly authority: Authority,
+    private readonly lock: DataDirLock,
   ) {
     this.startedAt = clock.now();
     this.replayGuard = new DurableReplayGuard(store, system.commits);
@@ -128,7 +135,15 @@ export class Host {
 
   static async open(options: HostOptions): Promise<Host> {
     const clock = options.clock ?? systemClock;
-    const store = openStore(options.dataDir, options.noSync === undefined ? {} : { noSync: options.noSync });
+    // One host per data directory: a second kernel on the same LMDB environment would lose messages.
+    const lock = options.lock ?? lockDataDir(options.dataDir);
+    let store: Store;
+    try {
+      store = openStore(options.dataDir, options.noSync === undefined ? {} : { noSync: options.noSync });
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     try {
       const hostKey = Keystore.loadOrCreateHostKey(join(options.dataDir, 'host.key'));
       const keystore = new Keystore(store.root.openDB({ name: 'keystore' }), hostKey, {
@@ -210,6 +225,7 @@ export class Host {
         options.replayWindowMs ?? 5 * 60_000,
         teamwork,
         authority,
+        lock,
       );
       await system.emitEvent({
         kind: 'status',
@@ -219,6 +235,7 @@ export class Host {
       return host;
     } catch (err) {
       await store.close().catch(() => {});
+      lock.release();
       throw err;
     }
   }
@@ -355,8 +372,12 @@ export class Host {
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
     this.authority.close();
     await this.teamwork.close();
-    await this.system.stop();
-    await this.store.close();
+    try {
+      await this.system.stop();
+      await this.store.close();
+    } finally {
+      this.lock.release();
+    }
   }
 
   /** Forgets accepted ids older than the retention period, hourly. */
