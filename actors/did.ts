@@ -11,7 +11,7 @@ import {
   PENDING_TTL_MAX_MS,
   PENDING_TTL_MS,
 } from '../machines/did.ts';
-import { AnxError } from '../runtime/errors.ts';
+import { AnxError, describeValue } from '../runtime/errors.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import { UnknownActorError } from '../runtime/kernel/errors.ts';
 
@@ -205,7 +205,7 @@ export class GatekeeperSettingsError extends AnxError {
 
 export class PendingNotFoundError extends AnxError {
   constructor(did: string, id: string) {
-    super('ANX_PENDING_NOT_FOUND', `no held message ${JSON.stringify(id)} waits for ${did}`, {
+    super('ANX_PENDING_NOT_FOUND', `no held message ${describeValue(id)} waits for ${did}`, {
       hint: 'list what waits with `anx-runtime gatekeeper pending DID`; held messages expire unanswered',
     });
   }

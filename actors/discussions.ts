@@ -66,7 +66,7 @@ export class DiscussionNotFoundError extends AnxError {
   constructor(id: string) {
     super(
       'ANX_DISCUSSION_NOT_FOUND',
-      `no discussion ${JSON.stringify(id)} on this host, and no notice of it`,
+      `no discussion ${describeValue(id)} on this host, and no notice of it`,
       {
         hint: 'list discussions with `anx-runtime discuss list`; for one on another host pass --home DID (its creator)',
       },

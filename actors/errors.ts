@@ -11,7 +11,7 @@ export class TeamworkInputError extends AnxError {
 /** No Enclave with this id on this host. */
 export class EnclaveNotFoundError extends AnxError {
   constructor(enclaveId: string) {
-    super('ANX_ENCLAVE_NOT_FOUND', `no enclave ${JSON.stringify(enclaveId)} on this host`, {
+    super('ANX_ENCLAVE_NOT_FOUND', `no enclave ${describeValue(enclaveId)} on this host`, {
       hint: 'create it with `anx-runtime enclave create --owner DID`',
     });
   }
@@ -40,7 +40,7 @@ export class ForgedAuthorError extends AnxError {
 /** No run with this id on this host. */
 export class RunNotFoundError extends AnxError {
   constructor(runId: string) {
-    super('ANX_RUN_NOT_FOUND', `no run ${JSON.stringify(runId)} on this host`, {
+    super('ANX_RUN_NOT_FOUND', `no run ${describeValue(runId)} on this host`, {
       hint: 'list runs with `anx-runtime run list`',
     });
   }
@@ -49,7 +49,7 @@ export class RunNotFoundError extends AnxError {
 /** The run has no Delivery Manifest (yet). */
 export class ManifestNotFoundError extends AnxError {
   constructor(runId: string, state: string) {
-    super('ANX_MANIFEST_NOT_FOUND', `run ${runId} has no delivery manifest: it is ${state}`, {
+    super('ANX_MANIFEST_NOT_FOUND', `run ${describeValue(runId)} has no delivery manifest: it is ${state}`, {
       hint: 'a manifest is written when the run completes; follow it with `anx-runtime run status RUN`',
     });
   }

@@ -83,7 +83,8 @@ export class Manifests {
   }
 
   get(runId: string): ManifestRecord {
-    const record = this.db.get(runId) as ManifestRecord | undefined;
+    // Not a run id (longer than any, or no string): no manifest, and no LMDB lookup of it.
+    const record = (this.runs.has(runId) ? this.db.get(runId) : undefined) as ManifestRecord | undefined;
     if (record === undefined) {
       const state = this.runs.has(runId) ? this.runs.status(runId).state : 'unknown';
       throw new ManifestNotFoundError(runId, state);
@@ -92,7 +93,7 @@ export class Manifests {
   }
 
   has(runId: string): boolean {
-    return this.db.doesExist(runId);
+    return this.runs.has(runId) && this.db.doesExist(runId);
   }
 
   private async onCompleted(did: string, record: InboxRecord): Promise<void> {

@@ -410,7 +410,7 @@ export class PlaybookRuns {
 
   /** True when a run with this id exists on this host. */
   has(runId: string): boolean {
-    return typeof runId === 'string' && this.index.doesExist(runId);
+    return typeof runId === 'string' && RUN_ID.test(runId) && this.index.doesExist(runId);
   }
 
   /** Every run id, oldest first by creation. */
@@ -423,7 +423,10 @@ export class PlaybookRuns {
 
   /** The run's context (activating it if passivated). */
   context(runId: string): { value: unknown; context: RunContext; hash: string } {
-    const entry = this.index.get(runId) as RunIndexEntry | undefined;
+    // Not a run id (a huge string would not even fit an LMDB key): no such run.
+    const entry = (typeof runId === 'string' && RUN_ID.test(runId) ? this.index.get(runId) : undefined) as
+      | RunIndexEntry
+      | undefined;
     if (entry === undefined) throw new RunNotFoundError(String(runId));
     const snap = this.system.snapshot(runAddress(runId));
     return { value: snap.value, context: snap.context as RunContext, hash: entry.hash };

@@ -121,7 +121,7 @@ export class NoCandidateError extends AnxError {
 
 export class DispatchNotFoundError extends AnxError {
   constructor(sessionId: string) {
-    super('ANX_DISPATCH_NOT_FOUND', `no dispatch with session_id ${JSON.stringify(sessionId)} on this host`, {
+    super('ANX_DISPATCH_NOT_FOUND', `no dispatch with session_id ${describeValue(sessionId)} on this host`, {
       hint: 'list dispatches with `anx-runtime dispatch list`',
     });
   }

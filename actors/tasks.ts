@@ -57,7 +57,7 @@ export class TaskInputError extends AnxError {
 /** No task with this id here, and no notice says where it lives. */
 export class TaskNotFoundError extends AnxError {
   constructor(taskId: string) {
-    super('ANX_TASK_NOT_FOUND', `no task ${JSON.stringify(taskId)} on this host, and no notice of it`, {
+    super('ANX_TASK_NOT_FOUND', `no task ${describeValue(taskId)} on this host, and no notice of it`, {
       hint: 'list tasks with `anx-runtime task list`; for a task on another host pass --home DID (its proposer)',
     });
   }

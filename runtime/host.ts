@@ -24,7 +24,7 @@ import type { TraceFilter } from './events/log.ts';
 import { parseDid } from './identity/did.ts';
 import { type DidDocument, didDocument } from './identity/did-document.ts';
 import { type KeyRecord, Keystore } from './identity/keystore.ts';
-import { ActorSystem, type RemoteRouter } from './kernel/actor-system.ts';
+import { ActorSystem, MAX_ADDRESS_CHARS, type RemoteRouter } from './kernel/actor-system.ts';
 import { UnknownActorError } from './kernel/errors.ts';
 import { type EnvelopeContext, type KernelEnvelope, kernelEnvelopeFromWire } from './kernel/message.ts';
 import { DurableReplayGuard } from './kernel/replay-guard.ts';
@@ -426,10 +426,10 @@ export class Host {
     }
     parseDid(request.from, `${path}from`);
     if (!this.keystore.has(request.from)) throw new NotLocalIdentityError(request.from);
-    if (typeof request.to !== 'string' || request.to.length === 0) {
+    if (typeof request.to !== 'string' || request.to.length === 0 || request.to.length > MAX_ADDRESS_CHARS) {
       throw new RequestError(
         'ANX_REQUEST_INVALID',
-        `"${path}to" expected a DID or actor address, got ${describeValue(request.to)}`,
+        `"${path}to" expected a DID or actor address of at most ${MAX_ADDRESS_CHARS} characters, got ${describeValue(request.to)}`,
       );
     }
     if (request.to.startsWith('did:')) parseDid(request.to, `${path}to`);

@@ -139,3 +139,13 @@ function numberSize(n: number): number {
   if (n >= -2_147_483_648 && n < 4_294_967_296) return 5;
   return 9;
 }
+
+const BASE64_CHARS = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * True for standard or URL-safe base64, padded or not (a length that leaves one character over is
+ * not). `Buffer.from(text, 'base64')` skips what is not base64, so garbage would decode to stray bytes.
+ */
+export function isBase64(text: string): boolean {
+  return BASE64_CHARS.test(text) && text.replace(/=+$/, '').length % 4 !== 1;
+}

@@ -16,6 +16,32 @@ export class DaemonNotRunningError extends AnxError {
   }
 }
 
+/**
+ * The daemon took the request but the connection broke before its answer came (it stopped or was
+ * killed meanwhile): the request may or may not have been applied, so nothing repeats it on its own.
+ */
+export class DaemonConnectionLostError extends AnxError {
+  constructor(baseUrl: string, detail: string) {
+    super(
+      'ANX_DAEMON_CONNECTION_LOST',
+      `the daemon at ${baseUrl} closed the connection before answering (${detail}): the request may have been applied`,
+      {
+        hint: 'check before repeating it (`anx-runtime status`, then what it changed); a message sent again with the same id is not delivered twice',
+      },
+    );
+  }
+}
+
+/** Errors of a connection that never reached a listening daemon: nothing was sent. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EADDRNOTAVAIL', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function neverSent(cause: unknown): boolean {
+  const c = cause as { code?: unknown; errors?: unknown[] } | undefined;
+  if (typeof c?.code === 'string' && NOT_SENT.has(c.code)) return true;
+  // Several addresses tried (happy eyeballs): none took the connection.
+  return Array.isArray(c?.errors) && c.errors.length > 0 && c.errors.every(neverSent);
+}
+
 /** An error the daemon answered with; `code`, message and hint come from the daemon. */
 export class ApiError extends AnxError {
   constructor(
@@ -48,10 +74,26 @@ export function readDaemonInfo(dataDir: string): DaemonInfo | undefined {
 
 /** A thin typed client of the local API. */
 export class ApiClient {
+  // A true private field: the token stays out of console.log, util.inspect and JSON.stringify.
+  readonly #token: string;
+  readonly #closing = new AbortController();
+
   constructor(
     readonly baseUrl: string,
-    private readonly token: string,
-  ) {}
+    token: string,
+  ) {
+    this.#token = token;
+  }
+
+  /** The same daemon with the same token (a client that follows restarts compares them). */
+  sameAs(other: ApiClient): boolean {
+    return other.baseUrl === this.baseUrl && other.#token === this.#token;
+  }
+
+  /** Ends requests still in flight (with `ANX_SDK_CLOSED`) and refuses new ones. */
+  close(): void {
+    this.#closing.abort();
+  }
 
   /** Connects to the daemon of `dataDir`, or throws `DaemonNotRunningError`. */
   static forDataDir(dataDir: string): ApiClient {
@@ -70,23 +112,42 @@ export class ApiClient {
   }
 
   async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let payload: string | undefined;
+    try {
+      payload = body === undefined ? undefined : JSON.stringify(body);
+    } catch (err) {
+      throw new AnxError(
+        'ANX_REQUEST_INVALID',
+        `request body expected JSON values: ${(err as Error).message}`,
+        {
+          hint: 'send text, numbers, lists and plain objects; encode bytes as base64 and big integers as strings',
+        },
+      );
+    }
+    if (this.#closing.signal.aborted) throw closedError();
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.baseUrl + path, {
         method,
         headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          authorization: `Bearer ${this.#token}`,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(payload === undefined ? {} : { body: payload }),
+        signal: this.#closing.signal,
       });
+      text = await res.text();
     } catch (err) {
-      throw new DaemonNotRunningError(
-        this.baseUrl,
-        `it does not answer: ${(err as Error).cause ?? (err as Error).message}`,
-      );
+      if (this.#closing.signal.aborted) throw closedError();
+      const cause = (err as Error).cause;
+      if (neverSent(cause))
+        throw new DaemonNotRunningError(
+          this.baseUrl,
+          `it does not answer: ${cause ?? (err as Error).message}`,
+        );
+      throw new DaemonConnectionLostError(this.baseUrl, String(cause ?? (err as Error).message));
     }
-    const text = await res.text();
     let parsed: unknown;
     try {
       parsed = text === '' ? undefined : JSON.parse(text);
@@ -117,4 +178,10 @@ export class ApiClient {
   post<T>(path: string, body?: unknown): Promise<T> {
     return this.request<T>('POST', path, body ?? {});
   }
+}
+
+function closedError(): AnxError {
+  return new AnxError('ANX_SDK_CLOSED', 'the client was closed while the request was in flight', {
+    hint: 'close a client only once its calls have settled; connect again to go on',
+  });
 }

@@ -272,7 +272,7 @@ export function installPlaygroundRoutes(host: Host, relay: Relay | undefined, ro
   route('GET', '/v1/playground/actors/:address', (_url, [address]) => {
     const a = dec(address);
     const info = host.system.info(a);
-    if (info === undefined) throw new AnxError('ANX_ACTOR_UNKNOWN', `no actor at ${a}`);
+    if (info === undefined) throw new AnxError('ANX_ACTOR_UNKNOWN', `no actor at ${describeValue(a)}`);
     return info;
   });
 

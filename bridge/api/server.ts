@@ -34,6 +34,8 @@ export interface ApiServer {
 }
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** The longest path parameter (decoded) a route takes. */
+const MAX_PATH_PARAM_CHARS = 512;
 
 /**
  * Requests that carry an artifact's content (a vault put, a worker's delivery, an Owner's takeover
@@ -229,7 +231,10 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   route('GET', '/v1/actors/:address', (_req, _url, [address]) => {
     const info = host.system.info(decodeURIComponent(address as string));
     if (info === undefined)
-      throw new AnxError('ANX_NOT_FOUND', `no actor at ${decodeURIComponent(address as string)}`);
+      throw new AnxError(
+        'ANX_NOT_FOUND',
+        `no actor at ${describeValue(decodeURIComponent(address as string))}`,
+      );
     return info;
   });
 
@@ -256,6 +261,13 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
         if (r.method !== req.method) continue;
         const match = r.pattern.exec(url.pathname);
         if (match === null) continue;
+        // Ids, DIDs and addresses are far shorter; longer ones would not fit an LMDB key.
+        const long = match.slice(1).find((p) => decodeURIComponent(p).length > MAX_PATH_PARAM_CHARS);
+        if (long !== undefined)
+          throw new RequestError(
+            'ANX_REQUEST_INVALID',
+            `a path parameter expected at most ${MAX_PATH_PARAM_CHARS} characters (an id, a DID or an address), got ${decodeURIComponent(long).length}`,
+          );
         const body =
           req.method !== 'POST'
             ? undefined
@@ -275,7 +287,7 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
         return;
       }
       reply(res, 404, {
-        error: { code: 'ANX_NOT_FOUND', message: `no route ${req.method} ${url.pathname}` },
+        error: { code: 'ANX_NOT_FOUND', message: `no route ${req.method} ${url.pathname.slice(0, 256)}` },
       });
     } catch (err) {
       if (err instanceof AnxError) {

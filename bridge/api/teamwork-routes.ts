@@ -5,6 +5,7 @@ import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templa
 import { describeValue } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
 import { RequestError } from '../../runtime/host.ts';
+import { isBase64 } from '../../runtime/value-checks.ts';
 import type { ArtifactContent } from '../../runtime/vault/types.ts';
 import { ScriptWorkers } from '../workers/script.ts';
 
@@ -72,14 +73,6 @@ function versionOf(url: URL): number | undefined {
       `"version" expected an integer of at least 1, got ${describeValue(raw)}`,
     );
   return n;
-}
-
-/** Content sent as `content` (UTF-8 text) or `content_base64` (bytes). */
-const BASE64_CHARS = /^[A-Za-z0-9+/_-]*={0,2}$/;
-
-/** Standard or URL-safe base64, padded or not (a length that leaves one character over is not). */
-function isBase64(text: string): boolean {
-  return BASE64_CHARS.test(text) && text.replace(/=+$/, '').length % 4 !== 1;
 }
 
 function contentOf(b: Record<string, unknown>, text = 'content'): string | Uint8Array {

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { AnxError } from '../../runtime/errors.ts';
 import { newMessageId } from '../../runtime/kernel/message.ts';
+import { isBase64 } from '../../runtime/value-checks.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { AnxClient, StageTask } from '../sdk/index.ts';
 
@@ -51,14 +52,29 @@ function contentOut(content: Uint8Array): { content: string; encoding: 'utf8' | 
   }
 }
 
-function contentIn(content: string, encoding: 'utf8' | 'base64' | undefined): string | Uint8Array {
-  return encoding === 'base64' ? new Uint8Array(Buffer.from(content, 'base64')) : content;
+function contentIn(
+  content: string,
+  encoding: 'utf8' | 'base64' | undefined,
+  field = 'content',
+): string | Uint8Array {
+  if (encoding !== 'base64') return content;
+  if (!isBase64(content))
+    throw new AnxError(
+      'ANX_MCP_ARGUMENT',
+      `"${field}" expected base64 (A-Z a-z 0-9 + / or - _, padded or not) with encoding "base64", got ${content.length} other characters`,
+      { hint: 'send text with encoding "utf8" (the default), or encode the bytes as base64' },
+    );
+  return new Uint8Array(Buffer.from(content, 'base64'));
 }
 
-const encoding = z
-  .enum(['utf8', 'base64'])
-  .optional()
-  .describe('how `content` is written: utf8 text (default) or base64 bytes');
+/** How a tool's text field is written (`field`: content or value). */
+function encodingOf(field: string) {
+  return z
+    .enum(['utf8', 'base64'])
+    .optional()
+    .describe(`how \`${field}\` is written: utf8 text (default) or base64 bytes`);
+}
+const encoding = encodingOf('content');
 
 function workerPath(agent: McpAgent, action: string): string {
   return `/v1/workers/${encodeURIComponent(agent.client.did)}/${action}`;
@@ -241,7 +257,7 @@ export const TOOLS: ToolDefinition[] = [
     input: {
       task_id: taskId,
       value: z.string().describe('the stage output (text, or base64 with encoding "base64")'),
-      encoding,
+      encoding: encodingOf('value'),
       key: z.string().min(1).optional().describe("vault key; default the stage's output key"),
       kind: z.string().min(1).optional().describe("artifact kind; default the stage's output kind"),
       summary: z.string().optional().describe('one line for the next stages and the manifest'),
@@ -249,7 +265,7 @@ export const TOOLS: ToolDefinition[] = [
     },
     readOnly: false,
     run: async (agent, a) => {
-      const value = contentIn(a.value, a.encoding);
+      const value = contentIn(a.value, a.encoding, 'value');
       return agent.api.post<{ ref: unknown }>(workerPath(agent, 'deliver'), {
         task_id: a.task_id,
         ...(typeof value === 'string' ? { value } : { value_base64: Buffer.from(value).toString('base64') }),

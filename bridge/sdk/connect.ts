@@ -1,5 +1,6 @@
 // `connect`: picks the mode (daemon client or embedded host) and the identity the client acts as.
 import { Host } from '../../runtime/host.ts';
+import { resolveDataDir } from '../../runtime/paths.ts';
 import type { AnxClient } from './client.ts';
 import { DataDirApiClient } from './daemon-api.ts';
 import { DaemonClient } from './daemon-client.ts';
@@ -12,10 +13,14 @@ import { requireDid } from './validate.ts';
 export interface ConnectOptions {
   /**
    * `daemon` (default): talk to the daemon running for `dataDir` through its local API.
-   * `embedded`: open a host on `dataDir` in this process (no daemon may use that directory), or use `host`.
+   * `embedded`: open a host on `dataDir` in this process (refused with `ANX_DATA_DIR_LOCKED` while a
+   * daemon or another host has it open), or use `host`.
    */
   mode?: 'daemon' | 'embedded';
-  /** The data directory of the daemon, or of the embedded host. */
+  /**
+   * The data directory of the daemon, or of the embedded host; default the CLI's: `$ANX_DATA_DIR`,
+   * else `$XDG_DATA_HOME/anx-runtime`, else `~/.local/share/anx-runtime`.
+   */
   dataDir?: string;
   /** Embedded mode only: a host already open in this process, shared by several clients and left open on `close()`. */
   host?: Host;
@@ -51,19 +56,27 @@ export async function connect(options: ConnectOptions): Promise<AnxClient>;
 /** Shorthand for `connect({ ...options, name })`. */
 export async function connect(
   name: string,
-  options: Omit<ConnectOptions, 'name' | 'did'>,
+  options?: Omit<ConnectOptions, 'name' | 'did'>,
 ): Promise<AnxClient>;
 export async function connect(
   first: ConnectOptions | string,
   rest?: Omit<ConnectOptions, 'name' | 'did'>,
 ): Promise<AnxClient> {
-  const options = typeof first === 'string' ? { ...checkObject(rest), name: first } : checkObject(first);
+  const options =
+    typeof first === 'string' ? { ...checkObject(rest ?? {}), name: first } : checkObject(first);
   const mode = options.mode ?? 'daemon';
   if (mode !== 'daemon' && mode !== 'embedded')
     throw new SdkArgumentError('mode', '"daemon" or "embedded"', mode);
   const who = checkWho(options);
-  if (options.pollMs !== undefined && (typeof options.pollMs !== 'number' || !(options.pollMs >= 1)))
-    throw new SdkArgumentError('pollMs', 'a number of milliseconds of at least 1', options.pollMs);
+  if (
+    options.pollMs !== undefined &&
+    (typeof options.pollMs !== 'number' || !(options.pollMs >= 1 && options.pollMs <= 3_600_000))
+  )
+    throw new SdkArgumentError(
+      'pollMs',
+      'a number of milliseconds from 1 to 3600000 (an hour)',
+      options.pollMs,
+    );
   const card = cardOf(options);
 
   if (mode === 'daemon') {
@@ -145,7 +158,9 @@ async function withCard(
   }
 }
 
+/** The data directory given, else the CLI's default (`$ANX_DATA_DIR`, else the XDG data directory). */
 function checkDataDir(value: unknown): string {
+  if (value === undefined) return resolveDataDir();
   if (typeof value !== 'string' || value.length === 0)
     throw new SdkArgumentError('dataDir', 'the path of a data directory', value);
   return value;

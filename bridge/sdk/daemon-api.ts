@@ -1,10 +1,11 @@
 // The local API client of a data directory that follows its daemon across restarts (a restart may change the port).
-import { ApiClient, DaemonNotRunningError } from '../api/client.ts';
+import { ApiClient, ApiError, DaemonNotRunningError } from '../api/client.ts';
 
 /**
- * Sends each request to the daemon that `dataDir` names now: when the daemon it knew stops answering
- * and another has announced itself for the directory, the request goes once more to the new one.
- * A request is repeated only against a different daemon, whose predecessor refused the connection.
+ * Sends each request to the daemon that `dataDir` names now. A request goes once more to the daemon
+ * the directory names when the one it knew refused the connection (it stopped; nothing was sent) or
+ * refused the token (a daemon restarted on the same port writes a new one; nothing was done) and the
+ * directory now names another daemon or token. A request that may have been applied is never repeated.
  */
 export class DataDirApiClient extends ApiClient {
   private current: ApiClient;
@@ -20,16 +21,24 @@ export class DataDirApiClient extends ApiClient {
     try {
       return await used.request<T>(method, path, body);
     } catch (err) {
-      if (!(err instanceof DaemonNotRunningError)) throw err;
+      const refused =
+        err instanceof DaemonNotRunningError || (err instanceof ApiError && err.code === 'ANX_UNAUTHORIZED');
+      if (!refused) throw err;
       let next: ApiClient;
       try {
         next = ApiClient.forDataDir(this.dataDir);
       } catch {
         throw err;
       }
-      if (next.baseUrl === used.baseUrl) throw err;
-      this.current = next;
-      return next.request<T>(method, path, body);
+      if (next.sameAs(used)) throw err;
+      if (this.current === used) this.current = next;
+      used.close();
+      return this.current.request<T>(method, path, body);
     }
+  }
+
+  override close(): void {
+    super.close();
+    this.current.close();
   }
 }

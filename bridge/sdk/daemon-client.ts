@@ -130,5 +130,7 @@ export class DaemonClient extends BaseClient {
   protected async shutdown(): Promise<void> {
     for (const { worker } of this.roles.values()) worker.stop();
     this.roles.clear();
+    // Requests still waiting on the daemon end now (ANX_SDK_CLOSED) instead of when it answers.
+    this.api.close();
   }
 }

@@ -1,6 +1,8 @@
 // Argument checks at the SDK's edge: each failure is an SdkArgumentError naming what was expected and what came.
+
 import { BATCH_TYPE } from '../../runtime/envelope/envelope.ts';
 import { isDid } from '../../runtime/identity/did.ts';
+import { MAX_ADDRESS_CHARS } from '../../runtime/kernel/actor-system.ts';
 import type { InboxOptions, SendOptions, VaultPut } from './client.ts';
 import { SdkArgumentError } from './errors.ts';
 
@@ -20,8 +22,12 @@ export function requireDid(argument: string, value: unknown): string {
 
 /** A DID, or an actor address such as `run:…` (never an empty string or a non-string). */
 export function requireAddress(argument: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new SdkArgumentError(argument, 'a DID or actor address', value);
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ADDRESS_CHARS)
+    throw new SdkArgumentError(
+      argument,
+      `a DID or actor address of at most ${MAX_ADDRESS_CHARS} characters`,
+      value,
+    );
   if (value.startsWith('did:') && !isDid(value))
     throw new SdkArgumentError(argument, 'a did:agentnexus DID', value);
   return value;

@@ -169,6 +169,8 @@ export class TrustStore {
 
   /** The score of `did` now (0.5 for a DID with no evidence), with a breakdown of how it was reached. */
   score(did: Did, now = this.clock.now()): TrustScore {
+    if (!isDid(did))
+      throw new AuthorityRequestError(`a trust score is kept for DIDs, got ${describeValue(did)}`);
     const rec = this.decayedRecord(did, now);
     const events = TRUST_EVENT_KINDS.filter((k) => (rec.count[k] ?? 0) > 0).map((kind) => {
       const decayed = rec.decayed[kind] ?? 0;

@@ -14,7 +14,7 @@ export const EXIT = {
 
 export function exitCodeOf(err: AnxError): number {
   const code = err.code;
-  if (code === 'ANX_DAEMON_NOT_RUNNING') return EXIT.noDaemon;
+  if (code === 'ANX_DAEMON_NOT_RUNNING' || code === 'ANX_DAEMON_CONNECTION_LOST') return EXIT.noDaemon;
   // Authority refusals, including a token that does not verify (`ANX_TOKEN_INVALID`).
   if (
     code.startsWith('ANX_TOKEN_') ||

@@ -24,6 +24,17 @@ import { decodeKernelEnvelope, encodeKernelEnvelope, type KernelEnvelope, newMes
 import { type TimerRecord, TimerService } from './timers.ts';
 
 /** A machine the system can host, with the version recorded in every snapshot it persists. */
+
+/**
+ * The longest actor address (DIDs are about 60 characters, run and task addresses under 80): an
+ * address is an LMDB key, and a longer string than a key can hold is no actor's.
+ */
+export const MAX_ADDRESS_CHARS = 256;
+
+function addressable(address: unknown): address is string {
+  return typeof address === 'string' && address.length <= MAX_ADDRESS_CHARS;
+}
+
 export interface MachineDefinition {
   kind: string;
   version: number;
@@ -364,11 +375,13 @@ export class ActorSystem {
 
   /** True when an actor lives at `address` (in memory or passivated). */
   has(address: string): boolean {
+    if (!addressable(address)) return false;
     return this.live.has(address) || this.store.actors.doesExist(address);
   }
 
   /** The persisted or live record summary of an actor. */
   info(address: string): ActorInfo | undefined {
+    if (!addressable(address)) return undefined;
     const live = this.live.get(address);
     if (live !== undefined) {
       const snap = (live.ref?.getSnapshot() ?? live.restored) as { value?: unknown } | undefined;
@@ -705,6 +718,7 @@ export class ActorSystem {
   private activate(address: string, kind?: string, persisted?: ActorRecord): LiveActor | undefined {
     const existing = this.live.get(address);
     if (existing !== undefined) return existing;
+    if (!addressable(address)) return undefined;
     const refusal = this.refused.get(address);
     if (refusal !== undefined) throw refusal;
     const record = persisted ?? (this.store.actors.get(address) as ActorRecord | undefined);

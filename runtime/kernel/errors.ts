@@ -1,10 +1,10 @@
 // Typed errors of the actor system: unknown actors and machines, refused snapshots, failed actors.
-import { AnxError } from '../errors.ts';
+import { AnxError, describeValue } from '../errors.ts';
 
 /** A message or request named an address that no actor on this host holds. */
 export class UnknownActorError extends AnxError {
   constructor(address: string) {
-    super('ANX_ACTOR_UNKNOWN', `no actor at address "${address}" on this host`, {
+    super('ANX_ACTOR_UNKNOWN', `no actor at address ${describeValue(address)} on this host`, {
       hint: 'check the address, or create the actor first (e.g. `anx-runtime id new`)',
     });
   }

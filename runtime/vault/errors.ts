@@ -1,5 +1,5 @@
 // Typed errors of the Vault: bad keys or input, missing artifacts, refs that do not match, corrupt or failing storage.
-import { AnxError } from '../errors.ts';
+import { AnxError, describeValue } from '../errors.ts';
 
 /** A key, Enclave id or artifact field that does not follow the documented rules. */
 export class VaultInputError extends AnxError {
@@ -14,8 +14,8 @@ export class VaultNotFoundError extends AnxError {
     super(
       'ANX_VAULT_NOT_FOUND',
       version === undefined
-        ? `no artifact ${JSON.stringify(key)} in enclave ${JSON.stringify(enclaveId)}`
-        : `no version ${version} of artifact ${JSON.stringify(key)} in enclave ${JSON.stringify(enclaveId)}`,
+        ? `no artifact ${describeValue(key)} in enclave ${describeValue(enclaveId)}`
+        : `no version ${version} of artifact ${JSON.stringify(key)} in enclave ${describeValue(enclaveId)}`,
     );
   }
 }

@@ -55,7 +55,7 @@ describe('local API', () => {
       400,
       'ANX_REQUEST_INVALID',
     );
-    expect(err.message).toContain('"to" expected a DID or actor address, got 42');
+    expect(err.message).toContain('"to" expected a DID or actor address of at most 256 characters, got 42');
     err = await expectApiError(
       client.post('/v1/messages', { from: a.did, to: b.did, type: 'Bad Type!' }),
       400,

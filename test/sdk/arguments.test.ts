@@ -67,11 +67,24 @@ describe('connect', () => {
       '"did" expected a did:agentnexus DID, got "bob"',
     );
   });
-  it('refuses a missing data directory', async () => {
+  it('refuses an empty data directory, and takes the default one (as the CLI does) when none is given', async () => {
     await refuses(
-      () => connect({ name: 'x' }),
-      '"dataDir" expected the path of a data directory, got undefined',
+      () => connect({ name: 'x', dataDir: '' }),
+      '"dataDir" expected the path of a data directory, got ""',
     );
+    const dir = tempDir();
+    const saved = process.env['ANX_DATA_DIR'];
+    process.env['ANX_DATA_DIR'] = dir;
+    try {
+      // No daemon runs there: the error names the default directory it looked in.
+      await expect(connect('x')).rejects.toMatchObject({
+        code: 'ANX_DAEMON_NOT_RUNNING',
+        message: expect.stringContaining(dir),
+      });
+    } finally {
+      if (saved === undefined) delete process.env['ANX_DATA_DIR'];
+      else process.env['ANX_DATA_DIR'] = saved;
+    }
   });
   it('refuses a host in daemon mode', async () => {
     await refuses(
@@ -80,10 +93,14 @@ describe('connect', () => {
     );
   });
   it('refuses a bad poll interval', async () => {
-    await refuses(
-      () => connect({ mode: 'embedded', host, name: 'x', pollMs: 0 }),
-      '"pollMs" expected a number of milliseconds of at least 1, got 0',
-    );
+    for (const [pollMs, got] of [
+      [0, '0'],
+      [2 ** 31, String(2 ** 31)],
+    ] as const)
+      await refuses(
+        () => connect({ mode: 'embedded', host, name: 'x', pollMs }),
+        `"pollMs" expected a number of milliseconds from 1 to 3600000 (an hour), got ${got}`,
+      );
   });
   it('refuses a DID whose key the host does not hold with ANX_SDK_IDENTITY', async () => {
     const err = await connect({ mode: 'embedded', host, did: OTHER }).catch((e: unknown) => e);
@@ -94,8 +111,22 @@ describe('connect', () => {
 
 describe('client calls', () => {
   it('send refuses a recipient that is not a DID or address', async () => {
-    await refuses(() => client.send('', 'x'), '"to" expected a DID or actor address, got ""');
-    await refuses(() => client.send(42 as never, 'x'), '"to" expected a DID or actor address, got 42');
+    await refuses(
+      () => client.send('', 'x'),
+      '"to" expected a DID or actor address of at most 256 characters, got ""',
+    );
+    await refuses(
+      () => client.send(42 as never, 'x'),
+      '"to" expected a DID or actor address of at most 256 characters, got 42',
+    );
+    await refuses(
+      () => client.send(`run/${'x'.repeat(20_000)}`, 'x'),
+      `"to" expected a DID or actor address of at most 256 characters, got "run/${'x'.repeat(57)}..."`,
+    );
+    // Ids longer than any are no run's: a typed not-found, not an LMDB key error.
+    await expect(client.runs.getStatus('x'.repeat(70_000))).rejects.toMatchObject({
+      code: 'ANX_RUN_NOT_FOUND',
+    });
     await refuses(
       () => client.send('did:agentnexus:nope', 'x'),
       '"to" expected a did:agentnexus DID, got "did:agentnexus:nope"',

@@ -1,5 +1,10 @@
 // The SDK as a client of a real daemon process: messages, identities, vault and stage handlers over the local API.
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ApiClient } from '../../bridge/api/client.ts';
 import { type AnxClient, connect, type Message } from '../../bridge/sdk/index.ts';
 import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -140,3 +145,69 @@ it('follows the daemon across a kill -9 and restart (its port is chosen anew): s
     await bob.close();
   }
 });
+
+it('follows a daemon restarted on the same port (it writes a new token), keeps the token out of sight, and settles calls on close', async () => {
+  const port = await freePort();
+  await killHard(daemon);
+  daemon = await startDaemonProcess(dataDir, 30_000, { args: ['--port', String(port)] });
+  const alice = await connect({ dataDir, name: 'Same-port Alice' });
+  const bob = await connect({ dataDir, name: 'Same-port Bob' });
+  try {
+    const token = readFileSync(join(dataDir, 'api.token'), 'utf8').trim();
+    expect(inspect(alice, { depth: 8, showHidden: true })).not.toContain(token);
+    expect(JSON.stringify((alice as unknown as { api: unknown }).api)).not.toContain(token);
+    await killHard(daemon);
+    daemon = await startDaemonProcess(dataDir, 30_000, { args: ['--port', String(port)] });
+    expect(readFileSync(join(dataDir, 'api.token'), 'utf8').trim()).not.toBe(token);
+    // The old token is refused (401) by the new daemon; the client reads the new one and goes on.
+    await alice.send(bob.did, 'after a restart on the same port');
+    expect((await bob.inbox()).messages.map((m) => m.body)).toContain('after a restart on the same port');
+    // A body JSON cannot carry is refused before anything is sent, not taken for a missing daemon.
+    await expect(alice.send(bob.did, { n: 10n })).rejects.toMatchObject({ code: 'ANX_REQUEST_INVALID' });
+    // A call waiting on a daemon that does not answer ends when the client closes.
+    process.kill(daemon.pid, 'SIGSTOP');
+    try {
+      const pending = alice.send(bob.did, 'never answered');
+      const outcome = pending.then(
+        () => 'sent',
+        (err: { code: string }) => err.code,
+      );
+      await alice.close();
+      expect(await outcome).toBe('ANX_SDK_CLOSED');
+    } finally {
+      process.kill(daemon.pid, 'SIGCONT');
+    }
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+it('tells a daemon that never took the request from a connection lost after it did', async () => {
+  // Reads the request, then cuts the connection without an answer.
+  const cut = createServer((socket) => socket.once('data', () => socket.destroy()));
+  await new Promise<void>((resolve) => cut.listen(0, '127.0.0.1', resolve));
+  const { port } = cut.address() as AddressInfo;
+  try {
+    await expect(
+      new ApiClient(`http://127.0.0.1:${port}`, 't').post('/v1/messages', {}),
+    ).rejects.toMatchObject({
+      code: 'ANX_DAEMON_CONNECTION_LOST',
+    });
+  } finally {
+    await new Promise((resolve) => cut.close(resolve));
+  }
+  await expect(new ApiClient(`http://127.0.0.1:${port}`, 't').post('/v1/messages', {})).rejects.toMatchObject(
+    {
+      code: 'ANX_DAEMON_NOT_RUNNING',
+    },
+  );
+});
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
