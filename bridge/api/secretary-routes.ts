@@ -131,6 +131,15 @@ export function installSecretaryRoutes(host: Host, route: TeamworkRoute, relay?:
     const actor = url.searchParams.get('actor');
     return s.status(dec(session), actor === null ? {} : { actor });
   });
+  // The same read for an actor presenting a capability token (or a proof): in a body, not the URL.
+  route('POST', '/v1/dispatches/:session/status', (_u, [session], body) => {
+    const b = obj(body);
+    return s.status(dec(session), {
+      actor: reqStr(b, 'actor_did'),
+      ...(b['actor_proof'] === undefined ? {} : { proof: b['actor_proof'] }),
+      ...(b['token'] === undefined ? {} : { token: b['token'] }),
+    });
+  });
   route('POST', '/v1/dispatches/:session/abort', (_u, [session], body) => {
     const b = obj(body);
     const reason = optStr(b, 'reason');

@@ -1,5 +1,7 @@
 // MCP tools for working with others: Secretary dispatch and abort, Action Layer tasks, Discussions, marking mail read.
+
 import { z } from 'zod';
+import { TOKEN_PREFIX } from '../../runtime/authority/tokens.ts';
 import { type McpAgent, type ToolDefinition, tool } from './tools.ts';
 
 const did = z.string().min(1);
@@ -12,11 +14,15 @@ function given(fields: Record<string, unknown>): Record<string, unknown> {
 }
 
 const token = z
-  .unknown()
+  .string()
+  .startsWith(TOKEN_PREFIX, `expected a capability token (text starting with "${TOKEN_PREFIX}")`)
   .optional()
   .describe(
-    'a capability token granting this identity the action, when it is neither the Owner nor its Secretary',
+    `a capability token ("${TOKEN_PREFIX}…") granting this identity the action, when it is neither the Owner nor its Secretary`,
   );
+
+/** The host of a discussion this host has not heard of yet: its creator's DID. */
+const home = did.optional().describe("the discussion creator's DID, for a discussion on another host");
 
 function me(agent: McpAgent): string {
   return agent.client.did;
@@ -28,9 +34,11 @@ export const DISPATCH_TOOLS: ToolDefinition[] = [
     name: 'dispatch',
     title: 'Dispatch an objective',
     description:
-      "Hand an objective to the Owner's Secretary, acting as this identity for the Owner: it picks bound workers by role, creates the Enclave and starts the run. Idempotent on session_id: repeating it returns the same run.",
+      "Hand an objective to the Owner's Secretary, acting as this identity for the Owner: it picks bound workers by role, creates the Enclave and starts the run. Idempotent on session_id: repeating the identical request returns the same run (a different one under the same session_id is refused).",
     input: {
-      session_id: id('your id for this request, e.g. "sess_login_001"; a repeat returns the same run'),
+      session_id: id(
+        'your id for this request, e.g. "sess_login_001"; the identical request again returns the same run',
+      ),
       owner_did: did.describe('the Owner the work is done for'),
       objective: z.string().min(1).describe('what must be achieved'),
       required_roles: z.array(z.string().min(1)).min(1).describe('roles the work needs, e.g. ["developer"]'),
@@ -54,10 +62,15 @@ export const DISPATCH_TOOLS: ToolDefinition[] = [
     title: 'Dispatch status',
     description:
       'Where a dispatch stands: its state, the chosen workers and why, the Enclave, the run and the result.',
-    input: { session_id: id('the session_id given to dispatch') },
+    input: { session_id: id('the session_id given to dispatch'), token },
     readOnly: true,
     run: async (agent, a) =>
-      agent.api.get(`/v1/dispatches/${enc(a.session_id)}?${new URLSearchParams({ actor: me(agent) })}`),
+      a.token === undefined
+        ? agent.api.get(`/v1/dispatches/${enc(a.session_id)}?${new URLSearchParams({ actor: me(agent) })}`)
+        : agent.api.post(`/v1/dispatches/${enc(a.session_id)}/status`, {
+            actor_did: me(agent),
+            token: a.token,
+          }),
   }),
   tool({
     name: 'abort',
@@ -180,12 +193,13 @@ export const COLLAB_TOOLS: ToolDefinition[] = [
       text: z.string().min(1).describe('the post'),
       quote: z.string().min(1).optional().describe('the id of the post replied to'),
       mentions: z.array(did).optional().describe('DIDs to notify besides those @mentioned in the text'),
+      home,
     },
     readOnly: false,
     run: async (agent, a) =>
       agent.api.post(
         `/v1/discussions/${enc(a.discussion_id)}/posts`,
-        given({ as: me(agent), text: a.text, quote: a.quote, mentions: a.mentions }),
+        given({ as: me(agent), text: a.text, quote: a.quote, mentions: a.mentions, home: a.home }),
       ),
   }),
   tool({
@@ -195,10 +209,14 @@ export const COLLAB_TOOLS: ToolDefinition[] = [
     input: {
       discussion_id: id('the discussion id'),
       option: z.string().min(1).describe('one of the options'),
+      home,
     },
     readOnly: false,
     run: async (agent, a) =>
-      agent.api.post(`/v1/discussions/${enc(a.discussion_id)}/votes`, { as: me(agent), option: a.option }),
+      agent.api.post(
+        `/v1/discussions/${enc(a.discussion_id)}/votes`,
+        given({ as: me(agent), option: a.option, home: a.home }),
+      ),
   }),
   tool({
     name: 'mark_read',

@@ -38,13 +38,17 @@ class Hosting {
     if (this.daemon !== undefined) return;
     if (this.mode !== 'embedded' && (await daemonAnswers(this.dataDir))) return;
     if (this.mode === 'daemon') throw new DaemonNotRunningError(this.dataDir);
-    try {
-      this.daemon = await startDaemon({ dataDir: this.dataDir, port: 0 });
-      log(`hosting ${this.dataDir} in this process; local API on ${this.daemon.api.url}`);
-    } catch (err) {
-      if (!(err instanceof DaemonRunningError) || this.mode === 'embedded') throw err;
-      const deadline = Date.now() + 30_000;
-      while (!(await daemonAnswers(this.dataDir))) {
+    // Another process holds the directory: a daemon starting (it answers soon) or stopping (it lets
+    // go of the lock last, and then this process hosts it). Either way, wait a bounded time.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        this.daemon = await startDaemon({ dataDir: this.dataDir, port: 0 });
+        log(`hosting ${this.dataDir} in this process; local API on ${this.daemon.api.url}`);
+        return;
+      } catch (err) {
+        if (!(err instanceof DaemonRunningError) || this.mode === 'embedded') throw err;
+        if (await daemonAnswers(this.dataDir)) return;
         if (Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -302,6 +302,16 @@ describe('against a running daemon', () => {
         { enclave_id: 'mcp-notes', key: 'k', content: 'x', encoding: 'hex' },
         argument('vault_put', 'encoding'),
       ],
+      [
+        'vault_put',
+        { enclave_id: 'mcp-notes', key: 'k', content: 'hello world!', encoding: 'base64' },
+        /^ANX_MCP_ARGUMENT: "content" expected base64/,
+      ],
+      [
+        'stage_deliver',
+        { task_id: 'x/y/1', value: 'not base64!', encoding: 'base64' },
+        /^ANX_MCP_ARGUMENT: "value" expected base64/,
+      ],
       ['stage_tasks', { role: '' }, argument('stage_tasks', 'role')],
       ['stage_deliver', { task_id: 'x/y/1' }, argument('stage_deliver', 'value')],
       ['stage_deliver', { task_id: 'no-slash', value: 'v' }, /^ANX_[A-Z_]+: "task_id" expected a task id/],
@@ -381,6 +391,20 @@ describe('working with others', () => {
       'the dispatch to finish',
     );
     expect(ok(await alice.call('dispatch', request)).run_id).toBe(started.run_id);
+    // Bob acts for Alice only with her token: the status read takes it too (in a body, not the URL).
+    const unbound = await bob.call('dispatch_status', { session_id: request.session_id });
+    expect(!unbound.ok && unbound.error).toMatch(/^ANX_FORBIDDEN/);
+    const { token } = await daemon.api.post<{ token: string }>('/v1/tokens', {
+      issuer: aliceDid,
+      audience: bobDid,
+      resource: `dispatch:${aliceDid}`,
+      actions: ['status'],
+    });
+    expect(ok(await bob.call('dispatch_status', { session_id: request.session_id, token })).state).toBe(
+      'done',
+    );
+    const notAToken = await bob.call('dispatch_status', { session_id: request.session_id, token: { t: 1 } });
+    expect(!notAToken.ok && notAToken.error).toMatch(/^ANX_MCP_ARGUMENT: dispatch_status: "token"/);
 
     const second = ok(await alice.call('dispatch', { ...request, session_id: 'mcp-sess-0002' }));
     const refused = await bob.call('abort', { session_id: 'mcp-sess-0002', reason: 'not mine to stop' });
