@@ -149,3 +149,42 @@ const BASE64_CHARS = /^[A-Za-z0-9+/_-]*={0,2}$/;
 export function isBase64(text: string): boolean {
   return BASE64_CHARS.test(text) && text.replace(/=+$/, '').length % 4 !== 1;
 }
+
+/**
+ * Where `value` is not plain JSON data (text, finite numbers, booleans, null, arrays and plain objects),
+ * or undefined when it is: what survives the local API unchanged. Bytes, Maps, Dates, big integers and
+ * the like would arrive changed (or not at all) at a reader on the other side of the API.
+ *
+ * @example
+ * ```ts
+ * jsonValueProblem({ a: new Uint8Array(2) }); // { path: '$.a', expected: 'JSON data ...' }
+ * ```
+ */
+export function jsonValueProblem(value: unknown): (ValueProblem & { value: unknown }) | undefined {
+  const stack: Array<[unknown, string]> = [[value, '$']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop() as [unknown, string];
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return { path, expected: 'a finite number', value: v };
+      continue;
+    }
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        stack.push([item, `${path}[${i}]`]);
+      });
+      continue;
+    }
+    if (typeof v === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(v))) {
+      for (const [key, item] of Object.entries(v))
+        if (item !== undefined) stack.push([item, `${path}.${key.slice(0, 64)}`]);
+      continue;
+    }
+    return {
+      path,
+      value: v,
+      expected: `JSON data (text, numbers, booleans, null, lists, plain objects), not ${ArrayBuffer.isView(v) ? 'bytes (send them as base64 text)' : typeof v === 'object' ? `a ${(v as object).constructor?.name ?? 'non-plain object'}` : `a ${typeof v}`}`,
+    };
+  }
+  return undefined;
+}

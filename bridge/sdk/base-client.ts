@@ -38,6 +38,7 @@ import {
 import { type TasksApi, type TaskTransport, tasksApi } from './tasks.ts';
 import { type TokensApi, type TokenTransport, tokensApi } from './tokens.ts';
 import {
+  checkBody,
   checkHandler,
   checkInboxOptions,
   checkSendOptions,
@@ -148,6 +149,7 @@ export abstract class BaseClient implements AnxClient {
     this.ensureOpen('send()');
     requireAddress('to', to);
     checkSendOptions(options);
+    checkBody(body);
     return this.deliver({
       to,
       ...(body === undefined ? {} : { body }),

@@ -3,6 +3,7 @@
 import { BATCH_TYPE } from '../../runtime/envelope/envelope.ts';
 import { isDid } from '../../runtime/identity/did.ts';
 import { MAX_ADDRESS_CHARS } from '../../runtime/kernel/actor-system.ts';
+import { jsonValueProblem } from '../../runtime/value-checks.ts';
 import type { InboxOptions, SendOptions, VaultPut } from './client.ts';
 import { SdkArgumentError } from './errors.ts';
 
@@ -96,4 +97,16 @@ export function checkVersion(options: { version?: number } | undefined): number 
 
 export function checkHandler(value: unknown): void {
   if (typeof value !== 'function') throw new SdkArgumentError('handler', 'a function (ctx) => …', value);
+}
+
+/**
+ * A message body is JSON data in both modes: a reader through the local API (a daemon client, the
+ * CLI, an MCP server) gets it as JSON, so bytes or a Map would reach it changed. Depth and size are
+ * the host's to check.
+ */
+export function checkBody(body: unknown): void {
+  if (body === undefined) return;
+  const problem = jsonValueProblem(body);
+  if (problem !== undefined)
+    throw new SdkArgumentError(`body${problem.path.slice(1)}`, problem.expected, problem.value);
 }

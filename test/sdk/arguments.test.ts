@@ -110,6 +110,32 @@ describe('connect', () => {
 });
 
 describe('client calls', () => {
+  it('send takes JSON data as the body in both modes, since readers through the API get JSON', async () => {
+    const cases: Array<[unknown, string]> = [
+      [
+        new Uint8Array([1, 2]),
+        '"body" expected JSON data (text, numbers, booleans, null, lists, plain objects), not bytes (send them as base64 text), got 2 bytes',
+      ],
+      [
+        { at: new Date(0) },
+        '"body.at" expected JSON data (text, numbers, booleans, null, lists, plain objects), not a Date, got an object',
+      ],
+      [
+        { list: [1, 10n] },
+        '"body.list[1]" expected JSON data (text, numbers, booleans, null, lists, plain objects), not a bigint, got 10',
+      ],
+      [
+        { m: new Map() },
+        '"body.m" expected JSON data (text, numbers, booleans, null, lists, plain objects), not a Map, got an object',
+      ],
+      [Number.NaN, '"body" expected a finite number, got NaN'],
+    ];
+    for (const [body, message] of cases) await refuses(() => client.send(client.did, body), message);
+    const before = (await client.inbox()).received;
+    await client.send(client.did, { text: 'fine', n: [1, 2.5, null, true], nested: { a: {} } });
+    expect((await client.inbox()).received).toBe(before + 1);
+  });
+
   it('send refuses a recipient that is not a DID or address', async () => {
     await refuses(
       () => client.send('', 'x'),

@@ -163,7 +163,12 @@ it('follows a daemon restarted on the same port (it writes a new token), keeps t
     await alice.send(bob.did, 'after a restart on the same port');
     expect((await bob.inbox()).messages.map((m) => m.body)).toContain('after a restart on the same port');
     // A body JSON cannot carry is refused before anything is sent, not taken for a missing daemon.
-    await expect(alice.send(bob.did, { n: 10n })).rejects.toMatchObject({ code: 'ANX_REQUEST_INVALID' });
+    await expect(alice.send(bob.did, { n: 10n })).rejects.toMatchObject({ code: 'ANX_SDK_ARGUMENT' });
+    await expect(
+      daemon.api.post('/v1/messages', { from: alice.did, to: bob.did, body: 10n }),
+    ).rejects.toMatchObject({
+      code: 'ANX_REQUEST_INVALID',
+    });
     // A call waiting on a daemon that does not answer ends when the client closes.
     process.kill(daemon.pid, 'SIGSTOP');
     try {
