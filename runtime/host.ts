@@ -113,6 +113,8 @@ export class Host {
   readonly suite: CryptoSuite = defaultSuite();
   private readonly replayGuard: DurableReplayGuard;
   private pruneHandle: unknown;
+  /** Identities being created by `identityNamed`, by name. */
+  private readonly naming = new Map<string, Promise<KeyRecord>>();
 
   private constructor(
     readonly dataDir: string,
@@ -260,6 +262,28 @@ export class Host {
   }
 
   /** Local identities with their inbox counters. */
+  /**
+   * The oldest local identity named `name`, created when there is none: one identity however many
+   * callers ask for the name at once (the SDK's `connect(name)` from several agents, say).
+   */
+  identityNamed(name: string): Promise<KeyRecord> {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 128)
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"name" expected a string of 1 to 128 characters, got ${describeValue(name)}`,
+      );
+    const pending = this.naming.get(name);
+    if (pending !== undefined) return pending;
+    const found = this.keystore
+      .list()
+      .filter((r) => r.name === name)
+      .sort((a, b) => a.createdAt - b.createdAt)[0];
+    if (found !== undefined) return Promise.resolve(found);
+    const creating = this.createIdentity({ name }).finally(() => this.naming.delete(name));
+    this.naming.set(name, creating);
+    return creating;
+  }
+
   identities(): IdentityInfo[] {
     return this.keystore.list().map((record) => {
       const info = this.didState(record.did);

@@ -121,8 +121,19 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     host.identity(decodeURIComponent(did as string)),
   );
   route('POST', '/v1/identities', async (_req, _url, _p, body) => {
-    // No body at all asks for an unnamed identity; anything else must be {name?}.
-    return host.createIdentity((body === undefined ? {} : body) as { name?: string });
+    // No body at all asks for an unnamed identity; anything else must be {name?, reuse?}.
+    const request = (body === undefined ? {} : body) as { name?: unknown; reuse?: unknown };
+    const reuse = typeof request === 'object' && request !== null ? request.reuse : undefined;
+    if (reuse !== undefined && reuse !== true && reuse !== false)
+      throw new RequestError(
+        'ANX_REQUEST_INVALID',
+        `"reuse" expected true or false, got ${describeValue(reuse)}`,
+      );
+    // With reuse, the oldest identity of that name (created if there is none, once however many ask).
+    if (reuse === true) return host.identityNamed(request.name as string);
+    if (reuse === undefined) return host.createIdentity(request as { name?: string });
+    const { reuse: _, ...fields } = request as Record<string, unknown>;
+    return host.createIdentity(fields as { name?: string });
   });
   route('POST', '/v1/messages', async (_req, _url, _p, body) => {
     if (typeof body !== 'object' || body === null || Array.isArray(body))

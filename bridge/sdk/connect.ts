@@ -86,7 +86,7 @@ export async function connect(
     const did = await resolveIdentity(
       who,
       async () => (await api.get<{ identities: LocalIdentity[] }>('/v1/identities')).identities,
-      async (name) => (await api.post<{ did: string }>('/v1/identities', { name })).did,
+      async (name) => (await api.post<{ did: string }>('/v1/identities', { name, reuse: true })).did,
     );
     return withCard(new DaemonClient(api, did, options.pollMs ?? 100), card, who);
   }
@@ -101,7 +101,7 @@ export async function connect(
     const did = await resolveIdentity(
       who,
       async () => host.identities(),
-      async (name) => (await host.createIdentity({ name })).did,
+      async (name) => (await host.identityNamed(name)).did,
     );
     return await withCard(
       new EmbeddedClient(host, did, options.pollMs ?? 25, shared === undefined),
@@ -177,18 +177,15 @@ function checkWho(options: ConnectOptions): { name: string } | { did: string } {
 }
 
 /** The DID to act as: the given one when this host holds its key, else the oldest identity named `name`, else a new one. */
+/** The DID to act as: `did` if the host holds it, else the identity of `name` (one per name, however many connect at once). */
 async function resolveIdentity(
   who: { name: string } | { did: string },
   list: () => Promise<LocalIdentity[]>,
-  create: (name: string) => Promise<string>,
+  named: (name: string) => Promise<string>,
 ): Promise<string> {
-  const identities = await list();
   if ('did' in who) {
-    if (!identities.some((i) => i.did === who.did)) throw new SdkIdentityError(who.did);
+    if (!(await list()).some((i) => i.did === who.did)) throw new SdkIdentityError(who.did);
     return who.did;
   }
-  const named = identities
-    .filter((i) => i.name === who.name)
-    .sort((a, b) => (a.createdAt ?? 0) - (b.createdAt ?? 0));
-  return named[0]?.did ?? (await create(who.name));
+  return named(who.name);
 }

@@ -102,6 +102,12 @@ describe('connect', () => {
         `"pollMs" expected a number of milliseconds from 1 to 3600000 (an hour), got ${got}`,
       );
   });
+  it('gives clients connecting under one new name at once one identity', async () => {
+    const racing = await Promise.all([1, 2, 3].map(() => connect({ mode: 'embedded', host, name: 'Racer' })));
+    expect(new Set(racing.map((c) => c.did)).size).toBe(1);
+    expect(host.identities().filter((i) => i.name === 'Racer')).toHaveLength(1);
+    for (const c of racing) await c.close();
+  });
   it('refuses a DID whose key the host does not hold with ANX_SDK_IDENTITY', async () => {
     const err = await connect({ mode: 'embedded', host, did: OTHER }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SdkIdentityError);

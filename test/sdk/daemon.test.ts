@@ -48,7 +48,12 @@ it('reuses the identity of a name and acts as an existing DID', async () => {
   const byDid = await connect({ dataDir, did: first.did });
   expect(again.did).toBe(first.did);
   expect(byDid.did).toBe(first.did);
-  for (const c of [first, again, byDid]) await c.close();
+  // Agents connecting under one new name at the same moment get one identity, not one each.
+  const racing = await Promise.all([1, 2, 3].map(() => connect({ dataDir, name: 'Racer' })));
+  expect(new Set(racing.map((c) => c.did)).size).toBe(1);
+  const { identities } = await daemon.api.get<{ identities: Array<{ name?: string }> }>('/v1/identities');
+  expect(identities.filter((i) => i.name === 'Racer')).toHaveLength(1);
+  for (const c of [first, again, byDid, ...racing]) await c.close();
 });
 
 it('puts and gets vault artifacts through the daemon as its identity', async () => {
