@@ -39,6 +39,11 @@ export interface RemoteStageContext {
   fail(error: unknown, options?: { fatal?: boolean }): Promise<void>;
   /** Reports progress (streamed tokens, a status line) into the trace of the run and the task. */
   progress(progress: StageProgress): Promise<void>;
+  /**
+   * Aborts when the run no longer needs the task (it timed out, was cancelled or moved on: the daemon
+   * stopped listing it) or this worker stops; a handler should give up then.
+   */
+  signal: AbortSignal;
 }
 
 export type RemoteStageHandler = (ctx: RemoteStageContext) => Promise<void> | void;
@@ -58,6 +63,8 @@ export type RemoteStageHandler = (ctx: RemoteStageContext) => Promise<void> | vo
 export class RemoteWorker {
   private readonly handlers = new Map<string, RemoteStageHandler>();
   private readonly seen = new Set<string>();
+  /** Handlers still running, by task id: aborted when their task leaves the open list. */
+  private readonly running = new Map<string, AbortController>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = true;
   private readonly path: string;
@@ -84,12 +91,15 @@ export class RemoteWorker {
   stop(): void {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    for (const controller of this.running.values()) controller.abort();
   }
 
   /** Fetches open tasks once and starts handlers for the new ones. */
   async poll(): Promise<void> {
     try {
       const { tasks } = await this.api.get<{ tasks: RemoteTask[] }>(`${this.path}/tasks`);
+      const open = new Set(tasks.map((t) => t.task_id));
+      for (const [taskId, controller] of this.running) if (!open.has(taskId)) controller.abort();
       for (const task of tasks) {
         const handler = this.handlers.get(task.role);
         if (handler === undefined || this.seen.has(task.task_id)) continue;
@@ -105,6 +115,8 @@ export class RemoteWorker {
 
   private async invoke(task: RemoteTask, handler: RemoteStageHandler): Promise<void> {
     let answered = false;
+    const controller = new AbortController();
+    this.running.set(task.task_id, controller);
     const read = async (keyOrRef: string | ArtifactRef): Promise<RemoteArtifact> => {
       // A run of another host: the daemon reads through the run's home, for this task.
       const found =
@@ -166,18 +178,24 @@ export class RemoteWorker {
           payload: p.payload,
         });
       },
+      signal: controller.signal,
     };
     let settled = false;
     try {
       await handler(ctx);
-      if (!answered) await ctx.fail('the handler returned without delivering, rejecting or failing');
+      // A task the run gave up on needs no answer (the daemon would refuse it).
+      if (!answered && !controller.signal.aborted)
+        await ctx.fail('the handler returned without delivering, rejecting or failing');
       settled = true;
     } catch (err) {
-      if (!answered)
+      settled = answered || controller.signal.aborted;
+      if (!settled)
         settled = await ctx.fail(err).then(
           () => true,
           () => false,
         );
+    } finally {
+      this.running.delete(task.task_id);
     }
     // An answer that did not reach the daemon (it was restarting): the task stays open, so the next
     // poll hands it to the handler again.

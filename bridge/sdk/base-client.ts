@@ -92,15 +92,29 @@ export abstract class BaseClient implements AnxClient {
       this.ensureOpen('worker.onStage()');
       requireString('role', role, 'a role name');
       checkHandler(handler);
-      const off = this.registerStage(role, handler);
+      // The newest handler of a role answers its tasks; unregistering it hands them back to the one
+      // before, and the role stops being served with its last handler (the same in both modes).
+      let role_ = this.stageRoles.get(role);
+      if (role_ === undefined) {
+        const handlers: StageHandler[] = [];
+        role_ = { handlers, off: this.registerStage(role, (ctx) => (handlers.at(-1) as StageHandler)(ctx)) };
+        this.stageRoles.set(role, role_);
+      }
+      const entry = role_;
+      entry.handlers.push(handler);
       const unregister = () => {
-        this.unregister.delete(unregister);
-        off();
+        if (!this.unregister.delete(unregister)) return;
+        entry.handlers.splice(entry.handlers.lastIndexOf(handler), 1);
+        if (entry.handlers.length === 0) {
+          this.stageRoles.delete(role);
+          entry.off();
+        }
       };
       this.unregister.add(unregister);
       return unregister;
     },
   };
+  private readonly stageRoles = new Map<string, { handlers: StageHandler[]; off: () => void }>();
 
   constructor(
     readonly did: string,

@@ -12,7 +12,8 @@ import { type TaskTransport, taskApiTransport } from './tasks.ts';
 import { type TokenTransport, tokenApiTransport } from './tokens.ts';
 export class DaemonClient extends BaseClient {
   readonly mode = 'daemon' as const;
-  private readonly roles = new Map<string, { worker: RemoteWorker; handlers: Set<StageHandler> }>();
+  /** The pollers of the roles this client serves. */
+  private readonly roles = new Set<RemoteWorker>();
 
   constructor(
     readonly api: ApiClient,
@@ -85,28 +86,15 @@ export class DaemonClient extends BaseClient {
     return tokenApiTransport(this.api);
   }
 
-  /**
-   * One RemoteWorker per role polls the daemon; the newest handler of the role answers its tasks, and the
-   * role's worker stops when its last handler is unregistered (its tasks then wait for another worker).
-   */
+  /** A RemoteWorker per role polls the daemon for the role's tasks until unregistered (BaseClient picks the handler). */
   protected registerStage(role: string, handler: StageHandler): () => void {
-    let entry = this.roles.get(role);
-    if (entry === undefined) {
-      const handlers = new Set<StageHandler>();
-      const worker = new RemoteWorker(this.api, this.did, this.workerPollMs);
-      worker.onStage(role, (ctx) => [...handlers].at(-1)?.(ctx));
-      entry = { worker, handlers };
-      this.roles.set(role, entry);
-    }
-    const { worker, handlers } = entry;
-    handlers.add(handler);
+    const worker = new RemoteWorker(this.api, this.did, this.workerPollMs);
+    worker.onStage(role, handler);
+    this.roles.add(worker);
     worker.start();
     return () => {
-      handlers.delete(handler);
-      if (handlers.size === 0) {
-        worker.stop();
-        this.roles.delete(role);
-      }
+      worker.stop();
+      this.roles.delete(worker);
     };
   }
 
@@ -128,7 +116,7 @@ export class DaemonClient extends BaseClient {
   }
 
   protected async shutdown(): Promise<void> {
-    for (const { worker } of this.roles.values()) worker.stop();
+    for (const worker of this.roles) worker.stop();
     this.roles.clear();
     // Requests still waiting on the daemon end now (ANX_SDK_CLOSED) instead of when it answers.
     this.api.close();

@@ -118,6 +118,86 @@ it('answers stage tasks with worker.onStage handlers polling the daemon, the run
   }
 });
 
+it('hands a role back to the earlier handler when the newest unregisters, and aborts a handler whose stage timed out', async () => {
+  const owner = await connect({ dataDir, name: 'Stack owner' });
+  const worker = await connect({ dataDir, name: 'Stack worker' });
+  try {
+    await daemon.api.post('/v1/enclaves', { owner: owner.did, id: 'sdk-stack' });
+    await daemon.api.post('/v1/enclaves/sdk-stack/members', {
+      as: owner.did,
+      did: worker.did,
+      role: 'writer',
+      permissions: ['read', 'write'],
+    });
+    const start = (stages: unknown[]) =>
+      daemon.api.post<{ run_id: string }>('/v1/runs', {
+        playbook: { name: 'stack', version: '1', stages },
+        objective: 'o',
+        owner: owner.did,
+        enclave: 'sdk-stack',
+        assignments: { writer: worker.did },
+      });
+    const stage = { id: 'write', role: 'writer', output: { kind: 'md', key: 'out.md' } };
+    const answeredBy: string[] = [];
+    worker.worker.onStage('writer', async (ctx) => {
+      answeredBy.push('first');
+      await ctx.deliver({ value: 'first' });
+    });
+    const offSecond = worker.worker.onStage('writer', async (ctx) => {
+      answeredBy.push('second');
+      await ctx.deliver({ value: 'second' });
+    });
+    const one = await start([stage]);
+    await waitFor(
+      async () => (await owner.runs.getStatus(one.run_id)).state === 'completed',
+      30_000,
+      'run one',
+    );
+    offSecond();
+    const two = await start([stage]);
+    await waitFor(
+      async () => (await owner.runs.getStatus(two.run_id)).state === 'completed',
+      30_000,
+      'run two',
+    );
+    expect(answeredBy).toEqual(['second', 'first']);
+
+    // A stage that times out: the daemon stops listing its task and the handler's signal fires.
+    const aborted: boolean[] = [];
+    worker.worker.onStage('slow', async (ctx) => {
+      await new Promise<void>((resolve) => {
+        ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+        setTimeout(resolve, 30_000).unref();
+      });
+      aborted.push(ctx.signal.aborted);
+    });
+    await daemon.api.post('/v1/enclaves/sdk-stack/members', {
+      as: owner.did,
+      did: worker.did,
+      role: 'slow',
+      permissions: ['read', 'write'],
+    });
+    await daemon.api.post('/v1/runs', {
+      playbook: {
+        name: 'slow',
+        version: '1',
+        stages: [
+          { id: 'wait', role: 'slow', timeout: '1s', max_retries: 0, output: { kind: 'md', key: 'w.md' } },
+        ],
+      },
+      objective: 'o',
+      owner: owner.did,
+      enclave: 'sdk-stack',
+      assignments: { slow: worker.did },
+    });
+    await waitFor(() => aborted.length > 0, 30_000, 'the handler to see its stage end');
+    expect(aborted).toEqual([true]);
+  } finally {
+    await worker.close();
+    await owner.close();
+  }
+});
+
 it('reports daemon errors as typed errors with their code', async () => {
   const dave = await connect({ dataDir, name: 'Dave' });
   try {
