@@ -240,7 +240,20 @@ export abstract class BaseClient implements AnxClient {
 
   private async *follow(start: Promise<number>, signal: AbortSignal | undefined): AsyncGenerator<Message> {
     const stopped = () => this.closed || signal?.aborted === true;
-    let after = await start;
+    let after: number;
+    // A daemon that does not answer yet (restarting) is waited for here too: the starting point is
+    // then the newest message once it answers.
+    for (let first = start; ; first = this.lastSeq()) {
+      try {
+        after = await first;
+        break;
+      } catch (err) {
+        if (stopped()) return;
+        if (!this.isTransient(err)) throw err;
+        await this.pause(signal);
+        if (stopped()) return;
+      }
+    }
     while (!stopped()) {
       let page: InboxPage;
       try {

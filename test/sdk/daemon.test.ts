@@ -222,9 +222,23 @@ it('follows the daemon across a kill -9 and restart (its port is chosen anew): s
     expect((await bobMail.next()).value).toMatchObject({ body: 'before' });
     const waiting = bobMail.next();
     await killHard(daemon);
+    // An iterator begun while no daemon answers waits for one instead of ending with the error.
+    const late = bob.messages();
+    const lateFirst = late.next();
     daemon = await startDaemonProcess(dataDir);
     await alice.send(bob.did, 'after');
     expect((await waiting).value).toMatchObject({ from: alice.did, body: 'after' });
+    // Its starting point is the newest message once the daemon answers: send until it yields.
+    let yielded: IteratorResult<Message> | undefined;
+    lateFirst.then((r) => {
+      yielded = r;
+    });
+    for (let i = 0; i < 100 && yielded === undefined; i++) {
+      await alice.send(bob.did, `late ${i}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(yielded?.value).toMatchObject({ from: alice.did, body: expect.stringMatching(/^late /) });
+    await late.return?.(undefined);
   } finally {
     await alice.close();
     await bob.close();
