@@ -267,6 +267,10 @@ export class Discussions {
   }
 
   list(filter: { did?: string; state?: string } = {}): DiscussionView[] {
+    if (filter.state !== undefined && !(DISCUSSION_STATES as readonly string[]).includes(filter.state))
+      throw new DiscussionInputError(
+        `"state" expected one of ${DISCUSSION_STATES.join(', ')}, got ${describeValue(filter.state)}`,
+      );
     const out: DiscussionView[] = [];
     for (const address of this.system.addresses(DISCUSSION_KIND)) {
       const snap = this.system.snapshot(address);
@@ -414,6 +418,9 @@ export class Discussions {
 }
 
 /** `open` with its sub-state, or the top state. */
+/** The states a discussion is listed in (the top-level states of its statechart). */
+export const DISCUSSION_STATES = ['open', 'concluded', 'archived'] as const;
+
 function stateName(value: unknown): string {
   return typeof value === 'string' ? value : (Object.keys(value as object)[0] ?? 'open');
 }

@@ -155,7 +155,17 @@ export function discussionsApi(
       };
       if (options.rule !== undefined) request.rule = options.rule;
       if (options.leader !== undefined) request.leader = requireDid('options.leader', options.leader);
-      if (options.options !== undefined) request.options = options.options;
+      if (options.options !== undefined) {
+        if (!Array.isArray(options.options))
+          throw new SdkArgumentError(
+            'options.options',
+            'a list of choices, e.g. ["yes", "no"]',
+            options.options,
+          );
+        request.options = options.options.map((o, i) =>
+          requireString(`options.options[${i}]`, o, 'a choice'),
+        );
+      }
       if (options.deadline !== undefined) {
         const ms = options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
         if (typeof ms !== 'number' || !Number.isFinite(ms))

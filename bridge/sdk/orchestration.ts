@@ -126,20 +126,25 @@ export function orchestration(
         ensureOpen('owner.bind()');
         requireDid('ownerDid', ownerDid);
         requireDid('agentDid', agentDid);
-        return transport().bind(ownerDid, agentDid, options?.role ?? 'member', expiry(options?.expiresAt));
+        const role =
+          options?.role === undefined ? 'member' : requireString('role', options.role, 'a role name');
+        return transport().bind(ownerDid, agentDid, role, expiry(options?.expiresAt));
       },
       unbind: async (ownerDid, agentDid, options) => {
         ensureOpen('owner.unbind()');
         requireDid('ownerDid', ownerDid);
         requireDid('agentDid', agentDid);
-        return transport().unbind(ownerDid, agentDid, options?.role);
+        const role =
+          options?.role === undefined ? undefined : requireString('role', options.role, 'a role name');
+        return transport().unbind(ownerDid, agentDid, role);
       },
     },
     secretary: {
       register: async (ownerDid, options) => {
         ensureOpen('secretary.register()');
         requireDid('ownerDid', ownerDid);
-        return transport().registerSecretary(ownerDid, options?.name);
+        const name = options?.name === undefined ? undefined : requireString('name', options.name, 'a name');
+        return transport().registerSecretary(ownerDid, name);
       },
       dispatch: async (request) => {
         ensureOpen('secretary.dispatch()');

@@ -116,6 +116,29 @@ describe('connect', () => {
 });
 
 describe('client calls', () => {
+  it('checks orchestration and discussion arguments itself, the same in both modes', async () => {
+    await refuses(
+      () => client.owner.unbind(client.did, OTHER, { role: 5 as never }),
+      '"role" expected a role name, got 5',
+    );
+    await refuses(
+      () => client.owner.bind(client.did, OTHER, { role: 5 as never }),
+      '"role" expected a role name, got 5',
+    );
+    await refuses(
+      () => client.secretary.register(client.did, { name: 5 as never }),
+      '"name" expected a name, got 5',
+    );
+    await refuses(
+      () => client.discussions.open({ topic: 't', participants: [OTHER], options: 'yes' as never }),
+      '"options.options" expected a list of choices, e.g. ["yes", "no"], got "yes"',
+    );
+    await expect(client.discussions.list({ state: 'bogus' })).rejects.toMatchObject({
+      code: 'ANX_DISCUSSION_INVALID',
+      message: '"state" expected one of open, concluded, archived, got "bogus"',
+    });
+  });
+
   it('send takes JSON data as the body in both modes, since readers through the API get JSON', async () => {
     const cases: Array<[unknown, string]> = [
       [
