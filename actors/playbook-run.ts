@@ -125,6 +125,11 @@ const CONTROL_ANSWERS: Readonly<Record<string, string>> = {
 /** The longest objective a run (or a dispatch) takes; the Context Snapshot carries at most its first 4 KiB. */
 export const OBJECTIVE_MAX_CHARS = 10_000;
 
+/** A non-empty objective of at most OBJECTIVE_MAX_CHARS characters. */
+export function isObjective(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= OBJECTIVE_MAX_CHARS;
+}
+
 /**
  * `artifacts` of a run request: input name → a ref into the run's Enclave, for inputs of the playbook
  * that no stage produces. Anything else is refused naming the entry (the run would otherwise start
@@ -254,11 +259,7 @@ export class PlaybookRuns {
       throw new TeamworkInputError(
         `"coordinator" expected a local identity (it signs the manifest), got ${describeValue(coordinator)}`,
       );
-    if (
-      typeof request.objective !== 'string' ||
-      request.objective.length === 0 ||
-      request.objective.length > OBJECTIVE_MAX_CHARS
-    )
+    if (!isObjective(request.objective))
       throw new TeamworkInputError(
         `"objective" expected a non-empty string of at most ${OBJECTIVE_MAX_CHARS} characters`,
         'put long material in the vault and name it in "artifacts"',

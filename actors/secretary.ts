@@ -25,6 +25,7 @@ import type { Enclaves } from './enclaves.ts';
 import type { InboxRecord, InboxTap } from './inbox-tap.ts';
 import type { ManifestRecord, Manifests } from './manifest.ts';
 import {
+  isObjective,
   OBJECTIVE_MAX_CHARS,
   type PlaybookRuns,
   type RunStatus,
@@ -911,11 +912,7 @@ export class Secretaries {
       throw new AuthorityInputError(
         `"session_id" expected 1 to 128 characters of [A-Za-z0-9_.:@-] (starting with a letter or digit), got ${describeValue(request.session_id)}`,
       );
-    if (
-      typeof request.objective !== 'string' ||
-      request.objective.length === 0 ||
-      request.objective.length > OBJECTIVE_MAX_CHARS
-    )
+    if (!isObjective(request.objective))
       throw new AuthorityInputError(
         `"objective" expected a non-empty string of at most ${OBJECTIVE_MAX_CHARS} characters`,
       );
