@@ -99,15 +99,15 @@ export class Gatekeeper {
     for (const field of ['allow', 'block'] as const) {
       const list = settings[field];
       if (list === undefined) continue;
-      const unique = gatekeeperList(list);
-      if (new Set(list).size > unique.length)
+      const distinct = new Set(list).size;
+      if (distinct > GATEKEEPER_LIST_MAX)
         throw new GatekeeperSettingsError(
-          `"${field}" expected at most ${GATEKEEPER_LIST_MAX} DIDs, got ${new Set(list).size}`,
+          `"${field}" expected at most ${GATEKEEPER_LIST_MAX} DIDs, got ${distinct}`,
           field === 'allow'
             ? 'a list that long belongs in an Owner binding or a capability token, not the gatekeeper'
             : 'block a sender at the relay, or keep the DID private with a short allow-list',
         );
-      settings = { ...settings, [field]: unique };
+      settings = { ...settings, [field]: gatekeeperList(list) };
     }
     const ttl = settings.pending_ttl_ms;
     if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1000 || ttl > PENDING_TTL_MAX_MS))

@@ -131,20 +131,18 @@ export function isObjective(value: unknown): value is string {
 }
 
 /**
- * `artifacts` of a run request: input name → a ref into the run's Enclave, for inputs of the playbook
- * that no stage produces. Anything else is refused naming the entry (the run would otherwise start
+ * `artifacts` of a run request: input name → a ref into the run's Enclave, for `outside` inputs of the
+ * playbook (those no stage produces). Anything else is refused naming the entry (the run would otherwise start
  * without the input and its stage would see nothing).
  */
-export function checkArtifacts(
-  def: PlaybookDefinition,
+function checkArtifacts(
   given: unknown,
+  outside: readonly string[],
   enclaveId: string,
 ): Record<string, ArtifactRef> | undefined {
   if (given === undefined || given === null) return undefined;
   if (typeof given !== 'object' || Array.isArray(given))
     throw new TeamworkInputError('"artifacts" expected an object of input name → ArtifactRef');
-  const produced = new Set(def.stages.flatMap((s) => [s.id, s.output.key]));
-  const outside = [...new Set(def.stages.flatMap((s) => s.inputs))].filter((i) => !produced.has(i));
   const out: Record<string, ArtifactRef> = {};
   for (const [input, ref] of Object.entries(given as Record<string, unknown>)) {
     const field = `"artifacts.${input.length > 64 ? `${input.slice(0, 64)}…` : input}"`;
@@ -321,13 +319,14 @@ export class PlaybookRuns {
     enclaveId: string,
     owner: string,
   ): Promise<Record<string, ArtifactRef>> {
-    const refs = checkArtifacts(def, given, enclaveId) ?? {};
+    const produced = new Set(def.stages.flatMap((s) => [s.id, s.output.key]));
+    const outside = [...new Set(def.stages.flatMap((s) => s.inputs))].filter((i) => !produced.has(i));
+    const refs = checkArtifacts(given, outside, enclaveId) ?? {};
     if (this.vault === undefined) return refs;
     for (const ref of Object.values(refs)) await this.vault.resolve(ref, owner);
     for (const [i, stage] of def.stages.entries()) {
       for (const [j, input] of stage.inputs.entries()) {
-        if (refs[input] !== undefined || def.stages.some((s) => s.id === input || s.output.key === input))
-          continue;
+        if (refs[input] !== undefined || produced.has(input)) continue;
         const versions = await this.vault.history(enclaveId, input, owner).catch((err: Error) => {
           throw new TeamworkInputError(
             `stages[${i}].inputs[${j}] ${JSON.stringify(input)}: ${err.message}`,

@@ -175,7 +175,7 @@ export function jsonValueProblem(value: unknown): (ValueProblem & { value: unkno
       });
       continue;
     }
-    if (typeof v === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(v))) {
+    if (typeof v === 'object' && isPlainObject(v)) {
       for (const [key, item] of Object.entries(v))
         if (item !== undefined) stack.push([item, `${path}.${key.slice(0, 64)}`]);
       continue;

@@ -94,20 +94,20 @@ export abstract class BaseClient implements AnxClient {
       checkHandler(handler);
       // The newest handler of a role answers its tasks; unregistering it hands them back to the one
       // before, and the role stops being served with its last handler (the same in both modes).
-      let role_ = this.stageRoles.get(role);
-      if (role_ === undefined) {
+      let entry = this.stageRoles.get(role);
+      if (entry === undefined) {
         const handlers: StageHandler[] = [];
-        role_ = { handlers, off: this.registerStage(role, (ctx) => (handlers.at(-1) as StageHandler)(ctx)) };
-        this.stageRoles.set(role, role_);
+        entry = { handlers, off: this.registerStage(role, (ctx) => (handlers.at(-1) as StageHandler)(ctx)) };
+        this.stageRoles.set(role, entry);
       }
-      const entry = role_;
-      entry.handlers.push(handler);
+      const served = entry;
+      served.handlers.push(handler);
       const unregister = () => {
         if (!this.unregister.delete(unregister)) return;
-        entry.handlers.splice(entry.handlers.lastIndexOf(handler), 1);
-        if (entry.handlers.length === 0) {
+        served.handlers.splice(served.handlers.lastIndexOf(handler), 1);
+        if (served.handlers.length === 0) {
           this.stageRoles.delete(role);
-          entry.off();
+          served.off();
         }
       };
       this.unregister.add(unregister);

@@ -40,6 +40,10 @@ const playbook = (name: string) => ({
 /** The script every test worker runs: it leaves a marker file (its first argument), then writes notes. */
 const SCRIPT = "require('node:fs').writeFileSync(process.argv[1], 'ran');process.stdout.write('notes')";
 
+/** Makes `did` a script worker of the writer role on host B, leaving its marker at `file`. */
+const scriptWriter = (did: string, file: string) =>
+  away.api.post('/v1/workers/scripts', { did, role: 'writer', argv: [process.execPath, '-e', SCRIPT, file] });
+
 const runOf = (runId: string) => home.api.get<RunStatus>(`/v1/runs/${runId}`);
 
 it('refuses work for a bound worker from a stranger, and takes it with a token from its Owner', async () => {
@@ -50,12 +54,7 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
   const markers = tempDir('anx-assign-marker-');
   let script = 0;
   const marker = () => join(markers, `ran-${++script}`);
-  const scripted = async (file: string) =>
-    away.api.post('/v1/workers/scripts', {
-      did: worker,
-      role: 'writer',
-      argv: [process.execPath, '-e', SCRIPT, file],
-    });
+  const scripted = (file: string) => scriptWriter(worker, file);
   // Host A: a coordinator of its own, with the worker in its Enclave.
   const alice = (await home.api.post<{ did: string }>('/v1/identities', { name: 'Alice' })).did;
   await seeEachOther(home, worker, away, alice);
@@ -161,11 +160,7 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
 it('takes work for a worker bound to nobody from anyone its gatekeeper lets in', async () => {
   const worker = (await away.api.post<{ did: string }>('/v1/identities', { name: 'Free' })).did;
   const file = join(tempDir('anx-assign-free-'), 'ran');
-  await away.api.post('/v1/workers/scripts', {
-    did: worker,
-    role: 'writer',
-    argv: [process.execPath, '-e', SCRIPT, file],
-  });
+  await scriptWriter(worker, file);
   const bob = (await home.api.post<{ did: string }>('/v1/identities', { name: 'Bob' })).did;
   await seeEachOther(home, worker, away, bob);
   await createEnclave(home, 'assign-free', bob, [worker]);
