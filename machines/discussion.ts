@@ -87,6 +87,8 @@ export interface DiscussionInput {
 }
 
 export const MAX_POSTS = 500;
+/** The furthest a discussion's voting deadline may lie ahead (a year). */
+export const MAX_DEADLINE_MS = 365 * 24 * 3_600_000;
 export const MAX_POST_TEXT = 8000;
 const MAX_MENTIONS = 32;
 

@@ -32,6 +32,32 @@ export class DaemonConnectionLostError extends AnxError {
   }
 }
 
+/**
+ * The daemon took the request but gave no answer within the client's time limit (it is stopped,
+ * overloaded or stuck): the request may still be applied, so nothing repeats it on its own.
+ */
+export class DaemonTimeoutError extends AnxError {
+  constructor(baseUrl: string, timeoutMs: number) {
+    super(
+      'ANX_DAEMON_TIMEOUT',
+      `the daemon at ${baseUrl} did not answer within ${timeoutMs} ms: the request may have been applied`,
+      {
+        hint: 'check that the daemon is alive (`anx-runtime status`) and what the request changed before repeating it; a longer limit is `requestTimeoutMs` in the SDK',
+      },
+    );
+  }
+}
+
+/** How long a request waits for the daemon's whole answer unless the client says otherwise. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** The longest time limit a client accepts (an hour). */
+export const MAX_REQUEST_TIMEOUT_MS = 3_600_000;
+
+export interface ApiClientOptions {
+  /** How long one request waits for the daemon's whole answer (ms, 1 to an hour); default 60,000. */
+  timeoutMs?: number;
+}
+
 /** Errors of a connection that never reached a listening daemon: nothing was sent. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EADDRNOTAVAIL', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -77,12 +103,21 @@ export class ApiClient {
   // A true private field: the token stays out of console.log, util.inspect and JSON.stringify.
   readonly #token: string;
   readonly #closing = new AbortController();
+  readonly timeoutMs: number;
 
   constructor(
     readonly baseUrl: string,
     token: string,
+    options: ApiClientOptions = {},
   ) {
     this.#token = token;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_REQUEST_TIMEOUT_MS)
+      throw new AnxError(
+        'ANX_REQUEST_INVALID',
+        `timeoutMs expected a whole number of milliseconds from 1 to ${MAX_REQUEST_TIMEOUT_MS}, got ${timeoutMs}`,
+      );
+    this.timeoutMs = timeoutMs;
   }
 
   /** The same daemon with the same token (a client that follows restarts compares them). */
@@ -96,7 +131,7 @@ export class ApiClient {
   }
 
   /** Connects to the daemon of `dataDir`, or throws `DaemonNotRunningError`. */
-  static forDataDir(dataDir: string): ApiClient {
+  static forDataDir(dataDir: string, options: ApiClientOptions = {}): ApiClient {
     const info = readDaemonInfo(dataDir);
     if (info === undefined) throw new DaemonNotRunningError(dataDir);
     let token: string;
@@ -108,7 +143,7 @@ export class ApiClient {
         `cannot read its token file: ${(err as NodeJS.ErrnoException).code ?? err}`,
       );
     }
-    return new ApiClient(info.url, token);
+    return new ApiClient(info.url, token, options);
   }
 
   async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
@@ -125,6 +160,15 @@ export class ApiClient {
       );
     }
     if (this.#closing.signal.aborted) throw closedError();
+    // One limit for connecting, sending and reading the whole answer; close() ends it sooner.
+    const ending = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ending.abort();
+    }, this.timeoutMs);
+    const onClose = () => ending.abort();
+    this.#closing.signal.addEventListener('abort', onClose, { once: true });
     let res: Response;
     let text: string;
     try {
@@ -135,11 +179,12 @@ export class ApiClient {
           ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(payload === undefined ? {} : { body: payload }),
-        signal: this.#closing.signal,
+        signal: ending.signal,
       });
       text = await res.text();
     } catch (err) {
       if (this.#closing.signal.aborted) throw closedError();
+      if (timedOut) throw new DaemonTimeoutError(this.baseUrl, this.timeoutMs);
       const cause = (err as Error).cause;
       if (neverSent(cause))
         throw new DaemonNotRunningError(
@@ -147,6 +192,9 @@ export class ApiClient {
           `it does not answer: ${cause ?? (err as Error).message}`,
         );
       throw new DaemonConnectionLostError(this.baseUrl, String(cause ?? (err as Error).message));
+    } finally {
+      clearTimeout(timer);
+      this.#closing.signal.removeEventListener('abort', onClose);
     }
     let parsed: unknown;
     try {

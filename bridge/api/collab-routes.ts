@@ -1,5 +1,6 @@
 // Local API routes of the Action Layer, Discussions and unread inboxes: tasks, discussions, unread messages and mentions, mark-read.
 import { markRead, unread } from '../../actors/unread.ts';
+import { MAX_DEADLINE_MS } from '../../machines/discussion.ts';
 import type { NotifyState } from '../../machines/task.ts';
 import { describeValue } from '../../runtime/errors.ts';
 import type { Host } from '../../runtime/host.ts';
@@ -12,8 +13,6 @@ function home(b: Record<string, unknown>): { home?: string } {
   const h = optStr(b, 'home');
   return h === undefined ? {} : { home: h };
 }
-
-const MAX_DEADLINE_MS = 365 * 24 * 3_600_000;
 
 /** A deadline as ms since the epoch, an ISO date, or `in_ms` from now. */
 function deadlineOf(b: Record<string, unknown>, now: number): number | undefined {

@@ -1,6 +1,7 @@
 // MCP tools for working with others: Secretary dispatch and abort, Action Layer tasks, Discussions, marking mail read.
 
 import { z } from 'zod';
+import { MAX_DEADLINE_MS } from '../../machines/discussion.ts';
 import { TOKEN_PREFIX } from '../../runtime/authority/tokens.ts';
 import { type McpAgent, type ToolDefinition, tool } from './tools.ts';
 
@@ -168,7 +169,13 @@ export const COLLAB_TOOLS: ToolDefinition[] = [
         .optional()
         .describe('how votes decide (default majority)'),
       leader: did.optional().describe('for the leader rule: who decides'),
-      deadline_in_ms: z.number().int().positive().optional().describe('voting ends this many ms from now'),
+      deadline_in_ms: z
+        .number()
+        .int()
+        .positive()
+        .max(MAX_DEADLINE_MS)
+        .optional()
+        .describe('voting ends this many ms from now (at most a year)'),
       enclave_id: z.string().min(1).optional().describe('the Enclave whose vault keeps the conclusion'),
       id: z.string().min(1).optional().describe('your id for the discussion (idempotent)'),
     },

@@ -1,6 +1,8 @@
 // `connect`: picks the mode (daemon client or embedded host) and the identity the client acts as.
+
 import { Host } from '../../runtime/host.ts';
 import { resolveDataDir } from '../../runtime/paths.ts';
+import { MAX_REQUEST_TIMEOUT_MS } from '../api/client.ts';
 import type { AnxClient } from './client.ts';
 import { DataDirApiClient } from './daemon-api.ts';
 import { DaemonClient } from './daemon-client.ts';
@@ -30,6 +32,11 @@ export interface ConnectOptions {
   did?: string;
   /** How often `messages()` looks for new mail (ms); default 100 for a daemon, 25 embedded. */
   pollMs?: number;
+  /**
+   * Daemon mode only: how long one call waits for the daemon's answer (ms, 1 to an hour); default
+   * 60,000. A call that runs out fails with `ANX_DAEMON_TIMEOUT` and is not repeated.
+   */
+  requestTimeoutMs?: number;
   /** Capabilities to publish in the identity's agent card (e.g. `['code', 'review']`); see `discover`. */
   caps?: string[];
   /** Other agent card fields; with `caps` or `card` the card is signed and published anew at connect. */
@@ -77,12 +84,26 @@ export async function connect(
       'a number of milliseconds from 1 to 3600000 (an hour)',
       options.pollMs,
     );
+  if (
+    options.requestTimeoutMs !== undefined &&
+    (typeof options.requestTimeoutMs !== 'number' ||
+      !Number.isInteger(options.requestTimeoutMs) ||
+      !(options.requestTimeoutMs >= 1 && options.requestTimeoutMs <= MAX_REQUEST_TIMEOUT_MS))
+  )
+    throw new SdkArgumentError(
+      'requestTimeoutMs',
+      'a whole number of milliseconds from 1 to 3600000 (an hour)',
+      options.requestTimeoutMs,
+    );
   const card = cardOf(options);
 
   if (mode === 'daemon') {
     if (options.host !== undefined)
       throw new SdkArgumentError('host', 'nothing in daemon mode (use mode: "embedded")', options.host);
-    const api = new DataDirApiClient(checkDataDir(options.dataDir));
+    const api = new DataDirApiClient(
+      checkDataDir(options.dataDir),
+      options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs },
+    );
     const did = await resolveIdentity(
       who,
       async () => (await api.get<{ identities: LocalIdentity[] }>('/v1/identities')).identities,
@@ -94,6 +115,12 @@ export async function connect(
   const shared = options.host;
   if (shared !== undefined && options.dataDir !== undefined)
     throw new SdkArgumentError('dataDir', 'nothing when "host" is given', options.dataDir);
+  if (options.requestTimeoutMs !== undefined)
+    throw new SdkArgumentError(
+      'requestTimeoutMs',
+      'nothing in embedded mode (calls run in this process)',
+      options.requestTimeoutMs,
+    );
   if (shared !== undefined && !(shared instanceof Host))
     throw new SdkArgumentError('host', 'a Host from Host.open()', shared);
   const host = shared ?? (await Host.open({ dataDir: checkDataDir(options.dataDir) }));

@@ -1,5 +1,5 @@
 // The local API client of a data directory that follows its daemon across restarts (a restart may change the port).
-import { ApiClient, ApiError, DaemonNotRunningError } from '../api/client.ts';
+import { ApiClient, type ApiClientOptions, ApiError, DaemonNotRunningError } from '../api/client.ts';
 
 /**
  * Sends each request to the daemon that `dataDir` names now. A request goes once more to the daemon
@@ -10,9 +10,12 @@ import { ApiClient, ApiError, DaemonNotRunningError } from '../api/client.ts';
 export class DataDirApiClient extends ApiClient {
   private current: ApiClient;
 
-  constructor(readonly dataDir: string) {
-    const first = ApiClient.forDataDir(dataDir);
-    super(first.baseUrl, '');
+  constructor(
+    readonly dataDir: string,
+    private readonly options: ApiClientOptions = {},
+  ) {
+    const first = ApiClient.forDataDir(dataDir, options);
+    super(first.baseUrl, '', options);
     this.current = first;
   }
 
@@ -26,7 +29,7 @@ export class DataDirApiClient extends ApiClient {
       if (!refused) throw err;
       let next: ApiClient;
       try {
-        next = ApiClient.forDataDir(this.dataDir);
+        next = ApiClient.forDataDir(this.dataDir, this.options);
       } catch {
         throw err;
       }

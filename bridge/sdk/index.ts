@@ -2,7 +2,12 @@
 
 export type { ArtifactRef } from '../../machines/playbook/definition.ts';
 export { AnxError, isAnxError } from '../../runtime/errors.ts';
-export { ApiError, DaemonNotRunningError } from '../api/client.ts';
+export {
+  ApiError,
+  DaemonConnectionLostError,
+  DaemonNotRunningError,
+  DaemonTimeoutError,
+} from '../api/client.ts';
 export type {
   AnxClient,
   Artifact,

@@ -14,7 +14,12 @@ export const EXIT = {
 
 export function exitCodeOf(err: AnxError): number {
   const code = err.code;
-  if (code === 'ANX_DAEMON_NOT_RUNNING' || code === 'ANX_DAEMON_CONNECTION_LOST') return EXIT.noDaemon;
+  if (
+    code === 'ANX_DAEMON_NOT_RUNNING' ||
+    code === 'ANX_DAEMON_CONNECTION_LOST' ||
+    code === 'ANX_DAEMON_TIMEOUT'
+  )
+    return EXIT.noDaemon;
   // Authority refusals, including a token that does not verify (`ANX_TOKEN_INVALID`).
   if (
     code.startsWith('ANX_TOKEN_') ||

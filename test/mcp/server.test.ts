@@ -346,6 +346,11 @@ describe('against a running daemon', () => {
         { topic: 't', participants: [did], rule: 'dictator' },
         argument('discussion_open', 'rule'),
       ],
+      [
+        'discussion_open',
+        { topic: 't', participants: [did], deadline_in_ms: 2 * 365 * 24 * 3_600_000 },
+        argument('discussion_open', 'deadline_in_ms'),
+      ],
       ['discussion_show', { discussion_id: 'no-such-discussion' }, /^ANX_[A-Z_]*NOT_FOUND: /],
       ['discussion_post', { discussion_id: 'd' }, argument('discussion_post', 'text')],
       ['discussion_post', { discussion_id: 'no-such-discussion', text: 'hi' }, /^ANX_[A-Z_]*NOT_FOUND: /],

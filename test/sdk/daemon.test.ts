@@ -1,11 +1,12 @@
 // The SDK as a client of a real daemon process: messages, identities, vault and stage handlers over the local API.
 import { readFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ApiClient } from '../../bridge/api/client.ts';
+import { ApiClient, DaemonTimeoutError } from '../../bridge/api/client.ts';
 import { type AnxClient, connect, type Message } from '../../bridge/sdk/index.ts';
+import { exitCodeOf } from '../../runtime/cli/exit-codes.ts';
 import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -306,6 +307,43 @@ it('tells a daemon that never took the request from a connection lost after it d
       code: 'ANX_DAEMON_NOT_RUNNING',
     },
   );
+});
+
+it('gives up on a daemon that took the request and never answers, after the time limit', async () => {
+  // Reads the request and holds the connection open without an answer (a stopped or stuck daemon).
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => {
+    sockets.push(socket);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { port } = silent.address() as AddressInfo;
+  try {
+    const client = new ApiClient(`http://127.0.0.1:${port}`, 't', { timeoutMs: 300 });
+    const error = await client.post('/v1/messages', {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DaemonTimeoutError);
+    expect(error).toMatchObject({ code: 'ANX_DAEMON_TIMEOUT' });
+    expect((error as Error).message).toContain('may have been applied');
+    expect(exitCodeOf(error as DaemonTimeoutError)).toBe(3);
+    // close() still wins over the time limit.
+    const patient = new ApiClient(`http://127.0.0.1:${port}`, 't', { timeoutMs: 60_000 });
+    const pending = patient.get('/v1/status').catch((e: { code?: string }) => e.code);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    patient.close();
+    expect(await pending).toBe('ANX_SDK_CLOSED');
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+  expect(() => new ApiClient('http://127.0.0.1:1', 't', { timeoutMs: 0 })).toThrow(/timeoutMs/);
+  await expect(
+    connect({ dataDir: '/nonexistent-anx', name: 'a', requestTimeoutMs: -5 }),
+  ).rejects.toMatchObject({
+    code: 'ANX_SDK_ARGUMENT',
+  });
+  await expect(
+    connect({ mode: 'embedded', dataDir: '/nonexistent-anx', name: 'a', requestTimeoutMs: 1000 }),
+  ).rejects.toMatchObject({ code: 'ANX_SDK_ARGUMENT' });
 });
 
 async function freePort(): Promise<number> {
