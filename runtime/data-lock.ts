@@ -1,5 +1,6 @@
 // The data directory's lock: one host (a daemon's, or one embedded in a program) per directory at a time.
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AnxError } from './errors.ts';
 import { dataFiles } from './paths.ts';
@@ -38,19 +39,98 @@ export interface DataDirLock {
 /** Directories locked by this process (by real path): a second host in one process is refused too. */
 const held = new Set<string>();
 
-function alive(pid: number): boolean {
+/** Who holds a lock file: a pid and, where `/proc` tells it, that process's start time. */
+interface Holder {
+  pid: number;
+  start?: string;
+}
+
+/** When the process `pid` started (clock ticks since boot, from `/proc`), or undefined where unknown. */
+function startTimeOf(pid: number): string | undefined {
   try {
-    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (in parentheses, which may hold spaces); starttime is field 22.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function parseHolder(text: string): Holder | undefined {
+  const [pid, start] = text.trim().split(' ');
+  const n = Number(pid);
+  if (!Number.isSafeInteger(n) || n <= 0) return undefined;
+  return start === undefined ? { pid: n } : { pid: n, start };
+}
+
+/**
+ * The holder is a live process: its pid exists and, when both are known, it started when the lock
+ * says (so a pid reused after a reboot or a crash is not taken for the holder).
+ */
+function alive(holder: Holder): boolean {
+  try {
+    process.kill(holder.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (holder.start === undefined) return true;
+  const start = startTimeOf(holder.pid);
+  return start === undefined || start === holder.start;
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function exclusiveLink(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+function sleepSync(ms: number): void {
+  Atomics.wait(pause, 0, 0, ms);
+}
+
+/**
+ * Replaces the stale lock `file` (whose text was `stale`) by ours (`mine`, a complete file linked in
+ * place), under a guard file so that two processes taking over the same stale lock cannot both
+ * succeed. False when another process got there first: look again.
+ */
+function takeOver(file: string, stale: string, mine: string): boolean {
+  const guard = `${file}.takeover`;
+  if (!exclusiveLink(mine, guard)) {
+    // Another process is taking over right now; its guard is stale only if that process died in the act.
+    const text = readText(guard);
+    const holder = text === undefined ? undefined : parseHolder(text);
+    if (holder !== undefined && !alive(holder)) rmSync(guard, { force: true });
+    sleepSync(2);
+    return false;
+  }
+  try {
+    // Under the guard nobody else replaces a stale lock, and nobody removes a lock while its holder lives.
+    if (readText(file) === stale) rmSync(file, { force: true });
+    return exclusiveLink(mine, file);
+  } finally {
+    rmSync(guard, { force: true });
   }
 }
 
 /**
  * Takes the lock of `dataDir` (creating the directory, mode 0700, if needed): the file `daemon.lock`
- * holding this process's pid. A lock left by a process that no longer exists (a crash, `kill -9`) is
- * stale and taken over. Throws `DataDirLockedError` while a live process, this one included, holds it.
+ * holding this process's pid and start time, put in place whole (a complete file is linked under
+ * the name, so nobody sees it empty). A lock left by a process that no longer exists (a crash,
+ * `kill -9`, a reboot that gave its pid to another program) is stale and taken over. Throws
+ * `DataDirLockedError` while a live process, this one included, holds it.
  *
  * @example
  * ```ts
@@ -63,11 +143,12 @@ export function lockDataDir(dataDir: string): DataDirLock {
   const key = realpathSync(resolve(dataDir));
   if (held.has(key)) throw new DataDirLockedError(dataDir, process.pid);
   const file = dataFiles.lock(dataDir);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
+  const start = startTimeOf(process.pid);
+  const text = start === undefined ? String(process.pid) : `${process.pid} ${start}`;
+  const mine = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(mine, text, { mode: 0o600 });
+  try {
+    const taken = (): DataDirLock => {
       held.add(key);
       let released = false;
       return {
@@ -76,24 +157,22 @@ export function lockDataDir(dataDir: string): DataDirLock {
           if (released) return;
           released = true;
           held.delete(key);
-          rmSync(file, { force: true });
+          if (readText(file) === text) rmSync(file, { force: true });
         },
       };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let pid = Number.NaN;
-      try {
-        pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-      } catch {
-        // Removed in between: try again.
-      }
-      // Our own pid in a file this process does not hold: left by a process whose pid was reused.
-      if (Number.isInteger(pid) && pid !== process.pid && alive(pid))
-        throw new DataDirLockedError(dataDir, pid);
-      rmSync(file, { force: true });
+    };
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (exclusiveLink(mine, file)) return taken();
+      const found = readText(file);
+      if (found === undefined) continue; // released in between: try again
+      const holder = parseHolder(found);
+      if (holder !== undefined && alive(holder)) throw new DataDirLockedError(dataDir, holder.pid);
+      if (takeOver(file, found, mine)) return taken();
     }
+  } finally {
+    rmSync(mine, { force: true });
   }
   throw new AnxError('ANX_DATA_DIR_LOCKED', `cannot take the lock ${file}`, {
-    hint: 'another process is starting on this data directory at the same moment: try again',
+    hint: 'other processes are starting on this data directory at the same moment: try again',
   });
 }
