@@ -68,6 +68,9 @@ export class RemoteWorker {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = true;
   private readonly path: string;
+  private reachable = true;
+  /** Told when polling stops reaching the daemon (with why) and when it reaches it again. */
+  onConnection: ((up: boolean, error?: unknown) => void) | undefined;
 
   constructor(
     private readonly api: ApiClient,
@@ -98,6 +101,10 @@ export class RemoteWorker {
   async poll(): Promise<void> {
     try {
       const { tasks } = await this.api.get<{ tasks: RemoteTask[] }>(`${this.path}/tasks`);
+      if (!this.reachable) {
+        this.reachable = true;
+        this.onConnection?.(true);
+      }
       const open = new Set(tasks.map((t) => t.task_id));
       for (const [taskId, controller] of this.running) if (!open.has(taskId)) controller.abort();
       for (const task of tasks) {
@@ -106,8 +113,12 @@ export class RemoteWorker {
         this.seen.add(task.task_id);
         void this.invoke(task, handler);
       }
-    } catch {
+    } catch (err) {
       // The daemon may be restarting: try again at the next poll.
+      if (this.reachable) {
+        this.reachable = false;
+        this.onConnection?.(false, err);
+      }
     } finally {
       if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.pollMs);
     }
@@ -145,8 +156,9 @@ export class RemoteWorker {
       task,
       snapshot: task.context,
       vault: { get: read, text: async (k) => new TextDecoder().decode((await read(k)).content) },
+      // A task counts as answered once the daemon took the answer: one refused (too large, say) or
+      // cut off can still be failed, or handed to the handler again.
       deliver: async (d) => {
-        answered = true;
         const { ref } = await this.api.post<{ ref: ArtifactRef }>(`${this.path}/deliver`, {
           task_id: task.task_id,
           ...(typeof d.value === 'string'
@@ -157,19 +169,20 @@ export class RemoteWorker {
           ...(d.summary === undefined ? {} : { summary: d.summary }),
           ...(d.choice === undefined ? {} : { choice: d.choice }),
         });
+        answered = true;
         return ref;
       },
       reject: async (r) => {
-        answered = true;
         await this.api.post(`${this.path}/reject`, { task_id: task.task_id, ...r });
+        answered = true;
       },
       fail: async (e, o) => {
-        answered = true;
         await this.api.post(`${this.path}/fail`, {
           task_id: task.task_id,
           error: e instanceof Error ? e.message : String(e),
           fatal: o?.fatal === true,
         });
+        answered = true;
       },
       progress: async (p) => {
         await this.api.post(`${this.path}/progress`, {

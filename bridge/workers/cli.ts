@@ -1,6 +1,5 @@
 // The CLI worker adapter: runs a command template (a coding agent's non-interactive mode, a script) once per stage task.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import type { StageTask } from '../../actors/worker-runtime.ts';
@@ -12,6 +11,7 @@ import {
   type WorkerAdapter,
   WorkerConfigError,
 } from './adapter.ts';
+import { type ProcessResult, runProcess, STDOUT_MAX, stderrTail } from './process.ts';
 
 /** Configuration of a CLI worker (the `cli` adapter). */
 export interface CliAdapterConfig {
@@ -26,7 +26,7 @@ export interface CliAdapterConfig {
   stdin?: 'context' | 'prompt' | 'none';
   /** Where the artifact comes from: the command's stdout (default) or a file it writes in its workdir. */
   output?: 'stdout' | { file: string };
-  /** Directory under which each task gets its own working directory (default `<os tmp>/anx-workers`). */
+  /** Directory under which each task gets its own working directory (default `<os tmp>/anx-workers-<uid>`, private). */
   workdir_root?: string;
   /** Run the command here instead of in the task's working directory (e.g. a repository checkout). */
   cwd?: string;
@@ -65,9 +65,6 @@ export const PLACEHOLDERS = [
 ] as const;
 type Placeholder = (typeof PLACEHOLDERS)[number];
 
-const STDOUT_MAX = 16 * 1024 * 1024;
-const STDERR_TAIL = 2048;
-
 function fail(reason: string, error: string): AdapterOutcome {
   return { status: 'failed', reason, error };
 }
@@ -104,6 +101,7 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
         `"command" expected one command line (a string) with "shell": true, got ${describeValue(command)}`,
       );
     checkTemplate(command);
+    checkShellPlaces(command);
   } else {
     if (
       !Array.isArray(command) ||
@@ -198,6 +196,50 @@ function checkTemplate(template: string): void {
   }
 }
 
+/**
+ * Throws when a placeholder of a shell command line stands where its single-quoted value would not
+ * stay one plain word: inside '…' or "…", right after a backslash, or in a here-document (`<<`),
+ * where `$(…)` in an agent-written value would run.
+ */
+function checkShellPlaces(template: string): void {
+  const refuse = (name: string, where: string) => {
+    throw new WorkerConfigError(
+      `"command" has {${name}} ${where}: its value could run as shell code there`,
+      `write placeholders bare, e.g. printf %s {prompt}; they are single-quoted for you`,
+    );
+  };
+  let quote: "'" | '"' | undefined;
+  let heredoc = false;
+  for (let i = 0; i < template.length; i++) {
+    const ch = template[i];
+    const placeholder = ch === '{' ? /^\{([^{}]*)\}/.exec(template.slice(i)) : null;
+    if (template.startsWith('{{', i) || template.startsWith('}}', i)) {
+      i++;
+      continue;
+    }
+    if (placeholder !== null) {
+      const name = placeholder[1] as string;
+      if (quote !== undefined) refuse(name, `inside ${quote === "'" ? 'single' : 'double'} quotes`);
+      if (heredoc) refuse(name, 'after a here-document (<<)');
+      i += placeholder[0].length - 1;
+      continue;
+    }
+    if (quote === "'") {
+      if (ch === "'") quote = undefined;
+    } else if (ch === '\\') {
+      if (/^\{[^{}]*\}/.test(template.slice(i + 1)) && !template.startsWith('{{', i + 1))
+        refuse(/^\{([^{}]*)\}/.exec(template.slice(i + 1))?.[1] as string, 'right after a backslash');
+      i++;
+    } else if (quote === '"') {
+      if (ch === '"') quote = undefined;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+    } else if (ch === '<' && template[i + 1] === '<') {
+      heredoc = true;
+    }
+  }
+}
+
 function fillTemplate(
   template: string,
   values: Record<Placeholder, string>,
@@ -211,6 +253,24 @@ function fillTemplate(
 /** POSIX shell single quoting. */
 function shellQuote(v: string): string {
   return `'${v.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * `<os tmp>/anx-workers-<uid>`, created mode 0700; refused when it exists but is not a directory of
+ * this user's that only this user can open (another user could have made it first, to read or
+ * replace the tasks' files).
+ */
+async function defaultWorkdirRoot(): Promise<string> {
+  const uid = process.getuid?.();
+  const root = join(tmpdir(), uid === undefined ? 'anx-workers' : `anx-workers-${uid}`);
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  const st = await lstat(root);
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0)
+    throw new WorkerConfigError(
+      `the default working directory root ${root} is not a private directory of this user (mode ${(st.mode & 0o777).toString(8)}, owner ${st.uid})`,
+      'remove it, or set "workdir_root" to a directory only you can open',
+    );
+  return root;
 }
 
 /** A path segment safe on any file system. */
@@ -247,16 +307,6 @@ export function childEnv(
   return Object.assign(env, config.env ?? {}, extra);
 }
 
-interface ProcessResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: string;
-  timedOut: boolean;
-  tooLarge: boolean;
-  spawnError?: string;
-}
-
 /** Runs tasks as a local command: argv (or an opted-in shell line) per task in its own working directory. */
 export class CliAdapter implements WorkerAdapter {
   readonly kind = 'cli';
@@ -269,7 +319,8 @@ export class CliAdapter implements WorkerAdapter {
   async run(input: AdapterInput): Promise<AdapterOutcome> {
     const c = this.config;
     const { task } = input;
-    const workdir = taskWorkdir(c.workdir_root ?? join(tmpdir(), 'anx-workers'), task);
+    const root = c.workdir_root ?? (await defaultWorkdirRoot());
+    const workdir = taskWorkdir(root, task);
     // A task handed again after a crash starts from a clean directory.
     await rm(workdir, { recursive: true, force: true });
     const files = {
@@ -278,17 +329,18 @@ export class CliAdapter implements WorkerAdapter {
       inputs: join(workdir, 'inputs'),
       output: join(workdir, typeof c.output === 'object' ? c.output.file : join('.anx', 'output')),
     };
-    await mkdir(join(workdir, '.anx'), { recursive: true });
-    await mkdir(files.inputs, { recursive: true });
+    // The task's files (its inputs, the snapshot, the prompt) are the user's alone.
+    await mkdir(join(workdir, '.anx'), { recursive: true, mode: 0o700 });
+    await mkdir(files.inputs, { recursive: true, mode: 0o700 });
     const contextJson = JSON.stringify(input.snapshot, null, 2);
-    await writeFile(files.context, contextJson);
-    await writeFile(files.prompt, input.prompt);
+    await writeFile(files.context, contextJson, { mode: 0o600 });
+    await writeFile(files.prompt, input.prompt, { mode: 0o600 });
     for (const artifact of input.inputs) {
       const path = join(files.inputs, ...artifact.ref.key.split('/').map(safeSegment));
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, artifact.content);
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await writeFile(path, artifact.content, { mode: 0o600 });
     }
-    await mkdir(dirname(files.output), { recursive: true });
+    await mkdir(dirname(files.output), { recursive: true, mode: 0o700 });
     const values: Record<Placeholder, string> = {
       prompt: input.prompt,
       prompt_file: files.prompt,
@@ -358,7 +410,10 @@ export class CliAdapter implements WorkerAdapter {
         }`,
       );
     if (r.timedOut)
-      return fail('timeout', `${name} timed out after ${c.timeout_ms ?? 1_800_000} ms${tail(r.stderr)}`);
+      return fail(
+        'timeout',
+        `${name} timed out after ${c.timeout_ms ?? 1_800_000} ms${stderrTail(r.stderr)}`,
+      );
     if (r.tooLarge) return fail('output', `${name} wrote more than ${STDOUT_MAX} bytes to stdout`);
     const output = async (): Promise<Buffer | undefined> => {
       if (typeof c.output !== 'object') return r.stdout;
@@ -379,7 +434,7 @@ export class CliAdapter implements WorkerAdapter {
       return { status: 'rejected', reason: reason || 'rejected' };
     }
     const how = r.code === null ? `was killed by ${r.signal}` : `exited with ${r.code}`;
-    return fail('exit', `${name} ${how}${tail(r.stderr)}`);
+    return fail('exit', `${name} ${how}${stderrTail(r.stderr)}`);
   }
 
   private spawn(
@@ -389,104 +444,24 @@ export class CliAdapter implements WorkerAdapter {
     input: AdapterInput,
   ): Promise<ProcessResult> {
     const c = this.config;
-    const timeoutMs = c.timeout_ms ?? 30 * 60_000;
-    const graceMs = c.kill_grace_ms ?? 2000;
     const stream = c.stream ?? 'stderr';
-    return new Promise((resolveResult) => {
-      const [cmd, ...args] = argv as [string, ...string[]];
-      let child: ChildProcess;
-      try {
-        // Its own process group, so a timeout or an abort stops everything it started.
-        child = spawn(cmd, args, {
-          ...options,
-          stdio: [stdinText === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-          shell: false,
-          detached: true,
-        });
-      } catch (err) {
-        resolveResult({
-          code: null,
-          signal: null,
-          stdout: Buffer.alloc(0),
-          stderr: '',
-          timedOut: false,
-          tooLarge: false,
-          spawnError: (err as Error).message,
-        });
-        return;
-      }
-      const out: Buffer[] = [];
-      let outSize = 0;
-      let err = '';
-      let timedOut = false;
-      let tooLarge = false;
-      let spawnError: string | undefined;
-      let killTimer: ReturnType<typeof setTimeout> | undefined;
-      const signalGroup = (sig: NodeJS.Signals) => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, sig);
-        } catch {
-          // The group is gone already.
-        }
-      };
-      const stop = () => {
-        signalGroup('SIGTERM');
-        killTimer ??= setTimeout(() => signalGroup('SIGKILL'), graceMs);
-      };
-      const timer = setTimeout(() => {
-        timedOut = true;
-        stop();
-      }, timeoutMs);
-      input.signal.addEventListener('abort', stop, { once: true });
-      const decoderOut = new TextDecoder();
-      const decoderErr = new TextDecoder();
-      child.stdout?.on('data', (d: Buffer) => {
-        outSize += d.length;
-        if (outSize > STDOUT_MAX) {
-          if (!tooLarge) stop();
-          tooLarge = true;
-          return;
-        }
-        out.push(d);
+    const decoderOut = new TextDecoder();
+    const decoderErr = new TextDecoder();
+    return runProcess({
+      argv,
+      ...options,
+      ...(stdinText === undefined ? {} : { stdin: stdinText }),
+      timeoutMs: c.timeout_ms ?? 30 * 60_000,
+      graceMs: c.kill_grace_ms ?? 2000,
+      signal: input.signal,
+      onStdout: (d) => {
         if (stream === 'stdout' || stream === 'both')
           input.emit({ kind: 'message', payload: { text: decoderOut.decode(d, { stream: true }) } });
-      });
-      child.stderr?.on('data', (d: Buffer) => {
-        const text = decoderErr.decode(d, { stream: true });
-        err += text;
-        if (err.length > STDERR_TAIL * 2) err = err.slice(-STDERR_TAIL * 2);
-        if (stream === 'stderr' || stream === 'both') input.emit({ kind: 'reasoning', payload: { text } });
-      });
-      if (child.stdin) {
-        child.stdin.on('error', () => {});
-        child.stdin.end(stdinText);
-      }
-      child.once('error', (e) => {
-        spawnError = e.message;
-      });
-      // What the command left running in its group is stopped with it.
-      child.once('exit', () => signalGroup('SIGKILL'));
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        if (killTimer !== undefined) clearTimeout(killTimer);
-        input.signal.removeEventListener('abort', stop);
-        resolveResult({
-          code,
-          signal,
-          stdout: Buffer.concat(out),
-          stderr: err,
-          timedOut,
-          tooLarge,
-          ...(spawnError === undefined ? {} : { spawnError }),
-        });
-      });
+      },
+      onStderr: (d) => {
+        if (stream === 'stderr' || stream === 'both')
+          input.emit({ kind: 'reasoning', payload: { text: decoderErr.decode(d, { stream: true }) } });
+      },
     });
   }
-}
-
-function tail(stderr: string): string {
-  const text = stderr.trim();
-  if (text === '') return '';
-  return `: ${text.length > STDERR_TAIL ? `…${text.slice(-STDERR_TAIL)}` : text}`;
 }

@@ -8,6 +8,7 @@ import {
   type WorkerAdapter,
   WorkerConfigError,
 } from './adapter.ts';
+import { STDOUT_MAX } from './process.ts';
 
 /** Configuration of an LLM endpoint worker. */
 export interface HttpLlmConfig {
@@ -188,6 +189,8 @@ class AttemptError extends Error {
 }
 
 const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** The longest answer taken (characters; bytes for a body): as much as the cli adapter takes from stdout. */
+const ANSWER_MAX = STDOUT_MAX;
 /** Answers no attempt again can fix: the owner must change the key, the model or the request. */
 const FATAL_STATUS = new Set([400, 401, 403, 404, 422]);
 
@@ -242,6 +245,9 @@ export class HttpLlmAdapter implements WorkerAdapter {
     const redact = (text: string) => (key === undefined ? text : text.replaceAll(key, '[redacted]'));
     const deadline = new AbortController();
     const total = c.timeout_ms ?? 10 * 60_000;
+    // A task stopped while its inputs were read: no request at all.
+    if (input.signal.aborted)
+      return { status: 'failed', reason: 'aborted', error: 'the run no longer needs this task' };
     const timer = setTimeout(() => deadline.abort(), total);
     const onAbort = () => deadline.abort();
     input.signal.addEventListener('abort', onAbort, { once: true });
@@ -372,12 +378,23 @@ export class HttpLlmAdapter implements WorkerAdapter {
             ...(key === undefined ? {} : this.keyHeader(key)),
           },
           body: JSON.stringify(this.body(input)),
+          // A redirect would carry the key (in any header but Authorization) and the prompt elsewhere.
+          redirect: 'manual',
           signal: request.signal,
         });
       } catch (err) {
         if (stalled)
           throw new AttemptError(`${this.shownUrl} did not answer within ${idleMs} ms`, 'timeout', true);
         throw err;
+      }
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel().catch(() => {});
+        throw new AttemptError(
+          `POST ${this.shownUrl} answered ${response.status} redirecting to ${shownLocation(response, this.url)}: redirects are not followed, since they would carry the key and the prompt to another address`,
+          'http',
+          false,
+          true,
+        );
       }
       if (!response.ok) throw await this.httpError(response);
       const type = response.headers.get('content-type') ?? '';
@@ -386,7 +403,7 @@ export class HttpLlmAdapter implements WorkerAdapter {
         throw new AttemptError(`${this.shownUrl} answered with no body`, 'protocol', true);
       if (type.includes('application/json') && !type.includes('ndjson')) {
         // A server that ignores `stream: true` answers with one JSON document.
-        const doc = parseJson(await response.text(), this.shownUrl);
+        const doc = parseJson(await readText(response.body, touch, ANSWER_MAX, this.shownUrl), this.shownUrl);
         this.applyChunk(doc, answer);
         answer.end();
         return answer.result();
@@ -478,7 +495,7 @@ export class HttpLlmAdapter implements WorkerAdapter {
   private async httpError(response: Response): Promise<AttemptError> {
     let detail = '';
     try {
-      const text = (await response.text()).slice(0, 4096);
+      const text = response.body === null ? '' : await readText(response.body, () => {}, 4096, '', true);
       try {
         detail = errorText((JSON.parse(text) as { error?: unknown }).error ?? text);
       } catch {
@@ -547,6 +564,12 @@ class Answer {
     if (text === '') return;
     if (this.thinking) this.reasoning(text);
     else {
+      if (this.text.length + text.length > ANSWER_MAX)
+        throw new AttemptError(
+          `the answer is longer than ${ANSWER_MAX} characters, more than an artifact may hold`,
+          'output',
+          false,
+        );
       this.text += text;
       this.emit({ kind: 'message', payload: { text } });
     }
@@ -567,29 +590,75 @@ class Answer {
   }
 }
 
-/** Lines of a byte stream (LF or CRLF), calling `onChunk` whenever bytes arrive. */
-async function* readLines(body: ReadableStream<Uint8Array>, onChunk: () => void): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffer = '';
+/** The chunks of a byte stream, calling `onChunk` as each arrives; the stream is released when left early. */
+async function* chunksOf(body: ReadableStream<Uint8Array>, onChunk: () => void): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) break;
+      if (done) return;
       onChunk();
-      buffer += decoder.decode(value, { stream: true });
-      let nl = buffer.indexOf('\n');
-      while (nl >= 0) {
-        yield buffer.slice(0, nl).replace(/\r$/, '');
-        buffer = buffer.slice(nl + 1);
-        nl = buffer.indexOf('\n');
-      }
+      yield value;
     }
-    buffer += decoder.decode();
-    if (buffer !== '') yield buffer.replace(/\r$/, '');
   } finally {
     await reader.cancel().catch(() => {});
   }
+}
+
+/**
+ * The text of a whole body, calling `onChunk` whenever bytes arrive (so a slow answer is not idle).
+ * More than `max` bytes: with `cut`, the first `max`; else an AttemptError.
+ */
+async function readText(
+  body: ReadableStream<Uint8Array>,
+  onChunk: () => void,
+  max: number,
+  url: string,
+  cut = false,
+): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const value of chunksOf(body, onChunk)) {
+    size += value.length;
+    if (size > max) {
+      if (!cut) throw new AttemptError(`${url} answered with more than ${max} bytes`, 'output', false);
+      chunks.push(value.subarray(0, value.length - (size - max)));
+      break;
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+/** Where a redirect points, shown without its query string (which could hold a secret). */
+function shownLocation(response: Response, base: URL): string {
+  const location = response.headers.get('location');
+  if (location === null) return 'nowhere';
+  try {
+    const u = new URL(location, base);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return 'an address that is not a URL';
+  }
+}
+
+/** Lines of a byte stream (LF or CRLF), calling `onChunk` whenever bytes arrive. */
+async function* readLines(body: ReadableStream<Uint8Array>, onChunk: () => void): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const value of chunksOf(body, onChunk)) {
+    buffer += decoder.decode(value, { stream: true });
+    if (buffer.length > ANSWER_MAX)
+      throw new AttemptError(`a line of the stream is longer than ${ANSWER_MAX} characters`, 'output', false);
+    let nl = buffer.indexOf('\n');
+    while (nl >= 0) {
+      yield buffer.slice(0, nl).replace(/\r$/, '');
+      buffer = buffer.slice(nl + 1);
+      nl = buffer.indexOf('\n');
+    }
+  }
+  buffer += decoder.decode();
+  if (buffer !== '') yield buffer.replace(/\r$/, '');
 }
 
 /** The `data` of each server-sent event (several `data:` lines of one event joined with newlines). */

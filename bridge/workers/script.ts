@@ -1,9 +1,9 @@
 // The built-in script worker: runs a local command (argv, no shell) with the Context Snapshot on stdin; stdout is the artifact.
-import { spawn } from 'node:child_process';
 import type { Database, Key } from 'lmdb';
 import type { Teamwork } from '../../actors/teamwork.ts';
 import type { StageHandler } from '../../actors/worker-runtime.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
+import { runProcess, STDOUT_MAX, stderrTail } from './process.ts';
 
 /** Exit status by which a review script rejects; its stdout is the reason. */
 export const REJECT_EXIT_CODE = 10;
@@ -29,8 +29,8 @@ export class ScriptSpecError extends AnxError {
   }
 }
 
-const STDOUT_MAX = 16 * 1024 * 1024;
-const STDERR_TAIL = 2048;
+/** Between SIGTERM and SIGKILL when a script is stopped (time-out, abort). */
+const KILL_GRACE_MS = 2000;
 
 export function checkScriptSpec(spec: unknown): ScriptSpec {
   if (spec === null || typeof spec !== 'object')
@@ -86,87 +86,34 @@ export function scriptHandler(spec: ScriptSpec): StageHandler {
       ANX_ATTEMPT: String(ctx.task.attempt),
       ANX_WORKER_DID: ctx.task.did,
     });
-    const result = await runScript(checked, env, JSON.stringify(ctx.snapshot), timeoutMs, ctx.signal);
-    if (ctx.signal.aborted) return;
-    if (result.timedOut) {
-      await ctx.fail(`${checked.argv[0]} timed out after ${timeoutMs} ms${tail(result.stderr)}`);
+    const result = await runProcess({
+      argv: checked.argv,
+      ...(checked.cwd === undefined ? {} : { cwd: checked.cwd }),
+      env,
+      stdin: JSON.stringify(ctx.snapshot),
+      timeoutMs,
+      graceMs: KILL_GRACE_MS,
+      signal: ctx.signal,
+    });
+    if (ctx.signal.aborted || result.aborted) return;
+    if (result.spawnError !== undefined) {
+      await ctx.fail(`cannot run ${checked.argv[0]}: ${result.spawnError}`);
+    } else if (result.timedOut) {
+      await ctx.fail(`${checked.argv[0]} timed out after ${timeoutMs} ms${stderrTail(result.stderr)}`);
+    } else if (result.tooLarge) {
+      await ctx.fail(`${checked.argv[0]} wrote more than ${STDOUT_MAX} bytes to stdout`);
     } else if (result.code === 0) {
       const text = result.stdout.toString('utf8');
       const first = text.split('\n').find((l) => l.trim() !== '') ?? '';
       await ctx.deliver({ value: result.stdout, summary: first.trim().slice(0, 200) });
     } else if (result.code === REJECT_EXIT_CODE && ctx.snapshot.stage !== undefined) {
-      const reason = result.stdout.toString('utf8').trim() || result.stderr.toString('utf8').trim();
+      const reason = result.stdout.toString('utf8').trim() || result.stderr.trim();
       await ctx.reject({ reason: reason.slice(0, 2000) || 'rejected' });
     } else {
       const how = result.code === null ? `was killed by ${result.signal}` : `exited with ${result.code}`;
-      await ctx.fail(`${checked.argv[0]} ${how}${tail(result.stderr)}`);
+      await ctx.fail(`${checked.argv[0]} ${how}${stderrTail(result.stderr)}`);
     }
   };
-}
-
-function tail(stderr: Buffer): string {
-  const text = stderr.toString('utf8').trim();
-  if (text === '') return '';
-  return `: ${text.length > STDERR_TAIL ? `…${text.slice(-STDERR_TAIL)}` : text}`;
-}
-
-interface ScriptResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: Buffer;
-  timedOut: boolean;
-}
-
-function runScript(
-  spec: ScriptSpec,
-  env: Record<string, string>,
-  input: string,
-  timeoutMs: number,
-  signal: AbortSignal,
-): Promise<ScriptResult> {
-  return new Promise((resolve) => {
-    const [cmd, ...args] = spec.argv as [string, ...string[]];
-    const child = spawn(cmd, args, {
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      shell: false,
-      ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
-    });
-    const out: Buffer[] = [];
-    let outSize = 0;
-    let err = Buffer.alloc(0);
-    let timedOut = false;
-    const kill = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, timeoutMs);
-    signal.addEventListener('abort', kill, { once: true });
-    child.stdout.on('data', (d: Buffer) => {
-      outSize += d.length;
-      if (outSize <= STDOUT_MAX) out.push(d);
-      else kill();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err = Buffer.concat([err, d]);
-      if (err.length > STDERR_TAIL * 2) err = err.subarray(err.length - STDERR_TAIL * 2);
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-    const finish = (code: number | null, sig: NodeJS.Signals | null) => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', kill);
-      resolve({ code, signal: sig, stdout: Buffer.concat(out), stderr: err, timedOut });
-    };
-    child.once('error', (e) => {
-      err = Buffer.from(String((e as Error).message));
-      finish(127, null);
-    });
-    child.once('close', finish);
-  });
 }
 
 /** Script workers bound to local DIDs, kept in LMDB so a restarted daemon runs them again. */

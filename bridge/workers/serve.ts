@@ -30,6 +30,8 @@ export interface ServeOptions {
   /** `done` resolves once this many tasks are answered. */
   maxTasks?: number;
   onTask?(event: TaskEvent): void;
+  /** Told when the daemon stops answering (with why) and when it answers again. */
+  onConnection?(up: boolean, error?: unknown): void;
 }
 
 /**
@@ -65,14 +67,24 @@ export class AdapterWorker {
       this.finish = resolve;
     });
     this.remote = new RemoteWorker(api, did, options.pollMs ?? 500);
+    this.remote.onConnection = options.onConnection;
     const handle = adapterHandler(configured.adapter, configured.options);
     this.remote.onStage(role, (ctx) => {
       const controller = new AbortController();
       const state = { answered: false };
-      const settled = handle(this.watched(ctx, controller, state)).finally(() => {
-        this.work.delete(ctx.task.task_id);
-        if (controller.signal.aborted && !state.answered) this.emit(ctx, { state: 'stopped' });
-      });
+      const watched = this.watched(ctx, controller, state);
+      const settled = handle(watched)
+        .catch(async (err: unknown) => {
+          // The daemon refused the answer (too large, say): the stage fails with why, and is retried.
+          if (state.answered || controller.signal.aborted) throw err;
+          await watched.fail(
+            `the daemon did not take the answer: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        })
+        .finally(() => {
+          this.work.delete(ctx.task.task_id);
+          if (controller.signal.aborted && !state.answered) this.emit(ctx, { state: 'stopped' });
+        });
       this.work.set(ctx.task.task_id, { controller, settled });
       this.emit(ctx, { state: 'started' });
       // RemoteWorker fails a task whose handler returns unanswered; a task stopped because this worker

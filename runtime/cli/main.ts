@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { type ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { DataDirApiClient } from '../../bridge/sdk/daemon-api.ts';
 import { PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
 import type { EventV1 } from '../events/event.ts';
@@ -90,8 +91,9 @@ function dataDirOf(cmd: Command): string {
   return resolveDataDir(globals(cmd).dataDir);
 }
 
+/** A client of the data directory's daemon that follows it across restarts (long-running commands need it). */
 function client(cmd: Command): ApiClient {
-  return ApiClient.forDataDir(dataDirOf(cmd));
+  return new DataDirApiClient(dataDirOf(cmd));
 }
 
 function out(cmd: Command, json: unknown, text: () => string): void {

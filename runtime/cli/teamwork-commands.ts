@@ -1,5 +1,6 @@
 // CLI commands of teamwork: enclave, vault, run, worker, playbook (validate and list run without a daemon).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
@@ -561,16 +562,37 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
       'kill the command and fail the stage after this long: 90s, 10m, 1h or ms (default: 10m)',
       (v) => parseDurationMs('--timeout', v),
     )
+    .option(
+      '--cwd <dir>',
+      'the directory the command runs in, and a relative command path is found from (default: this one)',
+    )
     .argument('<argv...>', 'command and arguments (no shell); put them after --')
-    .action(async (argv: string[], o: { did: string; role: string; timeout?: number }, cmd: Command) => {
-      const w = await h.client(cmd).post('/v1/workers/scripts', {
-        did: o.did,
-        role: o.role,
-        argv,
-        ...(o.timeout === undefined ? {} : { timeout_ms: o.timeout }),
-      });
-      h.out(cmd, w, () => `${o.did} runs ${JSON.stringify(argv)} for ${o.role}`);
-    });
+    .action(
+      async (
+        argv: string[],
+        o: { did: string; role: string; timeout?: number; cwd?: string },
+        cmd: Command,
+      ) => {
+        // The daemon runs the command: paths are made absolute here, where the user meant them.
+        const cwd = resolvePath(o.cwd ?? '.');
+        if (!existsSync(cwd) || !statSync(cwd).isDirectory())
+          throw new AnxError('ANX_ARGUMENT_INVALID', `--cwd expected a directory, got ${cwd}`);
+        const [program, ...args] = argv as [string, ...string[]];
+        const command = program.includes('/') ? resolvePath(cwd, program) : program;
+        if (command !== program && !existsSync(command))
+          throw new AnxError('ANX_ARGUMENT_INVALID', `the command ${command} does not exist`, {
+            hint: 'give a path to a program or script (relative to --cwd), or a name found on PATH',
+          });
+        const w = await h.client(cmd).post('/v1/workers/scripts', {
+          did: o.did,
+          role: o.role,
+          argv: [command, ...args],
+          cwd,
+          ...(o.timeout === undefined ? {} : { timeout_ms: o.timeout }),
+        });
+        h.out(cmd, w, () => `${o.did} runs ${JSON.stringify([command, ...args])} in ${cwd} for ${o.role}`);
+      },
+    );
   worker
     .command('tasks')
     .description('open tasks assigned to a DID')

@@ -7,6 +7,7 @@ import {
   createAdapter,
   readWorkerConfig,
 } from '../../bridge/workers/config.ts';
+import { killAllCommands } from '../../bridge/workers/process.ts';
 import { AdapterWorker, type TaskEvent } from '../../bridge/workers/serve.ts';
 import { AnxError } from '../errors.ts';
 
@@ -52,6 +53,11 @@ function describe(e: TaskEvent): string {
   }
 }
 
+function errorText(error: unknown): string {
+  if (error instanceof AnxError) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** One line of what the worker does: JSON lines with --json, plain lines on stderr otherwise. */
 function logger(json: boolean) {
   return (event: Record<string, unknown>, text: string) => {
@@ -86,7 +92,9 @@ export function registerWorkerCommands(program: Command, h: Helpers): void {
       `
 The configuration is checked before anything runs. API keys are read from the environment variable
 that "api_key_env" names, never from the file. Ctrl-C (SIGINT) or SIGTERM stops the worker: tasks in
-progress are stopped unanswered, and the daemon hands them out again.
+progress are stopped unanswered (their commands get SIGTERM, then SIGKILL after "kill_grace_ms"), and
+the daemon hands them out again; a second Ctrl-C kills the commands at once. The worker follows a
+daemon that restarts, and says when it does not answer.
 
 Examples:
   anx-runtime worker run --did <did> --role developer --config claude.yaml
@@ -101,10 +109,29 @@ Examples:
         pollMs: o.poll,
         ...(o.maxTasks === undefined ? {} : { maxTasks: o.maxTasks }),
         onTask: (e) => log({ event: 'task', ...e }, `task ${e.task_id}: ${describe(e)}`),
+        onConnection: (up, error) =>
+          up
+            ? log({ event: 'daemon', state: 'reachable' }, 'the daemon answers again')
+            : log(
+                { event: 'daemon', state: 'unreachable', error: errorText(error) },
+                `the daemon does not answer (${errorText(error)}); waiting for it`,
+              ),
       });
-      const onSignal = () => void worker.stop();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // The first signal stops the work gracefully (SIGTERM, then SIGKILL after the grace);
+      // a second one kills the agents' commands at once and exits.
+      let signals = 0;
+      const onSignal = () => {
+        signals++;
+        if (signals === 1) {
+          void worker.stop();
+          return;
+        }
+        killAllCommands();
+        log({ event: 'killed', answered: worker.count }, 'killed the commands still running');
+        process.exit(130);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const kind = configuredAdapter.adapter.kind;
       log(
         { event: 'serving', did: o.did, role: o.role, adapter: kind },

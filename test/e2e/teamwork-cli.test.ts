@@ -111,6 +111,22 @@ it('puts, gets and lists the history of artifacts with the CLI, refusing strange
   expect(versions.versions).toHaveLength(2);
 }, 180_000);
 
+it('registers a script worker with paths made absolute where the CLI runs, and refuses a missing one', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'w.sh'), '#!/bin/sh\necho "# from w.sh"\n', { mode: 0o755 });
+  const script = (cwd: string, ...argv: string[]) =>
+    cli('--json', 'worker', 'script', '--did', worker, '--role', 'scribe', '--cwd', cwd, '--', ...argv);
+  const ok = await script(dir, './w.sh', 'x');
+  expect(ok.code).toBe(0);
+  expect(JSON.parse(ok.stdout)).toMatchObject({ role: 'scribe', argv: [join(dir, 'w.sh'), 'x'], cwd: dir });
+  const missing = await script(dir, './nope.sh');
+  expect(missing.code).toBe(2);
+  expect(missing.stdout + missing.stderr).toContain(`the command ${join(dir, 'nope.sh')} does not exist`);
+  const badDir = await script(join(dir, 'no-dir'), 'true');
+  expect(badDir.code).toBe(2);
+  expect(badDir.stdout + badDir.stderr).toContain('--cwd expected a directory');
+});
+
 it('runs a playbook whose worker lives in another process and answers over the local API', async () => {
   await daemon.api.post('/v1/enclaves', { owner, id: 'remote' });
   await daemon.api.post('/v1/enclaves/remote/members', {

@@ -1,5 +1,5 @@
 // The CLI adapter on its own: environment allow-list, argv without a shell, opted-in shell quoting, process groups, output and config errors.
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AdapterOutcome } from '../../bridge/workers/adapter.ts';
@@ -101,7 +101,19 @@ describe('command template', () => {
       [{ command: ['a'], timeout_ms: 0 }, /timeout_ms/],
       [{ command: ['a'], stdin: 'file' }, /"stdin" expected one of context, prompt, none/],
       [{ command: ['a'], comand: ['b'] }, /no setting "comand"/],
+      // Where a single-quoted value would not stay one plain word, agent text could run as code.
+      [{ command: 'printf %s "{prompt}"', shell: true }, /\{prompt\} inside double quotes/],
+      [{ command: "printf %s '{prompt}'", shell: true }, /\{prompt\} inside single quotes/],
+      [{ command: 'echo "a $(cat {prompt_file})"', shell: true }, /\{prompt_file\} inside double quotes/],
+      [{ command: 'echo \\{stage}', shell: true }, /\{stage\} right after a backslash/],
+      [{ command: 'cat <<EOF\n{prompt}\nEOF', shell: true }, /\{prompt\} after a here-document/],
     ];
+    // Bare placeholders, literal braces and quotes elsewhere on the line are fine.
+    checkCliConfig({
+      adapter: 'cli',
+      shell: true,
+      command: `printf '%s\\n' "{{x}}" {prompt} 'it''s' > {output_file}`,
+    });
     for (const [config, message] of bad) {
       let caught: unknown;
       try {
@@ -223,6 +235,41 @@ describe('input and output', () => {
     await new CliAdapter({ adapter: 'cli', command: [NODE, AGENT, 'fail'], workdir_root: root }).run(bad);
     expect(readFileSync(join(root, 'run-bad', 'design-1', '.anx', 'prompt.md'), 'utf8')).toBe(bad.prompt);
     expect(existsSync(join(root, 'run-bad', 'design-1', 'inputs', 'requirements', 'req.md'))).toBe(true);
+  });
+});
+
+describe('working directories', () => {
+  it("keeps a task's files private to the user, and refuses a default root that is not", async () => {
+    const root = join(tempDir(), 'work');
+    const bad = testInput({ runId: 'run-private' });
+    await new CliAdapter({ adapter: 'cli', command: [NODE, AGENT, 'fail'], workdir_root: root }).run(bad);
+    const task = join(root, 'run-private', 'design-1');
+    for (const path of [task, join(task, '.anx'), join(task, 'inputs', 'requirements')])
+      expect(statSync(path).mode & 0o077, path).toBe(0);
+    for (const path of [
+      join(task, '.anx', 'prompt.md'),
+      join(task, '.anx', 'context.json'),
+      join(task, 'inputs', 'requirements', 'req.md'),
+    ])
+      expect(statSync(path).mode & 0o077, path).toBe(0);
+
+    const tmp = tempDir();
+    const before = process.env['TMPDIR'];
+    process.env['TMPDIR'] = tmp;
+    try {
+      const shared = join(tmp, `anx-workers-${process.getuid?.()}`);
+      mkdirSync(shared, { mode: 0o755 });
+      chmodSync(shared, 0o755);
+      await expect(
+        new CliAdapter({ adapter: 'cli', command: [NODE, AGENT, 'echo'] }).run(testInput()),
+      ).rejects.toThrow(/not a private directory of this user/);
+      chmodSync(shared, 0o700);
+      const out = await new CliAdapter({ adapter: 'cli', command: [NODE, AGENT, 'echo'] }).run(testInput());
+      expect(out.status).toBe('delivered');
+    } finally {
+      if (before === undefined) delete process.env['TMPDIR'];
+      else process.env['TMPDIR'] = before;
+    }
   });
 });
 

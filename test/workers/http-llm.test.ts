@@ -1,4 +1,5 @@
 // The HTTP LLM adapter on its own, against servers on loopback: both protocols' streams, errors, retries, timeouts and the API key.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AdapterOutcome } from '../../bridge/workers/adapter.ts';
@@ -220,6 +221,75 @@ describe('wire details', () => {
     expect(f.requests[0]?.headers.authorization).toBeUndefined();
   });
 
+  it('does not follow a redirect, which would carry the key and the prompt to another address', async () => {
+    const elsewhere = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ choices: [{ message: { content: 'from elsewhere' }, finish_reason: 'stop' }] }),
+      );
+    });
+    const redirecting = await rawServer((_req, res) => {
+      res.writeHead(307, { location: `${elsewhere.url}/v1/chat/completions?sig=secret` });
+      res.end();
+    });
+    try {
+      const out = failed(
+        await llm('openai', redirecting.url, { api_key_header: 'x-api-key' }).run(testInput()),
+      );
+      expect(out.fatal).toBe(true);
+      expect(out.error).toContain('answered 307 redirecting to');
+      expect(out.error).toContain('/v1/chat/completions');
+      expect(out.error).not.toContain('secret');
+      expect(redirecting.hits).toBe(1);
+      expect(elsewhere.hits).toBe(0);
+    } finally {
+      await redirecting.close();
+      await elsewhere.close();
+    }
+  });
+
+  it('takes a slow single JSON answer whose bytes keep coming, and refuses one larger than an artifact', async () => {
+    const doc = JSON.stringify({
+      choices: [{ message: { content: '# slow but steady' }, finish_reason: 'stop' }],
+    });
+    const slow = await rawServer(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // Longer in total than the idle limit, never idle for as long.
+      for (let i = 0; i < doc.length; i += Math.ceil(doc.length / 4)) {
+        res.write(doc.slice(i, i + Math.ceil(doc.length / 4)));
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      res.end();
+    });
+    const huge = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const piece = 'x'.repeat(1024 * 1024);
+      res.write('{"choices":[{"message":{"content":"');
+      for (let i = 0; i < 17; i++) res.write(piece);
+      res.end('"},"finish_reason":"stop"}]}');
+    });
+    try {
+      const out = await llm('openai', slow.url, { idle_timeout_ms: 400, retries: 0 }).run(testInput());
+      expect(out).toMatchObject({ status: 'delivered', value: '# slow but steady' });
+      const big = failed(await llm('openai', huge.url, { retries: 2 }).run(testInput()));
+      expect(big.reason).toBe('output');
+      expect(big.error).toContain('more than 16777216 bytes');
+      expect(huge.hits).toBe(1);
+    } finally {
+      await slow.close();
+      await huge.close();
+    }
+  });
+
+  it('makes no request for a task stopped before it starts', async () => {
+    const f = await serve('openai', () => ({ type: 'stream', text: 'ok' }));
+    const input = testInput();
+    input.controller.abort();
+    const out = failed(await llm('openai', f.url).run(input));
+    expect(out.reason).toBe('aborted');
+    expect(f.requests).toHaveLength(0);
+  });
+
   it('adds the protocol path to a base URL and leaves a full one alone', () => {
     const url = (adapter: 'openai' | 'ollama', endpoint: string) => chatUrl({ adapter, endpoint }).toString();
     expect(url('openai', 'https://api.openai.com/v1')).toBe('https://api.openai.com/v1/chat/completions');
@@ -278,3 +348,26 @@ describe('wire details', () => {
     expect((missing as Error).message).toMatch(/NOT_SET_ANYWHERE named by "api_key_env" is not set/);
   });
 });
+
+/** A plain HTTP server on loopback that counts its requests. */
+async function rawServer(handle: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>) {
+  const server = createHttpServer((req, res) => {
+    state.hits++;
+    req.resume();
+    void handle(req, res);
+  });
+  const state = { hits: 0 };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get hits() {
+      return state.hits;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
