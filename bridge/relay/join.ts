@@ -1,7 +1,14 @@
 // Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
 import { join, resolve } from 'node:path';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
-import { freeLoopbackPort, leafConfig, NatsServer, parseLeafUrl, portOpen } from './nats-server.ts';
+import {
+  connectHost,
+  freeLoopbackPort,
+  leafConfig,
+  NatsServer,
+  parseLeafUrl,
+  portOpen,
+} from './nats-server.ts';
 import { NatsTransport } from './nats-transport.ts';
 import { Relay, type RelayOptions } from './relay.ts';
 
@@ -57,12 +64,15 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
         hint: 'a hub started with --tls-cert prints a tls:// join URL',
       });
     const port = options.leafPort === 0 ? await freeLoopbackPort() : (options.leafPort ?? 4223);
-    url = `nats://127.0.0.1:${port}`;
-    if (!(await portOpen(port))) {
+    // A leaf bound to one LAN address is reached there, not on loopback.
+    const host = connectHost(options.leafHost);
+    url = `nats://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    if (!(await portOpen(port, host))) {
       leaf = new NatsServer({
         dir: join(options.dataDir, 'relay'),
         name: 'leaf.conf',
         port,
+        ...(options.leafHost === undefined ? {} : { host: options.leafHost }),
         config: leafConfig({
           port,
           hub,

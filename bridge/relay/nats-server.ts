@@ -193,6 +193,13 @@ export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
+/** The address to reach a server listening on `host`: loopback for all-interfaces or no host. */
+export function connectHost(host: string | undefined): string {
+  if (host === undefined || host === '' || host === '0.0.0.0' || host === '::' || host === '[::]')
+    return '127.0.0.1';
+  return host.replace(/^\[(.*)\]$/, '$1');
+}
+
 export interface NatsServerSpec {
   /** Directory for the config file and the server's log. */
   dir: string;
@@ -201,6 +208,8 @@ export interface NatsServerSpec {
   config: string;
   /** Client port: ready when it accepts connections. */
   port: number;
+  /** Where the client port listens, when not on loopback only (a LAN leaf's address). */
+  host?: string;
   /** Monitoring port: when set, a leaf is ready only once `/leafz` lists its hub connection. */
   httpPort?: number;
   waitForLeaf?: boolean;
@@ -215,7 +224,11 @@ export class NatsServer {
   private child: ChildProcess | undefined;
   private stopping = false;
   private supervised = false;
+  private starting = false;
+  private restarts = 0;
   private log = '';
+  /** Told when a supervised server died and is being started again (with its last output). */
+  onRestart: ((code: number | null, output: string) => void) | undefined;
   readonly configFile: string;
 
   constructor(readonly spec: NatsServerSpec) {
@@ -227,7 +240,8 @@ export class NatsServer {
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.spec.port}`;
+    const host = connectHost(this.spec.host);
+    return `nats://${host.includes(':') ? `[${host}]` : host}:${this.spec.port}`;
   }
 
   /** The server's recent output, for error messages. */
@@ -247,8 +261,16 @@ export class NatsServer {
         `nats-server refused ${this.configFile}: ${(check.stderr || check.stdout).trim()}`,
       );
     }
+    // Someone else's server on the client port would look ready: refuse it up front.
+    if (await portOpen(this.spec.port, connectHost(this.spec.host)))
+      throw new NatsServerError(
+        'ANX_PORT_IN_USE',
+        `port ${this.spec.port}: address already in use, so nats-server (${this.spec.name}) cannot listen on it`,
+        { hint: 'stop what listens there, or choose other ports (--port, --leaf-port)' },
+      );
     this.stopping = false;
     this.supervised = options.supervise ?? false;
+    this.starting = true;
     this.spawnChild(binary);
     try {
       await this.waitReady(options.timeoutMs ?? 20_000);
@@ -256,6 +278,8 @@ export class NatsServer {
       // Never leave a half-started server behind.
       await this.stop();
       throw err;
+    } finally {
+      this.starting = false;
     }
   }
 
@@ -267,13 +291,19 @@ export class NatsServer {
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    child.once('exit', () => {
+    const started = Date.now();
+    child.once('exit', (code) => {
       if (this.child !== child) return;
-      if (!this.stopping && this.supervised) {
-        setTimeout(() => {
-          if (!this.stopping && this.child === child) this.spawnChild(binary);
-        }, 500).unref();
-      }
+      // While starting, an exit is the answer (start fails with the server's own words).
+      if (this.stopping || !this.supervised || this.starting) return;
+      // A server that ran a while is restarted at once; one that keeps dying, less and less often.
+      this.restarts = Date.now() - started > 60_000 ? 0 : this.restarts + 1;
+      const pause = Math.min(500 * 2 ** Math.max(0, this.restarts - 1), 30_000);
+      this.onRestart?.(code, this.output());
+      // Not unref'd: for `relay start` this timer is what keeps the process alive meanwhile.
+      setTimeout(() => {
+        if (!this.stopping && this.child === child) this.spawnChild(binary);
+      }, pause);
     });
   }
 
@@ -282,13 +312,17 @@ export class NatsServer {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const child = this.child;
-      if (child !== undefined && child.exitCode !== null && !this.supervised) {
+      if (child !== undefined && child.exitCode !== null && (this.starting || !this.supervised)) {
+        const output = this.output();
         throw new NatsServerError(
-          'ANX_NATS_EXITED',
-          `nats-server exited with code ${child.exitCode}: ${this.output()}`,
+          output.includes('address already in use') ? 'ANX_PORT_IN_USE' : 'ANX_NATS_EXITED',
+          `nats-server (${this.spec.name}) exited with code ${child.exitCode}: ${output.trim()}`,
+          output.includes('address already in use')
+            ? { hint: 'stop what listens there, or choose other ports (--port, --leaf-port)' }
+            : { hint: `check ${this.configFile} and the output above` },
         );
       }
-      if (await portOpen(this.spec.port)) {
+      if (await portOpen(this.spec.port, connectHost(this.spec.host))) {
         if (!this.spec.waitForLeaf || this.spec.httpPort === undefined) return;
         if (await this.leafConnected()) return;
       }

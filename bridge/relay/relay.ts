@@ -558,11 +558,11 @@ export class Relay implements RemoteRouter {
     this.closed = true;
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
-    this.transport.announce(
-      this.hostId,
-      (this.signer as HeartbeatSigner).heartbeat([], this.heartbeatMs, true),
-    );
-    await this.transport.flush().catch(() => {});
+    // A relay closed before it was bound to a host (its start failed) has no one to say goodbye for.
+    if (this.signer !== undefined) {
+      this.transport.announce(this.hostId, this.signer.heartbeat([], this.heartbeatMs, true));
+      await this.transport.flush().catch(() => {});
+    }
     for (const link of this.links.values()) {
       if (link.timer !== undefined) clearTimeout(link.timer);
       if (link.handshake !== undefined) clearTimeout(link.handshake.timer);

@@ -20,7 +20,14 @@ import {
 import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
-import { registerRelayCommands, relayArgs, relayJoinOptions, type StartOptions } from './relay-commands.ts';
+import {
+  RELAY_ENV,
+  registerRelayCommands,
+  relayArgs,
+  relayEnvOf,
+  relayJoinOptions,
+  type StartOptions,
+} from './relay-commands.ts';
 import { registerSecretaryCommands } from './secretary-commands.ts';
 import { artifactVersionArgs, registerTeamworkCommands } from './teamwork-commands.ts';
 import { registerWorkerCommands } from './worker-commands.ts';
@@ -140,7 +147,7 @@ program
   .option('--detach', 'run in the background; prints where it listens and returns')
   .option(
     '--relay <url>',
-    'join a relay hub: start a local leaf joined to nats-leaf://USER:PASS@HUB:PORT (tls://… for a hub with TLS)',
+    `join a relay hub: start a local leaf joined to nats-leaf://USER:PASS@HUB:PORT (tls://… for a hub with TLS); default $${RELAY_ENV}, which keeps the password out of the process list`,
   )
   .option(
     '--relay-ca <file>',
@@ -165,7 +172,7 @@ program
     const dataDir = dataDirOf(cmd);
     const relay = relayJoinOptions(options);
     if (options.detach) {
-      await startDetached(cmd, dataDir, options.port, relayArgs(options));
+      await startDetached(cmd, dataDir, options.port, relayArgs(options), relayEnvOf(options));
       return;
     }
     // The host and its dependencies load only for commands that run one: client commands stay quick.
@@ -201,6 +208,7 @@ async function startDetached(
   dataDir: string,
   port: number,
   extra: string[] = [],
+  relayEnv: Record<string, string> = {},
 ): Promise<void> {
   const launcher = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -211,6 +219,8 @@ async function startDetached(
     {
       detached: true,
       stdio: ['ignore', log, log],
+      // The relay URL holds the leaf password: handed down in the environment, never in the arguments.
+      env: { ...process.env, ...relayEnv },
     },
   );
   closeSync(log);

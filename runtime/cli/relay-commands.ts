@@ -57,8 +57,20 @@ function count(name: string) {
   };
 }
 
+/** The variable `start` reads the relay URL from when `--relay` is not given (its password stays out of `ps`). */
+export const RELAY_ENV = 'ANX_RELAY';
+
+/** `--relay`, else `$ANX_RELAY` (only when `--nats` is not given either). */
+function relayUrlOf(o: StartOptions): string | undefined {
+  if (o.relay !== undefined) return o.relay;
+  const fromEnv = process.env[RELAY_ENV];
+  return o.nats === undefined && fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
+}
+
 /** The daemon's relay options from `start`'s flags; undefined when the host runs alone. */
-export function relayJoinOptions(o: StartOptions) {
+export function relayJoinOptions(given: StartOptions) {
+  const relayUrl = relayUrlOf(given);
+  const o = relayUrl === undefined ? given : { ...given, relay: relayUrl };
   if (o.relay !== undefined && o.nats !== undefined) {
     throw new AnxError('ANX_ARGUMENT_INVALID', 'start expected --relay or --nats, got both', {
       hint: '--relay starts a local leaf joined to the hub; --nats uses a leaf that already runs',
@@ -87,10 +99,9 @@ export function relayJoinOptions(o: StartOptions) {
   };
 }
 
-/** `start`'s relay flags again, for the detached child. */
+/** `start`'s relay flags again, for the detached child (the relay URL goes in `relayEnvOf`). */
 export function relayArgs(o: StartOptions): string[] {
   const args: string[] = [];
-  if (o.relay !== undefined) args.push('--relay', o.relay);
   if (o.relayCa !== undefined) args.push('--relay-ca', resolve(o.relayCa));
   if (o.nats !== undefined) args.push('--nats', o.nats);
   if (o.leafPort !== undefined) args.push('--leaf-port', String(o.leafPort));
@@ -98,6 +109,12 @@ export function relayArgs(o: StartOptions): string[] {
   if (o.revocationMaxStaleness !== undefined)
     args.push('--revocation-max-staleness', String(o.revocationMaxStaleness));
   return args;
+}
+
+/** The environment that hands the relay URL to the detached child. */
+export function relayEnvOf(o: StartOptions): Record<string, string> {
+  const url = relayUrlOf(o);
+  return url === undefined ? {} : { [RELAY_ENV]: url };
 }
 
 function loadCredentials(file: string): LeafCredentials {
@@ -197,6 +214,15 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
             ...(tls === undefined ? {} : { tls }),
           }),
         });
+        server.onRestart = (code, output) => {
+          const last = output.trim().split('\n').at(-1) ?? '';
+          if (cmd.optsWithGlobals().json === true)
+            process.stdout.write(`${JSON.stringify({ event: 'restarting', code, last_output: last })}\n`);
+          else
+            process.stderr.write(
+              `nats-server exited (code ${code}); starting it again. Its last line: ${last}\n`,
+            );
+        };
         await server.start({ supervise: true });
         const join_ = `${tls === undefined ? 'nats-leaf' : 'tls'}://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${o.publicHost}:${o.leafPort}`;
         h.out(
@@ -216,9 +242,10 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
               `  clients:   ${server.url}`,
               `  leafnodes: ${o.leafHost}:${o.leafPort}${tls === undefined ? '' : ' over TLS'} (user/password in ${credentialsFile}, readable by you only)`,
               'Hosts join with:',
-              `  anx-runtime start --relay '${join_}'${tls === undefined ? '' : ' [--relay-ca <CA file> for a private CA]'}`,
+              `  ANX_RELAY='${join_}' anx-runtime start${tls === undefined ? '' : ' [--relay-ca <CA file> for a private CA]'}`,
+              '  (or --relay URL; the variable keeps the password out of the process list)',
               'Several hosts on one machine or LAN can share one leaf: start the first with --relay, the others with',
-              '  anx-runtime start --nats nats://<that machine>:4223',
+              '  anx-runtime start --nats nats://<that machine>:4223   (the leaf stops with that first host)',
               'Press Ctrl+C to stop.',
             ].join('\n'),
         );

@@ -1,5 +1,5 @@
 // Starts real nats-server processes for tests: a JetStream hub with an authenticated leaf listener, and leaves joined to it.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -154,6 +154,14 @@ export async function stopAllNats(): Promise<void> {
     await server.stop();
     running.delete(server);
   }
+}
+
+/** Runs `anx-runtime relay start` in a fresh data directory to its end (for the ways it refuses to start). */
+export function relayStartSync(...args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [CLI, '--data-dir', tempDir(), 'relay', 'start', ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 /** What `anx-runtime --json relay start` prints. */

@@ -2,9 +2,18 @@
 import { spawnSync } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
-import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
-import { CLI } from '../helpers/daemon.ts';
-import { freePort, startHub, startLeaf, startRelayCli, stopAllNats } from '../helpers/nats.ts';
+import { joinRelay } from '../../bridge/relay/join.ts';
+import { leafConfig, NatsServer, parseLeafUrl, portOpen } from '../../bridge/relay/nats-server.ts';
+import { RELAY_ENV, relayArgs, relayEnvOf, relayJoinOptions } from '../../runtime/cli/relay-commands.ts';
+import { CLI, waitFor } from '../helpers/daemon.ts';
+import {
+  freePort,
+  relayStartSync,
+  startHub,
+  startLeaf,
+  startRelayCli,
+  stopAllNats,
+} from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 afterAll(async () => {
@@ -76,5 +85,58 @@ it('runs a hub with `relay start`, prints a join URL a leaf can use, and stops n
     expect(() => process.kill(relay.info.pid, 0)).toThrow();
   } finally {
     if (relay.child.exitCode === null && relay.child.signalCode === null) relay.child.kill('SIGKILL');
+  }
+});
+
+it('keeps `relay start` running and restarts its nats-server when it dies, and stops at once on a port in use', async () => {
+  const relay = await startRelayCli();
+  try {
+    const port = Number(new URL(relay.info.clientUrl).port);
+    let out = '';
+    relay.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    process.kill(relay.info.pid, 'SIGKILL');
+    await waitFor(() => out.includes('"event":"restarting"'), 15_000, 'the restart notice');
+    await waitFor(() => portOpen(port), 15_000, 'the restarted hub');
+    expect(relay.child.exitCode).toBeNull();
+    // A second hub on the client port of the first: refused before anything starts.
+    const started = Date.now();
+    const second = relayStartSync('--port', String(port), '--leaf-port', '0', '--leaf-host', '127.0.0.1');
+    expect(second.status).toBe(5);
+    expect(second.stderr).toContain(`port ${port}: address already in use`);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  } finally {
+    await relay.stop();
+  }
+});
+
+it('joins a hub with a leaf bound to one address other than 127.0.0.1, and reaches it there', async () => {
+  const hub = await startHub();
+  const dataDir = tempDir();
+  const conn = await joinRelay({ dataDir, relayUrl: hub.leafUrl, leafPort: 0, leafHost: '127.0.0.2' });
+  try {
+    expect(conn.url).toMatch(/^nats:\/\/127\.0\.0\.2:\d+$/);
+    expect(conn.leaf).toBeDefined();
+    const port = Number(new URL(conn.url).port);
+    expect(await portOpen(port, '127.0.0.2')).toBe(true);
+    expect(await portOpen(port, '127.0.0.1')).toBe(false);
+  } finally {
+    await conn.close();
+    await hub.stop();
+  }
+});
+
+it('takes the join URL from ANX_RELAY, and hands it to a detached start in the environment, not its arguments', () => {
+  const url = 'nats-leaf://anx-leaf:not-in-ps-0123456789@hub.example.org:7422';
+  const before = process.env[RELAY_ENV];
+  process.env[RELAY_ENV] = url;
+  try {
+    expect(relayJoinOptions({ port: 0 })).toMatchObject({ relayUrl: url });
+    // --nats wins over the variable: the host uses that leaf.
+    expect(relayJoinOptions({ port: 0, nats: 'nats://127.0.0.1:4223' })).not.toHaveProperty('relayUrl');
+    expect(relayArgs({ port: 0, relay: url, leafPort: 4300 })).toEqual(['--leaf-port', '4300']);
+    expect(relayEnvOf({ port: 0, relay: url })).toEqual({ [RELAY_ENV]: url });
+  } finally {
+    if (before === undefined) delete process.env[RELAY_ENV];
+    else process.env[RELAY_ENV] = before;
   }
 });

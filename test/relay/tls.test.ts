@@ -7,7 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
 import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
 import { CLI } from '../helpers/daemon.ts';
-import { freePort, startRelayCli } from '../helpers/nats.ts';
+import { freePort, relayStartSync, startRelayCli } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const started: NatsServer[] = [];
@@ -130,23 +130,7 @@ it('runs a hub with TLS on its leafnode port that only leaves trusting its CA ca
 }, 90_000);
 
 it('refuses half a TLS pair for a hub, and --relay-ca with a plain relay URL', () => {
-  const half = spawnSync(
-    process.execPath,
-    [
-      CLI,
-      '--data-dir',
-      tempDir(),
-      'relay',
-      'start',
-      '--port',
-      '0',
-      '--leaf-port',
-      '0',
-      '--tls-cert',
-      'x.crt',
-    ],
-    { encoding: 'utf8' },
-  );
+  const half = relayStartSync('--port', '0', '--leaf-port', '0', '--tls-cert', 'x.crt');
   expect(half.status).toBe(2);
   expect(half.stderr).toMatch(/--tls-cert and --tls-key together/);
   const plain = spawnSync(
