@@ -82,6 +82,7 @@ export class PlaygroundApi {
     query: { id?: string; after?: number },
     onEvents: (events: EventV1[]) => void,
     onState?: (connected: boolean) => void,
+    onUnauthorized?: () => void,
   ): () => void {
     const controller = new AbortController();
     let after = query.after ?? 0;
@@ -122,6 +123,7 @@ export class PlaygroundApi {
           if (controller.signal.aborted) return;
           if (err instanceof ApiError && err.status === 401) {
             onState?.(false);
+            onUnauthorized?.();
             return;
           }
         }

@@ -1,7 +1,7 @@
 // The playground page: statecharts with the live actor highlighted, replay, the timeline, topology, the vault and run controls.
 import type { EventV1 } from '../../runtime/events/event.ts';
 import { ApiError, forgetToken, PlaygroundApi, saveToken, takeToken } from './api.ts';
-import { $, h, input, select, setOptions, short } from './dom.ts';
+import { $, h, input, select, setOptions, short, showError, whenUnauthorized } from './dom.ts';
 import { activeStateIds, type MachineGraph } from './graph.ts';
 import { type DrawnGraph, drawGraph } from './render-graph.ts';
 import { type ReplayStep, replaySteps } from './replay.ts';
@@ -44,12 +44,6 @@ interface RunStatus {
   end_reason: string | null;
 }
 
-function showError(err: unknown): void {
-  const text =
-    err instanceof ApiError ? `${err.message}${err.hint === undefined ? '' : ` — ${err.hint}`}` : String(err);
-  $('error').textContent = text;
-}
-
 class Playground {
   private machines: MachineEntry[] = [];
   private actors: ActorEntry[] = [];
@@ -83,6 +77,7 @@ class Playground {
         $('conn').textContent = up ? 'live' : 'offline';
         $('conn').className = `conn ${up ? 'on' : 'off'}`;
       },
+      () => showError(new ApiError(401, 'ANX_UNAUTHORIZED', 'the daemon refused the token')),
     );
     this.wireTabs();
     this.wireStatechart();
@@ -91,7 +86,8 @@ class Playground {
     // Deep links: #run=<id> follows that run and opens its timeline.
     const params = new URLSearchParams(location.hash.replace(/^#/, ''));
     const run = params.get('run');
-    if (run !== null) await this.follow(`run/${run}`);
+    // A deep link to a run that is not here says so, and the page keeps working.
+    if (run !== null) await this.follow(`run/${run}`).catch(showError);
     // Presence changes without events on this host: the topology, while shown, is read again every few seconds.
     setInterval(() => {
       if (!$('tab-topology').hidden) void this.topology.load().catch(showError);
@@ -118,8 +114,11 @@ class Playground {
     if (name === 'topology') void this.topology.load().catch(showError);
     if (name === 'vault')
       void this.vault.load(this.run?.enclave_id ?? undefined, this.run?.run_id).catch(showError);
-    if (name === 'timeline' && this.timeline.id === '' && this.run !== undefined)
-      void this.timeline.load(this.run.run_id).catch(showError);
+    if (name === 'timeline') {
+      if (this.timeline.id === '' && this.run !== undefined)
+        void this.timeline.load(this.run.run_id).catch(showError);
+      else this.timeline.shown();
+    }
   }
 
   private wireStatechart(): void {
@@ -148,10 +147,11 @@ class Playground {
       'click',
       () => void this.control('reassign', { worker: select('ctl-worker').value }),
     );
-    $('ctl-deliver').addEventListener(
-      'click',
-      () => void this.control('deliver', { content: ($('ctl-content') as HTMLTextAreaElement).value }),
-    );
+    $('ctl-deliver').addEventListener('click', () => {
+      const content = ($('ctl-content') as HTMLTextAreaElement).value;
+      if (content.trim() === '' && !confirm('Deliver an empty artifact as the output of this stage?')) return;
+      void this.control('deliver', { content });
+    });
   }
 
   private setZoom(zoom: number): void {
@@ -243,8 +243,10 @@ class Playground {
     this.refreshing = true;
     try {
       if (actor.run_id !== undefined) {
-        this.run = await this.api.get<RunStatus>(`/v1/runs/${encodeURIComponent(actor.run_id)}`);
-        actor.value = this.run.value;
+        const run = await this.api.get<RunStatus>(`/v1/runs/${encodeURIComponent(actor.run_id)}`);
+        // Another actor followed meanwhile: this run's state (and its controls) is no longer shown.
+        if (this.followed === actor) this.run = run;
+        actor.value = run.value;
       } else {
         const info = await this.api.get<{ value: unknown }>(
           `/v1/playground/actors/${encodeURIComponent(actor.address)}`,
@@ -434,7 +436,16 @@ function stateName(value: unknown): string {
 async function main(): Promise<void> {
   const token = takeToken(location, sessionStorage, history);
   const form = $('token-form') as HTMLFormElement;
+  // The daemon restarted (a new token) or the token was revoked: back to the form, saying why.
+  whenUnauthorized(() => {
+    forgetToken(sessionStorage);
+    form.hidden = false;
+    $('app').hidden = true;
+    $('token-error').textContent =
+      'The daemon refused the token: it restarted (a new token is written at each start). Paste the one in its api.token, or run `anx-runtime playground` again.';
+  });
   const connect = async (t: string) => {
+    $('token-error').textContent = '';
     const api = new PlaygroundApi(t);
     try {
       await api.get('/v1/status');

@@ -1,4 +1,5 @@
-// Small DOM helpers for the playground page.
+// Small DOM helpers for the playground page, and how it shows errors.
+import { ApiError } from './api.ts';
 
 export function $(id: string): HTMLElement {
   const e = document.getElementById(id);
@@ -42,4 +43,26 @@ export function timeOf(value: string): number | undefined {
   if (value === '') return undefined;
   const ms = new Date(value).getTime();
   return Number.isNaN(ms) ? undefined : ms;
+}
+
+let onUnauthorized: (() => void) | undefined;
+
+/** What to do when the daemon refuses the token (it restarted with a new one): ask for the new one. */
+export function whenUnauthorized(handler: () => void): void {
+  onUnauthorized = handler;
+}
+
+/**
+ * Shows an error where the user is looking: under the token form while it is shown, else in the
+ * page's error line. A refused token hands over to `whenUnauthorized`.
+ */
+export function showError(err: unknown): void {
+  if (err instanceof ApiError && err.status === 401 && onUnauthorized !== undefined) {
+    onUnauthorized();
+    return;
+  }
+  const text =
+    err instanceof ApiError ? `${err.message}${err.hint === undefined ? '' : ` — ${err.hint}`}` : String(err);
+  const app = document.getElementById('app');
+  $(app === null || app.hidden ? 'token-error' : 'error').textContent = text;
 }

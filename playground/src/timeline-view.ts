@@ -1,7 +1,7 @@
 // The timeline tab: a run's (task's, actor's) events in a virtualised list, filtered, following the live stream.
 import { EVENT_KINDS, type EventV1 } from '../../runtime/events/event.ts';
 import type { PlaygroundApi } from './api.ts';
-import { $, h, input, timeOf } from './dom.ts';
+import { $, h, input, showError, timeOf } from './dom.ts';
 import { eventLine, TimelineModel, visibleWindow } from './timeline.ts';
 
 export const ROW_HEIGHT = 18;
@@ -38,9 +38,12 @@ export class TimelineView {
     for (const id of ['tl-actor', 'tl-status', 'tl-since', 'tl-until'])
       $(id).addEventListener('input', () => this.applyFilter());
     kinds.addEventListener('change', () => this.applyFilter());
-    $('tl-load').addEventListener('click', () => void this.load(input('tl-id').value.trim()));
+    $('tl-load').addEventListener(
+      'click',
+      () => void this.load(input('tl-id').value.trim()).catch(showError),
+    );
     input('tl-id').addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') void this.load(input('tl-id').value.trim());
+      if (e.key === 'Enter') void this.load(input('tl-id').value.trim()).catch(showError);
     });
   }
 
@@ -57,6 +60,8 @@ export class TimelineView {
     const fetched = performance.now();
     this.model.add(events);
     this.applyFilter(false);
+    // The list's height first, so that "follow" scrolls to the real bottom.
+    this.sizeSpacer();
     this.list.scrollTop = input('tl-follow').checked ? this.list.scrollHeight : 0;
     this.drawNow();
     await new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r())));
@@ -71,6 +76,18 @@ export class TimelineView {
     this.list.dataset['loaded'] = String(this.model.size);
   }
 
+  private sizeSpacer(): void {
+    this.spacer.style.height = `${this.model.rows.length * ROW_HEIGHT}px`;
+  }
+
+  /** The tab became visible: a hidden list had no height, so "follow" scrolls to the bottom now. */
+  shown(): void {
+    if (!input('tl-follow').checked) return;
+    this.sizeSpacer();
+    this.list.scrollTop = this.list.scrollHeight;
+    this.queueDraw();
+  }
+
   /** Live events from the stream: those of the shown id are added (the stream's own matching rule). */
   onEvents(events: readonly EventV1[]): void {
     if (this.id === '') return;
@@ -83,7 +100,7 @@ export class TimelineView {
     const atBottom = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - ROW_HEIGHT * 2;
     if (this.model.add(mine) === 0) return;
     if (this.model.rows.length !== before && atBottom && input('tl-follow').checked) {
-      this.spacer.style.height = `${this.model.rows.length * ROW_HEIGHT}px`;
+      this.sizeSpacer();
       this.list.scrollTop = this.list.scrollHeight;
     }
     this.queueDraw();

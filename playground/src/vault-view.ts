@@ -2,7 +2,7 @@
 import type { ArtifactVersion } from '../../runtime/vault/types.ts';
 import type { PlaygroundApi } from './api.ts';
 import { diffLines } from './diff.ts';
-import { $, h, select, setOptions, short } from './dom.ts';
+import { $, h, select, setOptions, short, showError } from './dom.ts';
 
 type Version = ArtifactVersion;
 
@@ -11,12 +11,26 @@ export class VaultView {
   private key = '';
 
   constructor(private readonly api: PlaygroundApi) {
-    select('vault-enclave').addEventListener(
-      'change',
-      () => void this.showEnclave(select('vault-enclave').value),
+    select('vault-enclave').addEventListener('change', () =>
+      this.guard(this.showEnclave(select('vault-enclave').value)),
     );
-    select('vault-as').addEventListener('change', () => void this.showEnclave(this.enclave));
-    select('vault-run').addEventListener('change', () => void this.showManifest(select('vault-run').value));
+    select('vault-as').addEventListener('change', () => this.guard(this.showEnclave(this.enclave)));
+    select('vault-run').addEventListener('change', () =>
+      this.guard(this.showManifest(select('vault-run').value)),
+    );
+  }
+
+  /**
+   * A refused or failed read leaves nothing on screen from before (a reader who may not read must not
+   * seem to see the owner's view) and says why.
+   */
+  private guard(work: Promise<void>): void {
+    void work.catch((err: unknown) => {
+      $('vault-artifacts').replaceChildren();
+      $('vault-versions').replaceChildren();
+      $('vault-view').replaceChildren();
+      showError(err);
+    });
   }
 
   private as(): string {
@@ -44,6 +58,10 @@ export class VaultView {
 
   private async showEnclave(id: string): Promise<void> {
     if (id === '') return;
+    // What was shown of another Enclave, or as another reader, goes before anything is read.
+    $('vault-artifacts').replaceChildren();
+    $('vault-versions').replaceChildren();
+    $('vault-view').replaceChildren();
     if (id !== this.enclave) {
       const e = await this.api.get<{ owner: string; members: Record<string, { role: string }> }>(
         `/v1/enclaves/${encodeURIComponent(id)}`,
@@ -70,7 +88,7 @@ export class VaultView {
           h('td', { title: a.author }, short(a.author)),
           h('td', {}, a.summary),
         );
-        row.addEventListener('click', () => void this.showKey(a.key));
+        row.addEventListener('click', () => this.guard(this.showKey(a.key)));
         return row;
       }),
     );
@@ -96,12 +114,14 @@ export class VaultView {
     (from as HTMLSelectElement).value = String(Math.max(1, last - 1));
     const show = h('button', { type: 'button', id: 'diff-show' }, 'Diff');
     const view = h('button', { type: 'button', id: 'version-show' }, 'Show "to"');
-    show.addEventListener(
-      'click',
-      () =>
-        void this.diff(Number((from as HTMLSelectElement).value), Number((to as HTMLSelectElement).value)),
+    show.addEventListener('click', () =>
+      this.guard(
+        this.diff(Number((from as HTMLSelectElement).value), Number((to as HTMLSelectElement).value)),
+      ),
     );
-    view.addEventListener('click', () => void this.showVersion(Number((to as HTMLSelectElement).value)));
+    view.addEventListener('click', () =>
+      this.guard(this.showVersion(Number((to as HTMLSelectElement).value))),
+    );
     $('vault-versions').replaceChildren(h('strong', {}, key), ' from ', from, ' to ', to, show, view);
     await (versions.length > 1 ? this.diff(Math.max(1, last - 1), last) : this.showVersion(last));
   }
@@ -121,16 +141,18 @@ export class VaultView {
   private async diff(from: number, to: number): Promise<void> {
     const [a, b] = await Promise.all([this.text(from), this.text(to)]);
     const lines = diffLines(a, b);
-    $('vault-view').replaceChildren(
-      h('div', { class: 'diff-head' }, `${this.key}: v${from} → v${to}`),
-      ...lines.map((l) =>
+    // Appended one by one: a spread of every line as arguments overflows the stack on long texts.
+    const rows = document.createDocumentFragment();
+    rows.append(h('div', { class: 'diff-head' }, `${this.key}: v${from} → v${to}`));
+    for (const l of lines)
+      rows.append(
         h(
           'div',
           { class: `diff ${l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same'}` },
           `${l.op} ${l.text}`,
         ),
-      ),
-    );
+      );
+    $('vault-view').replaceChildren(rows);
     $('vault-view').dataset['mode'] = 'diff';
   }
 

@@ -263,4 +263,46 @@ describe('playground in Chromium', () => {
     await page.screenshot({ path: `${ARTIFACTS}e2e-6-vault-diff.png` });
     await page.close();
   });
+
+  it("shows a reader's refusal with nothing of the owner's view, diffs a long artifact, and survives a bad deep link", async () => {
+    const enclave = 'vault-checks';
+    await daemon.api.post('/v1/enclaves', { owner: team.owner, id: enclave, name: 'checks' });
+    const writer = (await daemon.api.post<{ did: string }>('/v1/identities', { name: 'write-only' })).did;
+    await daemon.api.post(`/v1/enclaves/${enclave}/members`, {
+      as: team.owner,
+      did: writer,
+      role: 'scribe',
+      permissions: ['write'],
+    });
+    // Longer than a browser takes as the arguments of one call (about 120,000).
+    const long = Array.from({ length: 160_000 }, (_, i) => `l${i}`);
+    const key = 'logs/long.txt';
+    await daemon.api.post(`/v1/vault/${enclave}/put`, { as: team.owner, key, content: long.join('\n') });
+    long[80_000] = 'changed';
+    await daemon.api.post(`/v1/vault/${enclave}/put`, { as: team.owner, key, content: long.join('\n') });
+
+    const page = await openPlayground(browser, apiUrl, token, { run: 'no-such-run' });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    // The bad deep link is said, and the page goes on.
+    expect(await page.textContent('#error')).toContain('no-such-run');
+    await page.click('button[data-tab="vault"]');
+    await page.selectOption('#vault-enclave', enclave);
+    await page.waitForSelector(`#vault-artifacts tr[data-key="${key}"]`);
+    await page.click(`#vault-artifacts tr[data-key="${key}"]`);
+    await page.waitForSelector('#vault-view[data-mode="diff"] .diff.add', { timeout: 60_000 });
+    expect(await page.$$eval('#vault-view .diff.add', (els) => els.map((e) => e.textContent))).toEqual([
+      '+ changed',
+    ]);
+    await page.evaluate(() => {
+      document.getElementById('error')!.textContent = '';
+    });
+    await page.selectOption('#vault-as', writer);
+    await page.waitForFunction(() => (document.getElementById('error')?.textContent ?? '') !== '');
+    expect(await page.textContent('#error')).toContain('may write');
+    expect(await page.$$('#vault-artifacts tr')).toHaveLength(0);
+    expect(await page.textContent('#vault-view')).toBe('');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
 });
