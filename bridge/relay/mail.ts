@@ -67,7 +67,7 @@ export interface MailStoreOptions {
 }
 
 /**
- * The mail stream `ANX_V1_MAIL` (subjects `anx.v1.mail.<multikey>`, work-queue retention, file
+ * The mail stream `ANX_V1_MAIL` (subjects `anx.v1.mail.<recipient>.<sender>`, work-queue retention, file
  * storage) and one durable pull consumer per DID, named by its multikey. A message is removed
  * only when its recipient's host acknowledges it after its own commit.
  */
