@@ -11,7 +11,7 @@ import {
   type WorkerAdapter,
   WorkerConfigError,
 } from './adapter.ts';
-import { type ProcessResult, runProcess, STDOUT_MAX, stderrTail } from './process.ts';
+import { MAX_TIMER_MS, type ProcessResult, runProcess, STDOUT_MAX, stderrTail } from './process.ts';
 
 /** Configuration of a CLI worker (the `cli` adapter). */
 export interface CliAdapterConfig {
@@ -169,9 +169,9 @@ export function checkCliConfig(raw: unknown): CliAdapterConfig {
   for (const key of ['timeout_ms', 'kill_grace_ms'] as const) {
     const v = c[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > MAX_TIMER_MS)
       throw new WorkerConfigError(
-        `"${key}" expected a positive integer of milliseconds, got ${describeValue(v)}`,
+        `"${key}" expected a positive integer of milliseconds, at most ${MAX_TIMER_MS} (about 24 days), got ${describeValue(v)}`,
       );
     out[key] = v;
   }

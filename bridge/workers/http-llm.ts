@@ -8,7 +8,7 @@ import {
   type WorkerAdapter,
   WorkerConfigError,
 } from './adapter.ts';
-import { STDOUT_MAX } from './process.ts';
+import { MAX_TIMER_MS, STDOUT_MAX } from './process.ts';
 
 /** Configuration of an LLM endpoint worker. */
 export interface HttpLlmConfig {
@@ -126,6 +126,10 @@ export function checkHttpLlmConfig(raw: unknown): HttpLlmConfig {
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
       throw new WorkerConfigError(`"${key}" expected a positive integer, got ${describeValue(v)}`);
+    if (key !== 'max_tokens' && v > MAX_TIMER_MS)
+      throw new WorkerConfigError(
+        `"${key}" expected at most ${MAX_TIMER_MS} ms (about 24 days), got ${describeValue(v)}`,
+      );
     out[key] = v;
   }
   if (c['retries'] !== undefined) {

@@ -3,7 +3,7 @@ import type { Database, Key } from 'lmdb';
 import type { Teamwork } from '../../actors/teamwork.ts';
 import type { StageHandler } from '../../actors/worker-runtime.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
-import { runProcess, STDOUT_MAX, stderrTail } from './process.ts';
+import { MAX_TIMER_MS, runProcess, STDOUT_MAX, stderrTail } from './process.ts';
 
 /** Exit status by which a review script rejects; its stdout is the reason. */
 export const REJECT_EXIT_CODE = 10;
@@ -47,8 +47,10 @@ export function checkScriptSpec(spec: unknown): ScriptSpec {
   const out: ScriptSpec = { argv: argv as string[] };
   if (s['timeout_ms'] !== undefined) {
     const t = s['timeout_ms'];
-    if (typeof t !== 'number' || !Number.isInteger(t) || t <= 0)
-      throw new ScriptSpecError(`"timeout_ms" expected a positive integer, got ${describeValue(t)}`);
+    if (typeof t !== 'number' || !Number.isInteger(t) || t <= 0 || t > MAX_TIMER_MS)
+      throw new ScriptSpecError(
+        `"timeout_ms" expected a positive integer of at most ${MAX_TIMER_MS} ms (about 24 days), got ${describeValue(t)}`,
+      );
     out.timeout_ms = t;
   }
   if (s['cwd'] !== undefined) {

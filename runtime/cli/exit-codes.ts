@@ -36,6 +36,8 @@ export function exitCodeOf(err: AnxError): number {
     code === 'ANX_UNAUTHORIZED' ||
     code === 'ANX_PORT_IN_USE' ||
     code === 'ANX_RUN_REFUSED' ||
+    // A relay command on a host that joined no relay.
+    code === 'ANX_RELAY_UNAVAILABLE' ||
     code === 'ANX_TASK_NOT_RUNNING' ||
     code === 'ANX_VAULT_REF_MISMATCH' ||
     code.startsWith('ANX_FORBIDDEN') ||

@@ -28,3 +28,16 @@ export function formatEvent(event: EventV1): string {
     payload.length > 200 ? `${payload.slice(0, 197)}...` : payload
   }`;
 }
+
+/**
+ * Text as a terminal may show it: control characters other than newline and tab (escape sequences
+ * that retitle the window, clear the screen or write the clipboard, a carriage return that hides
+ * what came before) become visible `\xNN` escapes. Messages, names and titles come from others.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}

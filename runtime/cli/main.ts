@@ -18,7 +18,7 @@ import {
   wantsUnread,
 } from './collab-commands.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
-import { formatEvent, formatTable } from './format.ts';
+import { formatEvent, formatTable, printable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
 import {
   RELAY_ENV,
@@ -105,7 +105,7 @@ function client(cmd: Command): ApiClient {
 
 function out(cmd: Command, json: unknown, text: () => string): void {
   if (globals(cmd).json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-  else process.stdout.write(`${text()}\n`);
+  else process.stdout.write(`${printable(text())}\n`);
 }
 
 function parsePort(value: string): number {
@@ -558,11 +558,11 @@ function report(err: unknown, json: boolean): number {
       `${JSON.stringify({ error: { ...anx.toJSON(), ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,
     );
   } else {
-    process.stderr.write(`error: ${anx.message}\n`);
+    process.stderr.write(`error: ${printable(anx.message)}\n`);
     // A playbook's message names its first issues; every one is listed below it.
     if (anx instanceof PlaybookValidationError && anx.issues.length > 3)
       for (const i of anx.issues) process.stderr.write(`  ${i.path}: expected ${i.expected}, got ${i.got}\n`);
-    if (hint) process.stderr.write(`hint: ${hint}\n`);
+    if (hint) process.stderr.write(`hint: ${printable(hint)}\n`);
     if (!(err instanceof AnxError) && process.env.ANX_DEBUG)
       process.stderr.write(`${(err as Error)?.stack}\n`);
   }

@@ -10,6 +10,7 @@ import {
 import { killAllCommands } from '../../bridge/workers/process.ts';
 import { AdapterWorker, type TaskEvent } from '../../bridge/workers/serve.ts';
 import { AnxError } from '../errors.ts';
+import { printable } from './format.ts';
 
 interface Helpers {
   client(cmd: Command): ApiClient;
@@ -62,7 +63,7 @@ function errorText(error: unknown): string {
 function logger(json: boolean) {
   return (event: Record<string, unknown>, text: string) => {
     if (json) process.stdout.write(`${JSON.stringify({ ts: Date.now(), ...event })}\n`);
-    else process.stderr.write(`${text}\n`);
+    else process.stderr.write(`${printable(text)}\n`);
   };
 }
 

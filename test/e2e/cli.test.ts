@@ -2,6 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkCliConfig } from '../../bridge/workers/cli.ts';
+import { checkScriptSpec } from '../../bridge/workers/script.ts';
+import { printable } from '../../runtime/cli/format.ts';
 import { CLI, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -37,6 +40,25 @@ afterAll(() => {
 });
 
 describe('anx-runtime CLI', () => {
+  it('shows control characters from others as visible escapes in text output, keeping lines and tabs', () => {
+    // A window title, a screen clear, a clipboard write (OSC 52), a carriage return and a C1 CSI.
+    const hostile = 'evil \u001b]0;pwned\u0007 \u001b[2J \u001b]52;c;ZXZpbA==\u0007 a\rb \u009b31m';
+    expect(printable(hostile)).toBe(
+      'evil \\x1b]0;pwned\\x07 \\x1b[2J \\x1b]52;c;ZXZpbA==\\x07 a\\x0db \\x9b31m',
+    );
+    expect(printable('two\tcolumns\nnext line é ✓')).toBe('two\tcolumns\nnext line é ✓');
+  });
+
+  it('refuses worker time limits that Node timers cannot hold (they would fire at once)', () => {
+    expect(() => checkScriptSpec({ argv: ['true'], timeout_ms: 25 * 24 * 3_600_000 })).toThrow(
+      /at most 2147483647/,
+    );
+    expect(() => checkCliConfig({ adapter: 'cli', command: ['true'], timeout_ms: 2 ** 31 })).toThrow(
+      /at most/,
+    );
+    expect(checkScriptSpec({ argv: ['true'], timeout_ms: 2 ** 31 - 1 }).timeout_ms).toBe(2 ** 31 - 1);
+  });
+
   it('documents every command and the exit codes in --help', () => {
     const r = cli('--help');
     expect(r.code).toBe(0);
