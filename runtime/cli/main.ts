@@ -580,6 +580,12 @@ function versionOnly(argv: string[]): boolean {
   return rest.length === 1 && (rest[0] === '--version' || rest[0] === '-v');
 }
 
+// Output piped into a reader that stopped (`| head`): the rest is not wanted, which is no error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 try {
   if (versionOnly(process.argv))
     process.stdout.write(WANTS_JSON ? `${JSON.stringify({ version: VERSION })}\n` : `${VERSION}\n`);
