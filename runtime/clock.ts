@@ -7,11 +7,17 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * The longest delay a Node timer holds (2^31 − 1 ms, about 24.8 days): a longer one overflows and
+ * fires at once.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** The wall clock. Timers are unref'd so pending deadlines never keep a process alive on their own. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
-    const handle = setTimeout(fn, Math.max(0, Math.min(ms, 2_147_483_647)));
+    const handle = setTimeout(fn, Math.max(0, Math.min(ms, MAX_TIMER_MS)));
     handle.unref?.();
     return handle;
   },

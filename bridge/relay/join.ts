@@ -6,6 +6,7 @@ import {
   freeLoopbackPort,
   leafConfig,
   NatsServer,
+  natsUrlOf,
   parseLeafUrl,
   portOpen,
 } from './nats-server.ts';
@@ -65,9 +66,8 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
       });
     const port = options.leafPort === 0 ? await freeLoopbackPort() : (options.leafPort ?? 4223);
     // A leaf bound to one LAN address is reached there, not on loopback.
-    const host = connectHost(options.leafHost);
-    url = `nats://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    if (!(await portOpen(port, host))) {
+    url = natsUrlOf(options.leafHost, port);
+    if (!(await portOpen(port, connectHost(options.leafHost)))) {
       leaf = new NatsServer({
         dir: join(options.dataDir, 'relay'),
         name: 'leaf.conf',

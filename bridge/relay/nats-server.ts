@@ -200,6 +200,12 @@ export function connectHost(host: string | undefined): string {
   return host.replace(/^\[(.*)\]$/, '$1');
 }
 
+/** The client URL of a server whose client port listens on `host`. */
+export function natsUrlOf(host: string | undefined, port: number): string {
+  const h = connectHost(host);
+  return `nats://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
 export interface NatsServerSpec {
   /** Directory for the config file and the server's log. */
   dir: string;
@@ -240,8 +246,7 @@ export class NatsServer {
   }
 
   get url(): string {
-    const host = connectHost(this.spec.host);
-    return `nats://${host.includes(':') ? `[${host}]` : host}:${this.spec.port}`;
+    return natsUrlOf(this.spec.host, this.spec.port);
   }
 
   /** The server's recent output, for error messages. */

@@ -208,27 +208,29 @@ function checkShellPlaces(template: string): void {
       `write placeholders bare, e.g. printf %s {prompt}; they are single-quoted for you`,
     );
   };
+  /** The name of the placeholder starting at `i` (not a literal `{{`), if one does. */
+  const placeholderAt = (i: number): string | undefined =>
+    template.startsWith('{{', i) ? undefined : /^\{([^{}]*)\}/.exec(template.slice(i))?.[1];
   let quote: "'" | '"' | undefined;
   let heredoc = false;
   for (let i = 0; i < template.length; i++) {
     const ch = template[i];
-    const placeholder = ch === '{' ? /^\{([^{}]*)\}/.exec(template.slice(i)) : null;
     if (template.startsWith('{{', i) || template.startsWith('}}', i)) {
       i++;
       continue;
     }
-    if (placeholder !== null) {
-      const name = placeholder[1] as string;
+    const name = ch === '{' ? placeholderAt(i) : undefined;
+    if (name !== undefined) {
       if (quote !== undefined) refuse(name, `inside ${quote === "'" ? 'single' : 'double'} quotes`);
       if (heredoc) refuse(name, 'after a here-document (<<)');
-      i += placeholder[0].length - 1;
+      i += name.length + 1;
       continue;
     }
     if (quote === "'") {
       if (ch === "'") quote = undefined;
     } else if (ch === '\\') {
-      if (/^\{[^{}]*\}/.test(template.slice(i + 1)) && !template.startsWith('{{', i + 1))
-        refuse(/^\{([^{}]*)\}/.exec(template.slice(i + 1))?.[1] as string, 'right after a backslash');
+      const escaped = placeholderAt(i + 1);
+      if (escaped !== undefined) refuse(escaped, 'right after a backslash');
       i++;
     } else if (quote === '"') {
       if (ch === '"') quote = undefined;

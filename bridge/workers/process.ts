@@ -4,11 +4,9 @@ import { statSync } from 'node:fs';
 
 /** The most stdout a command may write; more stops it and fails the task (an artifact is at most this). */
 export const STDOUT_MAX = 16 * 1024 * 1024;
-/**
- * The longest time limit a command may have (2^31 − 1 ms, about 24.8 days): a longer delay overflows
- * Node's timers, which then fire at once.
- */
-export const MAX_TIMER_MS = 2_147_483_647;
+/** The longest time limit a command may have: what a Node timer holds. */
+export { MAX_TIMER_MS } from '../../runtime/clock.ts';
+
 /** How much of the end of stderr is kept for the error of a failed task. */
 const STDERR_TAIL = 2048;
 /** After the command exits, how long its pipes may stay open (held by a process that left its group). */
