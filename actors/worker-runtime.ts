@@ -110,6 +110,42 @@ const PRUNE_BATCH = 1000;
 /** The first sweep waits until the host has started and replayed what it had to. */
 const PRUNE_FIRST_MS = 30_000;
 
+/** How long a claim on a task lasts unless renewed (a remote worker renews its claims at every poll). */
+export const CLAIM_LEASE_MS = 15_000;
+/** Longest lease a claim may ask for. */
+export const CLAIM_LEASE_MAX_MS = 10 * 60_000;
+/** The holder named for a task taken by a handler registered in this host's process. */
+export const LOCAL_HOLDER = 'a handler in the host process';
+
+/** Who is working on a task: a handler here, or a worker process that claimed it through the API. */
+export interface TaskClaim {
+  holder: string;
+  /** Until when the claim holds unless renewed (ms since the epoch; absent for a handler here). */
+  until?: number;
+}
+
+/** What a worker process asks of `WorkerRuntime.claim`. */
+export interface ClaimRequest {
+  /** Who claims: a label unique to the worker process (its pid and host, say). */
+  holder: string;
+  /** Tasks to start on. */
+  take?: string[];
+  /** Tasks this holder is working on already: kept, also when the host restarted meanwhile. */
+  renew?: string[];
+  /** Tasks this holder stopped working on unanswered: free for the next worker at once. */
+  release?: string[];
+  /** How long the claims hold unless renewed; default 15 s. */
+  leaseMs?: number;
+}
+
+export interface ClaimResult {
+  /** Tasks of `take` and `renew` the holder has until `until`. */
+  granted: string[];
+  until: number;
+  /** Tasks it does not have, with why (`holder` names who has it). */
+  refused: Array<{ task_id: string; reason: string; holder?: string }>;
+}
+
 /** Deterministic envelope id of a task's outcome: a handler run again after a crash sends nothing twice. */
 function outcomeId(did: string, taskId: string): string {
   return createHash('sha256').update(`${did}\u0000${taskId}`).digest('base64url').slice(0, 32);
@@ -148,6 +184,15 @@ export class WorkerRuntime {
   private readonly candidates = new Map<string, Map<string, StageTask>>();
   /** Assignments from runs of other hosts, by DID and task id: where their reads and answers go. */
   private readonly remote = new Map<string, StageTask>();
+  /**
+   * Who works on which open task (by DID and task id): a handler of this process, or a worker process
+   * that claimed it. Two workers serving one DID and role then never both start the same task.
+   */
+  private readonly claims = new Map<string, TaskClaim>();
+  /** When the assignments polled through `pending` were committed (their inbox record's time). */
+  private readonly assignedAt = new Map<string, number>();
+  /** Claims of tasks assigned before this moment were lost with the previous process: see `claim`. */
+  private readonly startedAt: number;
   /** DIDs whose inbox is followed for remote assignments. */
   private readonly followed = new Set<string>();
   private readonly unfollow: Array<() => void> = [];
@@ -162,6 +207,7 @@ export class WorkerRuntime {
     private readonly vault: VaultService,
   ) {
     this.done = system.store.root.openDB({ name: 'worker_tasks', useRecords: false } as never);
+    this.startedAt = system.clock.now();
     this.unsubscribe = system.events.subscribe((events) => this.onEvents(events));
     this.schedulePrune(PRUNE_FIRST_MS);
   }
@@ -385,15 +431,101 @@ export class WorkerRuntime {
       this.candidates.set(did, fresh);
       this.tap.watch(did, ['stage.assign'], (d, record) => {
         const task = this.taskOf(d, record);
-        if (task !== undefined && this.open(task)) fresh.set(task.task_id, task);
+        if (task === undefined || !this.open(task)) return;
+        fresh.set(task.task_id, task);
+        this.assignedAt.set(`${d}\u0000${task.task_id}`, record.ts);
       });
     }
     const out: StageTask[] = [];
     for (const [id, task] of open) {
       if (this.open(task)) out.push(task);
-      else open.delete(id);
+      else {
+        open.delete(id);
+        this.assignedAt.delete(`${did}\u0000${id}`);
+        this.claims.delete(`${did}\u0000${id}`);
+      }
     }
     return out;
+  }
+
+  /** Who is working on an open task of `did`, if anyone (an expired claim counts as none). */
+  claimOf(did: string, taskId: string): TaskClaim | undefined {
+    const claim = this.claims.get(`${did}\u0000${taskId}`);
+    if (claim === undefined || (claim.until !== undefined && claim.until <= this.system.clock.now()))
+      return undefined;
+    return claim;
+  }
+
+  /**
+   * Claims open tasks of `did` for a worker process, so that of several processes serving one DID and
+   * role only one starts each task. A claim lasts `leaseMs` (default 15 s) unless renewed; one whose
+   * holder stopped renewing (it crashed) lapses, and the task goes to the next worker that asks. Tasks
+   * taken by a handler in the host process are refused. Claims live in memory: after a restart of the
+   * host, a task assigned before it is refused to new holders for `CLAIM_LEASE_MS`, so the worker that
+   * was working on it can renew it first.
+   */
+  claim(did: string, request: ClaimRequest): ClaimResult {
+    const r = request as Partial<ClaimRequest> | null;
+    if (r === null || typeof r !== 'object')
+      throw new TeamworkInputError('a claim expected {holder, take?, renew?, release?, lease_ms?}');
+    if (typeof r.holder !== 'string' || !/^[\x20-\x7e]{1,200}$/.test(r.holder) || r.holder === LOCAL_HOLDER)
+      throw new TeamworkInputError(
+        `"holder" expected 1-200 printable characters naming the worker process, got ${describeValue(r.holder)}`,
+      );
+    const ids = (field: 'take' | 'renew' | 'release'): string[] => {
+      const v = r[field];
+      if (v === undefined) return [];
+      if (!Array.isArray(v) || v.length > 1000 || v.some((id) => typeof id !== 'string'))
+        throw new TeamworkInputError(`"${field}" expected a list of at most 1000 task ids`);
+      return v as string[];
+    };
+    const take = ids('take');
+    const renew = ids('renew');
+    const release = ids('release');
+    const lease = r.leaseMs ?? CLAIM_LEASE_MS;
+    if (!Number.isSafeInteger(lease) || lease < 1000 || lease > CLAIM_LEASE_MAX_MS)
+      throw new TeamworkInputError(
+        `"lease_ms" expected 1,000 to ${CLAIM_LEASE_MAX_MS.toLocaleString('en-US')} ms, got ${describeValue(lease)}`,
+      );
+    const holder = r.holder;
+    for (const id of release) {
+      const key = `${did}\u0000${id}`;
+      if (this.claims.get(key)?.holder === holder) this.claims.delete(key);
+    }
+    const now = this.system.clock.now();
+    const open = new Map(this.pending(did).map((t) => [t.task_id, t]));
+    const renewing = new Set(renew);
+    const result: ClaimResult = { granted: [], until: now + lease, refused: [] };
+    for (const id of new Set([...renew, ...take])) {
+      const key = `${did}\u0000${id}`;
+      if (!open.has(id)) {
+        result.refused.push({
+          task_id: id,
+          reason: 'the task is not open (answered, cancelled or moved on)',
+        });
+        continue;
+      }
+      const held = this.claimOf(did, id);
+      if (held !== undefined && held.holder !== holder) {
+        result.refused.push({ task_id: id, reason: 'another worker is working on it', holder: held.holder });
+        continue;
+      }
+      if (
+        held === undefined &&
+        !renewing.has(id) &&
+        now < this.startedAt + CLAIM_LEASE_MS &&
+        (this.assignedAt.get(key) ?? 0) < this.startedAt
+      ) {
+        result.refused.push({
+          task_id: id,
+          reason: `the host restarted; a worker that had the task may renew it until ${new Date(this.startedAt + CLAIM_LEASE_MS).toISOString()}`,
+        });
+        continue;
+      }
+      this.claims.set(key, { holder, until: now + lease });
+      result.granted.push(id);
+    }
+    return result;
   }
 
   private pruneHandle: unknown;
@@ -529,6 +661,9 @@ export class WorkerRuntime {
     if (handler === undefined) return;
     const key = `${task.did}\u0000${task.task_id}`;
     if (this.inflight.has(key) || this.settled.has(key) || !this.open(task)) return;
+    // A worker process serving the same DID and role took it first.
+    if (this.claimOf(task.did, task.task_id) !== undefined) return;
+    this.claims.set(key, { holder: LOCAL_HOLDER });
     const controller = new AbortController();
     this.inflight.set(key, controller);
     // A remote task's signal fires on its home's stage.cancel; a local one's when its run moves on.
@@ -536,6 +671,7 @@ export class WorkerRuntime {
     byRun?.add(key);
     const p = this.invoke(task, handler, controller).finally(() => {
       this.inflight.delete(key);
+      if (this.claims.get(key)?.holder === LOCAL_HOLDER) this.claims.delete(key);
       byRun?.delete(key);
       if (byRun?.size === 0 && this.inflightByRun.get(task.run_id) === byRun)
         this.inflightByRun.delete(task.run_id);

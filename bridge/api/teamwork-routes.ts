@@ -266,7 +266,22 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
     const b = obj(body);
     return scripts.add(str(b, 'did') as string, str(b, 'role') as string, b);
   });
-  route('GET', '/v1/workers/:did/tasks', (_u, [did]) => ({ tasks: t.workers.pending(dec(did)) }));
+  route('GET', '/v1/workers/:did/tasks', (_u, [did]) => ({
+    tasks: t.workers.pending(dec(did)).map((task) => {
+      const claim = t.workers.claimOf(task.did, task.task_id);
+      return claim === undefined ? task : { ...task, claim };
+    }),
+  }));
+  route('POST', '/v1/workers/:did/claim', (_u, [did], body) => {
+    const b = obj(body);
+    return t.workers.claim(dec(did), {
+      holder: b['holder'] as string,
+      ...(b['take'] === undefined ? {} : { take: b['take'] as string[] }),
+      ...(b['renew'] === undefined ? {} : { renew: b['renew'] as string[] }),
+      ...(b['release'] === undefined ? {} : { release: b['release'] as string[] }),
+      ...(b['lease_ms'] === undefined ? {} : { leaseMs: b['lease_ms'] as number }),
+    });
+  });
   route('POST', '/v1/workers/:did/read', async (_u, [did], body) => {
     const b = obj(body);
     const keyOrRef = b['ref'] === undefined ? (str(b, 'key') as string) : (b['ref'] as never);

@@ -1,11 +1,16 @@
 // A worker in another process: registers stage handlers for a DID of a daemon and answers its tasks over the local API.
-import type { StageProgress, StageTask } from '../../actors/worker-runtime.ts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { ClaimResult, StageProgress, StageTask, TaskClaim } from '../../actors/worker-runtime.ts';
 import type { ContextSnapshot } from '../../machines/playbook/context.ts';
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
 import type { ApiClient } from './client.ts';
 
-/** One assignment as `GET /v1/workers/:did/tasks` returns it: the worker runtime's own task record. */
-export type RemoteTask = StageTask;
+/**
+ * One assignment as `GET /v1/workers/:did/tasks` returns it: the worker runtime's own task record, with
+ * who is working on it when someone is.
+ */
+export type RemoteTask = StageTask & { claim?: TaskClaim };
 
 export interface RemoteArtifact {
   meta: {
@@ -51,7 +56,10 @@ export type RemoteStageHandler = (ctx: RemoteStageContext) => Promise<void> | vo
 /**
  * Polls a daemon for the DID's open tasks and runs the handler of each task's role once per process.
  * The daemon acts as the DID (it holds its key); answers are idempotent per task, so a handler that runs
- * again after this process restarts cannot make the run see a task twice.
+ * again after this process restarts cannot make the run see a task twice. A task is claimed before its
+ * handler starts and the claim renewed at every poll, so of several processes serving one DID and role
+ * only one works on a task; one that stops renewing (it crashed) loses the task to the next after the
+ * lease (`leaseMs`, default 15 s), and `stop()` hands its unanswered tasks on at once.
  *
  * @example
  * ```ts
@@ -69,16 +77,28 @@ export class RemoteWorker {
   private stopped = true;
   private readonly path: string;
   private reachable = true;
+  /** Names this process in its claims (and in `worker tasks` on the daemon's side). */
+  readonly holder: string;
   /** Told when polling stops reaching the daemon (with why) and when it reaches it again. */
   onConnection: ((up: boolean, error?: unknown) => void) | undefined;
+  /** Told when a task is left to the worker that claimed it first. */
+  onClaimRefused: ((task: RemoteTask, reason: string, holder?: string) => void) | undefined;
 
   constructor(
     private readonly api: ApiClient,
     readonly did: string,
     private readonly pollMs = 200,
+    options: { holder?: string; leaseMs?: number } = {},
   ) {
     this.path = `/v1/workers/${encodeURIComponent(did)}`;
+    this.holder = options.holder ?? `pid ${process.pid} on ${hostname()} (${randomBytes(3).toString('hex')})`;
+    // A lease outlives several polls, so a slow poll or two does not lose a task.
+    this.leaseMs = options.leaseMs ?? Math.max(15_000, pollMs * 10);
   }
+
+  private readonly leaseMs: number;
+  /** Tasks refused to this process, with why, so each refusal is told once. */
+  private readonly refusedOnce = new Map<string, string>();
 
   onStage(role: string, handler: RemoteStageHandler): this {
     this.handlers.set(role, handler);
@@ -97,7 +117,42 @@ export class RemoteWorker {
     for (const controller of this.running.values()) controller.abort();
   }
 
-  /** Fetches open tasks once and starts handlers for the new ones. */
+  /**
+   * Stops, waits up to `graceMs` for the handlers to give up, and gives up the claims of the tasks
+   * left unanswered, so the next worker may start them at once instead of after the lease. A handler
+   * still running after the grace keeps its claim until it lapses. Best effort: a daemon that cannot be
+   * reached lets the claims lapse.
+   */
+  async close(graceMs = 5_000): Promise<void> {
+    this.stop();
+    if (this.invocations.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.invocations]),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.release();
+  }
+
+  /** Gives up the claims of tasks this process holds and is not running. */
+  async release(): Promise<void> {
+    const ids = [...this.claimed].filter((id) => !this.running.has(id));
+    if (ids.length === 0) return;
+    await this.api.post(`${this.path}/claim`, { holder: this.holder, release: ids }).catch(() => {});
+    for (const id of ids) this.claimed.delete(id);
+  }
+
+  /** Handler runs in progress. */
+  private readonly invocations = new Set<Promise<void>>();
+
+  /** Tasks this process holds a claim on (granted, not yet answered or released). */
+  private readonly claimed = new Set<string>();
+
+  /** Fetches open tasks once, renews the claims of those at work and starts handlers for the new ones it gets. */
   async poll(): Promise<void> {
     try {
       const { tasks } = await this.api.get<{ tasks: RemoteTask[] }>(`${this.path}/tasks`);
@@ -107,11 +162,41 @@ export class RemoteWorker {
       }
       const open = new Set(tasks.map((t) => t.task_id));
       for (const [taskId, controller] of this.running) if (!open.has(taskId)) controller.abort();
-      for (const task of tasks) {
+      for (const id of this.claimed) if (!open.has(id)) this.claimed.delete(id);
+      for (const id of this.refusedOnce.keys()) if (!open.has(id)) this.refusedOnce.delete(id);
+      const wanted = tasks.filter(
+        (t) =>
+          this.handlers.has(t.role) &&
+          !this.seen.has(t.task_id) &&
+          (t.claim === undefined || t.claim.holder === this.holder),
+      );
+      for (const t of tasks)
+        if (t.claim !== undefined && t.claim.holder !== this.holder && !this.seen.has(t.task_id))
+          this.refused(t, 'another worker is working on it', t.claim.holder);
+      const renew = [...this.running.keys()].filter((id) => open.has(id));
+      if (wanted.length === 0 && renew.length === 0) return;
+      const claim = await this.api.post<ClaimResult>(`${this.path}/claim`, {
+        holder: this.holder,
+        take: wanted.map((t) => t.task_id),
+        renew,
+        lease_ms: this.leaseMs,
+      });
+      const granted = new Set(claim.granted);
+      for (const id of granted) this.claimed.add(id);
+      // A task at work whose claim another worker holds now (this process was cut off longer than the
+      // lease): that worker does it, this one stops.
+      for (const id of renew) if (!granted.has(id)) this.running.get(id)?.abort();
+      for (const r of claim.refused) {
+        const task = tasks.find((t) => t.task_id === r.task_id);
+        if (task !== undefined && !renew.includes(r.task_id)) this.refused(task, r.reason, r.holder);
+      }
+      if (this.stopped) return;
+      for (const task of wanted) {
         const handler = this.handlers.get(task.role);
-        if (handler === undefined || this.seen.has(task.task_id)) continue;
+        if (handler === undefined || !granted.has(task.task_id) || this.seen.has(task.task_id)) continue;
         this.seen.add(task.task_id);
-        void this.invoke(task, handler);
+        const run = this.invoke(task, handler).finally(() => this.invocations.delete(run));
+        this.invocations.add(run);
       }
     } catch (err) {
       // The daemon may be restarting: try again at the next poll.
@@ -122,6 +207,13 @@ export class RemoteWorker {
     } finally {
       if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.pollMs);
     }
+  }
+
+  private refused(task: RemoteTask, reason: string, holder?: string): void {
+    const told = `${reason}\u0000${holder ?? ''}`;
+    if (this.refusedOnce.get(task.task_id) === told) return;
+    this.refusedOnce.set(task.task_id, told);
+    this.onClaimRefused?.(task, reason, holder);
   }
 
   private async invoke(task: RemoteTask, handler: RemoteStageHandler): Promise<void> {
@@ -210,8 +302,9 @@ export class RemoteWorker {
     } finally {
       this.running.delete(task.task_id);
     }
-    // An answer that did not reach the daemon (it was restarting): the task stays open, so the next
-    // poll hands it to the handler again.
-    if (!settled) this.seen.delete(task.task_id);
+    if (answered) this.claimed.delete(task.task_id);
+    // An answer that did not reach the daemon (it was restarting): the task stays open (and claimed),
+    // so the next poll hands it to the handler again.
+    else this.seen.delete(task.task_id);
   }
 }

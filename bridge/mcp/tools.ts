@@ -239,7 +239,7 @@ export const TOOLS: ToolDefinition[] = [
     name: 'stage_tasks',
     title: 'My open stage tasks',
     description:
-      'Stage tasks of playbook runs assigned to this identity and still open, each with its Context Snapshot (objective, brief, input refs). Answer each with stage_deliver, stage_reject (review stages) or stage_fail.',
+      'Stage tasks of playbook runs assigned to this identity and still open, each with its Context Snapshot (objective, brief, input refs). Answer each with stage_deliver, stage_reject (review stages) or stage_fail. A task with `claim` is being worked on by another worker (its `holder`): leave it to them.',
     input: {
       role: z.string().min(1).optional().describe('only tasks of this role'),
     },

@@ -93,7 +93,7 @@ export class DaemonClient extends BaseClient {
     this.roles.add(worker);
     worker.start();
     return () => {
-      worker.stop();
+      void worker.close();
       this.roles.delete(worker);
     };
   }
@@ -116,7 +116,7 @@ export class DaemonClient extends BaseClient {
   }
 
   protected async shutdown(): Promise<void> {
-    for (const worker of this.roles) worker.stop();
+    await Promise.all([...this.roles].map((worker) => worker.close()));
     this.roles.clear();
     // Requests still waiting on the daemon end now (ANX_SDK_CLOSED) instead of when it answers.
     this.api.close();

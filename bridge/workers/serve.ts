@@ -14,12 +14,15 @@ type Answer =
 
 /**
  * What happened to one task, as `onTask` hears it. `stopped`: the run no longer needs the task, or the
- * worker stopped, and the work was stopped unanswered.
+ * worker stopped, and the work was stopped unanswered. `left`: another worker claimed it first (its
+ * `holder`), or the daemon restarted and keeps it for the worker that had it for a while: this one
+ * does not start it (told once per reason).
  */
 export type TaskEvent = { task_id: string; stage: string; attempt: number } & (
   | Answer
   | { state: 'started' }
   | { state: 'stopped' }
+  | { state: 'left'; reason: string; holder?: string }
 );
 
 export interface ServeOptions {
@@ -68,6 +71,21 @@ export class AdapterWorker {
     });
     this.remote = new RemoteWorker(api, did, options.pollMs ?? 500);
     this.remote.onConnection = options.onConnection;
+    this.remote.onClaimRefused = (task, reason, holder) => {
+      if (task.role !== role) return;
+      try {
+        this.options.onTask?.({
+          task_id: task.task_id,
+          stage: task.stage,
+          attempt: task.attempt,
+          state: 'left',
+          reason,
+          ...(holder === undefined ? {} : { holder }),
+        });
+      } catch {
+        // A listener's failure must not stop the worker.
+      }
+    };
     const handle = adapterHandler(configured.adapter, configured.options);
     this.remote.onStage(role, (ctx) => {
       const controller = new AbortController();
@@ -110,6 +128,8 @@ export class AdapterWorker {
     this.watchTimer = undefined;
     this.stopAll.abort();
     await Promise.allSettled([...this.work.values()].map((w) => w.settled));
+    // Tasks left unanswered go to the next worker at once, not after the lease.
+    await this.remote.close();
     this.finish?.();
   }
 

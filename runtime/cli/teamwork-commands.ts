@@ -598,15 +598,16 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .description('open tasks assigned to a DID')
     .argument('<did>')
     .action(async (did: string, _o: unknown, cmd: Command) => {
-      const { tasks } = await h
-        .client(cmd)
-        .get<{ tasks: Array<{ task_id: string; role: string; stage: string }> }>(
-          `/v1/workers/${encodeURIComponent(did)}/tasks`,
-        );
+      const { tasks } = await h.client(cmd).get<{
+        tasks: Array<{ task_id: string; role: string; stage: string; claim?: { holder: string } }>;
+      }>(`/v1/workers/${encodeURIComponent(did)}/tasks`);
       h.out(cmd, tasks, () =>
         tasks.length === 0
           ? 'no open tasks'
-          : formatTable([['TASK', 'STAGE', 'ROLE'], ...tasks.map((t) => [t.task_id, t.stage, t.role])]),
+          : formatTable([
+              ['TASK', 'STAGE', 'ROLE', 'WORKED ON BY'],
+              ...tasks.map((t) => [t.task_id, t.stage, t.role, t.claim?.holder ?? '-']),
+            ]),
       );
     });
 }

@@ -51,6 +51,8 @@ function describe(e: TaskEvent): string {
       return `failed${e.fatal ? ' (fatal)' : ''}: ${e.error}`;
     case 'stopped':
       return 'stopped unanswered';
+    case 'left':
+      return `left to ${e.holder ?? 'another worker'}: ${e.reason}`;
   }
 }
 
