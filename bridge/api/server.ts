@@ -161,7 +161,7 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
     }
     return options.relay;
   };
-  route('GET', '/v1/relay', () => needRelay().status());
+  route('GET', '/v1/relay', () => needRelay().statusWithHub());
   route('GET', '/v1/presence/:did', (_req, _url, [did]) => {
     const d = decodeURIComponent(did as string);
     return { did: d, online: needRelay().isOnline(d) };

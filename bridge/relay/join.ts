@@ -4,6 +4,8 @@ import { AnxError, describeValue } from '../../runtime/errors.ts';
 import {
   connectHost,
   freeLoopbackPort,
+  type HubLinkProblem,
+  JETSTREAM_DOMAIN,
   leafConfig,
   NatsServer,
   natsUrlOf,
@@ -27,6 +29,43 @@ export interface JoinOptions {
   leafHost?: string;
   heartbeatMs?: number;
   relay?: Omit<RelayOptions, 'transport' | 'nc'>;
+  /**
+   * How long `joinRelay` waits for the hub to answer through the leaf (default 5 s). A hub that refuses
+   * the leaf (wrong credentials, TLS) fails the join; one that does not answer in time is reported
+   * through `onWarning` and the host runs without it until it does.
+   */
+  hubWaitMs?: number;
+  /** Told what goes wrong with the hub link while the host runs, and when the hub does not answer at the start. */
+  onWarning?: (message: string) => void;
+}
+
+/** The hub refused this host's leaf: the credentials or the TLS settings are wrong. */
+export class RelayRefusedError extends AnxError {}
+
+/** True when the hub's JetStream answers through `nc` within `timeoutMs`: the leaf's hub link works. */
+export async function hubAnswers(
+  nc: { request(subject: string, data?: Uint8Array, opts?: { timeout: number }): Promise<unknown> },
+  timeoutMs = 2_000,
+): Promise<boolean> {
+  try {
+    await nc.request(`$JS.${JETSTREAM_DOMAIN}.API.INFO`, undefined, { timeout: timeoutMs });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function refusal(hub: string, problem: HubLinkProblem): RelayRefusedError {
+  const tls = problem.message.startsWith('TLS');
+  return new RelayRefusedError(
+    'ANX_RELAY_REFUSED',
+    `the hub at ${hub} refused this host's leaf: ${problem.message}`,
+    {
+      hint: tls
+        ? 'a hub whose certificate comes from a private CA needs --relay-ca FILE; a hub without TLS is joined with nats-leaf://'
+        : 'check the user and password in the --relay URL: `anx-runtime relay start` on the hub prints the one to use',
+    },
+  );
 }
 
 export interface RelayConnection {
@@ -98,11 +137,34 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     await leaf?.stop();
     throw err;
   }
+  const hub = options.relayUrl === undefined ? url : parseLeafUrl(options.relayUrl).hub;
+  try {
+    await waitForHub(transport, leaf, hub, options);
+  } catch (err) {
+    await transport.close().catch(() => {});
+    await leaf?.stop();
+    throw err;
+  }
+  if (leaf !== undefined) {
+    leaf.onHubLinkProblem = (problem) => {
+      options.onWarning?.(
+        problem.kind === 'refused'
+          ? refusal(hub, problem).message
+          : `the link to the hub at ${hub} is down (${problem.message}); mail for other hosts waits in the outbox`,
+      );
+    };
+  }
   const relay = new Relay({
     ...options.relay,
     transport,
     nc: transport.nc,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    hubStatus: async () => {
+      const reachable = await hubAnswers(transport.nc, 1_000);
+      if (reachable) leaf?.hubLinkUp();
+      const problem = leaf?.hubLinkProblem();
+      return { address: hub, reachable, ...(problem === undefined || reachable ? {} : { problem }) };
+    },
   });
   return {
     relay,
@@ -114,4 +176,31 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
       await leaf?.stop();
     },
   };
+}
+
+/**
+ * Waits until the hub answers through the leaf. A refusal logged by the leaf this host started fails
+ * at once (it will not fix itself); silence until `hubWaitMs` is only a warning.
+ */
+async function waitForHub(
+  transport: NatsTransport,
+  leaf: NatsServer | undefined,
+  hub: string,
+  options: JoinOptions,
+): Promise<void> {
+  const deadline = Date.now() + (options.hubWaitMs ?? 5_000);
+  for (;;) {
+    const problem = leaf?.hubLinkProblem();
+    if (problem?.kind === 'refused') throw refusal(hub, problem);
+    if (await hubAnswers(transport.nc, Math.max(1, Math.min(500, deadline - Date.now())))) {
+      leaf?.hubLinkUp();
+      return;
+    }
+    if (Date.now() >= deadline) break;
+  }
+  const problem = leaf?.hubLinkProblem();
+  if (problem?.kind === 'refused') throw refusal(hub, problem);
+  options.onWarning?.(
+    `the hub at ${hub} does not answer yet${problem === undefined ? '' : ` (${problem.message})`}; the host runs, and mail for other hosts waits in the outbox until it does`,
+  );
 }

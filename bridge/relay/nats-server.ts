@@ -223,6 +223,42 @@ export interface NatsServerSpec {
 }
 
 /**
+ * Why a leaf's link to its hub is down, read from the leaf's own log: `refused` (the hub turned the
+ * credentials down, or TLS failed: it will not fix itself), `unreachable` (no connection to the hub's
+ * address), or `closed` (the link was up and went down).
+ */
+export interface HubLinkProblem {
+  kind: 'refused' | 'unreachable' | 'closed';
+  /** nats-server's own words (an address and a reason; never the credentials). */
+  message: string;
+  /** ms since the epoch. */
+  at: number;
+}
+
+const LEAF_REFUSED = /Leafnode Error '([^']+)'|TLS leafnode handshake error: (.+)$/;
+const LEAF_UNREACHABLE = /Error trying to connect as leafnode to remote server ("[^"]*")[^:]*: (.+)$/;
+const LEAF_CLOSED = /Leafnode connection closed: (.+?)(?:\s+account:.*)?$/;
+
+/** What a leaf's log line says about its hub link, if anything. */
+export function hubLinkProblemOf(line: string, at = Date.now()): HubLinkProblem | undefined {
+  const refused = LEAF_REFUSED.exec(line);
+  if (refused !== null) {
+    const tls = refused[2] !== undefined;
+    return {
+      kind: 'refused',
+      message: tls ? `TLS handshake failed: ${refused[2]}` : (refused[1] as string),
+      at,
+    };
+  }
+  const unreachable = LEAF_UNREACHABLE.exec(line);
+  if (unreachable !== null)
+    return { kind: 'unreachable', message: `${unreachable[1]}: ${unreachable[2]}`, at };
+  const closed = LEAF_CLOSED.exec(line);
+  if (closed !== null) return { kind: 'closed', message: closed[1] as string, at };
+  return undefined;
+}
+
+/**
  * One `nats-server` process started from a written config. `start` resolves once it serves; `stop`
  * ends it by its PID. With `supervise`, an unexpected exit restarts it after a short pause.
  */
@@ -233,6 +269,10 @@ export class NatsServer {
   private starting = false;
   private restarts = 0;
   private log = '';
+  private partial = '';
+  private problem: HubLinkProblem | undefined;
+  /** Told of each hub-link problem a leaf logs (`closed` only after a refusal or when it was up). */
+  onHubLinkProblem: ((problem: HubLinkProblem) => void) | undefined;
   /** Told when a supervised server died and is being started again (with its last output). */
   onRestart: ((code: number | null, output: string) => void) | undefined;
   readonly configFile: string;
@@ -252,6 +292,32 @@ export class NatsServer {
   /** The server's recent output, for error messages. */
   output(): string {
     return this.log.slice(-4000);
+  }
+
+  /**
+   * The last problem the leaf logged with its hub link (a refusal stays until the link is seen up
+   * again: see `hubLinkUp`). Undefined when none was logged.
+   */
+  hubLinkProblem(): HubLinkProblem | undefined {
+    return this.problem;
+  }
+
+  /** Tells the server its hub link was seen working (a client reached the hub through it). */
+  hubLinkUp(): void {
+    this.problem = undefined;
+  }
+
+  private readLines(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = (lines.pop() ?? '').slice(-4000);
+    for (const line of lines) {
+      const problem = hubLinkProblemOf(line);
+      if (problem === undefined) continue;
+      // A refusal is followed by its connection's close: the refusal says more.
+      if (problem.kind === 'closed' && this.problem?.kind === 'refused') continue;
+      this.problem = problem;
+      this.onHubLinkProblem?.(problem);
+    }
   }
 
   async start(options: { supervise?: boolean; timeoutMs?: number } = {}): Promise<void> {
@@ -292,7 +358,9 @@ export class NatsServer {
     const child = spawn(binary, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const keep = (d: Buffer) => {
-      this.log = (this.log + d.toString()).slice(-16_000);
+      const text = d.toString();
+      this.log = (this.log + text).slice(-16_000);
+      this.readLines(text);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);

@@ -83,8 +83,20 @@ export class GatekeeperRefusedError extends AnxError {
   }
 }
 
+/** The hub as this host sees it through its NATS server. */
+export interface HubStatus {
+  /** The hub's address (`host:port`), or the NATS URL the host uses when it did not start the leaf. */
+  address: string;
+  /** True when the hub's JetStream answered just now. */
+  reachable: boolean;
+  /** Why not, as the leaf this host started logged it. */
+  problem?: { kind: 'refused' | 'unreachable' | 'closed'; message: string; at: number };
+}
+
 export interface RelayOptions {
   transport: Transport;
+  /** Asks whether the hub answers (for `relay status`); set by `joinRelay`. */
+  hubStatus?: () => Promise<HubStatus>;
   /** The NATS connection behind the transport: enables offline mail, the directory and webhooks. */
   nc?: NatsConnection;
   /** Heartbeat interval (ms); a silent DID is offline within 3 of them. Default 2000. */
@@ -550,6 +562,13 @@ export class Relay implements RemoteRouter {
       queued,
       ...this.stats,
     };
+  }
+
+  /** `status()` with the hub's reachability (asked now, within about a second) when the relay knows how. */
+  async statusWithHub(): Promise<ReturnType<Relay['status']> & { hub?: HubStatus }> {
+    const status = this.status();
+    const hub = await this.options.hubStatus?.();
+    return hub === undefined ? status : { ...status, hub };
   }
 
   /** Says goodbye (peers mark this host's DIDs offline at once) and stops. Unacknowledged mail stays in the outbox. */

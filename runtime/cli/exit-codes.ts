@@ -38,6 +38,8 @@ export function exitCodeOf(err: AnxError): number {
     code === 'ANX_RUN_REFUSED' ||
     // A relay command on a host that joined no relay.
     code === 'ANX_RELAY_UNAVAILABLE' ||
+    // The hub turned this host's leaf down (credentials, TLS).
+    code === 'ANX_RELAY_REFUSED' ||
     code === 'ANX_TASK_NOT_RUNNING' ||
     code === 'ANX_VAULT_REF_MISMATCH' ||
     code.startsWith('ANX_FORBIDDEN') ||

@@ -170,7 +170,21 @@ program
   )
   .action(async (options: StartOptions, cmd: Command) => {
     const dataDir = dataDirOf(cmd);
-    const relay = relayJoinOptions(options);
+    const json = globals(cmd).json === true;
+    const joined = relayJoinOptions(options);
+    // Hub link trouble goes to stderr (the log file of a detached daemon): the host keeps running.
+    const relay =
+      joined === undefined
+        ? undefined
+        : {
+            ...joined,
+            onWarning: (message: string) =>
+              process.stderr.write(
+                json
+                  ? `${JSON.stringify({ warning: { code: 'ANX_RELAY_HUB', message, at: new Date().toISOString() } })}\n`
+                  : `warning: ${printable(message)}\n`,
+              ),
+          };
     if (options.detach) {
       await startDetached(cmd, dataDir, options.port, relayArgs(options), relayEnvOf(options));
       return;

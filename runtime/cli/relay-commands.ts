@@ -11,6 +11,7 @@ import {
   type LeafCredentials,
   NatsServer,
 } from '../../bridge/relay/nats-server.ts';
+import type { HubStatus } from '../../bridge/relay/relay.ts';
 import { AnxError } from '../errors.ts';
 import { formatTable } from './format.ts';
 
@@ -259,10 +260,22 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
     );
   relay
     .command('status')
-    .description("show this host's relay link: connected, peers online, cards, traffic counters")
+    .description(
+      "show this host's relay link: connected, whether the hub answers (and why not), peers online, cards, traffic counters",
+    )
     .action(async (_o: unknown, cmd: Command) => {
       const status = await h.client(cmd).get<Record<string, unknown>>('/v1/relay');
-      h.out(cmd, status, () => formatTable(Object.entries(status).map(([k, v]) => [k, String(v)])));
+      const hubText = (hub: HubStatus): string =>
+        `${hub.reachable ? 'reachable' : 'NOT reachable'} at ${hub.address}${
+          hub.problem === undefined
+            ? ''
+            : ` — ${hub.problem.kind}: ${hub.problem.message} (${new Date(hub.problem.at).toISOString()})`
+        }`;
+      h.out(cmd, status, () =>
+        formatTable(
+          Object.entries(status).map(([k, v]) => [k, k === 'hub' ? hubText(v as HubStatus) : String(v)]),
+        ),
+      );
     });
 
   program

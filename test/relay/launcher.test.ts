@@ -5,6 +5,7 @@ import { afterAll, expect, it } from 'vitest';
 import { joinRelay } from '../../bridge/relay/join.ts';
 import { leafConfig, NatsServer, parseLeafUrl, portOpen } from '../../bridge/relay/nats-server.ts';
 import { RELAY_ENV, relayArgs, relayEnvOf, relayJoinOptions } from '../../runtime/cli/relay-commands.ts';
+import { isAnxError } from '../../runtime/errors.ts';
 import { CLI, waitFor } from '../helpers/daemon.ts';
 import {
   freePort,
@@ -140,3 +141,55 @@ it('takes the join URL from ANX_RELAY, and hands it to a detached start in the e
     else process.env[RELAY_ENV] = before;
   }
 });
+
+it('stops a join the hub refuses (wrong password) with ANX_RELAY_REFUSED and its reason, in the API and the CLI', async () => {
+  const hub = await startHub();
+  try {
+    const wrong = `nats-leaf://${hub.credentials.user}:not-the-password@127.0.0.1:${hub.leafPort}`;
+    const leafPort = await freePort();
+    const err = await joinRelay({ dataDir: tempDir(), relayUrl: wrong, leafPort }).catch((e: unknown) => e);
+    expect(isAnxError(err) && err.code).toBe('ANX_RELAY_REFUSED');
+    expect((err as Error).message).toMatch(/refused this host's leaf: Authorization Violation/);
+    expect((err as Error).message).not.toContain('not-the-password');
+    // Its leaf is gone with it.
+    expect(await portOpen(leafPort)).toBe(false);
+
+    const cli = spawnSync(
+      process.execPath,
+      [CLI, '--data-dir', tempDir(), 'start', '--port', '0', '--leaf-port', String(await freePort())],
+      { encoding: 'utf8', env: { ...process.env, [RELAY_ENV]: wrong }, timeout: 60_000 },
+    );
+    expect(cli.status).toBe(5);
+    expect(cli.stderr).toMatch(
+      /error: the hub at 127\.0\.0\.1:\d+ refused this host's leaf: Authorization Violation/,
+    );
+    expect(cli.stderr).toMatch(/hint: check the user and password/);
+    expect(cli.stderr + cli.stdout).not.toContain('not-the-password');
+  } finally {
+    await hub.stop();
+  }
+}, 90_000);
+
+it('runs without a hub that does not answer, says so, and shows in its status when the hub answers', async () => {
+  const hub = await startHub();
+  await hub.stop();
+  const warnings: string[] = [];
+  const conn = await joinRelay({
+    dataDir: tempDir(),
+    relayUrl: hub.leafUrl,
+    leafPort: 0,
+    hubWaitMs: 1_500,
+    onWarning: (m) => warnings.push(m),
+  });
+  try {
+    expect(warnings[0]).toMatch(/the hub at 127\.0\.0\.1:\d+ does not answer yet \(.*connection refused\)/);
+    const down = await conn.relay.statusWithHub();
+    expect(down.hub).toMatchObject({ reachable: false, problem: { kind: 'unreachable' } });
+    await hub.restart();
+    await waitFor(async () => (await conn.relay.statusWithHub()).hub?.reachable === true, 30_000);
+    expect((await conn.relay.statusWithHub()).hub).not.toHaveProperty('problem');
+  } finally {
+    await conn.close();
+    await hub.stop();
+  }
+}, 90_000);

@@ -5,7 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
+import { joinRelay } from '../../bridge/relay/join.ts';
 import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
+import { type AnxError, isAnxError } from '../../runtime/errors.ts';
 import { CLI } from '../helpers/daemon.ts';
 import { freePort, relayStartSync, startRelayCli } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -124,6 +126,16 @@ it('runs a hub with TLS on its leafnode port that only leaves trusting its CA ca
 
     // Trusting another CA: the TLS handshake fails and the leaf never links.
     await expect(leafWith(hub, credentials, other.ca, 4_000)).rejects.toThrow(/did not become ready/);
+    // A host joining with that CA is told why, instead of running without its hub.
+    const refused = await joinRelay({
+      dataDir: tempDir(),
+      relayUrl: info.join,
+      relayCa: other.ca,
+      leafPort: 0,
+    }).catch((e: unknown) => e);
+    expect(isAnxError(refused) && refused.code).toBe('ANX_RELAY_REFUSED');
+    expect((refused as Error).message).toMatch(/TLS handshake failed: .*unknown authority/);
+    expect((refused as AnxError).hint).toMatch(/--relay-ca/);
   } finally {
     await relay.stop();
   }
