@@ -1,6 +1,6 @@
 // The `anx-runtime` command line: a thin shell over the daemon and its local API.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { type ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
@@ -227,6 +227,8 @@ async function startDetached(
   const launcher = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = openSync(dataFiles.log(dataDir), 'a', 0o600);
+  // Where this start's output begins in the log: its error, if it fails, is read from there.
+  const logStart = fstatSync(log).size;
   const child = spawn(
     process.execPath,
     [launcher, '--data-dir', dataDir, '--json', 'start', '--port', String(port), ...extra],
@@ -256,6 +258,12 @@ async function startDetached(
       return;
     }
     if (exited !== null) {
+      // The child reports with --json: its error is the last JSON object it wrote. It is this start's error.
+      const reported = lastJsonError(dataFiles.log(dataDir), logStart);
+      if (reported !== undefined)
+        throw new AnxError(reported.code, reported.message, {
+          hint: `${reported.hint === undefined ? '' : `${reported.hint}; `}the daemon's log: ${dataFiles.log(dataDir)}`,
+        });
       throw new AnxError('ANX_DAEMON_START', `the daemon exited with code ${exited} before it was ready`, {
         hint: `read ${dataFiles.log(dataDir)} for the reason`,
       });
@@ -265,6 +273,38 @@ async function startDetached(
   throw new AnxError('ANX_DAEMON_START', 'the daemon did not become ready within 30 s', {
     hint: `read ${dataFiles.log(dataDir)}`,
   });
+}
+
+/** The last `{"error": …}` object written to `file` after byte `from` (a `--json` command's failure). */
+function lastJsonError(
+  file: string,
+  from: number,
+): { code: string; message: string; hint?: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file).subarray(from).toString('utf8');
+  } catch {
+    return undefined;
+  }
+  for (let at = text.lastIndexOf('{\n  "error"'); at >= 0; at = text.lastIndexOf('{\n  "error"', at - 1)) {
+    for (let end = text.indexOf('\n}', at); end >= 0; end = text.indexOf('\n}', end + 1)) {
+      try {
+        const { error } = JSON.parse(text.slice(at, end + 2)) as {
+          error?: { code?: unknown; message?: unknown; hint?: unknown };
+        };
+        if (typeof error?.code === 'string' && typeof error.message === 'string')
+          return {
+            code: error.code,
+            message: error.message,
+            ...(typeof error.hint === 'string' ? { hint: error.hint } : {}),
+          };
+      } catch {
+        // Not the end of that object yet.
+      }
+    }
+    if (at === 0) break;
+  }
+  return undefined;
 }
 
 program

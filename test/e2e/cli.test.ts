@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCliConfig } from '../../bridge/workers/cli.ts';
@@ -158,6 +159,28 @@ describe('anx-runtime CLI', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('no anx-runtime daemon is running');
     expect(r.stderr).toContain('hint: start one with `anx-runtime start`');
+  });
+
+  it('reports why a detached daemon could not start, with its exit code, instead of only that it exited', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (holder.address() as AddressInfo).port;
+      const own = tempDir();
+      const r = spawnSync(
+        process.execPath,
+        [CLI, '--data-dir', own, 'start', '--detach', '--port', String(port)],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      );
+      expect(r.status).toBe(5);
+      expect(r.stderr).toContain(`error: port ${port} on 127.0.0.1 is in use`);
+      expect(r.stderr).toMatch(/hint: stop what holds it.*the daemon's log: .*daemon\.log/);
+    } finally {
+      holder.close();
+    }
   });
 
   it('runs the whole flow against a detached daemon', { timeout: 240_000 }, async () => {
