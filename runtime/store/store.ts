@@ -1,5 +1,6 @@
 // The host's one LMDB environment and the named databases the kernel keeps in it.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Database, type DatabaseOptions, type Key, open, type RootDatabase } from 'lmdb';
 import { AnxError } from '../errors.ts';
 
@@ -44,6 +45,14 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
   let root: RootDatabase;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // LMDB creates its files 0644: in a directory others can enter (one that existed before, say) the
+    // messages, vault and audit log would be theirs to read. Created empty and owner-only first, LMDB
+    // keeps that mode; files of an older environment are made owner-only too.
+    for (const file of ['data.mdb', 'lock.mdb']) {
+      const path = join(dir, file);
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
     root = open({
       path: dir,
       // Always a directory: lmdb would take a path with a dot in its last segment for a file.

@@ -1,6 +1,6 @@
 // Git vault backend: one bare repository per Enclave, one commit per artifact version, authored by the writing DID.
 import { execFile } from 'node:child_process';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VaultBackendError, VaultNotFoundError } from './errors.ts';
 import {
@@ -140,7 +140,9 @@ export class GitVault implements VaultBackend {
     if (!p) {
       p = (async () => {
         if (await this.exists(repo)) return;
-        await mkdir(this.baseDir, { recursive: true });
+        // The repositories hold the artifacts: owner-only, whatever the data directory's mode.
+        await mkdir(this.baseDir, { recursive: true, mode: 0o700 });
+        await chmod(this.baseDir, 0o700);
         await this.run(repo, ['init', '--quiet', '--bare', '--initial-branch=main']);
       })();
       this.ready.set(repo, p);

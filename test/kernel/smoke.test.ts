@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -40,4 +40,21 @@ it('opens a data directory whose name has a dot in it as a directory', async () 
   expect(again.meta.get('probe')).toBe(1);
   await again.close();
   rmSync(dirname(dir), { recursive: true });
+});
+
+it('keeps its LMDB files owner-only in a data directory others can enter, also files of an older environment', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'anx-'));
+  chmodSync(dir, 0o755);
+  const store = openStore(dir);
+  await store.meta.put('probe', 1);
+  await store.close();
+  for (const file of ['data.mdb', 'lock.mdb']) {
+    expect(statSync(join(dir, file)).mode & 0o777).toBe(0o600);
+    chmodSync(join(dir, file), 0o644);
+  }
+  const again = openStore(dir);
+  expect(again.meta.get('probe')).toBe(1);
+  await again.close();
+  for (const file of ['data.mdb', 'lock.mdb']) expect(statSync(join(dir, file)).mode & 0o777).toBe(0o600);
+  rmSync(dir, { recursive: true });
 });

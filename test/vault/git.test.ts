@@ -1,6 +1,6 @@
 // Runs the shared vault suite against the git backend (real git binary), plus what only git shows: commits and authors.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,23 @@ describe('git vault repository', () => {
     expect(trailers).toContain(`Anx-Hash: sha256:${r2.hash}`);
     expect(git(repo, 'show', 'main:content/design/spec.md/@1')).toBe('one');
     expect(git(repo, 'fsck', '--no-progress', '--strict')).toBe('');
+  });
+
+  it('keeps its repositories in an owner-only directory, whatever the mode of the directory around it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'anx-vault-git-'));
+    dirs.push(dir);
+    await chmod(dir, 0o755);
+    const base = join(dir, 'vault');
+    await mkdir(base, { mode: 0o755 });
+    await chmod(base, 0o755);
+    const vault = new GitVault(base);
+    await vault.put('enc1', 'notes.md', {
+      kind: 'text',
+      content: 'x',
+      author: 'did:agentnexus:z6Mkx',
+      summary: '',
+    });
+    expect((await stat(base)).mode & 0o777).toBe(0o700);
   });
 
   it('reports stored bytes altered behind its back as an integrity error', async () => {
