@@ -1,5 +1,4 @@
 // CLI commands of the authority layer: audit verify/list, freeze, thaw, token issue/delegate/revoke/inspect, trust show/attest.
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type ApiClient, DaemonNotRunningError } from '../../bridge/api/client.ts';
 import type {
@@ -14,6 +13,7 @@ import { nodeSuite } from '../crypto/node.ts';
 import { AnxError } from '../errors.ts';
 import { EXIT } from './exit-codes.ts';
 import { formatTable } from './format.ts';
+import { secretArg } from './secret-arg.ts';
 
 interface Helpers {
   client(cmd: Command): ApiClient;
@@ -54,22 +54,7 @@ function parseInteger(flag: string, value: string, min = 0, max = Number.MAX_SAF
 }
 
 /** A token given as text, `@file`, or `-` (stdin). */
-function tokenArg(value: string): string {
-  let text = value;
-  try {
-    if (value === '-') text = readFileSync(0, 'utf8');
-    else if (value.startsWith('@')) text = readFileSync(value.slice(1), 'utf8');
-  } catch (err) {
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `cannot read the token from ${value}: ${(err as Error).message}`,
-      {
-        hint: 'pass the token text, @FILE or - for stdin',
-      },
-    );
-  }
-  return text.trim();
-}
+const tokenArg = (value: string): string => secretArg(value, 'the token');
 
 const collect = (value: string, previous: string[] = []): string[] => [
   ...previous,

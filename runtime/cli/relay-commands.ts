@@ -14,6 +14,7 @@ import {
 import type { HubStatus } from '../../bridge/relay/relay.ts';
 import { AnxError } from '../errors.ts';
 import { formatTable } from './format.ts';
+import { secretArg } from './secret-arg.ts';
 
 export interface StartOptions {
   port: number;
@@ -389,14 +390,21 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
     .argument('<url>', 'http(s) URL to POST notices to when mail is stored while the DID is offline')
     .option(
       '--secret <s>',
-      'HMAC-SHA256 key for the x-anx-signature header (default: generated, printed once)',
+      'HMAC-SHA256 key for the x-anx-signature header: text, @FILE or - for stdin (default: generated, printed once)',
     )
     .action(async (did: string, url: string, o: { secret?: string }, cmd: Command) => {
+      const secret = o.secret === undefined ? undefined : secretArg(o.secret, '--secret');
       const reg = await h.client(cmd).post<{ did: string; url: string; secret: string }>('/v1/webhooks', {
         did,
         url,
-        ...(o.secret === undefined ? {} : { secret: o.secret }),
+        ...(secret === undefined ? {} : { secret }),
       });
-      h.out(cmd, reg, () => `webhook of ${reg.did} set to ${reg.url}\nHMAC secret: ${reg.secret}`);
+      // A secret the user gave is not echoed back into the terminal (or a log); a generated one is shown once.
+      const shown = o.secret === undefined ? reg : { did: reg.did, url: reg.url };
+      h.out(cmd, shown, () =>
+        o.secret === undefined
+          ? `webhook of ${reg.did} set to ${reg.url}\nHMAC secret: ${reg.secret}`
+          : `webhook of ${reg.did} set to ${reg.url} with the given HMAC secret`,
+      );
     });
 }

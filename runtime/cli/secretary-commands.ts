@@ -6,6 +6,7 @@ import { parsePlaybook } from '../../machines/playbook/parse.ts';
 import { AnxError } from '../errors.ts';
 import { parseDurationMs } from './authority-commands.ts';
 import { formatTable } from './format.ts';
+import { secretArg } from './secret-arg.ts';
 import { formatRunStatus } from './teamwork-commands.ts';
 
 interface Helpers {
@@ -306,7 +307,7 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
     .option('--source <key=value>', 'where the request came from (repeatable)', collect, [])
     .option('--secretary <did>', "the Secretary that takes it (default: the actor, or the Owner's first)")
     .option('--callback <url>', 'also POST the signed result here')
-    .option('--token <token>', 'a capability token for the actor')
+    .option('--token <token>', 'a capability token for the actor (text, @FILE or - for stdin)')
     .addHelpText(
       'after',
       '\nExample:\n  anx-runtime dispatch --session sess_login_001 --owner OWNER --actor SECRETARY --role developer "Implement the login module"',
@@ -327,6 +328,8 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
         },
         cmd: Command,
       ) => {
+        // Read before the daemon is asked: a token that cannot be read is the user's to fix first.
+        const token = o.token === undefined ? undefined : secretArg(o.token, 'the token');
         const d = await h.client(cmd).post<DispatchJson>('/v1/dispatch', {
           session_id: o.session,
           owner_did: o.owner,
@@ -337,7 +340,7 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
           ...(o.playbook === undefined ? {} : { playbook: playbookArg(o.playbook) }),
           ...(o.secretary === undefined ? {} : { secretary_did: o.secretary }),
           ...(o.callback === undefined ? {} : { callback_url: o.callback }),
-          ...(o.token === undefined ? {} : { token: o.token }),
+          ...(token === undefined ? {} : { token }),
         });
         h.out(cmd, d, () => formatDispatch(d));
       },
@@ -348,14 +351,15 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
     .argument('<session_id>')
     .requiredOption('--actor <did>', 'who aborts')
     .option('--reason <text>', 'why', 'aborted by the owner')
-    .option('--token <token>', 'a capability token for the actor')
+    .option('--token <token>', 'a capability token for the actor (text, @FILE or - for stdin)')
     .action(async (session: string, o: { actor: string; reason: string; token?: string }, cmd: Command) => {
+      const token = o.token === undefined ? undefined : secretArg(o.token, 'the token');
       const d = await h
         .client(cmd)
         .post<DispatchJson>(`/v1/dispatches/${encodeURIComponent(session)}/abort`, {
           actor_did: o.actor,
           reason: o.reason,
-          ...(o.token === undefined ? {} : { token: o.token }),
+          ...(token === undefined ? {} : { token }),
         });
       h.out(cmd, d, () => formatDispatch(d));
     });

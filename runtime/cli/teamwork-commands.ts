@@ -9,6 +9,7 @@ import { assertPlaybook, PlaybookValidationError } from '../../machines/playbook
 import { AnxError } from '../errors.ts';
 import { parseDurationMs } from './authority-commands.ts';
 import { formatTable } from './format.ts';
+import { secretArg } from './secret-arg.ts';
 
 interface Helpers {
   dataDirOf(cmd: Command): string;
@@ -121,7 +122,7 @@ function parseTokens(values: string[]): Record<string, string> | undefined {
           hint: "the worker's Owner issues the token: anx-runtime token issue --from OWNER --to COORDINATOR --resource worker:WORKER_DID --action stage.assign",
         },
       );
-    out[did] = v.slice(at + 1);
+    out[did] = secretArg(v.slice(at + 1), `the token for ${did}`);
   }
   return out;
 }
@@ -422,7 +423,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .option('--run-id <id>', 'run id (default: generated)')
     .option(
       '--token <did=token>',
-      'a capability token for stage.assign presented to a worker of another host (repeat)',
+      'a capability token for stage.assign presented to a worker of another host (repeat; TOKEN as text, @FILE or - for stdin)',
       collect,
       [],
     )

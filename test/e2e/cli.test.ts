@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCliConfig } from '../../bridge/workers/cli.ts';
 import { checkScriptSpec } from '../../bridge/workers/script.ts';
 import { printable } from '../../runtime/cli/format.ts';
+import { secretArg } from '../../runtime/cli/secret-arg.ts';
 import { CLI, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -152,6 +153,24 @@ describe('anx-runtime CLI', () => {
     const bad = cli('--json', 'token', 'inspect', tampered.token);
     expect(bad.code).toBe(5);
     expect(JSON.parse(bad.stdout).error.code).toBe('ANX_TOKEN_INVALID');
+  });
+
+  it('reads secret arguments from text, @FILE or stdin, and names what it could not read', () => {
+    const file = join(tempDir(), 'secret');
+    writeFileSync(file, '  s3cret-value\n', { mode: 0o600 });
+    expect(secretArg('plain', '--secret')).toBe('plain');
+    expect(secretArg(`@${file}`, '--secret')).toBe('s3cret-value');
+    expect(() => secretArg(`@${file}.missing`, 'the token')).toThrow(/cannot read the token from @.*missing/);
+    writeFileSync(file, '\n');
+    expect(() => secretArg(`@${file}`, '--secret')).toThrow(/--secret from @.* is empty/);
+    // `-` is stdin: a dispatch given its token that way fails on the token, not on reading it.
+    const r = spawnSync(
+      process.execPath,
+      [CLI, '--data-dir', tempDir(), 'abort', 'sess', '--actor', 'did:agentnexus:z6Mkx', '--token', '-'],
+      { input: '', encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('the token from stdin is empty');
   });
 
   it('says clearly that no daemon runs, with exit code 3', () => {

@@ -137,11 +137,17 @@ it('refuses work for a bound worker from a stranger, and takes it with a token f
   const refusedArg = await runCli(relayed.dirs[0], ...runArgs, '--token', 'not-a-did-and-token');
   expect(refusedArg.code).toBe(2);
   expect(refusedArg.stderr).toContain('--token expected WORKER_DID=TOKEN, got "not-a-did-and-token"');
+  // The token from a file (kept out of the process list).
+  const tokenFile = join(markers, 'assign.token');
+  writeFileSync(tokenFile, `${forRun}\n`, { mode: 0o600 });
+  const missing = await runCli(relayed.dirs[0], ...runArgs, '--token', `${worker}=@${tokenFile}.missing`);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain(`cannot read the token for ${worker} from @${tokenFile}.missing`);
   const allowed = await runCliJson<{ run_id: string }>(
     relayed.dirs[0],
     ...runArgs,
     '--token',
-    `${worker}=${forRun}`,
+    `${worker}=@${tokenFile}`,
   );
   expect(allowed.run_id).toBe('run-granted');
   await waitFor(async () => (await runOf(allowed.run_id)).state === 'completed', 60_000, 'the run completes');
