@@ -91,7 +91,8 @@ export interface ProposeRequest {
   description?: string;
   candidates?: string[];
   enclave_id?: string;
-  resources?: TaskResource[];
+  /** Attached from the start; an artifact named by key is resolved to its ref (read as `as`) first. */
+  resources?: Array<TaskResource | ArtifactByKey>;
   id?: string;
 }
 
@@ -135,8 +136,16 @@ export class Tasks {
       throw new TaskInputError(`"id" expected a new task id, but task ${id} exists with other content`);
     }
     const body: Record<string, unknown> = { task_id: id, title: request.title };
-    for (const field of ['description', 'candidates', 'enclave_id', 'resources'] as const)
+    for (const field of ['description', 'candidates', 'enclave_id'] as const)
       if (request[field] !== undefined) body[field] = request[field];
+    if (request.resources !== undefined) {
+      // Resolved before anything is created: an artifact that cannot be read leaves no task behind.
+      if (!Array.isArray(request.resources))
+        throw new TaskInputError('"resources" expected a list of resources');
+      const resolved: unknown[] = [];
+      for (const r of request.resources) resolved.push(await this.resolve(r, request.as));
+      body['resources'] = resolved;
+    }
     const problem = proposalProblem(body);
     if (problem !== null) throw new TaskInputError(problem);
     if (request.enclave_id !== undefined) this.enclaves.check(request.enclave_id, request.as, 'read');

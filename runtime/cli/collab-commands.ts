@@ -299,6 +299,8 @@ Examples:
         },
         cmd: Command,
       ) => {
+        // The artifacts go with the proposal: one that cannot be read leaves no task behind.
+        const resources = o.artifact?.map(parseArtifact);
         const t = await post<TaskJson>(cmd, '/v1/tasks', {
           as: o.as,
           title: o.title,
@@ -306,15 +308,9 @@ Examples:
           ...(o.candidate === undefined ? {} : { candidates: o.candidate }),
           ...(o.enclave === undefined ? {} : { enclave_id: o.enclave }),
           ...(o.id === undefined ? {} : { id: o.id }),
+          ...(resources === undefined ? {} : { resources }),
         });
-        const result =
-          o.artifact === undefined
-            ? t
-            : await post<TaskJson>(cmd, taskPath(t.task_id, '/sync'), {
-                as: o.as,
-                resources: o.artifact.map(parseArtifact),
-              });
-        h.out(cmd, result, () => formatTask(result));
+        h.out(cmd, t, () => formatTask(t));
       },
     );
   task

@@ -243,6 +243,36 @@ describe('tasks', () => {
     ]);
   });
 
+  it('attaches artifacts named by key from the proposal on, and proposes nothing when one cannot be read', async () => {
+    const host = await open();
+    const { alice } = await team(host);
+    const tasks = host.teamwork.tasks;
+    const enclave = (await host.teamwork.enclaves.create({ owner: alice, id: 'enc-propose' })).enclave_id;
+    const ref = await host.teamwork.vault.put(
+      enclave,
+      'design/spec.md',
+      { kind: 'text', content: 'spec', summary: 'spec' },
+      alice,
+    );
+    const missing = await refusal(
+      tasks.propose({
+        as: alice,
+        title: 'x',
+        id: 'task-missing-artifact',
+        resources: [{ kind: 'artifact', enclave_id: enclave, key: 'no/such.md' }],
+      }),
+    );
+    expect(missing.code).toBe('ANX_VAULT_NOT_FOUND');
+    expect(tasks.list().map((t) => t.task_id)).not.toContain('task-missing-artifact');
+    const task = await tasks.propose({
+      as: alice,
+      title: 'x',
+      id: 'task-missing-artifact',
+      resources: [{ kind: 'artifact', enclave_id: enclave, key: 'design/spec.md' }],
+    });
+    expect(task.resources).toEqual([expect.objectContaining({ kind: 'artifact', ref, by: alice })]);
+  });
+
   it('keeps tasks across a restart: state, log and the refusal of a replayed statement', async () => {
     const dataDir = tempDir();
     let host = await open(dataDir);
