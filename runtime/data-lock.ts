@@ -46,7 +46,7 @@ interface Holder {
 }
 
 /** When the process `pid` started (clock ticks since boot, from `/proc`), or undefined where unknown. */
-function startTimeOf(pid: number): string | undefined {
+export function startTimeOf(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (in parentheses, which may hold spaces); starttime is field 22.

@@ -1,5 +1,7 @@
 // Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { startTimeOf } from '../../runtime/data-lock.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
 import {
   connectHost,
@@ -97,6 +99,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
   }
   let leaf: NatsServer | undefined;
   let url: string;
+  let relayDir: string | undefined;
   if (options.relayUrl !== undefined) {
     const { hub, credentials, tls } = parseLeafUrl(options.relayUrl);
     if (options.relayCa !== undefined && !tls)
@@ -106,9 +109,12 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     const port = options.leafPort === 0 ? await freeLoopbackPort() : (options.leafPort ?? 4223);
     // A leaf bound to one LAN address is reached there, not on loopback.
     url = natsUrlOf(options.leafHost, port);
+    relayDir = join(options.dataDir, 'relay');
+    // The leaf a killed host of this data directory left running: stopped, so this host supervises its own.
+    await stopOrphanLeaf(relayDir);
     if (!(await portOpen(port, connectHost(options.leafHost)))) {
       leaf = new NatsServer({
-        dir: join(options.dataDir, 'relay'),
+        dir: relayDir,
         name: 'leaf.conf',
         port,
         ...(options.leafHost === undefined ? {} : { host: options.leafHost }),
@@ -120,6 +126,9 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
           ...(options.leafHost === undefined ? {} : { clientHost: options.leafHost }),
         }),
       });
+      const dir = relayDir;
+      // Each process of the leaf (a restart is a new one) is recorded for the next start to find.
+      leaf.onSpawn = (pid) => recordLeaf(dir, pid);
       await leaf.start({ supervise: true });
     }
   } else {
@@ -174,6 +183,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     close: async () => {
       await relay.close();
       await leaf?.stop();
+      if (leaf !== undefined) rmSync(join(relayDir ?? '', LEAF_PID_FILE), { force: true });
     },
   };
 }
@@ -203,4 +213,61 @@ async function waitForHub(
   options.onWarning?.(
     `the hub at ${hub} does not answer yet${problem === undefined ? '' : ` (${problem.message})`}; the host runs, and mail for other hosts waits in the outbox until it does`,
   );
+}
+
+/** Names the leaf a host started (`pid starttime`), so the next host of the data directory knows it. */
+const LEAF_PID_FILE = 'leaf.pid';
+
+function recordLeaf(relayDir: string, pid: number): void {
+  writeFileSync(join(relayDir, LEAF_PID_FILE), `${pid} ${startTimeOf(pid) ?? ''}\n`, { mode: 0o600 });
+}
+
+/**
+ * A host killed with `kill -9` leaves its leaf `nats-server` running, unsupervised and with the
+ * configuration of then. The next start of that data directory stops it (SIGTERM, SIGKILL after 3 s)
+ * and starts its own. Only a process proven to be that leaf is stopped: the pid of `leaf.pid`, started
+ * when the file says (so a reused pid is not taken for it), running `nats-server` with this directory's
+ * `leaf.conf`. Where `/proc` cannot tell (not Linux), nothing is stopped and the leaf is shared as before.
+ */
+export async function stopOrphanLeaf(relayDir: string): Promise<boolean> {
+  const file = join(relayDir, LEAF_PID_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return false;
+  }
+  const [pidText, start] = text.trim().split(' ');
+  const pid = Number(pidText);
+  const ours = (): boolean => {
+    if (!Number.isSafeInteger(pid) || pid <= 0 || start === undefined || start === '') return false;
+    if (startTimeOf(pid) !== start) return false;
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv.includes(join(relayDir, 'leaf.conf')) && /nats-server$/.test(argv[0] ?? '');
+    } catch {
+      return false;
+    }
+  };
+  if (!ours()) {
+    rmSync(file, { force: true });
+    return false;
+  }
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // Gone already.
+  }
+  const deadline = Date.now() + 3_000;
+  while (ours() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (ours()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+    while (ours()) await new Promise((r) => setTimeout(r, 20));
+  }
+  rmSync(file, { force: true });
+  return true;
 }

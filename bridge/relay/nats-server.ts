@@ -275,6 +275,8 @@ export class NatsServer {
   onHubLinkProblem: ((problem: HubLinkProblem) => void) | undefined;
   /** Told when a supervised server died and is being started again (with its last output). */
   onRestart: ((code: number | null, output: string) => void) | undefined;
+  /** Told the pid of each process started (the first, and each restart). */
+  onSpawn: ((pid: number) => void) | undefined;
   readonly configFile: string;
 
   constructor(readonly spec: NatsServerSpec) {
@@ -357,6 +359,7 @@ export class NatsServer {
   private spawnChild(binary: string): void {
     const child = spawn(binary, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    if (child.pid !== undefined) this.onSpawn?.(child.pid);
     const keep = (d: Buffer) => {
       const text = d.toString();
       this.log = (this.log + text).slice(-16_000);

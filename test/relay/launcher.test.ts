@@ -1,12 +1,14 @@
 // The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
 import { joinRelay } from '../../bridge/relay/join.ts';
 import { leafConfig, NatsServer, parseLeafUrl, portOpen } from '../../bridge/relay/nats-server.ts';
 import { RELAY_ENV, relayArgs, relayEnvOf, relayJoinOptions } from '../../runtime/cli/relay-commands.ts';
 import { isAnxError } from '../../runtime/errors.ts';
-import { CLI, waitFor } from '../helpers/daemon.ts';
+import { CLI, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import {
   freePort,
   relayStartSync,
@@ -193,3 +195,48 @@ it('runs without a hub that does not answer, says so, and shows in its status wh
     await hub.stop();
   }
 }, 90_000);
+
+it('stops the leaf a kill -9-ed host left running and supervises a new one when the host starts again', async () => {
+  const hub = await startHub();
+  const dataDir = tempDir();
+  const leafPort = await freePort();
+  const pidFile = join(dataDir, 'relay', 'leaf.pid');
+  const leafPid = () => Number(readFileSync(pidFile, 'utf8').split(' ')[0]);
+  // A process that exited but was not reaped yet (a zombie: state Z) counts as gone.
+  const alive = (pid: number) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  const start = () =>
+    startDaemonProcess(dataDir, 60_000, {
+      args: ['--leaf-port', String(leafPort)],
+      env: { [RELAY_ENV]: hub.leafUrl },
+    });
+  let daemon = await start();
+  const orphan = leafPid();
+  try {
+    await killHard(daemon);
+    // The leaf outlived its host.
+    expect(alive(orphan)).toBe(true);
+    daemon = await start();
+    expect(alive(orphan)).toBe(false);
+    const fresh = leafPid();
+    expect(fresh).not.toBe(orphan);
+    // This one is supervised: killed, it comes back on its port.
+    process.kill(fresh, 'SIGKILL');
+    await waitFor(() => existsSync(pidFile) && leafPid() !== fresh && alive(leafPid()), 30_000, 'a new leaf');
+    await waitFor(() => portOpen(leafPort), 30_000, 'the leaf port');
+    await daemon.api.post('/v1/stop', {});
+    await waitFor(() => daemon.child.exitCode !== null, 30_000, 'the daemon stops');
+    expect(existsSync(pidFile)).toBe(false);
+  } finally {
+    await killHard(daemon);
+    for (const pid of [orphan, existsSync(pidFile) ? leafPid() : 0])
+      if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
+    await hub.stop();
+  }
+}, 120_000);
