@@ -23,6 +23,8 @@ export interface NatsTransportOptions {
 
 /** When a new presence watcher asks again for heartbeats announced before it began. */
 const PRESENCE_REASK_MS = [250, 1_000, 3_000];
+/** Shortest time between two answers of a host to presence queries. */
+export const PRESENCE_ANSWER_MS = 200;
 
 /**
  * Frames over core NATS. Publishing never waits for the relay: frames queue in the client while it
@@ -40,6 +42,8 @@ export class NatsTransport implements Transport {
   private readonly statusHandlers = new Set<(s: TransportStatus) => void>();
   private readonly lastHeartbeat = new Map<string, Uint8Array>();
   private querySub: NatsSub | undefined;
+  private lastAnswer = 0;
+  private answerTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(readonly nc: NatsConnection) {
     void this.watchStatus();
@@ -124,9 +128,19 @@ export class NatsTransport implements Transport {
   announce(hostId: string, heartbeat: Uint8Array): void {
     this.lastHeartbeat.set(hostId, new Uint8Array(heartbeat));
     if (this.querySub === undefined) {
+      // Anyone on the relay may ask, as often as they like: answers are coalesced to at most one per
+      // PRESENCE_ANSWER_MS, so a flood of queries cannot make every host flood the relay in turn.
+      const answer = () => {
+        this.lastAnswer = Date.now();
+        this.answerTimer = undefined;
+        for (const [id, hb] of this.lastHeartbeat) this.publish(presenceSubject(id), hb, undefined);
+      };
       this.querySub = this.nc.subscribe(PRESENCE_QUERY, {
         callback: () => {
-          for (const [id, hb] of this.lastHeartbeat) this.publish(presenceSubject(id), hb, undefined);
+          if (this.answerTimer !== undefined) return;
+          const wait = this.lastAnswer + PRESENCE_ANSWER_MS - Date.now();
+          if (wait <= 0) answer();
+          else this.answerTimer = setTimeout(answer, wait).unref();
         },
       });
     }
@@ -168,6 +182,7 @@ export class NatsTransport implements Transport {
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.setStatus('closed');
+    if (this.answerTimer !== undefined) clearTimeout(this.answerTimer);
     try {
       await this.nc.drain();
     } catch {

@@ -171,8 +171,12 @@ export class HeartbeatSigner {
   }
 }
 
-/** Why a heartbeat was not taken (for the relay's statistics and tests). */
-export type HeartbeatRefusal = 'signature' | 'stale' | 'replayed' | 'interval';
+/**
+ * Why a heartbeat was not taken (for the relay's statistics and tests). `repeated`: the very heartbeat
+ * taken last from that host key, announced again for a host that just started watching; nothing is
+ * wrong with it, there is just nothing new in it.
+ */
+export type HeartbeatRefusal = 'signature' | 'stale' | 'replayed' | 'repeated' | 'interval';
 
 /**
  * Checks heartbeats before the tracker sees them: the host key's signature, freshness (each key's
@@ -195,7 +199,8 @@ export class HeartbeatVerifier {
     if (hb.interval > MAX_INTERVAL_MS) return 'interval';
     const keyId = Buffer.from(hb.key).toString('base64url');
     const last = this.lastTs.get(keyId);
-    if (last !== undefined && hb.ts <= last) return 'replayed';
+    if (last !== undefined && hb.ts === last) return 'repeated';
+    if (last !== undefined && hb.ts < last) return 'replayed';
     if (Math.abs(hb.ts - now) > HEARTBEAT_WINDOW_MS) return 'stale';
     const { sig, ...body } = hb;
     if (!this.verify(hb.key, heartbeatSigningInput(body), sig)) return 'signature';

@@ -386,6 +386,8 @@ export class Relay implements RemoteRouter {
         const hb = decodeHeartbeat(data);
         if (hb === undefined || hb.host === this.hostId) return;
         const update = (this.verifier as HeartbeatVerifier).check(hb);
+        // A heartbeat announced again for a new watcher is no refusal: it carries nothing new.
+        if (update === 'repeated') return;
         if (typeof update === 'string') this.stats.heartbeatsRefused++;
         else this.presence.observe(update);
       }),

@@ -1,6 +1,8 @@
 // The NATS transport runs the shared transport suite across leaf → hub → leaf on real nats-server processes.
-import { afterAll, beforeAll } from 'vitest';
-import { NatsTransport } from '../../bridge/relay/nats-transport.ts';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { NatsTransport, PRESENCE_ANSWER_MS } from '../../bridge/relay/nats-transport.ts';
+import { PRESENCE_QUERY, PRESENCE_WILDCARD } from '../../bridge/relay/subjects.ts';
 import { startHub, startLeaf, stopAllNats, type TestLeaf } from '../helpers/nats.ts';
 import { cleanupTempDirs } from '../helpers/tmp.ts';
 import { transportCases } from './transport.case.ts';
@@ -34,4 +36,27 @@ transportCases('NATS', async () => {
       await b.close();
     },
   };
+});
+
+it('answers a flood of presence queries with at most one announcement per interval', async () => {
+  const host = await NatsTransport.connect({ servers: leaves[0].url });
+  const flooder = await connect({ servers: leaves[0].url });
+  try {
+    host.announce('host-1', new Uint8Array([1, 2, 3]));
+    let seen = 0;
+    flooder.subscribe(PRESENCE_WILDCARD, { callback: () => void seen++ });
+    await host.flush();
+    await flooder.flush();
+    const started = Date.now();
+    for (let i = 0; i < 2_000; i++) flooder.publish(PRESENCE_QUERY);
+    await flooder.flush();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const elapsed = Date.now() - started;
+    // Answered (a new watcher still learns who is there), but not once per query.
+    expect(seen).toBeGreaterThanOrEqual(1);
+    expect(seen).toBeLessThanOrEqual(Math.ceil(elapsed / PRESENCE_ANSWER_MS) + 1);
+  } finally {
+    await flooder.close();
+    await host.close();
+  }
 });

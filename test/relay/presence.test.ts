@@ -115,11 +115,11 @@ it('counts only DIDs that granted the signing host, and refuses forged, tampered
   const tampered = decoded(real.heartbeat([alice.did], 1_000));
   tampered.interval = 50_000;
   expect(v.check(tampered)).toBe('signature');
-  // Replayed: the same heartbeat twice, or an older one.
+  // The same heartbeat again (announced for a new watcher) is a repeat, not news; an older one is a replay.
   clock.advance(10);
   const fresh = decoded(real.heartbeat([alice.did], 1_000));
   expect(v.check(fresh)).toMatchObject({ dids: [alice.did] });
-  expect(v.check(fresh)).toBe('replayed');
+  expect(v.check(fresh)).toBe('repeated');
   expect(v.check(first)).toBe('replayed');
   // A goodbye from the rogue key for the real host's id says nothing about alice.
   clock.advance(10);
