@@ -11,6 +11,7 @@ import type {
 import { TokenVerifier } from '../authority/tokens.ts';
 import { nodeSuite } from '../crypto/node.ts';
 import { AnxError } from '../errors.ts';
+import { integerOption } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
@@ -43,16 +44,6 @@ function parseTime(flag: string, value: string): number {
   return n;
 }
 
-function parseInteger(flag: string, value: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `${flag} expected an integer from ${min} to ${max}, got "${value}"`,
-    );
-  return n;
-}
-
 /** A token given as text, `@file`, or `-` (stdin). */
 const tokenArg = (value: string): string => secretArg(value, 'the token');
 
@@ -72,7 +63,7 @@ interface GrantOptions {
   notBefore?: string;
   ctx?: string[];
   stages?: string[];
-  maxBytes?: string;
+  maxBytes?: number;
 }
 
 function grantOptions(cmd: Command): Command {
@@ -91,7 +82,7 @@ function grantOptions(cmd: Command): Command {
       collect,
     )
     .option('--stages <stages>', 'limit to these stages (comma-separated)', collect)
-    .option('--max-bytes <n>', 'limit each write to this many bytes');
+    .option('--max-bytes <n>', 'limit each write to this many bytes', integerOption('--max-bytes'));
 }
 
 function grantBody(o: GrantOptions): Record<string, unknown> {
@@ -106,7 +97,7 @@ function grantBody(o: GrantOptions): Record<string, unknown> {
     constraints['ctx'] = ctx;
   }
   if (o.stages !== undefined) constraints['stages'] = o.stages;
-  if (o.maxBytes !== undefined) constraints['max_bytes'] = parseInteger('--max-bytes', o.maxBytes);
+  if (o.maxBytes !== undefined) constraints['max_bytes'] = o.maxBytes;
   return {
     ...(o.resource === undefined ? {} : { resource: o.resource }),
     ...(o.action === undefined ? {} : { actions: o.action }),
@@ -196,8 +187,8 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
     .option('--action <name>', 'only this action or its sub-actions (token, token.check, host.freeze...)')
     .option('--decision <d>', 'only allow or deny')
     .option('--did <did>', 'only records where this DID acted or was acted for')
-    .option('--after <seq>', 'only records after this sequence number')
-    .option('--limit <n>', 'at most this many records (default 100)')
+    .option('--after <seq>', 'only records after this sequence number', integerOption('--after'))
+    .option('--limit <n>', 'at most this many records (default 100)', integerOption('--limit', 1, 10_000))
     .option('--reverse', 'newest first')
     .action(
       async (
@@ -205,8 +196,8 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
           action?: string;
           decision?: string;
           did?: string;
-          after?: string;
-          limit?: string;
+          after?: number;
+          limit?: number;
           reverse?: boolean;
         },
         cmd: Command,
@@ -215,8 +206,8 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
         if (o.action !== undefined) q.set('action', o.action);
         if (o.decision !== undefined) q.set('decision', o.decision);
         if (o.did !== undefined) q.set('did', o.did);
-        if (o.after !== undefined) q.set('after', String(parseInteger('--after', o.after)));
-        if (o.limit !== undefined) q.set('limit', String(parseInteger('--limit', o.limit, 1, 10_000)));
+        if (o.after !== undefined) q.set('after', String(o.after));
+        if (o.limit !== undefined) q.set('limit', String(o.limit));
         if (o.reverse === true) q.set('reverse', 'true');
         const r = await h.client(cmd).get<{ entries: AuditEntry[] }>(`/v1/audit?${q}`);
         h.out(cmd, r, () =>
@@ -282,11 +273,9 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
       throw new AnxError('ANX_ARGUMENT_INVALID', '--action expected at least one action', {
         hint: 'for example --action vault.get,vault.put',
       });
-    const r = await h.client(cmd).post<{ token: string; grant: TokenGrant }>('/v1/tokens', {
-      issuer: o.from,
-      audience: o.to,
-      ...grantBody(o),
-    });
+    // Arguments are checked before the daemon is asked.
+    const body = { issuer: o.from, audience: o.to, ...grantBody(o) };
+    const r = await h.client(cmd).post<{ token: string; grant: TokenGrant }>('/v1/tokens', body);
     h.out(cmd, r, () => r.token);
   });
   grantOptions(
@@ -299,11 +288,8 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
       .requiredOption('--to <did>', 'who may use the new token')
       .option('--resource <resource>', "a resource within the parent's (default: the same)"),
   ).action(async (parent: string, o: GrantOptions & { to: string }, cmd: Command) => {
-    const r = await h.client(cmd).post<{ token: string; grant: TokenGrant }>('/v1/tokens/delegate', {
-      parent: tokenArg(parent),
-      audience: o.to,
-      ...grantBody(o),
-    });
+    const body = { parent: tokenArg(parent), audience: o.to, ...grantBody(o) };
+    const r = await h.client(cmd).post<{ token: string; grant: TokenGrant }>('/v1/tokens/delegate', body);
     h.out(cmd, r, () => r.token);
   });
   token
@@ -316,17 +302,22 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
       '--by <did>',
       'the revoking local identity: an issuer of the link or of one before it (default: the nearest local issuer)',
     )
-    .option('--link <n>', 'revoke this link of the chain (0 = the root grant; default: the last)')
+    .option(
+      '--link <n>',
+      'revoke this link of the chain (0 = the root grant; default: the last)',
+      integerOption('--link', 0, 7),
+    )
     .option('--reason <text>', 'why (kept with the revocation and in the audit log)')
-    .action(async (t: string, o: { by?: string; link?: string; reason?: string }, cmd: Command) => {
+    .action(async (t: string, o: { by?: string; link?: number; reason?: string }, cmd: Command) => {
+      const body = {
+        token: tokenArg(t),
+        ...(o.by === undefined ? {} : { by: o.by }),
+        ...(o.link === undefined ? {} : { link: o.link }),
+        ...(o.reason === undefined ? {} : { reason: o.reason }),
+      };
       const r = await h
         .client(cmd)
-        .post<{ id: string; by: string; distributed: boolean }>('/v1/tokens/revoke', {
-          token: tokenArg(t),
-          ...(o.by === undefined ? {} : { by: o.by }),
-          ...(o.link === undefined ? {} : { link: parseInteger('--link', o.link, 0, 7) }),
-          ...(o.reason === undefined ? {} : { reason: o.reason }),
-        });
+        .post<{ id: string; by: string; distributed: boolean }>('/v1/tokens/revoke', body);
       h.out(
         cmd,
         r,
@@ -408,21 +399,22 @@ export function registerAuthorityCommands(program: Command, h: Helpers): void {
     .description('sign an attestation by a local identity about another DID (-100 distrust .. 100 trust)')
     .requiredOption('--from <did>', 'the attesting local identity')
     .requiredOption('--about <did>', 'the DID attested to')
-    .requiredOption('--value <n>', 'from -100 to 100')
+    .requiredOption('--value <n>', 'from -100 to 100', integerOption('--value', -100, 100))
     .option('--note <text>', 'why')
     .option('--ttl <duration>', 'valid for this long (default 90d)')
     .action(
       async (
-        o: { from: string; about: string; value: string; note?: string; ttl?: string },
+        o: { from: string; about: string; value: number; note?: string; ttl?: string },
         cmd: Command,
       ) => {
-        const r = await h.client(cmd).post<Record<string, unknown>>('/v1/trust/attest', {
+        const body = {
           issuer: o.from,
           subject: o.about,
-          value: parseInteger('--value', o.value, -100, 100),
+          value: o.value,
           ...(o.note === undefined ? {} : { note: o.note }),
           ...(o.ttl === undefined ? {} : { ttl_ms: parseDurationMs('--ttl', o.ttl) }),
-        });
+        };
+        const r = await h.client(cmd).post<Record<string, unknown>>('/v1/trust/attest', body);
         h.out(cmd, r, () => JSON.stringify(r));
       },
     );

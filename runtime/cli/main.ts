@@ -10,6 +10,7 @@ import { AnxError } from '../errors.ts';
 import type { EventV1 } from '../events/event.ts';
 import { dataFiles, resolveDataDir } from '../paths.ts';
 import { VERSION } from '../version.ts';
+import { integerOption, parseJsonArg, portOption } from './args.ts';
 import { registerAuthorityCommands } from './authority-commands.ts';
 import {
   type InboxCommandOptions,
@@ -108,41 +109,13 @@ function out(cmd: Command, json: unknown, text: () => string): void {
   else process.stdout.write(`${printable(text())}\n`);
 }
 
-function parsePort(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new AnxError('ANX_ARGUMENT_INVALID', `--port expected an integer from 0 to 65535, got "${value}"`);
-  }
-  return n;
-}
-
-function positiveSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `--revocation-max-staleness expected a positive whole number of seconds, got "${value}"`,
-    );
-  return n;
-}
-
-function parseCount(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) {
-      throw new AnxError('ANX_ARGUMENT_INVALID', `${name} expected a non-negative integer, got "${value}"`);
-    }
-    return n;
-  };
-}
-
 program
   .command('start')
   .description('start a host: restores every persisted actor and serves the local API on 127.0.0.1')
   .addOption(
     new Option('-p, --port <port>', 'local API port on 127.0.0.1 (0 picks a free one)')
       .default(8765)
-      .argParser(parsePort),
+      .argParser(portOption('--port')),
   )
   .option('--detach', 'run in the background; prints where it listens and returns')
   .option(
@@ -157,7 +130,7 @@ program
   .option(
     '--leaf-port <port>',
     'client port of the leaf --relay starts (default 4223; 0 picks one)',
-    parsePort,
+    portOption('--leaf-port'),
   )
   .option(
     '--leaf-host <addr>',
@@ -166,7 +139,7 @@ program
   .option(
     '--revocation-max-staleness <s>',
     'seconds the revocation list may be out of sync with the relay before tokens issued on other hosts are refused (default 300)',
-    positiveSeconds,
+    integerOption('--revocation-max-staleness', 1, Number.MAX_SAFE_INTEGER, 'seconds'),
   )
   .action(async (options: StartOptions, cmd: Command) => {
     const dataDir = dataDirOf(cmd);
@@ -417,11 +390,7 @@ program
     ) => {
       let body: unknown;
       if (options.bodyJson !== undefined) {
-        try {
-          body = JSON.parse(options.bodyJson);
-        } catch (err) {
-          throw new AnxError('ANX_ARGUMENT_INVALID', `--body-json expected JSON: ${(err as Error).message}`);
-        }
+        body = parseJsonArg('--body-json', options.bodyJson);
       } else if (text.length > 0) {
         body = { text: text.join(' ') };
       } else {
@@ -450,12 +419,12 @@ program
   .command('inbox')
   .description("show a local identity's inbox, oldest first")
   .argument('<did>', 'a local identity')
-  .option('--after <seq>', 'only messages after this inbox sequence number', parseCount('--after'))
-  .option('--limit <n>', 'at most this many messages', parseCount('--limit'))
+  .option('--after <seq>', 'only messages after this inbox sequence number', integerOption('--after'))
+  .option('--limit <n>', 'at most this many messages', integerOption('--limit'))
   .option('--unread', 'only unread messages (after the read mark), with unread and mention counts')
   .option('--mentions', 'only unread messages that mention the DID (@DID, @name, mention notices)')
   .option('--mark-read', 'mark the inbox read (through --through, default: the newest message)')
-  .option('--through <seq>', 'with --mark-read: the last sequence number read', parseCount('--through'))
+  .option('--through <seq>', 'with --mark-read: the last sequence number read', integerOption('--through'))
   .action(async (did: string, options: InboxCommandOptions, cmd: Command) => {
     if (wantsUnread(options)) return inboxUnread({ client, out }, cmd, did, options);
     const query = new URLSearchParams();
@@ -487,7 +456,7 @@ program
   )
   .option('--since <time>', 'only events at or after this time (ms since epoch or ISO date)')
   .option('--until <time>', 'only events before this time')
-  .option('--limit <n>', 'at most this many events', parseCount('--limit'))
+  .option('--limit <n>', 'at most this many events', integerOption('--limit'))
   .action(
     async (
       traceId: string,

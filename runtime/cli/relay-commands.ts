@@ -13,6 +13,7 @@ import {
 } from '../../bridge/relay/nats-server.ts';
 import type { HubStatus } from '../../bridge/relay/relay.ts';
 import { AnxError } from '../errors.ts';
+import { checkReadableFile, integerOption, portOption } from './args.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
 
@@ -34,29 +35,8 @@ interface Helpers {
   out(cmd: Command, json: unknown, text: () => string): void;
 }
 
-function port(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 65535)
-      throw new AnxError(
-        'ANX_ARGUMENT_INVALID',
-        `${name} expected an integer from 0 to 65535, got "${value}"`,
-      );
-    return n;
-  };
-}
-
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
-}
-
-function count(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0)
-      throw new AnxError('ANX_ARGUMENT_INVALID', `${name} expected a non-negative integer, got "${value}"`);
-    return n;
-  };
 }
 
 /** The variable `start` reads the relay URL from when `--relay` is not given (its password stays out of `ps`). */
@@ -87,6 +67,14 @@ export function relayJoinOptions(given: StartOptions) {
       );
     return undefined;
   }
+  // nats-server reads it later, in another process: a path it cannot read is reported here. (With a
+  // URL that is not tls://, joining says that --relay-ca does not go with it.)
+  if (o.relayCa !== undefined && o.relay !== undefined && /^tls:\/\//i.test(o.relay))
+    checkReadableFile(
+      '--relay-ca',
+      o.relayCa,
+      "give the PEM file of the CA that signed the hub's certificate",
+    );
   const heartbeat = Number(process.env.ANX_HEARTBEAT_MS);
   return {
     ...(o.relay === undefined ? {} : { relayUrl: o.relay }),
@@ -145,15 +133,17 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
       'run a relay hub: nats-server with JetStream and an authenticated leafnode listener, supervised',
     )
     .addOption(
-      new Option('-p, --port <port>', 'client port on 127.0.0.1').default(4222).argParser(port('--port')),
+      new Option('-p, --port <port>', 'client port on 127.0.0.1')
+        .default(4222)
+        .argParser(portOption('--port')),
     )
     .addOption(
       new Option('-l, --leaf-port <port>', 'leafnode port hosts join on')
         .default(7422)
-        .argParser(port('--leaf-port')),
+        .argParser(portOption('--leaf-port')),
     )
     .option('--leaf-host <addr>', 'address of the leafnode listener', '0.0.0.0')
-    .option('--http-port <port>', 'monitoring port on 127.0.0.1 (default off)', port('--http-port'))
+    .option('--http-port <port>', 'monitoring port on 127.0.0.1 (default off)', portOption('--http-port'))
     .option(
       '--tls-cert <file>',
       'PEM certificate for TLS on the leafnode port (with --tls-key); leaves join with tls://',
@@ -185,12 +175,9 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
               hint: 'give both PEM files (certificate and its private key), or neither for a plain leafnode port',
             },
           );
-        for (const file of [o.tlsCert, o.tlsKey]) {
-          if (file !== undefined && !existsSync(file))
-            throw new AnxError('ANX_ARGUMENT_INVALID', `TLS file ${JSON.stringify(file)} does not exist`, {
-              hint: 'pass the paths of the PEM certificate and key the hub should present',
-            });
-        }
+        const tlsHint = 'pass the paths of the PEM certificate and key the hub should present';
+        if (o.tlsCert !== undefined) checkReadableFile('--tls-cert', o.tlsCert, tlsHint);
+        if (o.tlsKey !== undefined) checkReadableFile('--tls-key', o.tlsKey, tlsHint);
         const tls =
           o.tlsCert === undefined || o.tlsKey === undefined
             ? undefined
@@ -346,8 +333,8 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
     .option('--capability <c>', 'a capability (repeatable)', collect)
     .option('--tag <t>', 'a tag (repeatable)', collect)
     .option('--protocol <p>', 'a protocol (repeatable)', collect)
-    .option('--qps <n>', 'requests per second accepted', count('--qps'))
-    .option('--concurrency <n>', 'requests worked on at once', count('--concurrency'))
+    .option('--qps <n>', 'requests per second accepted', integerOption('--qps'))
+    .option('--concurrency <n>', 'requests worked on at once', integerOption('--concurrency'))
     .option('--endpoint <url>', 'another endpoint (repeatable)', collect)
     .action(
       async (

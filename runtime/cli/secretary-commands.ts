@@ -1,9 +1,9 @@
 // CLI commands of who acts for whom: owner, secretary, dispatch, abort, dispatch status and the gatekeeper.
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import { parsePlaybook } from '../../machines/playbook/parse.ts';
 import { AnxError } from '../errors.ts';
+import { readTextArg } from './args.ts';
 import { parseDurationMs } from './authority-commands.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
@@ -108,18 +108,11 @@ function parseSource(values: string[]): Record<string, string> {
 /** A template name, or a YAML/JSON definition file. */
 function playbookArg(value: string): unknown {
   if (!value.includes('/') && !value.includes('.')) return value;
-  let text: string;
-  try {
-    text = readFileSync(value, 'utf8');
-  } catch (err) {
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-      {
-        hint: 'give a template name (anx-runtime playbook list) or the path of a definition file',
-      },
-    );
-  }
+  const text = readTextArg(
+    '--playbook',
+    value,
+    'give a template name (anx-runtime playbook list) or the path of a definition file',
+  );
   // Sent raw: the daemon validates it and points at every bad field.
   return parsePlaybook(text, value.endsWith('.json') ? 'json' : undefined);
 }
@@ -328,8 +321,9 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
         },
         cmd: Command,
       ) => {
-        // Read before the daemon is asked: a token that cannot be read is the user's to fix first.
+        // Read before the daemon is asked: a token or playbook file that cannot be read is the user's to fix first.
         const token = o.token === undefined ? undefined : secretArg(o.token, 'the token');
+        const playbook = o.playbook === undefined ? undefined : playbookArg(o.playbook);
         const d = await h.client(cmd).post<DispatchJson>('/v1/dispatch', {
           session_id: o.session,
           owner_did: o.owner,
@@ -337,7 +331,7 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
           objective: objective.join(' '),
           required_roles: o.role,
           source: { channel: 'cli', ...parseSource(o.source) },
-          ...(o.playbook === undefined ? {} : { playbook: playbookArg(o.playbook) }),
+          ...(playbook === undefined ? {} : { playbook }),
           ...(o.secretary === undefined ? {} : { secretary_did: o.secretary }),
           ...(o.callback === undefined ? {} : { callback_url: o.callback }),
           ...(token === undefined ? {} : { token }),

@@ -1,5 +1,5 @@
 // CLI commands of teamwork: enclave, vault, run, worker, playbook (validate and list run without a daemon).
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
@@ -7,6 +7,7 @@ import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
 import { assertPlaybook, PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
+import { readFileArg, readTextArg } from './args.ts';
 import { parseDurationMs } from './authority-commands.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
@@ -39,20 +40,6 @@ interface RunStatusJson {
   stages: StageRecord[];
   takeover: { stage: string; reason: string } | null;
   end_reason: string | null;
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-      {
-        hint: 'check the path',
-      },
-    );
-  }
 }
 
 function short(did: string | null): string {
@@ -140,7 +127,7 @@ function playbookFile(file: string): unknown {
         hint: `the templates are ${TEMPLATE_NAMES.join(', ')} (\`anx-runtime playbook list\`); or give a YAML/JSON file's path`,
       },
     );
-  const raw = parsePlaybook(readText(file), file.endsWith('.json') ? 'json' : undefined);
+  const raw = parsePlaybook(readTextArg('--playbook', file), file.endsWith('.json') ? 'json' : undefined);
   assertPlaybook(raw);
   return raw;
 }
@@ -187,7 +174,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .description('validate a playbook definition (YAML or JSON); points at every bad field')
     .argument('<file>', 'the definition file')
     .action((file: string, _o: unknown, cmd: Command) => {
-      const text = readText(file);
+      const text = readTextArg('FILE', file);
       try {
         const def = loadPlaybook(text, file.endsWith('.json') ? 'json' : undefined);
         h.out(cmd, { ok: true, definition: def }, () =>
@@ -353,15 +340,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
         o: { as: string; kind: string; summary: string },
         cmd: Command,
       ) => {
-        let bytes: Buffer;
-        try {
-          bytes = readFileSync(file);
-        } catch (err) {
-          throw new AnxError(
-            'ANX_ARGUMENT_INVALID',
-            `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-          );
-        }
+        const bytes = readFileArg('FILE', file);
         const { ref } = await h
           .client(cmd)
           .post<{ ref: { key: string; version: number; hash: string } }>(
@@ -545,7 +524,12 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
         for (const k of ['key', 'summary', 'worker', 'reason', 'as'] as const)
           if (o[k] !== undefined) body[k] = o[k];
         if (o.artifactVersion !== undefined) body['version'] = artifactVersionOf(o.artifactVersion);
-        if (o.file !== undefined) body['content_base64'] = readFileSync(o.file).toString('base64');
+        if (o.file !== undefined)
+          body['content_base64'] = readFileArg(
+            '--file',
+            o.file,
+            'give the path of the file to deliver, or --key/--version for an artifact already in the vault',
+          ).toString('base64');
         const s = await h.client(cmd).post<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}/control`, body);
         h.out(cmd, s, () => formatRunStatus(s));
       },

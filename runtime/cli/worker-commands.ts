@@ -10,6 +10,7 @@ import {
 import { killAllCommands } from '../../bridge/workers/process.ts';
 import { AdapterWorker, type TaskEvent } from '../../bridge/workers/serve.ts';
 import { AnxError } from '../errors.ts';
+import { integerOption } from './args.ts';
 import { printable } from './format.ts';
 
 interface Helpers {
@@ -24,15 +25,6 @@ interface RunOptions {
   config: string;
   poll: number;
   maxTasks?: number;
-}
-
-function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0)
-      throw new AnxError('ANX_ARGUMENT_INVALID', `${flag} expected a positive integer, got "${value}"`);
-    return n;
-  };
 }
 
 function configured(options: { adapter?: string; config: string }): ConfiguredAdapter {
@@ -88,8 +80,13 @@ export function registerWorkerCommands(program: Command, h: Helpers): void {
       ),
     )
     .requiredOption('--config <file>', 'the adapter configuration (YAML or JSON; see docs/workers.md)')
-    .option('--poll <ms>', 'how often to ask the daemon for new tasks', positiveInt('--poll'), 500)
-    .option('--max-tasks <n>', 'stop after answering this many tasks', positiveInt('--max-tasks'))
+    .option(
+      '--poll <ms>',
+      'how often to ask the daemon for new tasks',
+      integerOption('--poll', 1, Number.MAX_SAFE_INTEGER, 'milliseconds'),
+      500,
+    )
+    .option('--max-tasks <n>', 'stop after answering this many tasks', integerOption('--max-tasks', 1))
     .addHelpText(
       'after',
       `

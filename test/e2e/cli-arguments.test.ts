@@ -1,0 +1,168 @@
+// The CLI's own checks of its arguments (numbers, JSON, files, option pairs), run as the real `anx-runtime`.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseInteger } from '../../runtime/cli/args.ts';
+import { relayJoinOptions } from '../../runtime/cli/relay-commands.ts';
+import { type CliResult, runCli } from '../helpers/daemon.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
+
+const DID = 'did:agentnexus:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
+
+// No daemon runs for this directory: an argument the CLI refuses exits 2, one it takes reaches the
+// point of asking the daemon and exits 3.
+let noDaemon: string;
+const cli = (...args: string[]): Promise<CliResult> => runCli(noDaemon, ...args);
+
+interface JsonError {
+  error: { code: string; message: string; hint?: string };
+}
+
+async function refused(args: string[], code = 2): Promise<JsonError['error']> {
+  const r = await cli('--json', ...args);
+  expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(code);
+  return (JSON.parse(r.stdout) as JsonError).error;
+}
+
+beforeAll(() => {
+  noDaemon = tempDir();
+});
+afterAll(() => cleanupTempDirs());
+
+describe('send --body-json', () => {
+  it('refuses a number JSON cannot hold (1e999 would be sent as null), naming the option and where', async () => {
+    const nested = await refused(['send', '--from', DID, '--to', DID, '--body-json', '{"a":[1,1e999]}']);
+    expect(nested.code).toBe('ANX_ARGUMENT_INVALID');
+    expect(nested.message).toBe(
+      '--body-json expected JSON with finite numbers (at most about 1.8e308 in size), got a number out of range at $.a[1]',
+    );
+    expect(nested.hint).toMatch(/give it as a string/);
+    const top = await refused(['send', '--from', DID, '--to', DID, '--body-json', '-1e999']);
+    expect(top.message).toMatch(/^--body-json expected JSON with finite numbers.* at \$$/);
+    // A large number a double holds is JSON: it is taken (and the command goes on to find no daemon).
+    const large = await cli('send', '--from', DID, '--to', DID, '--body-json', '{"a":1e308}');
+    expect(large.code, large.stderr).toBe(3);
+  });
+});
+
+describe('options that take a number', () => {
+  it('refuses an empty, blank or non-decimal value instead of reading it as 0, naming the flag and the range', async () => {
+    const cases: Array<[string[], string]> = [
+      [['inbox', DID, '--limit', ''], '--limit expected an integer of 0 or more, got ""'],
+      [['inbox', DID, '--after', ' '], '--after expected an integer of 0 or more, got " "'],
+      [['inbox', DID, '--mark-read', '--through', ''], '--through expected an integer of 0 or more, got ""'],
+      [['trace', DID, '--limit', '1e3'], '--limit expected an integer of 0 or more, got "1e3"'],
+      [['audit', 'list', '--limit', ''], '--limit expected an integer from 1 to 10000, got ""'],
+      [['audit', 'list', '--after', '0x10'], '--after expected an integer of 0 or more, got "0x10"'],
+      [
+        ['trust', 'attest', '--from', DID, '--about', DID, '--value', ''],
+        '--value expected an integer from -100 to 100, got ""',
+      ],
+      [
+        [
+          'token',
+          'issue',
+          '--from',
+          DID,
+          '--to',
+          DID,
+          '--resource',
+          'vault:e',
+          '--action',
+          'vault.get',
+          '--max-bytes',
+          '',
+        ],
+        '--max-bytes expected an integer of 0 or more, got ""',
+      ],
+      [['token', 'revoke', 'anx1.x', '--link', ''], '--link expected an integer from 0 to 7, got ""'],
+      [['card', 'publish', DID, '--qps', ''], '--qps expected an integer of 0 or more, got ""'],
+      [
+        ['worker', 'run', '--did', DID, '--role', 'dev', '--config', 'w.yaml', '--poll', ''],
+        '--poll expected an integer of 1 or more (milliseconds), got ""',
+      ],
+      [
+        ['worker', 'run', '--did', DID, '--role', 'dev', '--config', 'w.yaml', '--max-tasks', '1.0'],
+        '--max-tasks expected an integer of 1 or more, got "1.0"',
+      ],
+      [['relay', 'start', '--leaf-port', ''], '--leaf-port expected an integer from 0 to 65535, got ""'],
+      // `start --leaf-port` used to be reported as --port.
+      [['start', '--leaf-port', 'x'], '--leaf-port expected an integer from 0 to 65535, got "x"'],
+    ];
+    for (const [args, message] of cases) {
+      const error = await refused(args);
+      expect(error.code, args.join(' ')).toBe('ANX_ARGUMENT_INVALID');
+      expect(error.message, args.join(' ')).toBe(message);
+    }
+    // A number with blanks around it is still that number.
+    expect((await cli('inbox', DID, '--limit', ' 5 ')).code).toBe(3);
+  });
+
+  it('parses whole numbers in decimal digits only, within the range', () => {
+    expect(parseInteger('--n', '42')).toBe(42);
+    expect(parseInteger('--n', '-7', -10, 10)).toBe(-7);
+    expect(parseInteger('--n', '007')).toBe(7);
+    for (const bad of ['', '  ', '1e3', '0x10', '1.5', '+', '-', 'Infinity', '9007199254740993'])
+      expect(() => parseInteger('--n', bad), JSON.stringify(bad)).toThrow(/--n expected an integer/);
+    expect(() => parseInteger('--n', '11', 0, 10)).toThrow('--n expected an integer from 0 to 10, got "11"');
+  });
+});
+
+describe('files named on the command line', () => {
+  it('refuses a file that cannot be read as the user error it is (exit 2), with the reason and a hint', async () => {
+    const missing = join(noDaemon, 'missing.md');
+    const plain = await cli('run', 'takeover', 'r1', 'deliver', '--file', missing);
+    expect(plain.code, plain.stderr).toBe(2);
+    expect(plain.stderr).toContain(
+      `error: --file expected a file to read, got "${missing}": no such file or directory (ENOENT)`,
+    );
+    expect(plain.stderr).toContain('hint: give the path of the file to deliver');
+    const cases: Array<[string[], string]> = [
+      [
+        ['run', 'takeover', 'r1', 'deliver', '--file', noDaemon],
+        `--file expected a file to read, got "${noDaemon}": it is a directory (EISDIR)`,
+      ],
+      [
+        ['vault', 'put', 'e', 'k', missing, '--as', DID],
+        `FILE expected a file to read, got "${missing}": no such file or directory (ENOENT)`,
+      ],
+      [
+        ['playbook', 'validate', noDaemon],
+        `FILE expected a file to read, got "${noDaemon}": it is a directory (EISDIR)`,
+      ],
+      [
+        ['run', 'start', '--playbook', noDaemon, '--objective', 'o', '--owner', DID, '--enclave', 'e'],
+        `--playbook expected a file to read, got "${noDaemon}": it is a directory (EISDIR)`,
+      ],
+      [
+        [
+          'dispatch',
+          '--session',
+          's',
+          '--owner',
+          DID,
+          '--actor',
+          DID,
+          '--role',
+          'dev',
+          '--playbook',
+          `${missing}.yaml`,
+          'obj',
+        ],
+        `--playbook expected a file to read, got "${missing}.yaml": no such file or directory (ENOENT)`,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const error = await refused(args);
+      expect(error.code, args.join(' ')).toBe('ANX_ARGUMENT_INVALID');
+      expect(error.message, args.join(' ')).toBe(message);
+      expect(error.hint, args.join(' ')).toBeTruthy();
+    }
+  });
+
+  it('refuses a --relay-ca the leaf could not read before starting anything', () => {
+    const missing = join(noDaemon, 'ca.pem');
+    expect(() => relayJoinOptions({ port: 0, relay: 'tls://u:p@127.0.0.1:7422', relayCa: missing })).toThrow(
+      `--relay-ca expected a file to read, got "${missing}": no such file or directory (ENOENT)`,
+    );
+  });
+});
