@@ -86,6 +86,11 @@ function grantOptions(cmd: Command): Command {
 }
 
 function grantBody(o: GrantOptions): Record<string, unknown> {
+  // Both set the expiry: given together, one would silently win over the other.
+  if (o.ttl !== undefined && o.expires !== undefined)
+    throw new AnxError('ANX_ARGUMENT_INVALID', 'expected --ttl or --expires, not both', {
+      hint: '--ttl 1h is valid for an hour from now; --expires 2030-01-01T00:00:00Z until that time',
+    });
   const constraints: Record<string, unknown> = {};
   if (o.ctx !== undefined) {
     const ctx: Record<string, string> = {};

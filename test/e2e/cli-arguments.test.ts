@@ -107,6 +107,21 @@ describe('options that take a number', () => {
   });
 });
 
+describe('token issue and token delegate', () => {
+  it('refuses --ttl together with --expires instead of letting one win', async () => {
+    for (const args of [
+      ['token', 'issue', '--from', DID, '--to', DID, '--resource', 'vault:e', '--action', 'vault.get'],
+      ['token', 'delegate', 'anx1.x', '--to', DID],
+    ]) {
+      const error = await refused([...args, '--ttl', '1h', '--expires', '2030-01-01T00:00:00Z']);
+      expect(error.code).toBe('ANX_ARGUMENT_INVALID');
+      expect(error.message).toContain('--ttl or --expires, not both');
+      // Either alone is taken.
+      expect((await cli(...args, '--ttl', '1h')).code).toBe(3);
+    }
+  });
+});
+
 describe('files named on the command line', () => {
   it('refuses a file that cannot be read as the user error it is (exit 2), with the reason and a hint', async () => {
     const missing = join(noDaemon, 'missing.md');
