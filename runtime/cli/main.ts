@@ -18,7 +18,7 @@ import {
   registerCollabCommands,
   wantsUnread,
 } from './collab-commands.ts';
-import { EXIT, exitCodeOf } from './exit-codes.ts';
+import { EXIT, exitCodeOf, isIdTaken } from './exit-codes.ts';
 import { formatEvent, formatTable, printable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
 import {
@@ -62,7 +62,8 @@ Exit codes:
   2  invalid arguments or request
   3  no daemon running for the data directory (or it does not answer)
   4  not found (unknown DID, actor, run)
-  5  refused (already running, not authorized, not a local identity, frozen, token refused)
+  5  refused (already running, not authorized, not a local identity, frozen, token refused,
+     an id given for something new that is taken)
   6  audit verify: the audit log does not verify
 
 Examples:
@@ -573,9 +574,11 @@ function report(err: unknown, json: boolean): number {
   const command = commandNamed(process.argv.slice(2));
   const hint =
     anx.hint ??
-    (exitCodeOf(anx) === EXIT.usage && command !== undefined
-      ? `see \`anx-runtime ${command} --help\` for what each option takes`
-      : undefined);
+    (isIdTaken(anx)
+      ? 'that id is taken: give another one, or leave the option out to have one generated'
+      : exitCodeOf(anx) === EXIT.usage && command !== undefined
+        ? `see \`anx-runtime ${command} --help\` for what each option takes`
+        : undefined);
   if (json) {
     process.stdout.write(
       `${JSON.stringify({ error: { ...anx.toJSON(), ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,

@@ -1,9 +1,16 @@
 // The CLI's own checks of its arguments (numbers, JSON, files, option pairs), run as the real `anx-runtime`.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseInteger } from '../../runtime/cli/args.ts';
 import { relayJoinOptions } from '../../runtime/cli/relay-commands.ts';
-import { type CliResult, runCli } from '../helpers/daemon.ts';
+import {
+  type CliResult,
+  type DaemonProcess,
+  killHard,
+  runCli,
+  startDaemonProcess,
+} from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const DID = 'did:agentnexus:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
@@ -179,5 +186,72 @@ describe('files named on the command line', () => {
     expect(() => relayJoinOptions({ port: 0, relay: 'tls://u:p@127.0.0.1:7422', relayCa: missing })).toThrow(
       `--relay-ca expected a file to read, got "${missing}": no such file or directory (ENOENT)`,
     );
+  });
+});
+
+describe('an id given for something new that is taken', () => {
+  let daemon: DaemonProcess;
+  let dataDir: string;
+  let owner: string;
+  const run = (...args: string[]): Promise<CliResult> => runCli(dataDir, ...args);
+
+  beforeAll(async () => {
+    dataDir = tempDir();
+    daemon = await startDaemonProcess(dataDir);
+    owner = (await daemon.api.post<{ did: string }>('/v1/identities', { name: 'owner' })).did;
+  });
+  afterAll(async () => {
+    await killHard(daemon);
+  });
+
+  async function conflict(args: string[], message: string): Promise<void> {
+    const r = await run('--json', ...args);
+    expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(5);
+    const { error } = JSON.parse(r.stdout) as JsonError;
+    expect(error.message).toContain(message);
+    expect(error.hint).toBe(
+      'that id is taken: give another one, or leave the option out to have one generated',
+    );
+  }
+
+  it('is refused with exit 5 like other conflicts; a malformed id stays exit 2', async () => {
+    const enclave = ['enclave', 'create', '--owner', owner, '--id', 'taken'];
+    expect((await run(...enclave)).code).toBe(0);
+    await conflict(enclave, 'enclave taken exists already');
+    const badEnclave = await run('enclave', 'create', '--owner', owner, '--id', 'bad id!');
+    expect(badEnclave.code, badEnclave.stderr).toBe(2);
+
+    const task = ['task', 'propose', '--as', owner, '--id', 'tsk_taken'];
+    expect((await run(...task, '--title', 'first')).code).toBe(0);
+    // The same proposal again is a retry: it answers the task.
+    expect((await run(...task, '--title', 'first')).code).toBe(0);
+    await conflict([...task, '--title', 'other'], 'task tsk_taken exists with other content');
+    expect((await run('task', 'propose', '--as', owner, '--id', 'bad!', '--title', 't')).code).toBe(2);
+
+    const discussion = ['discuss', 'new', '--as', owner, '--participant', owner, '--id', 'd_taken'];
+    expect((await run(...discussion, '--topic', 'first')).code).toBe(0);
+    await conflict([...discussion, '--topic', 'other'], 'discussion d_taken exists with other content');
+
+    const playbook = join(dataDir, 'one.yaml');
+    writeFileSync(
+      playbook,
+      'name: one\nversion: "1"\nstages:\n  - id: a\n    role: dev\n    output: { kind: md, key: a.md }\n',
+    );
+    const start = [
+      'run',
+      'start',
+      '--playbook',
+      playbook,
+      '--objective',
+      'o',
+      '--owner',
+      owner,
+      '--enclave',
+      'taken',
+    ];
+    const assign = ['--assign', `dev=${owner}`];
+    expect((await run(...start, ...assign, '--run-id', 'run_taken')).code).toBe(0);
+    await conflict([...start, ...assign, '--run-id', 'run_taken'], 'run_taken exists');
+    expect((await run(...start, ...assign, '--run-id', 'bad!')).code).toBe(2);
   });
 });
