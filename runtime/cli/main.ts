@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { type ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
 import { DataDirApiClient } from '../../bridge/sdk/daemon-api.ts';
 import { PlaybookValidationError } from '../../machines/playbook/validate.ts';
@@ -40,6 +40,17 @@ interface GlobalOptions {
 
 const WANTS_JSON = process.argv.includes('--json');
 
+/**
+ * The global options a command's --help lists under "Global Options", less those the command takes
+ * itself: `mcp --data-dir`, and `--version` where it names an artifact version (`vault get`, `run
+ * takeover`: see `artifactVersionArgs`).
+ */
+function visibleGlobalOptions(this: Help, cmd: Command): Option[] {
+  const own = new Set(cmd.options.map((o) => o.long));
+  if (own.has('--artifact-version')) own.add('--version');
+  return Help.prototype.visibleGlobalOptions.call(this, cmd).filter((o) => !own.has(o.long));
+}
+
 const program = new Command();
 program
   .name('anx-runtime')
@@ -50,6 +61,8 @@ program
     'data directory (default: $ANX_DATA_DIR, else $XDG_DATA_HOME/anx-runtime, else ~/.local/share/anx-runtime)',
   )
   .option('--json', 'print machine-readable JSON')
+  // Every command's --help lists these too (set before the commands are made: they inherit it).
+  .configureHelp({ showGlobalOptions: true, visibleGlobalOptions })
   .showHelpAfterError(WANTS_JSON ? false : '(run with --help for usage)')
   // With --json a usage error is reported as JSON on stdout (see `report`), not as commander's text.
   .configureOutput({ outputError: (text, write) => (WANTS_JSON ? undefined : write(withDashHint(text))) })

@@ -189,6 +189,27 @@ describe('files named on the command line', () => {
   });
 });
 
+describe('--help of every command', () => {
+  it('lists the global options, as the top-level --help does', async () => {
+    for (const args of [['run', 'start'], ['token', 'issue'], ['enclave'], ['id', 'new']]) {
+      const r = await cli(...args, '--help');
+      expect(r.code).toBe(0);
+      const global = r.stdout.slice(r.stdout.indexOf('Global Options:'));
+      expect(r.stdout, args.join(' ')).toContain('Global Options:');
+      expect(global, args.join(' ')).toContain('-d, --data-dir <dir>');
+      expect(global, args.join(' ')).toContain('--json');
+      expect(global, args.join(' ')).toContain('-v, --version');
+    }
+    // Where --version names an artifact version it is not listed as the program's.
+    const vaultGet = await cli('vault', 'get', '--help');
+    expect(vaultGet.stdout).toContain('Global Options:');
+    expect(vaultGet.stdout).not.toContain('print the version');
+    // `mcp` takes --data-dir itself: listed once.
+    const mcp = await cli('mcp', '--help');
+    expect(mcp.stdout.match(/--data-dir <dir>/g)).toHaveLength(1);
+  });
+});
+
 describe('an id given for something new that is taken', () => {
   let daemon: DaemonProcess;
   let dataDir: string;
