@@ -145,6 +145,9 @@ it('refuses half a TLS pair for a hub, and --relay-ca with a plain relay URL', (
   const half = relayStartSync('--port', '0', '--leaf-port', '0', '--tls-cert', 'x.crt');
   expect(half.status).toBe(2);
   expect(half.stderr).toMatch(/--tls-cert and --tls-key together/);
+  // A CA file that can be read: what is refused is its use with a plain URL.
+  const ca = join(tempDir(), 'ca.crt');
+  writeFileSync(ca, 'not checked before the URL\n');
   const plain = spawnSync(
     process.execPath,
     [
@@ -157,7 +160,7 @@ it('refuses half a TLS pair for a hub, and --relay-ca with a plain relay URL', (
       '--relay',
       'nats-leaf://u:p@127.0.0.1:7422',
       '--relay-ca',
-      'ca.crt',
+      ca,
     ],
     { encoding: 'utf8' },
   );
