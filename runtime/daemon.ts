@@ -13,7 +13,15 @@ export interface DaemonOptions {
   dataDir: string;
   port: number;
   /** Told once the API listens (the CLI prints it). */
-  onReady?: (info: { url: string; port: number; pid: number; dataDir: string; replayed: number }) => void;
+  onReady?: (info: {
+    url: string;
+    port: number;
+    pid: number;
+    dataDir: string;
+    replayed: number;
+    /** The `--nats` URL (with credentials) other hosts share this host's LAN leaf with; never written to disk. */
+    relayShareUrl?: string;
+  }) => void;
   /** Join a relay: `relayUrl` starts a local leaf joined to that hub, `natsUrl` uses an existing NATS server. */
   relay?: Omit<JoinOptions, 'dataDir'>;
 }
@@ -129,6 +137,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       pid: process.pid,
       dataDir: options.dataDir,
       replayed: host.restored.replayed,
+      ...(relay?.shareUrl === undefined ? {} : { relayShareUrl: relay.shareUrl }),
     });
     return {
       host,

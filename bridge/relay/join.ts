@@ -7,7 +7,9 @@ import {
   connectHost,
   freeLoopbackPort,
   type HubLinkProblem,
+  hostCredentialsOf,
   JETSTREAM_DOMAIN,
+  type LeafCredentials,
   leafConfig,
   NatsServer,
   natsUrlOf,
@@ -75,8 +77,13 @@ export interface RelayConnection {
   transport: NatsTransport;
   /** The supervised local leaf, when `relayUrl` started one. */
   leaf: NatsServer | undefined;
-  /** The NATS URL the host uses. */
+  /** The NATS URL the host uses (without credentials). */
   url: string;
+  /**
+   * When this host started a leaf that serves other machines (`leafHost` not loopback): the URL, with
+   * the credentials the leaf asks for, that other hosts give as `--nats` (or `ANX_NATS`) to share it.
+   */
+  shareUrl?: string;
   close(): Promise<void>;
 }
 
@@ -100,8 +107,11 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
   let leaf: NatsServer | undefined;
   let url: string;
   let relayDir: string | undefined;
+  let login: LeafCredentials | undefined;
   if (options.relayUrl !== undefined) {
     const { hub, credentials, tls } = parseLeafUrl(options.relayUrl);
+    // What the leaf asks of its clients: every host with this join URL computes it, nobody else.
+    login = hostCredentialsOf(credentials);
     if (options.relayCa !== undefined && !tls)
       throw new AnxError('ANX_ARGUMENT_INVALID', '--relay-ca expected a tls:// relay URL, got nats-leaf://', {
         hint: 'a hub started with --tls-cert prints a tls:// join URL',
@@ -124,6 +134,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
           credentials,
           ...(tls ? { tls: options.relayCa === undefined ? {} : { caFile: resolve(options.relayCa) } } : {}),
           ...(options.leafHost === undefined ? {} : { clientHost: options.leafHost }),
+          clients: login,
         }),
       });
       const dir = relayDir;
@@ -132,16 +143,18 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
       await leaf.start({ supervise: true });
     }
   } else {
-    url = options.natsUrl as string;
-    if (!/^(nats|tls):\/\//.test(url))
-      throw new AnxError(
-        'ANX_ARGUMENT_INVALID',
-        `--nats expected nats://HOST:PORT, got ${describeValue(url)}`,
-      );
+    // Credentials in the URL go to the connection, never into messages or the status.
+    const split = splitNatsUrl(options.natsUrl as string);
+    url = split.url;
+    login = split.login;
   }
   let transport: NatsTransport;
   try {
-    transport = await NatsTransport.connect({ servers: url, name: `anx-runtime ${options.dataDir}` });
+    transport = await NatsTransport.connect({
+      servers: url,
+      name: `anx-runtime ${options.dataDir}`,
+      ...(login === undefined ? {} : { user: login.user, pass: login.password }),
+    });
   } catch (err) {
     await leaf?.stop();
     throw err;
@@ -175,11 +188,17 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
       return { address: hub, reachable, ...(problem === undefined || reachable ? {} : { problem }) };
     },
   });
+  const lan = options.leafHost !== undefined && connectHost(options.leafHost) !== '127.0.0.1';
+  const shareUrl =
+    leaf !== undefined && lan && login !== undefined
+      ? url.replace('://', `://${encodeURIComponent(login.user)}:${encodeURIComponent(login.password)}@`)
+      : undefined;
   return {
     relay,
     transport,
     leaf,
     url,
+    ...(shareUrl === undefined ? {} : { shareUrl }),
     close: async () => {
       await relay.close();
       await leaf?.stop();
@@ -270,4 +289,26 @@ export async function stopOrphanLeaf(relayDir: string): Promise<boolean> {
   }
   rmSync(file, { force: true });
   return true;
+}
+
+/** `nats://[USER:PASSWORD@]HOST:PORT` (or `tls://…`): the URL without its credentials, and them. */
+export function splitNatsUrl(text: string): { url: string; login?: LeafCredentials } {
+  let parsed: URL | undefined;
+  try {
+    parsed = /^(nats|tls):\/\//.test(text) ? new URL(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || parsed.hostname === '')
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `--nats expected nats://[USER:PASSWORD@]HOST:PORT, got ${describeValue(text.replace(/\/\/[^@/]*@/, '//***@'))}`,
+      { hint: 'the first host of the site prints the --nats URL its leaf takes' },
+    );
+  const url = `${parsed.protocol}//${parsed.host}`;
+  if (parsed.username === '') return { url };
+  return {
+    url,
+    login: { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) },
+  };
 }

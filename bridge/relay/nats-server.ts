@@ -1,6 +1,6 @@
 // Runs `nats-server` for the relay: generated hub and leaf configurations, readiness checks and supervision by PID.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -27,6 +27,31 @@ export interface LeafCredentials {
   password: string;
 }
 
+/**
+ * The user and password a host presents to the client port of a relay `nats-server` (the hub's, and
+ * every leaf's): derived from the leaf credentials of the join URL, so every host that was given the
+ * join URL can compute them and nobody else can connect (a local user of the machine, a LAN peer).
+ */
+export function hostCredentialsOf(leaf: LeafCredentials): LeafCredentials {
+  return {
+    user: 'anx-host',
+    password: createHmac('sha256', leaf.password).update('anx-host-client-v1').digest('base64url'),
+  };
+}
+
+/** The `authorization` block of a client port. */
+function clientAuthorization(clients: LeafCredentials | undefined): string[] {
+  if (clients === undefined) return [];
+  return [
+    '# Clients (hosts) authenticate: without this block anyone who reaches the port may use the relay.',
+    'authorization {',
+    `  user: ${quote(clients.user)}`,
+    `  password: ${quote(clients.password)}`,
+    '  timeout: 2',
+    '}',
+  ];
+}
+
 export interface HubConfigOptions {
   /** Client port (local tools, and hosts on the hub machine). */
   port: number;
@@ -43,6 +68,8 @@ export interface HubConfigOptions {
   serverName?: string;
   /** TLS on the leafnode listener (PEM files): leaves then join with `tls://`. */
   tls?: { certFile: string; keyFile: string };
+  /** Credentials clients of the client port must present (see `hostCredentialsOf`); none: open. */
+  clients?: LeafCredentials;
 }
 
 export interface LeafConfigOptions {
@@ -57,6 +84,8 @@ export interface LeafConfigOptions {
   serverName?: string;
   /** Join over TLS; `caFile` (PEM) verifies a hub certificate from a private CA (default: system CAs). */
   tls?: { caFile?: string };
+  /** Credentials the hosts using this leaf must present (see `hostCredentialsOf`); none: open. */
+  clients?: LeafCredentials;
 }
 
 function quote(value: string): string {
@@ -70,6 +99,7 @@ export function hubConfig(o: HubConfigOptions): string {
     `server_name: ${quote(o.serverName ?? 'anx-hub')}`,
     `listen: ${quote(`${o.clientHost ?? '127.0.0.1'}:${o.port}`)}`,
     ...(o.httpPort ? [`http: ${quote(`127.0.0.1:${o.httpPort}`)}`] : []),
+    ...clientAuthorization(o.clients),
     'jetstream {',
     `  store_dir: ${quote(o.storeDir)}`,
     // A named domain lets clients of leaves (which run no JetStream) reach the hub's JetStream.
@@ -109,6 +139,7 @@ export function leafConfig(o: LeafConfigOptions): string {
     `server_name: ${quote(o.serverName ?? `anx-leaf-${randomBytes(4).toString('hex')}`)}`,
     `listen: ${quote(`${o.clientHost ?? '127.0.0.1'}:${o.port}`)}`,
     ...(o.httpPort ? [`http: ${quote(`127.0.0.1:${o.httpPort}`)}`] : []),
+    ...clientAuthorization(o.clients),
     'leafnodes {',
     '  reconnect: 1',
     '  remotes: [',

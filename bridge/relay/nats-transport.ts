@@ -61,9 +61,19 @@ export class NatsTransport implements Transport {
       });
       return new NatsTransport(nc);
     } catch (cause) {
+      const why = cause instanceof Error ? cause.message : String(cause);
+      if (/authori[sz]ation/i.test(why))
+        throw new TransportError(
+          'ANX_RELAY_REFUSED',
+          `the NATS server at ${String(options.servers)} refused ${options.user === undefined ? 'a connection without credentials' : `the credentials of ${options.user}`}: ${why}`,
+          {
+            cause,
+            hint: 'a relay server asks hosts for the credentials derived from the join URL: start with the same --relay URL, or with the --nats URL (with its user and password) the host that started the leaf prints',
+          },
+        );
       throw new TransportError(
         'ANX_TRANSPORT_CONNECT',
-        `cannot connect to NATS at ${String(options.servers)}`,
+        `cannot connect to NATS at ${String(options.servers)}: ${why}`,
         {
           cause,
           hint: 'check that the leaf node runs (anx-runtime start --relay starts one) and the URL is right',

@@ -140,7 +140,10 @@ program
     '--relay-ca <file>',
     "PEM file of the CA that signed a tls:// hub's certificate (default: system CAs)",
   )
-  .option('--nats <url>', 'join the relay through an existing NATS server (a shared leaf): nats://HOST:PORT')
+  .option(
+    '--nats <url>',
+    'join the relay through an existing NATS server (a shared leaf): nats://[USER:PASSWORD@]HOST:PORT, as the host that started it prints (ANX_NATS keeps the password out of the process list)',
+  )
   .option(
     '--leaf-port <port>',
     'client port of the leaf --relay starts (default 4223; 0 picks one)',
@@ -189,6 +192,11 @@ program
             `data directory: ${info.dataDir}${info.replayed > 0 ? ` — replayed ${info.replayed} pending messages` : ''}`,
             `API token: ${dataFiles.token(info.dataDir)} (readable by you only)`,
             `playground: ${info.url}/playground/ (\`anx-runtime playground\` prints the link with your token)`,
+            ...(info.relayShareUrl === undefined
+              ? []
+              : [
+                  `other hosts of the LAN share this leaf with: ANX_NATS='${info.relayShareUrl}' anx-runtime start`,
+                ]),
             'Press Ctrl+C to stop.',
           ].join('\n'),
         ),

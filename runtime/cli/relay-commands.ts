@@ -7,6 +7,7 @@ import type { ApiClient } from '../../bridge/api/client.ts';
 import {
   freeLoopbackPort,
   generateCredentials,
+  hostCredentialsOf,
   hubConfig,
   type LeafCredentials,
   NatsServer,
@@ -42,17 +43,35 @@ function collect(value: string, previous: string[] = []): string[] {
 /** The variable `start` reads the relay URL from when `--relay` is not given (its password stays out of `ps`). */
 export const RELAY_ENV = 'ANX_RELAY';
 
+/** The variable `start` reads the NATS URL from when no relay flag or `ANX_RELAY` is given (it may hold a password). */
+export const NATS_ENV = 'ANX_NATS';
+
+const fromEnv = (name: string): string | undefined => {
+  const value = process.env[name];
+  return value === undefined || value === '' ? undefined : value;
+};
+
 /** `--relay`, else `$ANX_RELAY` (only when `--nats` is not given either). */
 function relayUrlOf(o: StartOptions): string | undefined {
   if (o.relay !== undefined) return o.relay;
-  const fromEnv = process.env[RELAY_ENV];
-  return o.nats === undefined && fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
+  return o.nats === undefined ? fromEnv(RELAY_ENV) : undefined;
+}
+
+/** `--nats`, else `$ANX_NATS` (only when no relay URL is given at all). */
+function natsUrlOfStart(o: StartOptions): string | undefined {
+  if (o.nats !== undefined) return o.nats;
+  return relayUrlOf(o) === undefined ? fromEnv(NATS_ENV) : undefined;
 }
 
 /** The daemon's relay options from `start`'s flags; undefined when the host runs alone. */
 export function relayJoinOptions(given: StartOptions) {
   const relayUrl = relayUrlOf(given);
-  const o = relayUrl === undefined ? given : { ...given, relay: relayUrl };
+  const natsUrl = natsUrlOfStart(given);
+  const o = {
+    ...given,
+    ...(relayUrl === undefined ? {} : { relay: relayUrl }),
+    ...(natsUrl === undefined ? {} : { nats: natsUrl }),
+  };
   if (o.relay !== undefined && o.nats !== undefined) {
     throw new AnxError('ANX_ARGUMENT_INVALID', 'start expected --relay or --nats, got both', {
       hint: '--relay starts a local leaf joined to the hub; --nats uses a leaf that already runs',
@@ -89,11 +108,10 @@ export function relayJoinOptions(given: StartOptions) {
   };
 }
 
-/** `start`'s relay flags again, for the detached child (the relay URL goes in `relayEnvOf`). */
+/** `start`'s relay flags again, for the detached child (the relay and NATS URLs go in `relayEnvOf`). */
 export function relayArgs(o: StartOptions): string[] {
   const args: string[] = [];
   if (o.relayCa !== undefined) args.push('--relay-ca', resolve(o.relayCa));
-  if (o.nats !== undefined) args.push('--nats', o.nats);
   if (o.leafPort !== undefined) args.push('--leaf-port', String(o.leafPort));
   if (o.leafHost !== undefined) args.push('--leaf-host', o.leafHost);
   if (o.revocationMaxStaleness !== undefined)
@@ -101,10 +119,13 @@ export function relayArgs(o: StartOptions): string[] {
   return args;
 }
 
-/** The environment that hands the relay URL to the detached child. */
+/** The environment that hands the relay or NATS URL (which may hold a password) to the detached child. */
 export function relayEnvOf(o: StartOptions): Record<string, string> {
   const url = relayUrlOf(o);
-  return url === undefined ? {} : { [RELAY_ENV]: url };
+  if (url !== undefined) return { [RELAY_ENV]: url };
+  const nats = natsUrlOfStart(o);
+  // An empty ANX_RELAY keeps one the parent's environment had from taking over.
+  return nats === undefined ? {} : { [NATS_ENV]: nats, [RELAY_ENV]: '' };
 }
 
 function loadCredentials(file: string): LeafCredentials {
@@ -200,6 +221,8 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
             ...(o.httpPort === undefined ? {} : { httpPort: o.httpPort }),
             storeDir: join(dir, 'jetstream'),
             credentials,
+            // Hosts on this machine connecting to the client port show they have the join URL too.
+            clients: hostCredentialsOf(credentials),
             ...(tls === undefined ? {} : { tls }),
           }),
         });
@@ -214,12 +237,18 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
         };
         await server.start({ supervise: true });
         const join_ = `${tls === undefined ? 'nats-leaf' : 'tls'}://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${o.publicHost}:${o.leafPort}`;
+        const clients = hostCredentialsOf(credentials);
+        const hostUrl = server.url.replace(
+          '://',
+          `://${encodeURIComponent(clients.user)}:${encodeURIComponent(clients.password)}@`,
+        );
         h.out(
           cmd,
           {
             pid: server.pid,
             config: server.configFile,
             clientUrl: server.url,
+            hostUrl,
             leafListen: `${o.leafHost}:${o.leafPort}`,
             join: join_,
             tls: tls !== undefined,
@@ -233,8 +262,10 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
               'Hosts join with:',
               `  ANX_RELAY='${join_}' anx-runtime start${tls === undefined ? '' : ' [--relay-ca <CA file> for a private CA]'}`,
               '  (or --relay URL; the variable keeps the password out of the process list)',
-              'Several hosts on one machine or LAN can share one leaf: start the first with --relay, the others with',
-              '  anx-runtime start --nats nats://<that machine>:4223   (the leaf stops with that first host)',
+              'Hosts on this machine may use the hub directly instead:',
+              `  ANX_NATS='${hostUrl}' anx-runtime start`,
+              'Several hosts on one machine share its leaf by starting with the same join URL; on a LAN, start the',
+              'first with --leaf-host <its LAN address>: it prints the ANX_NATS value the others start with.',
               'Press Ctrl+C to stop.',
             ].join('\n'),
         );

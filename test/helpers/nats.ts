@@ -4,10 +4,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
   generateCredentials,
+  hostCredentialsOf,
   hubConfig,
   type LeafCredentials,
   leafConfig,
   NatsServer,
+  parseLeafUrl,
 } from '../../bridge/relay/nats-server.ts';
 import { CLI, type DaemonProcess, killHard, startDaemonProcess } from './daemon.ts';
 import { tempDir } from './tmp.ts';
@@ -164,11 +166,20 @@ export function relayStartSync(...args: string[]): SpawnSyncReturns<string> {
   });
 }
 
+/** The `user`/`pass` connect options of a host of the relay whose join URL is `join` (nats.js takes no credentials from URLs). */
+export function hostLogin(join: string): { user: string; pass: string } {
+  const creds = hostCredentialsOf(parseLeafUrl(join).credentials);
+  return { user: creds.user, pass: creds.password };
+}
+
 /** What `anx-runtime --json relay start` prints. */
 export interface RelayStartInfo {
   pid: number;
   join: string;
+  /** The hub's client port, without credentials. */
   clientUrl: string;
+  /** The same with the credentials hosts present (derived from the join URL). */
+  hostUrl: string;
   tls: boolean;
 }
 

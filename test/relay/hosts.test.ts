@@ -270,7 +270,10 @@ describe('hosts over a hub and two leaves', () => {
       },
     });
     spy.publish(presenceSubject(real.host), rogue.heartbeat([], real.interval, true));
+    // The last heartbeat again is only a repeat (hosts announce it again for new watchers); one older
+    // than the last taken is a replay, refused before its signature is even looked at.
     spy.publish(presenceSubject(real.host), encodeHeartbeat(real));
+    spy.publish(presenceSubject(real.host), encodeHeartbeat({ ...real, ts: real.ts - 1 }));
     const padded = { ...real, dids: [...real.dids, mallory.did], ts: real.ts + 1 };
     spy.publish(presenceSubject(real.host), encodeHeartbeat({ ...padded, sig: real.sig }));
     await spy.flush();

@@ -4,13 +4,26 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
-import { joinRelay } from '../../bridge/relay/join.ts';
-import { leafConfig, NatsServer, parseLeafUrl, portOpen } from '../../bridge/relay/nats-server.ts';
-import { RELAY_ENV, relayArgs, relayEnvOf, relayJoinOptions } from '../../runtime/cli/relay-commands.ts';
+import { joinRelay, splitNatsUrl } from '../../bridge/relay/join.ts';
+import {
+  hostCredentialsOf,
+  leafConfig,
+  NatsServer,
+  parseLeafUrl,
+  portOpen,
+} from '../../bridge/relay/nats-server.ts';
+import {
+  NATS_ENV,
+  RELAY_ENV,
+  relayArgs,
+  relayEnvOf,
+  relayJoinOptions,
+} from '../../runtime/cli/relay-commands.ts';
 import { isAnxError } from '../../runtime/errors.ts';
 import { CLI, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
 import {
   freePort,
+  hostLogin,
   relayStartSync,
   startHub,
   startLeaf,
@@ -240,3 +253,76 @@ it('stops the leaf a kill -9-ed host left running and supervises a new one when 
     await hub.stop();
   }
 }, 120_000);
+
+it('asks hosts for the credentials of the join URL on every client port it starts, and lets the holders share a leaf', async () => {
+  const relay = await startRelayCli();
+  const conns: Array<{ close(): Promise<void> }> = [];
+  try {
+    const { info } = relay;
+    const creds = hostCredentialsOf(parseLeafUrl(info.join).credentials);
+    // The hub's client port: refused without the credentials, taken with them.
+    await expect(connect({ servers: info.clientUrl, reconnect: false })).rejects.toThrow(/authorization/i);
+    const viaHub = await connect({ servers: info.clientUrl, ...hostLogin(info.join) });
+    await viaHub.close();
+    expect(info.hostUrl).toContain(`${creds.user}:${encodeURIComponent(creds.password)}@`);
+
+    // A host's leaf, bound to an address other hosts reach: the same for its client port.
+    const first = await joinRelay({
+      dataDir: tempDir(),
+      relayUrl: info.join,
+      leafPort: 0,
+      leafHost: '127.0.0.2',
+    });
+    conns.push(first);
+    expect(first.shareUrl).toBeDefined();
+    expect(first.url).not.toContain(creds.password);
+    await expect(connect({ servers: first.url, reconnect: false })).rejects.toThrow(/authorization/i);
+    const stranger = await joinRelay({ dataDir: tempDir(), natsUrl: first.url }).catch((e: unknown) => e);
+    expect(isAnxError(stranger) && stranger.code).toBe('ANX_RELAY_REFUSED');
+    expect((stranger as Error).message).toMatch(/refused a connection without credentials/);
+    // Another host of the LAN with the printed URL shares it; so does one with the same join URL.
+    const peer = await joinRelay({ dataDir: tempDir(), natsUrl: first.shareUrl as string });
+    conns.push(peer);
+    expect((await peer.relay.statusWithHub()).hub?.reachable).toBe(true);
+    expect((await peer.relay.statusWithHub()).hub?.address).not.toContain(creds.password);
+    const port = Number(new URL(first.url).port);
+    const sibling = await joinRelay({
+      dataDir: tempDir(),
+      relayUrl: info.join,
+      leafPort: port,
+      leafHost: '127.0.0.2',
+    });
+    conns.push(sibling);
+    expect(sibling.leaf).toBeUndefined();
+    expect((await sibling.relay.statusWithHub()).hub?.reachable).toBe(true);
+  } finally {
+    for (const c of conns.reverse()) await c.close();
+    await relay.stop();
+  }
+}, 90_000);
+
+it('takes the NATS URL from ANX_NATS and hands it to a detached start in the environment, not its arguments', () => {
+  const url = 'nats://anx-host:not-in-ps-0123456789@192.168.1.10:4223';
+  const saved = { relay: process.env[RELAY_ENV], nats: process.env[NATS_ENV] };
+  delete process.env[RELAY_ENV];
+  process.env[NATS_ENV] = url;
+  try {
+    expect(relayJoinOptions({ port: 0 })).toMatchObject({ natsUrl: url });
+    expect(relayArgs({ port: 0, nats: url })).toEqual([]);
+    expect(relayEnvOf({ port: 0, nats: url })).toEqual({ [NATS_ENV]: url, [RELAY_ENV]: '' });
+    // A relay URL wins over the variable.
+    expect(relayJoinOptions({ port: 0, relay: 'nats-leaf://u:p@hub:7422' })).not.toHaveProperty('natsUrl');
+    expect(splitNatsUrl(url)).toEqual({
+      url: 'nats://192.168.1.10:4223',
+      login: { user: 'anx-host', password: 'not-in-ps-0123456789' },
+    });
+    expect(() => splitNatsUrl('nats-leaf://u:secret@x:1')).toThrow(/--nats expected .*\*\*\*@/);
+  } finally {
+    for (const [name, value] of [
+      [RELAY_ENV, saved.relay],
+      [NATS_ENV, saved.nats],
+    ] as const)
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+  }
+});

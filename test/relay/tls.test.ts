@@ -9,7 +9,7 @@ import { joinRelay } from '../../bridge/relay/join.ts';
 import { leafConfig, NatsServer, parseLeafUrl } from '../../bridge/relay/nats-server.ts';
 import { type AnxError, isAnxError } from '../../runtime/errors.ts';
 import { CLI } from '../helpers/daemon.ts';
-import { freePort, relayStartSync, startRelayCli } from '../helpers/nats.ts';
+import { freePort, hostLogin, relayStartSync, startRelayCli } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 const started: NatsServer[] = [];
@@ -110,7 +110,7 @@ it('runs a hub with TLS on its leafnode port that only leaves trusting its CA ca
     const leaf = await leafWith(hub, credentials, hubCerts.ca, 20_000);
     const [atLeaf, atHub] = [
       await connect({ servers: leaf.url }),
-      await connect({ servers: info.clientUrl }),
+      await connect({ servers: info.clientUrl, ...hostLogin(info.join) }),
     ];
     const got: string[] = [];
     atHub.subscribe('anx.tls.test', { callback: (_e, m) => void got.push(m.string()) });
