@@ -453,8 +453,9 @@ const SUSPECT_TEXT = /\\u[dD][89a-fA-F]|[eE][+]?\d{3}|\d{300}/;
 function optionalInt(url: URL, name: string, as: string): Record<string, number> {
   const raw = url.searchParams.get(name);
   if (raw === null) return {};
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) {
+  // Decimal digits only: Number('') is 0 and Number('1e3') 1000, neither what was written.
+  const n = /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
     throw new RequestError(
       'ANX_REQUEST_INVALID',
       `"${name}" expected a non-negative integer, got ${describeValue(raw)}`,

@@ -89,6 +89,16 @@ describe('local API under hostile input', () => {
     await healthy();
   });
 
+  it('refuses an empty or non-decimal number in a query instead of reading it as 0 or 1000', async () => {
+    for (const q of ['limit=', 'limit=%20', 'limit=1e3', 'after=0x10', 'limit=-1']) {
+      const r = await raw('GET', `/v1/inbox/${encodeURIComponent(bob)}?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.json.error.code).toBe('ANX_REQUEST_INVALID');
+      expect(r.json.error.message).toMatch(/expected a non-negative integer/);
+    }
+    expect((await raw('GET', `/v1/inbox/${encodeURIComponent(bob)}?limit=2&after=0`)).status).toBe(200);
+  });
+
   it('answers a malformed percent-escape in a path with 400, on every kind of route', async () => {
     for (const path of ['/v1/identities/%E0%A4%A', '/v1/trace/%ZZ', '/v1/runs/%E0']) {
       const r = await raw('GET', path);
