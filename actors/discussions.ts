@@ -11,7 +11,7 @@ import {
   type VoteRule,
 } from '../machines/discussion.ts';
 import type { CryptoSuite } from '../runtime/crypto/suite.ts';
-import { AnxError, describeValue } from '../runtime/errors.ts';
+import { AnxError, describeValue, IdTakenError } from '../runtime/errors.ts';
 import type { EventV1 } from '../runtime/events/event.ts';
 import { isDid } from '../runtime/identity/did.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
@@ -157,7 +157,7 @@ export class Discussions {
       // A retried opening (same id, creator and topic) answers with the discussion; anything else is a clash.
       const known = this.localAddress(id) === undefined ? undefined : this.get(id);
       if (known !== undefined && known.creator === request.as && known.topic === request.topic) return known;
-      throw new DiscussionInputError(
+      throw new IdTakenError(
         `"id" expected a new discussion id, but discussion ${id} exists with other content`,
       );
     }

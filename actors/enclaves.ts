@@ -8,7 +8,7 @@ import {
   permissionsOf,
   type VaultBackendName,
 } from '../machines/enclave.ts';
-import { describeValue } from '../runtime/errors.ts';
+import { describeValue, IdTakenError } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
 import { checkEnclaveId } from '../runtime/vault/keys.ts';
@@ -64,7 +64,7 @@ export class Enclaves {
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length > 128))
       throw new TeamworkInputError('"name" expected a string of at most 128 characters');
     if (this.system.has(enclaveAddress(id)))
-      throw new TeamworkInputError(`"id" expected a new enclave id, but enclave ${id} exists already`);
+      throw new IdTakenError(`"id" expected a new enclave id, but enclave ${id} exists already`);
     await this.system.spawn(ENCLAVE_KIND, enclaveAddress(id), {
       enclave_id: id,
       owner: options.owner,

@@ -6,7 +6,7 @@ import type { ArtifactRef, PlaybookDefinition } from '../machines/playbook/defin
 import type { RunContext, StageExecution } from '../machines/playbook/run.ts';
 import { PLAYBOOK_TEMPLATES, playbookTemplate, type TemplateName } from '../machines/playbook/templates.ts';
 import { assertPlaybook } from '../machines/playbook/validate.ts';
-import { describeValue } from '../runtime/errors.ts';
+import { describeValue, IdTakenError } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import { type ArtifactVersion, toRef } from '../runtime/vault/types.ts';
@@ -278,7 +278,7 @@ export class PlaybookRuns {
         `"run_id" expected [A-Za-z0-9] then up to 63 of [A-Za-z0-9_.-], got ${describeValue(runId)}`,
       );
     const address = runAddress(runId);
-    if (this.system.has(address)) throw new TeamworkInputError(`"run_id" expected a new id, ${runId} exists`);
+    if (this.system.has(address)) throw new IdTakenError(`"run_id" expected a new id, ${runId} exists`);
 
     const json = canonicalJson(def);
     const hash = createHash('sha256').update(json).digest('hex');

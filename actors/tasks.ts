@@ -14,7 +14,7 @@ import {
   taskView,
 } from '../machines/task.ts';
 import type { CryptoSuite } from '../runtime/crypto/suite.ts';
-import { AnxError, describeValue } from '../runtime/errors.ts';
+import { AnxError, describeValue, IdTakenError } from '../runtime/errors.ts';
 import type { Keystore } from '../runtime/identity/keystore.ts';
 import type { ActorSystem, MachineDefinition } from '../runtime/kernel/actor-system.ts';
 import {
@@ -133,7 +133,7 @@ export class Tasks {
       // A retried proposal (same id, proposer and title) answers with the task; anything else is a clash.
       const known = this.system.info(address)?.kind === TASK_KIND ? this.get(id) : undefined;
       if (known !== undefined && known.proposer === request.as && known.title === request.title) return known;
-      throw new TaskInputError(`"id" expected a new task id, but task ${id} exists with other content`);
+      throw new IdTakenError(`"id" expected a new task id, but task ${id} exists with other content`);
     }
     const body: Record<string, unknown> = { task_id: id, title: request.title };
     for (const field of ['description', 'candidates', 'enclave_id'] as const)

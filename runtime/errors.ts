@@ -24,6 +24,18 @@ export class AnxError extends Error {
 }
 
 /** True when `err` is an `AnxError` with the given code. */
+/**
+ * An id given for something new (an Enclave, task, discussion, run) is taken: nothing is wrong with the
+ * id itself, it conflicts with what exists (HTTP 409, CLI exit 5).
+ */
+export class IdTakenError extends AnxError {
+  constructor(message: string) {
+    super('ANX_ID_CONFLICT', message, {
+      hint: 'that id is taken: give another one, or leave it out to have one generated',
+    });
+  }
+}
+
 export function isAnxError(err: unknown, code?: string): err is AnxError {
   return err instanceof AnxError && (code === undefined || err.code === code);
 }

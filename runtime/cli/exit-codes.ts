@@ -12,23 +12,8 @@ export const EXIT = {
   tampered: 6,
 } as const;
 
-/**
- * A well-formed id for something new that is taken (`enclave create --id`, `task propose --id` with
- * other content, `discuss new --id`, `run start --run-id`): the services report it as `*_INVALID`
- * ("\"id\" expected a new task id, but task X exists with other content"), yet nothing is wrong with
- * the argument. It is a conflict with what exists, refused like the other conflicts; a malformed id
- * is still a usage error. Matched on the message until the services give it a code of its own.
- */
-const ID_TAKEN = /^"[\w.]+" expected a new (\w+ )?id, .*\bexists\b/;
-
-/** True for an error saying that an id given for something new is taken (see `ID_TAKEN`). */
-export function isIdTaken(err: AnxError): boolean {
-  return err.code.endsWith('_INVALID') && ID_TAKEN.test(err.message);
-}
-
 export function exitCodeOf(err: AnxError): number {
   const code = err.code;
-  if (isIdTaken(err)) return EXIT.refused;
   if (
     code === 'ANX_DAEMON_NOT_RUNNING' ||
     code === 'ANX_DAEMON_CONNECTION_LOST' ||

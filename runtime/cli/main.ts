@@ -18,7 +18,7 @@ import {
   registerCollabCommands,
   wantsUnread,
 } from './collab-commands.ts';
-import { EXIT, exitCodeOf, isIdTaken } from './exit-codes.ts';
+import { EXIT, exitCodeOf } from './exit-codes.ts';
 import { formatEvent, formatTable, printable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
 import {
@@ -595,11 +595,9 @@ function report(err: unknown, json: boolean): number {
   const command = commandNamed(process.argv.slice(2));
   const hint =
     anx.hint ??
-    (isIdTaken(anx)
-      ? 'that id is taken: give another one, or leave the option out to have one generated'
-      : exitCodeOf(anx) === EXIT.usage && command !== undefined
-        ? `see \`anx-runtime ${command} --help\` for what each option takes`
-        : undefined);
+    (exitCodeOf(anx) === EXIT.usage && command !== undefined
+      ? `see \`anx-runtime ${command} --help\` for what each option takes`
+      : undefined);
   if (json) {
     process.stdout.write(
       `${JSON.stringify({ error: { ...anx.toJSON(), ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,

@@ -351,7 +351,7 @@ describe('tasks', () => {
     const once = await tasks.propose({ as: alice, title: 'idempotent', id: 'task-retry' });
     expect(await tasks.propose({ as: alice, title: 'idempotent', id: 'task-retry' })).toEqual(once);
     expect((await refusal(tasks.propose({ as: alice, title: 'other', id: 'task-retry' }))).code).toBe(
-      'ANX_TASK_INVALID',
+      'ANX_ID_CONFLICT',
     );
     expect((await refusal(tasks.propose({ as: alice, title: 'x', enclave_id: 'missing' }))).code).toBe(
       'ANX_ENCLAVE_NOT_FOUND',

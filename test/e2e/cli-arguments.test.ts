@@ -229,10 +229,9 @@ describe('an id given for something new that is taken', () => {
     const r = await run('--json', ...args);
     expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(5);
     const { error } = JSON.parse(r.stdout) as JsonError;
+    expect(error.code).toBe('ANX_ID_CONFLICT');
     expect(error.message).toContain(message);
-    expect(error.hint).toBe(
-      'that id is taken: give another one, or leave the option out to have one generated',
-    );
+    expect(error.hint).toBe('that id is taken: give another one, or leave it out to have one generated');
   }
 
   it('is refused with exit 5 like other conflicts; a malformed id stays exit 2', async () => {
