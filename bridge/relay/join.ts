@@ -272,20 +272,31 @@ export async function stopOrphanLeaf(relayDir: string): Promise<boolean> {
     rmSync(file, { force: true });
     return false;
   }
+  // Gone once its /proc entry is, or it is a zombie: only then are its sockets closed (its command
+  // line empties earlier, while it still listens).
+  const running = (): boolean => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return fields[0] !== 'Z' && fields[19] === start;
+    } catch {
+      return false;
+    }
+  };
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
     // Gone already.
   }
   const deadline = Date.now() + 3_000;
-  while (ours() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (ours()) {
+  while (running() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (running()) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
       // Gone meanwhile.
     }
-    while (ours()) await new Promise((r) => setTimeout(r, 20));
+    while (running()) await new Promise((r) => setTimeout(r, 20));
   }
   rmSync(file, { force: true });
   return true;

@@ -45,6 +45,10 @@ interface RunStatus {
 }
 
 class Playground {
+  /** Members of the Enclave of the run shown, for Reassign. */
+  private members:
+    | { enclave: string; members: Record<string, { role: string; permissions: string[] }> }
+    | undefined;
   private machines: MachineEntry[] = [];
   private actors: ActorEntry[] = [];
   private drawn: DrawnGraph | undefined;
@@ -333,6 +337,22 @@ class Playground {
       `step ${index + 1}/${this.steps.length}: ${step.state}${step.seq > 0 ? ` at #${step.seq} ${new Date(step.ts).toISOString()}` : ''}`;
   }
 
+  /** Reads an Enclave's members, then draws the panel again (its Reassign choices). */
+  private async loadMembers(enclave: string): Promise<void> {
+    this.members = { enclave, members: {} };
+    try {
+      const e = await this.api.get<{ members: Record<string, { role: string; permissions: string[] }> }>(
+        `/v1/enclaves/${encodeURIComponent(enclave)}`,
+      );
+      if (this.members?.enclave !== enclave) return;
+      this.members = { enclave, members: e.members };
+      this.renderActorPanel();
+    } catch {
+      // Not readable (gone, or the daemon restarting): Reassign offers the run's workers; asked again
+      // when another Enclave is shown.
+    }
+  }
+
   private renderActorPanel(): void {
     const actor = this.followed;
     const run = this.run;
@@ -367,10 +387,22 @@ class Playground {
     $('takeover').hidden = run?.state !== 'takeover';
     if (run?.takeover) $('takeover-info').textContent = `stage ${run.takeover.stage}: ${run.takeover.reason}`;
     if (run !== undefined) {
-      const workers = [...new Set(run.stages.map((s) => s.worker).filter((w): w is string => w !== null))];
+      // Reassign may pick any member of the run's Enclave with write (a worker must have it), not
+      // only the workers the run has used so far; used workers come first.
+      const used = [...new Set(run.stages.map((s) => s.worker).filter((w): w is string => w !== null))];
+      const members = this.members?.enclave === run.enclave_id ? this.members.members : {};
+      if (run.enclave_id !== null && this.members?.enclave !== run.enclave_id)
+        void this.loadMembers(run.enclave_id);
+      const writers = Object.entries(members)
+        .filter(([did, m]) => m.permissions.includes('write') && !used.includes(did))
+        .map(([did]) => did);
+      const label = (did: string) => {
+        const role = members[did]?.role;
+        return role === undefined ? short(did) : `${role} ${short(did)}`;
+      };
       setOptions(
         select('ctl-worker'),
-        workers.map((w) => ({ value: w, label: short(w) })),
+        [...used, ...writers].map((w) => ({ value: w, label: label(w) })),
       );
       $('stages').replaceChildren(
         h(

@@ -180,6 +180,17 @@ describe('playground in Chromium', () => {
     await waitForCurrent(page, 'run.live.takeover');
     await page.waitForSelector('#takeover:not([hidden])');
     expect(await page.textContent('#takeover-info')).toContain('requirements');
+    // Reassign offers every member of the Enclave with write, not only the workers the run used (pm).
+    await page.waitForFunction(
+      (did) =>
+        Array.from(document.querySelectorAll('#ctl-worker option')).some(
+          (o) => (o as HTMLOptionElement).value === did,
+        ),
+      team.workers['architect'],
+      { timeout: 10_000 },
+    );
+    const firstOption = await page.$eval('#ctl-worker option', (o) => (o as HTMLOptionElement).value);
+    expect(firstOption).toBe(pm);
     await page.screenshot({ path: `${ARTIFACTS}e2e-takeover.png` });
     await page.fill('#ctl-content', '# Requirements\n\nwritten by the owner\n');
     await page.click('#ctl-deliver');
