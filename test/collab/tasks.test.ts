@@ -29,6 +29,18 @@ async function team(host: Host) {
 }
 
 /** The typed error a promise rejects with. */
+/** An Enclave of `owner` holding `design/spec.md`, and the ref of that artifact. */
+async function enclaveWithSpec(host: Host, owner: string, id: string) {
+  const enclave = (await host.teamwork.enclaves.create({ owner, id })).enclave_id;
+  const ref = await host.teamwork.vault.put(
+    enclave,
+    'design/spec.md',
+    { kind: 'text', content: 'spec', summary: 'spec' },
+    owner,
+  );
+  return { enclave, ref };
+}
+
 async function refusal(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
     await promise;
@@ -218,13 +230,7 @@ describe('tasks', () => {
     const host = await open();
     const { alice, bob, carol } = await team(host);
     const tasks = host.teamwork.tasks;
-    const enclave = (await host.teamwork.enclaves.create({ owner: alice, id: 'enc-sync' })).enclave_id;
-    const ref = await host.teamwork.vault.put(
-      enclave,
-      'design/spec.md',
-      { kind: 'text', content: 'spec', summary: 'spec' },
-      alice,
-    );
+    const { enclave, ref } = await enclaveWithSpec(host, alice, 'enc-sync');
     const { task_id } = await tasks.propose({ as: alice, title: 'x', enclave_id: enclave });
     await tasks.sync(task_id, alice, [{ kind: 'artifact', ref }]);
     await tasks.claim(task_id, bob);
@@ -247,13 +253,7 @@ describe('tasks', () => {
     const host = await open();
     const { alice } = await team(host);
     const tasks = host.teamwork.tasks;
-    const enclave = (await host.teamwork.enclaves.create({ owner: alice, id: 'enc-propose' })).enclave_id;
-    const ref = await host.teamwork.vault.put(
-      enclave,
-      'design/spec.md',
-      { kind: 'text', content: 'spec', summary: 'spec' },
-      alice,
-    );
+    const { enclave, ref } = await enclaveWithSpec(host, alice, 'enc-propose');
     const missing = await refusal(
       tasks.propose({
         as: alice,
