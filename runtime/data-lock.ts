@@ -45,15 +45,24 @@ interface Holder {
   start?: string;
 }
 
-/** When the process `pid` started (clock ticks since boot, from `/proc`), or undefined where unknown. */
-export function startTimeOf(pid: number): string | undefined {
+/**
+ * What `/proc` says of process `pid`: its state letter (`Z` for a zombie) and when it started (clock
+ * ticks since boot); undefined when it is gone or `/proc` is not there.
+ */
+export function processStat(pid: number): { state: string; start: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (in parentheses, which may hold spaces); starttime is field 22.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    // Fields after the command name (in parentheses, which may hold spaces): state is field 3, starttime 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '', start: fields[19] ?? '' };
   } catch {
     return undefined;
   }
+}
+
+/** When the process `pid` started (clock ticks since boot, from `/proc`), or undefined where unknown. */
+export function startTimeOf(pid: number): string | undefined {
+  return processStat(pid)?.start;
 }
 
 function parseHolder(text: string): Holder | undefined {

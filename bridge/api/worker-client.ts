@@ -164,15 +164,13 @@ export class RemoteWorker {
       for (const [taskId, controller] of this.running) if (!open.has(taskId)) controller.abort();
       for (const id of this.claimed) if (!open.has(id)) this.claimed.delete(id);
       for (const id of this.refusedOnce.keys()) if (!open.has(id)) this.refusedOnce.delete(id);
-      const wanted = tasks.filter(
-        (t) =>
-          this.handlers.has(t.role) &&
-          !this.seen.has(t.task_id) &&
-          (t.claim === undefined || t.claim.holder === this.holder),
-      );
-      for (const t of tasks)
-        if (t.claim !== undefined && t.claim.holder !== this.holder && !this.seen.has(t.task_id))
-          this.refused(t, 'another worker is working on it', t.claim.holder);
+      // New tasks of this worker's roles: taken unless another worker has them.
+      const wanted: RemoteTask[] = [];
+      for (const t of tasks) {
+        if (!this.handlers.has(t.role) || this.seen.has(t.task_id)) continue;
+        if (t.claim === undefined || t.claim.holder === this.holder) wanted.push(t);
+        else this.refused(t, 'another worker is working on it', t.claim.holder);
+      }
       const renew = [...this.running.keys()].filter((id) => open.has(id));
       if (wanted.length === 0 && renew.length === 0) return;
       const claim = await this.api.post<ClaimResult>(`${this.path}/claim`, {

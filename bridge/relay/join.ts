@@ -1,7 +1,7 @@
 // Joining the relay from a host: start and supervise a local leaf (`--relay`) or use an existing NATS server (`--nats`).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startTimeOf } from '../../runtime/data-lock.ts';
+import { processStat, startTimeOf } from '../../runtime/data-lock.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
 import {
   connectHost,
@@ -13,6 +13,7 @@ import {
   leafConfig,
   NatsServer,
   natsUrlOf,
+  natsUrlWithLogin,
   parseLeafUrl,
   portOpen,
 } from './nats-server.ts';
@@ -190,9 +191,7 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
   });
   const lan = options.leafHost !== undefined && connectHost(options.leafHost) !== '127.0.0.1';
   const shareUrl =
-    leaf !== undefined && lan && login !== undefined
-      ? url.replace('://', `://${encodeURIComponent(login.user)}:${encodeURIComponent(login.password)}@`)
-      : undefined;
+    leaf !== undefined && lan && login !== undefined ? natsUrlWithLogin(url, login) : undefined;
   return {
     relay,
     transport,
@@ -202,7 +201,8 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     close: async () => {
       await relay.close();
       await leaf?.stop();
-      if (leaf !== undefined) rmSync(join(relayDir ?? '', LEAF_PID_FILE), { force: true });
+      if (leaf !== undefined && relayDir !== undefined)
+        rmSync(join(relayDir, LEAF_PID_FILE), { force: true });
     },
   };
 }
@@ -275,13 +275,8 @@ export async function stopOrphanLeaf(relayDir: string): Promise<boolean> {
   // Gone once its /proc entry is, or it is a zombie: only then are its sockets closed (its command
   // line empties earlier, while it still listens).
   const running = (): boolean => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return fields[0] !== 'Z' && fields[19] === start;
-    } catch {
-      return false;
-    }
+    const stat = processStat(pid);
+    return stat !== undefined && stat.state !== 'Z' && stat.start === start;
   };
   try {
     process.kill(pid, 'SIGTERM');

@@ -237,6 +237,11 @@ export function natsUrlOf(host: string | undefined, port: number): string {
   return `nats://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
+/** `url` (`nats://HOST:PORT`) with `login` in it, as `--nats`/`ANX_NATS` take it (nats.js itself takes none from URLs). */
+export function natsUrlWithLogin(url: string, login: LeafCredentials): string {
+  return url.replace('://', `://${encodeURIComponent(login.user)}:${encodeURIComponent(login.password)}@`);
+}
+
 export interface NatsServerSpec {
   /** Directory for the config file and the server's log. */
   dir: string;

@@ -71,21 +71,8 @@ export class AdapterWorker {
     });
     this.remote = new RemoteWorker(api, did, options.pollMs ?? 500);
     this.remote.onConnection = options.onConnection;
-    this.remote.onClaimRefused = (task, reason, holder) => {
-      if (task.role !== role) return;
-      try {
-        this.options.onTask?.({
-          task_id: task.task_id,
-          stage: task.stage,
-          attempt: task.attempt,
-          state: 'left',
-          reason,
-          ...(holder === undefined ? {} : { holder }),
-        });
-      } catch {
-        // A listener's failure must not stop the worker.
-      }
-    };
+    this.remote.onClaimRefused = (task, reason, holder) =>
+      this.emit(task, { state: 'left', reason, ...(holder === undefined ? {} : { holder }) });
     const handle = adapterHandler(configured.adapter, configured.options);
     this.remote.onStage(role, (ctx) => {
       const controller = new AbortController();
@@ -101,10 +88,10 @@ export class AdapterWorker {
         })
         .finally(() => {
           this.work.delete(ctx.task.task_id);
-          if (controller.signal.aborted && !state.answered) this.emit(ctx, { state: 'stopped' });
+          if (controller.signal.aborted && !state.answered) this.emit(ctx.task, { state: 'stopped' });
         });
       this.work.set(ctx.task.task_id, { controller, settled });
-      this.emit(ctx, { state: 'started' });
+      this.emit(ctx.task, { state: 'started' });
       // RemoteWorker fails a task whose handler returns unanswered; a task stopped because this worker
       // stops must stay open instead, so its handler's promise is left pending.
       return settled.then(() => (this.stopAll.signal.aborted ? new Promise<void>(() => {}) : undefined));
@@ -155,7 +142,7 @@ export class AdapterWorker {
       state.answered = true;
       this.stopAll.signal.removeEventListener('abort', stop);
       this.answered++;
-      this.emit(ctx, event);
+      this.emit(ctx.task, event);
       if (this.options.maxTasks !== undefined && this.answered >= this.options.maxTasks) void this.stop();
     };
     const watched: AdapterStageContext = {
@@ -182,12 +169,15 @@ export class AdapterWorker {
     return watched;
   }
 
-  private emit(ctx: AdapterStageContext, event: Answer | { state: 'started' | 'stopped' }): void {
+  private emit(
+    task: { task_id: string; stage: string; attempt: number },
+    event: Answer | { state: 'started' | 'stopped' } | { state: 'left'; reason: string; holder?: string },
+  ): void {
     try {
       this.options.onTask?.({
-        task_id: ctx.task.task_id,
-        stage: ctx.task.stage,
-        attempt: ctx.task.attempt,
+        task_id: task.task_id,
+        stage: task.stage,
+        attempt: task.attempt,
         ...event,
       } as TaskEvent);
     } catch {

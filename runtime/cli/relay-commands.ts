@@ -11,6 +11,7 @@ import {
   hubConfig,
   type LeafCredentials,
   NatsServer,
+  natsUrlWithLogin,
 } from '../../bridge/relay/nats-server.ts';
 import type { HubStatus } from '../../bridge/relay/relay.ts';
 import { AnxError } from '../errors.ts';
@@ -210,6 +211,8 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const credentialsFile = join(dir, 'credentials.json');
         const credentials = loadCredentials(credentialsFile);
+        // Hosts on this machine connecting to the client port show they have the join URL too.
+        const clients = hostCredentialsOf(credentials);
         const server = new NatsServer({
           dir,
           name: 'hub.conf',
@@ -221,8 +224,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
             ...(o.httpPort === undefined ? {} : { httpPort: o.httpPort }),
             storeDir: join(dir, 'jetstream'),
             credentials,
-            // Hosts on this machine connecting to the client port show they have the join URL too.
-            clients: hostCredentialsOf(credentials),
+            clients,
             ...(tls === undefined ? {} : { tls }),
           }),
         });
@@ -237,11 +239,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
         };
         await server.start({ supervise: true });
         const join_ = `${tls === undefined ? 'nats-leaf' : 'tls'}://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@${o.publicHost}:${o.leafPort}`;
-        const clients = hostCredentialsOf(credentials);
-        const hostUrl = server.url.replace(
-          '://',
-          `://${encodeURIComponent(clients.user)}:${encodeURIComponent(clients.password)}@`,
-        );
+        const hostUrl = natsUrlWithLogin(server.url, clients);
         h.out(
           cmd,
           {
