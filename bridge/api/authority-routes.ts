@@ -120,7 +120,7 @@ export function installAuthorityRoutes(host: Host, route: AuthorityRoute, relay?
     const b = obj(body);
     const bytes = optInt(b, 'bytes');
     const context = b['context'];
-    return a.tokens.check(str(b, 'token'), {
+    return a.tokens.checkAsync(str(b, 'token'), {
       actor: str(b, 'actor'),
       owner: str(b, 'owner'),
       resource: str(b, 'resource'),

@@ -292,6 +292,7 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
         // disk first (so what it reads from LMDB is as new as the state it reads from memory), and no
         // answer shows state that a crash could still take back.
         await host.system.whenDurable();
+        await prepareTokens(host, body);
         const result = await r.handler(req, url, match.slice(1), body);
         await host.system.whenDurable();
         reply(res, 200, result);
@@ -387,6 +388,24 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
         server.closeAllConnections();
       }),
   };
+}
+
+/** Tokens in one body that are verified ahead of the route (more are still checked, on the main thread). */
+const PREPARED_TOKENS = 16;
+
+/**
+ * Verifies the signatures of the capability tokens a request body carries (`token`, and the values
+ * of `tokens`) on the verification pool's threads, so that the route's own check, where the
+ * decision is made, finds them verified and the event loop is not held by Ed25519 work.
+ */
+async function prepareTokens(host: Host, body: unknown): Promise<void> {
+  if (body === null || typeof body !== 'object' || body instanceof Uint8Array) return;
+  const { token, tokens } = body as { token?: unknown; tokens?: unknown };
+  const all: unknown[] = [token];
+  if (tokens !== null && typeof tokens === 'object' && !Array.isArray(tokens))
+    all.push(...Object.values(tokens).slice(0, PREPARED_TOKENS - 1));
+  const strings = all.filter((t): t is string => typeof t === 'string');
+  if (strings.length > 0) await Promise.all(strings.map((t) => host.authority.tokens.prepare(t)));
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

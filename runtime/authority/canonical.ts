@@ -49,9 +49,19 @@ export const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString(
 
 export const toB64u = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
-/** Strict base64url decode (no padding); undefined for anything else. */
+const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * Strict base64url decode (no padding); undefined for anything else, including a spelling that is
+ * not the one `toB64u` gives (a length that leaves 6 stray bits, stray bits set in the last character).
+ */
 export function fromB64u(text: string): Uint8Array | undefined {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
-  const bytes = new Uint8Array(Buffer.from(text, 'base64url'));
-  return toB64u(bytes) === text ? bytes : undefined;
+  const rest = text.length % 4;
+  if (rest === 1) return undefined;
+  if (rest !== 0) {
+    const last = B64U.indexOf(text[text.length - 1] as string);
+    if ((last & (rest === 2 ? 0x0f : 0x03)) !== 0) return undefined;
+  }
+  return new Uint8Array(Buffer.from(text, 'base64url'));
 }

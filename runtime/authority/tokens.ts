@@ -1,6 +1,8 @@
 // Capability tokens: signed, offline-verifiable grants of actions on a resource, delegated only by narrowing.
+import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { CryptoSuite } from '../crypto/suite.ts';
+import { sharedVerifyPool, type VerifyItem, type VerifyPool } from '../crypto/verify-pool.ts';
 import { CONTEXT_KEYS, type EnvelopeContext } from '../envelope/envelope.ts';
 import { describeValue } from '../errors.ts';
 import { type Did, isDid, publicKeyOfDid } from '../identity/did.ts';
@@ -104,6 +106,17 @@ export interface DecodedToken {
   ids: string[];
 }
 
+/** A link whose signature has not been verified yet, with what verifying it takes. */
+interface UnverifiedLink extends VerifyItem {
+  index: number;
+  id: string;
+}
+
+/** A token checked in every way but its signatures. */
+interface ParsedToken extends DecodedToken {
+  unverified: UnverifiedLink[];
+}
+
 export interface IssueRequest {
   /** A local DID that owns the resource (it signs). */
   issuer: Did;
@@ -154,19 +167,42 @@ export function linkSigningInput(link: Omit<TokenLink, 'sig'> & { sig?: string }
   return utf8(`${TOKEN_SIG_DOMAIN}\0${canonicalize(unsigned)}`);
 }
 
+/** Hex SHA-256 of text's UTF-8 bytes (straight from the string with the node suite: ids are hashed often). */
+function sha256Hex(suite: CryptoSuite, text: string): string {
+  return suite.name === 'node'
+    ? createHash('sha256').update(text, 'utf8').digest('hex')
+    : toHex(suite.sha256(utf8(text)));
+}
+
 /** A link's id: hex SHA-256 of its canonical JSON including `sig`. */
 export function linkId(suite: CryptoSuite, link: TokenLink): string {
-  return toHex(suite.sha256(utf8(canonicalize(link))));
+  return sha256Hex(suite, canonicalize(link));
 }
 
 /** Hex SHA-256 of the canonical JSON of constraints. */
 export function constraintsHash(suite: CryptoSuite, cst: TokenConstraints): string {
-  return toHex(suite.sha256(utf8(canonicalize(cst))));
+  return sha256Hex(suite, canonicalize(cst));
 }
 
 /** The text form of a chain (root first). */
 export function encodeToken(links: TokenLink[]): string {
   return TOKEN_PREFIX + toB64u(utf8(canonicalize(links)));
+}
+
+/** How many distinct constraints a verifier remembers the hash of. */
+const CONSTRAINT_HASHES = 256;
+
+/** True when the keys of every object in `value` are in sorted order (as canonical JSON has them). */
+function keysSorted(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (Array.isArray(value)) return value.every(keysSorted);
+  let previous: string | undefined;
+  for (const key of Object.keys(value)) {
+    if (previous !== undefined && !(previous < key)) return false;
+    if (!keysSorted((value as Record<string, unknown>)[key])) return false;
+    previous = key;
+  }
+  return true;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -371,6 +407,8 @@ export class TokenVerifier {
   private readonly cache = new Map<string, DecodedToken>();
   /** Ids of links whose signature verified (an id is the hash of every byte of the link). */
   private readonly verifiedLinks = new Map<string, true>();
+  /** Hashes of constraints by their canonical JSON. */
+  private readonly constraintHashes = new Map<string, string>();
 
   /** `cacheSize`: verified chains kept (by token text); default 4096, 0 disables. */
   constructor(
@@ -386,6 +424,25 @@ export class TokenVerifier {
   decode(token: string): DecodedToken {
     const hit = this.cache.get(token);
     if (hit !== undefined) return hit;
+    const parsed = this.parse(token);
+    const verdicts = parsed.unverified.map((u) => this.suite.verify(u.publicKey, u.message, u.signature));
+    return this.finish(token, parsed, verdicts);
+  }
+
+  /**
+   * `decode` with the signatures verified on `pool`'s worker threads: the same checks, errors and
+   * caches, without holding the event loop for the Ed25519 work.
+   */
+  async decodeAsync(token: string, pool: VerifyPool): Promise<DecodedToken> {
+    const hit = this.cache.get(token);
+    if (hit !== undefined) return hit;
+    const parsed = this.parse(token);
+    const verdicts = parsed.unverified.length === 0 ? [] : await pool.verifyAll(parsed.unverified);
+    return this.finish(token, parsed, verdicts);
+  }
+
+  /** Everything `decode` checks but the signatures, and the signatures that still need verifying. */
+  private parse(token: string): ParsedToken {
     if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX))
       fail('ANX_TOKEN_INVALID', `a token expected text starting with "${TOKEN_PREFIX}"`);
     if (token.length > MAX_TOKEN_CHARS)
@@ -406,13 +463,18 @@ export class TokenVerifier {
     const links = (raw as unknown[]).map((l, i) => parseLink(l, i));
     // Each link's canonical JSON is made once: its id hashes it, its signing input is it without
     // `sig` (which sorts between "res" and "v", and whose base64url value needs no escaping).
-    const full = links.map((l) => canonicalize(l));
+    // JSON.stringify writes what JSON.parse read in the order it read it, which is the canonical
+    // form when every object's keys came sorted; otherwise (keys unsorted, or integer-like `ctx`
+    // keys that JavaScript reorders) the canonical form is built key by key.
+    const sorted = links.every(keysSorted);
+    const full = links.map((l) => (sorted ? JSON.stringify(l) : canonicalize(l)));
     // The text must be the canonical encoding: one token, one spelling (ids and caches rely on it).
     if (text !== `[${full.join(',')}]`) fail('ANX_TOKEN_INVALID', 'a token expected its canonical encoding');
     const ids: string[] = [];
+    const unverified: UnverifiedLink[] = [];
     for (let i = 0; i < links.length; i++) {
       const link = links[i] as TokenLink;
-      if (constraintsHash(this.suite, link.cst) !== link.cth)
+      if (this.constraintsHash(link.cst, sorted) !== link.cth)
         fail('ANX_TOKEN_INVALID', `token link ${i}: "cth" does not match its constraints`);
       if (i === 0) {
         if (link.prf !== null)
@@ -428,16 +490,34 @@ export class TokenVerifier {
           );
       }
       const canonical = full[i] as string;
-      const id = toHex(this.suite.sha256(utf8(canonical)));
+      const id = sha256Hex(this.suite, canonical);
       // A link whose exact bytes verified before needs no second verification: its id covers them all.
       if (!this.verifiedLinks.has(id)) {
         const unsigned = canonical.replace(`,"sig":"${link.sig}"`, '');
-        const sig = fromB64u(link.sig) as Uint8Array;
-        if (!this.suite.verify(publicKeyOfDid(link.iss), utf8(`${TOKEN_SIG_DOMAIN}\0${unsigned}`), sig))
-          fail('ANX_TOKEN_INVALID', `token link ${i}: the signature does not verify against ${link.iss}`);
-        this.remember(this.verifiedLinks, id, true, this.cacheSize * 2);
+        unverified.push({
+          index: i,
+          id,
+          publicKey: publicKeyOfDid(link.iss),
+          message: utf8(`${TOKEN_SIG_DOMAIN}\0${unsigned}`),
+          signature: fromB64u(link.sig) as Uint8Array,
+        });
       }
       ids.push(id);
+    }
+    return { links, ids, unverified };
+  }
+
+  /** Applies the signature verdicts (one per `unverified` link), then the narrowing rules; caches the result. */
+  private finish(token: string, parsed: ParsedToken, verdicts: readonly boolean[]): DecodedToken {
+    const { links, ids, unverified } = parsed;
+    for (let k = 0; k < unverified.length; k++) {
+      const { index, id } = unverified[k] as UnverifiedLink;
+      if (verdicts[k] !== true)
+        fail(
+          'ANX_TOKEN_INVALID',
+          `token link ${index}: the signature does not verify against ${(links[index] as TokenLink).iss}`,
+        );
+      this.remember(this.verifiedLinks, id, true, this.cacheSize * 2);
     }
     for (let i = 1; i < links.length; i++) {
       const why = widening(links[i] as TokenLink, links[i - 1] as TokenLink);
@@ -453,6 +533,17 @@ export class TokenVerifier {
     return decoded;
   }
 
+  /** `constraintsHash`, remembered by the constraints' canonical JSON (most tokens share a few). */
+  private constraintsHash(cst: TokenConstraints, sorted: boolean): string {
+    const json = sorted ? JSON.stringify(cst) : canonicalize(cst);
+    let hash = this.constraintHashes.get(json);
+    if (hash === undefined) {
+      hash = sha256Hex(this.suite, json);
+      this.remember(this.constraintHashes, json, hash, CONSTRAINT_HASHES);
+    }
+    return hash;
+  }
+
   /** Bounded insert: the oldest entry goes first. */
   private remember<K, V>(map: Map<K, V>, key: K, value: V, limit: number): void {
     if (limit <= 0) return;
@@ -465,6 +556,11 @@ export class TokenVerifier {
     const { links, ids } = this.decode(token);
     return { ...grantOf(links, ids), links };
   }
+}
+
+function checkRequest(request: TokenRequest): void {
+  if (request === null || typeof request !== 'object')
+    throw new AuthorityRequestError('a token check expected a request {actor, owner, resource, action}');
 }
 
 function grantOf(links: TokenLink[], ids: string[]): TokenGrant {
@@ -500,6 +596,8 @@ export interface TokenServiceOptions {
   freeze: FreezeState;
   /** Verified chains kept (by token text), so a token used again costs no signature checks. Default 4096; 0 disables. */
   cacheSize?: number;
+  /** Where `checkAsync` and `prepare` verify signatures. Default: the process's shared pool. */
+  verifyPool?: VerifyPool;
 }
 
 /**
@@ -541,28 +639,67 @@ export class TokenService {
    */
   check(token: string, request: TokenRequest, options: { audit?: boolean } = {}): TokenGrant {
     try {
-      return this.evaluate(token, request);
+      checkRequest(request);
+      return this.evaluate(this.decode(token), request);
     } catch (err) {
-      if (options.audit !== false && err instanceof TokenError) {
-        this.options.audit.append({
-          action: 'token.check',
-          decision: 'deny',
-          actor: typeof request?.actor === 'string' ? request.actor : undefined,
-          principal: typeof request?.owner === 'string' ? request.owner : undefined,
-          resource: typeof request?.resource === 'string' ? request.resource : undefined,
-          code: err.code,
-          reason: err.message,
-          details: { requested: typeof request?.action === 'string' ? request.action : null },
-        });
-      }
-      throw err;
+      throw this.refused(err, request, options);
     }
   }
 
-  private evaluate(token: string, request: TokenRequest): TokenGrant {
-    if (request === null || typeof request !== 'object')
-      throw new AuthorityRequestError('a token check expected a request {actor, owner, resource, action}');
-    const { links, ids } = this.decode(token);
+  /**
+   * `check` with the token's signatures verified on worker threads (see `VerifyPool`): what an
+   * asynchronous entry point (the local API) uses, so a burst of new tokens neither stalls the event
+   * loop nor is bound to one core. Same answers, errors and audit records as `check`.
+   */
+  async checkAsync(
+    token: string,
+    request: TokenRequest,
+    options: { audit?: boolean } = {},
+  ): Promise<TokenGrant> {
+    try {
+      checkRequest(request);
+      return this.evaluate(await this.verifier.decodeAsync(token, this.pool), request);
+    } catch (err) {
+      throw this.refused(err, request, options);
+    }
+  }
+
+  /**
+   * Verifies a token's signatures on worker threads ahead of a synchronous `check` (which then finds
+   * its links verified). Never throws: a token that does not decode is refused, and audited, by the
+   * `check` that follows.
+   */
+  async prepare(token: unknown): Promise<void> {
+    if (typeof token !== 'string') return;
+    try {
+      await this.verifier.decodeAsync(token, this.pool);
+    } catch {
+      // The check at the point of use refuses it with its own error and audit record.
+    }
+  }
+
+  private get pool(): VerifyPool {
+    return this.options.verifyPool ?? sharedVerifyPool();
+  }
+
+  /** Audits a refusal (unless told not to) and returns the error to throw. */
+  private refused(err: unknown, request: TokenRequest, options: { audit?: boolean }): unknown {
+    if (options.audit !== false && err instanceof TokenError) {
+      this.options.audit.append({
+        action: 'token.check',
+        decision: 'deny',
+        actor: typeof request?.actor === 'string' ? request.actor : undefined,
+        principal: typeof request?.owner === 'string' ? request.owner : undefined,
+        resource: typeof request?.resource === 'string' ? request.resource : undefined,
+        code: err.code,
+        reason: err.message,
+        details: { requested: typeof request?.action === 'string' ? request.action : null },
+      });
+    }
+    return err;
+  }
+
+  private evaluate({ links, ids }: DecodedToken, request: TokenRequest): TokenGrant {
     const root = links[0] as TokenLink;
     const leaf = links[links.length - 1] as TokenLink;
     if (root.iss !== request.owner)

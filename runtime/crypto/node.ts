@@ -13,6 +13,7 @@ import {
   verify as nodeVerify,
   randomFillSync,
 } from 'node:crypto';
+import { acceptableEd25519Public } from './ed25519-checks.ts';
 import { CryptoError, DecryptError, expectBytes, expectHkdfLength, expectRandomLength } from './errors.ts';
 import type { CryptoSuite } from './suite.ts';
 
@@ -20,17 +21,6 @@ import type { CryptoSuite } from './suite.ts';
 // import, should a runtime refuse the JWK form (see `importPrivate`).
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-
-const P = (1n << 255n) - 19n;
-// y-coordinates of the eight small-order Ed25519 points: 1 (identity), p-1 (order 2),
-// 0 (order 4) and the two of order 8. Every encoding of such a point has one of them.
-const SMALL_ORDER_Y = new Set<bigint>([
-  0n,
-  1n,
-  P - 1n,
-  0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n,
-  0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n,
-]);
 
 /** Options of `createNodeSuite`. */
 export interface NodeSuiteOptions {
@@ -114,18 +104,6 @@ function importPublic(crv: Curve, raw: Uint8Array): KeyObject {
 function publicBytes(key: KeyObject): Uint8Array {
   const { x } = createPublicKey(key).export({ format: 'jwk' });
   return plain(Buffer.from(x as string, 'base64url'));
-}
-
-/**
- * Strict RFC 8032 rules that OpenSSL does not apply to public keys: refuse non-canonical
- * encodings (y ≥ p) and small-order points, as the noble suite does, so both answer alike and
- * no signature verifies under a key that almost anything verifies under.
- */
-function acceptableEd25519Public(publicKey: Uint8Array): boolean {
-  const le = Buffer.from(publicKey);
-  le[31] = (le[31] as number) & 0x7f;
-  const y = BigInt(`0x${le.reverse().toString('hex')}`);
-  return y < P && !SMALL_ORDER_Y.has(y);
 }
 
 function hkdfByHmac(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {

@@ -104,6 +104,28 @@ export function forgeLink(host: Host, fields: LinkFields, parent?: TokenLink): T
   return { ...unsigned, sig: toB64u(host.keystore.sign(fields.iss, linkSigningInput(unsigned))) };
 }
 
+/**
+ * A genuine 3-link chain: `owner` grants `b` get and put on `vault:enc-1` (4 h), `b` narrows it to
+ * `vault:enc-1/notes` for `c` (2 h), `c` narrows it to put for `d` (1 h).
+ */
+export function chain3(host: Host, [owner, b, c, d]: readonly string[]): string {
+  const t = host.authority.tokens;
+  const root = t.issue({
+    issuer: owner as string,
+    audience: b as string,
+    resource: 'vault:enc-1',
+    actions: ['vault.get', 'vault.put'],
+    ttlMs: 4 * HOUR,
+  });
+  const mid = t.delegate({
+    parent: root.token,
+    audience: c as string,
+    resource: 'vault:enc-1/notes',
+    ttlMs: 2 * HOUR,
+  });
+  return t.delegate({ parent: mid.token, audience: d as string, actions: ['vault.put'], ttlMs: HOUR }).token;
+}
+
 /** A forged chain as token text. */
 export function forgeChain(host: Host, links: LinkFields[]): string {
   const out: TokenLink[] = [];

@@ -7,6 +7,7 @@ import type { ManualClock } from '../../runtime/clock.ts';
 import type { Host } from '../../runtime/host.ts';
 import { cleanupTempDirs } from '../helpers/tmp.ts';
 import {
+  chain3 as chain3Of,
   closeHosts,
   codeOf,
   forgeChain,
@@ -53,18 +54,7 @@ function putGrant() {
   });
 }
 
-function chain3(): string {
-  const t = host.authority.tokens;
-  const root = t.issue({
-    issuer: owner,
-    audience: b,
-    resource: 'vault:enc-1',
-    actions: ['vault.get', 'vault.put'],
-    ttlMs: 4 * HOUR,
-  });
-  const mid = t.delegate({ parent: root.token, audience: c, resource: 'vault:enc-1/notes', ttlMs: 2 * HOUR });
-  return t.delegate({ parent: mid.token, audience: d, actions: ['vault.put'], ttlMs: HOUR }).token;
-}
+const chain3 = (): string => chain3Of(host, [owner, b, c, d]);
 
 describe('capability tokens', () => {
   it('grants a root token to its audience for the resource, sub-paths and listed actions', () => {
