@@ -22,6 +22,8 @@ export interface VerifyPoolOptions {
   fallback?: CryptoSuite;
   /** `sodium` (default when the sodium-native package loads) or `node` (node:crypto in the workers). */
   engine?: 'sodium' | 'node';
+  /** @internal The workers' script (tests give one that dies). */
+  source?: string;
 }
 
 // Runs in each worker as a CommonJS script. A batch is one transferred buffer of records
@@ -130,6 +132,7 @@ export class VerifyPool {
   readonly engine: 'sodium' | 'node';
   readonly #fallback: CryptoSuite;
   readonly #sodium: string | null;
+  readonly #source: string;
   #lanes: Lane[] = [];
   #queue: Pending[] = [];
   #flushing = false;
@@ -141,6 +144,7 @@ export class VerifyPool {
   constructor(options: VerifyPoolOptions = {}) {
     this.threads = Math.max(0, Math.floor(options.threads ?? Math.min(4, availableParallelism())));
     this.#fallback = options.fallback ?? nodeSuite;
+    this.#source = options.source ?? WORKER_SOURCE;
     const sodium = options.engine === 'node' ? null : sodiumModule();
     this.#sodium = sodium;
     this.engine = sodium === null ? 'node' : 'sodium';
@@ -178,6 +182,11 @@ export class VerifyPool {
     });
   }
 
+  /** Threads that died (or could not start); at three the pool verifies on the calling thread for good. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
   /** Stops the workers; verifications asked afterwards run on the calling thread. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -199,8 +208,7 @@ export class VerifyPool {
       !acceptableEd25519Public(publicKey)
     )
       return false;
-    if (this.#closed || this.threads === 0 || this.#restarts >= MAX_RESTARTS)
-      return this.#fallback.verify(publicKey, message, signature);
+    if (!this.#usable()) return this.#fallback.verify(publicKey, message, signature);
     // libsodium refuses a small-order R that OpenSSL and the noble suite accept: those few go local.
     if (this.engine === 'sodium' && smallOrderEncoding(signature.subarray(0, 32)))
       return this.#fallback.verify(publicKey, message, signature);
@@ -211,8 +219,19 @@ export class VerifyPool {
     const queue = this.#queue;
     this.#queue = [];
     if (queue.length === 0) return;
-    while (this.#lanes.length < this.threads) this.#lanes.push(this.#spawn());
+    while (this.#usable() && this.#lanes.length < this.threads) {
+      try {
+        this.#lanes.push(this.#spawn());
+      } catch {
+        // No thread to be had (a resource limit, an embedder without workers): verify here.
+        this.#restarts++;
+      }
+    }
     const lanes = this.#lanes;
+    if (!this.#usable() || lanes.length === 0) {
+      for (const pending of queue) this.#settleHere(pending);
+      return;
+    }
     const parts = queue.length < SPLIT_AT ? 1 : lanes.length;
     const size = Math.ceil(queue.length / parts);
     for (let start = 0; start < queue.length; start += size) {
@@ -242,7 +261,7 @@ export class VerifyPool {
   }
 
   #spawn(): Lane {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sodium: this.#sodium } });
+    const worker = new Worker(this.#source, { eval: true, workerData: { sodium: this.#sodium } });
     const lane: Lane = { worker, inFlight: new Map() };
     worker.unref();
     worker.on('message', ({ id, verdicts }: { id: number; verdicts: Uint8Array }) => {
@@ -263,13 +282,19 @@ export class VerifyPool {
     return lane;
   }
 
+  /** Whether work still goes to threads: not closed, threads wanted, and they have not kept dying. */
+  #usable(): boolean {
+    return !this.#closed && this.threads > 0 && this.#restarts < MAX_RESTARTS;
+  }
+
+  #settleHere(pending: Pending): void {
+    const { publicKey, message, signature } = pending.item;
+    settle(pending, this.#fallback.verify(publicKey, message, signature));
+  }
+
   /** Answers a lane's unanswered batches on this thread (a worker died or the pool closed). */
   #settleLocally(lane: Lane): void {
-    for (const batch of lane.inFlight.values())
-      for (const pending of batch) {
-        const { publicKey, message, signature } = pending.item;
-        settle(pending, this.#fallback.verify(publicKey, message, signature));
-      }
+    for (const batch of lane.inFlight.values()) for (const pending of batch) this.#settleHere(pending);
     lane.inFlight.clear();
   }
 }

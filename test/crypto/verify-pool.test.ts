@@ -167,6 +167,25 @@ describe('VerifyPool', () => {
     expect(await pool.verify(first.publicKey, first.message, first.signature)).toBe(false);
   });
 
+  it('answers on the calling thread for workers that die, and stops starting them after three deaths', async () => {
+    for (const source of ['process.exit(3)', "throw new Error('broken worker')"]) {
+      const pool = new VerifyPool({ threads: 1, source });
+      pools.push(pool);
+      const seed = new Uint8Array(32).fill(8);
+      const pub = nodeSuite.ed25519PublicKey(seed);
+      for (let round = 0; round < 5; round++) {
+        const items = Array.from({ length: 40 }, (_, i) => {
+          const message = utf8(`round ${round} item ${i}`);
+          const signature = nodeSuite.sign(seed, message);
+          if (i % 4 === 1) signature[3] = (signature[3] as number) ^ 0x10;
+          return { publicKey: pub, message, signature };
+        });
+        expect(await pool.verifyAll(items)).toEqual(items.map((_, i) => i % 4 !== 1));
+      }
+      expect(pool.restarts).toBe(3);
+    }
+  });
+
   it('with no threads verifies on the calling thread', async () => {
     const pool = new VerifyPool({ threads: 0 });
     const seed = new Uint8Array(32).fill(6);
