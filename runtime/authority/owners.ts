@@ -61,6 +61,15 @@ export class Owners {
           'list local identities with `anx-runtime id list`',
         );
       const known = this.get(did);
+      // Registering again is a no-op; under another name it is a mistake, not a rename.
+      if (known !== undefined && known.name !== name)
+        throw new AnxError(
+          'ANX_ID_CONFLICT',
+          `${did} is already an Owner named ${describeValue(known.name)}`,
+          {
+            hint: `register it as ${describeValue(known.name)}, or leave --did out to make a new Owner named ${describeValue(name)}`,
+          },
+        );
       if (known !== undefined) return known;
     } else {
       did = (await create(name)).did;

@@ -134,6 +134,13 @@ it('refuses bad owner and binding requests with typed errors', async () => {
   const s = host.teamwork.secretaries;
   await expect(s.registerOwner({ name: '' })).rejects.toMatchObject({ code: 'ANX_AUTHORITY_INVALID' });
   const owner = await s.registerOwner({ name: 'Kevin' });
+  // The same DID again: the same record under its name, a conflict under another one.
+  expect(await s.registerOwner({ name: 'Kevin', did: owner.did })).toEqual(owner);
+  await expect(s.registerOwner({ name: 'Kev', did: owner.did })).rejects.toMatchObject({
+    code: 'ANX_ID_CONFLICT',
+    message: expect.stringContaining('already an Owner named "Kevin"'),
+  });
+  expect(s.owners.get(owner.did)?.name).toBe('Kevin');
   const agent = (await host.createIdentity({ name: 'dev' })).did;
   await expect(s.bind({ owner: agent, agent: owner.did, role: 'developer' })).rejects.toMatchObject({
     code: 'ANX_OWNER_NOT_FOUND',
