@@ -79,11 +79,24 @@ export function relayJoinOptions(given: StartOptions) {
     });
   }
   if (o.relay === undefined && o.nats === undefined) {
-    if (o.revocationMaxStaleness !== undefined)
+    // Options of a relay that is not there would be dropped without a word.
+    const given = (
+      [
+        ['--relay-ca', o.relayCa],
+        ['--leaf-port', o.leafPort],
+        ['--leaf-host', o.leafHost],
+        ['--revocation-max-staleness', o.revocationMaxStaleness],
+      ] as const
+    )
+      .filter(([, value]) => value !== undefined)
+      .map(([flag]) => flag);
+    if (given.length > 0)
       throw new AnxError(
         'ANX_ARGUMENT_INVALID',
-        'start expected --revocation-max-staleness only with --relay or --nats',
-        { hint: 'a host without a relay checks tokens against its own revocation list only' },
+        `start expected ${given.join(', ')} only with --relay or --nats`,
+        {
+          hint: `give --relay nats-leaf://… (or $${RELAY_ENV}) to join a hub, or leave ${given.join(', ')} out: a host without a relay checks tokens against its own revocation list only`,
+        },
       );
     return undefined;
   }

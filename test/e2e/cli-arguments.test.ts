@@ -189,6 +189,30 @@ describe('files named on the command line', () => {
   });
 });
 
+describe('start without a relay', () => {
+  it('refuses the relay options it would otherwise drop, naming each, before starting anything', async () => {
+    const error = await refused([
+      'start',
+      '--port',
+      '0',
+      '--relay-ca',
+      join(noDaemon, 'ca.pem'),
+      '--leaf-port',
+      '4300',
+      '--leaf-host',
+      '0.0.0.0',
+    ]);
+    expect(error.code).toBe('ANX_ARGUMENT_INVALID');
+    expect(error.message).toBe(
+      'start expected --relay-ca, --leaf-port, --leaf-host only with --relay or --nats',
+    );
+    expect(error.hint).toMatch(/--relay nats-leaf:\/\/… \(or \$ANX_RELAY\)/);
+    expect(() => relayJoinOptions({ port: 0, revocationMaxStaleness: 60 })).toThrow(
+      'start expected --revocation-max-staleness only with --relay or --nats',
+    );
+  });
+});
+
 describe('--help of every command', () => {
   it('lists the global options, as the top-level --help does', async () => {
     for (const args of [['run', 'start'], ['token', 'issue'], ['enclave'], ['id', 'new']]) {
