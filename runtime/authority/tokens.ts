@@ -191,6 +191,8 @@ export function encodeToken(links: TokenLink[]): string {
 
 /** How many distinct constraints a verifier remembers the hash of. */
 const CONSTRAINT_HASHES = 256;
+/** How many refused token texts a verifier remembers (a bad token presented again is refused at once). */
+const REFUSALS_KEPT = 256;
 
 /** True when the keys of every object in `value` are in sorted order (as canonical JSON has them). */
 function keysSorted(value: unknown): boolean {
@@ -409,6 +411,8 @@ export class TokenVerifier {
   private readonly verifiedLinks = new Map<string, true>();
   /** Hashes of constraints by their canonical JSON. */
   private readonly constraintHashes = new Map<string, string>();
+  /** Token texts refused by `decode`, with their error (bounded like the cache). */
+  private readonly refusals = new Map<string, TokenError>();
 
   /** `cacheSize`: verified chains kept (by token text); default 4096, 0 disables. */
   constructor(
@@ -422,11 +426,15 @@ export class TokenVerifier {
    * narrows. Throws `ANX_TOKEN_INVALID` or `ANX_TOKEN_WIDENED`.
    */
   decode(token: string): DecodedToken {
-    const hit = this.cache.get(token);
-    if (hit !== undefined) return hit;
-    const parsed = this.parse(token);
-    const verdicts = parsed.unverified.map((u) => this.suite.verify(u.publicKey, u.message, u.signature));
-    return this.finish(token, parsed, verdicts);
+    const known = this.known(token);
+    if (known !== undefined) return known;
+    try {
+      const parsed = this.parse(token);
+      const verdicts = parsed.unverified.map((u) => this.suite.verify(u.publicKey, u.message, u.signature));
+      return this.finish(token, parsed, verdicts);
+    } catch (err) {
+      throw this.refusedToken(token, err);
+    }
   }
 
   /**
@@ -434,11 +442,33 @@ export class TokenVerifier {
    * caches, without holding the event loop for the Ed25519 work.
    */
   async decodeAsync(token: string, pool: VerifyPool): Promise<DecodedToken> {
-    const hit = this.cache.get(token);
-    if (hit !== undefined) return hit;
-    const parsed = this.parse(token);
-    const verdicts = parsed.unverified.length === 0 ? [] : await pool.verifyAll(parsed.unverified);
-    return this.finish(token, parsed, verdicts);
+    const known = this.known(token);
+    if (known !== undefined) return known;
+    try {
+      const parsed = this.parse(token);
+      const verdicts = parsed.unverified.length === 0 ? [] : await pool.verifyAll(parsed.unverified);
+      return this.finish(token, parsed, verdicts);
+    } catch (err) {
+      throw this.refusedToken(token, err);
+    }
+  }
+
+  /**
+   * A token decoded before: its result, or the error it was refused with, thrown again. Decoding
+   * depends on the text alone, so a token prepared on the pool and refused costs nothing a second
+   * time at its check.
+   */
+  private known(token: string): DecodedToken | undefined {
+    const refusal = this.refusals.get(token);
+    if (refusal !== undefined) throw refusal;
+    return this.cache.get(token);
+  }
+
+  /** Remembers why a token text was refused (a `TokenError`; anything else is not about the token). */
+  private refusedToken(token: string, err: unknown): unknown {
+    if (err instanceof TokenError && typeof token === 'string')
+      this.remember(this.refusals, token, err, REFUSALS_KEPT);
+    return err;
   }
 
   /** Everything `decode` checks but the signatures, and the signatures that still need verifying. */

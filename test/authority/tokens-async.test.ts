@@ -157,4 +157,22 @@ describe('TokenService.prepare', () => {
     expect(codeOf(() => service.check(token, req(d)))).toBe('ANX_TOKEN_INVALID');
     expect(host.authority.audit.list({ action: 'token.check' })).toHaveLength(before + 1);
   });
+
+  it('remembers a refusal, so a token whose signature failed on the pool is not verified again at its check', async () => {
+    const { service, verifies } = countingService();
+    const good = chain3();
+    const links = JSON.parse(
+      Buffer.from(good.slice(TOKEN_PREFIX.length), 'base64url').toString(),
+    ) as TokenLink[];
+    const forged =
+      TOKEN_PREFIX +
+      toB64u(utf8(canonicalize(links.map((l, i) => (i === 2 ? { ...l, sig: links[0]?.sig } : l)))));
+    await service.prepare(forged);
+    const before = host.authority.audit.list({ action: 'token.check' }).length;
+    expect(() => service.check(forged, req(d))).toThrow(/token link 2: the signature does not verify/);
+    expect(verifies()).toBe(0);
+    expect(host.authority.audit.list({ action: 'token.check' })).toHaveLength(before + 1);
+    // The genuine token is not tarred with it.
+    expect(service.check(good, req(d)).holder).toBe(d);
+  });
 });

@@ -105,10 +105,10 @@ export function forgeLink(host: Host, fields: LinkFields, parent?: TokenLink): T
 }
 
 /**
- * A genuine 3-link chain: `owner` grants `b` get and put on `vault:enc-1` (4 h), `b` narrows it to
- * `vault:enc-1/notes` for `c` (2 h), `c` narrows it to put for `d` (1 h).
+ * The first two links of a genuine chain, fresh at every call: `owner` grants `b` get and put on
+ * `vault:enc-1` (4 h), `b` narrows it to `vault:enc-1/notes` for `c` (2 h).
  */
-export function chain3(host: Host, [owner, b, c, d]: readonly string[]): string {
+export function chain2(host: Host, [owner, b, c]: readonly string[]): string {
   const t = host.authority.tokens;
   const root = t.issue({
     issuer: owner as string,
@@ -117,13 +117,22 @@ export function chain3(host: Host, [owner, b, c, d]: readonly string[]): string 
     actions: ['vault.get', 'vault.put'],
     ttlMs: 4 * HOUR,
   });
-  const mid = t.delegate({
+  return t.delegate({
     parent: root.token,
     audience: c as string,
     resource: 'vault:enc-1/notes',
     ttlMs: 2 * HOUR,
-  });
-  return t.delegate({ parent: mid.token, audience: d as string, actions: ['vault.put'], ttlMs: HOUR }).token;
+  }).token;
+}
+
+/** `c` narrows `parent` (a `chain2`) to put for `d` (1 h): the third link. */
+export function delegatePut(host: Host, parent: string, d: string): string {
+  return host.authority.tokens.delegate({ parent, audience: d, actions: ['vault.put'], ttlMs: HOUR }).token;
+}
+
+/** A genuine 3-link chain: `chain2` to `c`, then `delegatePut` to `d`. */
+export function chain3(host: Host, dids: readonly string[]): string {
+  return delegatePut(host, chain2(host, dids), dids[3] as string);
 }
 
 /** A forged chain as token text. */

@@ -11,6 +11,7 @@ import { TokenService } from '../../runtime/authority/index.ts';
 import { VerifyPool } from '../../runtime/crypto/verify-pool.ts';
 import { isAnxError } from '../../runtime/errors.ts';
 import { Host } from '../../runtime/host.ts';
+import { chain2, chain3, delegatePut } from '../authority/tokens-fixture.ts';
 import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import {
@@ -23,7 +24,6 @@ import {
   withRatio,
 } from './harness.ts';
 
-const HOUR = 3_600_000;
 /** Concurrent token checks in the pooled figure (an API server under load has many requests open). */
 const CHECKS_IN_FLIGHT = 64;
 
@@ -34,38 +34,12 @@ async function chainVerify(log: (line: string) => void): Promise<BenchResult[]> 
       [0, 1, 2, 3].map(async (i) => (await host.createIdentity({ name: `p${i}` })).did),
     );
     const t = host.authority.tokens;
-    // Distinct chains, so every check verifies three signatures (no cache in this service).
-    // Root (owner → b) and middle link (b → c): a fresh pair per call.
-    const rootAndMid = () => {
-      const root = t.issue({
-        issuer: owner as string,
-        audience: b as string,
-        resource: 'vault:enc-1',
-        actions: ['vault.get', 'vault.put'],
-        ttlMs: 4 * HOUR,
-      });
-      return t.delegate({
-        parent: root.token,
-        audience: c as string,
-        resource: 'vault:enc-1/notes',
-        ttlMs: 2 * HOUR,
-      });
-    };
-    const tokens: string[] = [];
-    for (let i = 0; i < 10_000; i++) {
-      const mid = rootAndMid();
-      tokens.push(
-        t.delegate({ parent: mid.token, audience: d as string, actions: ['vault.put'], ttlMs: HOUR }).token,
-      );
-    }
+    const dids = [owner, b, c, d] as string[];
+    // Distinct chains (each with its own root and middle link), so every check verifies three signatures.
+    const tokens = Array.from({ length: 10_000 }, () => chain3(host, dids));
     // Leaves delegated from one shared middle link: what a busy delegator's holders present.
-    const sharedMid = rootAndMid();
-    const leaves: string[] = [];
-    for (let i = 0; i < 3_000; i++)
-      leaves.push(
-        t.delegate({ parent: sharedMid.token, audience: d as string, actions: ['vault.put'], ttlMs: HOUR })
-          .token,
-      );
+    const sharedMid = chain2(host, dids);
+    const leaves = Array.from({ length: 3_000 }, () => delegatePut(host, sharedMid, d as string));
     const pool = new VerifyPool();
     const service = (cacheSize: number) =>
       new TokenService({
