@@ -5,7 +5,7 @@ import { AttestationError, verifyAttestation } from '../../runtime/authority/ind
 import type { Clock } from '../../runtime/clock.ts';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { AnxError } from '../../runtime/errors.ts';
-import { Bucket } from './kv-bucket.ts';
+import { Bucket, removedEntry } from './kv-bucket.ts';
 import { ATTESTATION_BUCKET, didKey } from './subjects.ts';
 
 /** KV key of an attestation: `<subject multikey>.<issuer multikey>` (the newest per issuer and subject). */
@@ -46,8 +46,14 @@ export class AttestationFeed {
       begin: async () => {
         for (const att of this.trust.attestations()) if (this.isLocal(att.iss)) await this.publish(att);
       },
-      onEntry: (entry) => {
-        if (entry.operation === 'PUT') this.take(entry.key, entry.value);
+      onEntry: (entry) => this.take(entry.key, entry.value),
+      // An attestation stays in force until replaced or expired: a removal changes nothing here, and
+      // this host puts back those its DIDs made.
+      onRemoved: async (key, operation) => {
+        const att = this.trust.attestations().find((a) => attestationKey(a) === key);
+        const restore = att !== undefined && this.isLocal(att.iss);
+        if (restore) await this.publish(att).catch(() => {});
+        this.onInvalid(key, removedEntry(ATTESTATION_BUCKET, key, operation, restore, att !== undefined));
       },
     });
   }

@@ -7,7 +7,7 @@ import type {
   SignedUnbinding,
 } from '../../runtime/authority/binding.ts';
 import { AnxError } from '../../runtime/errors.ts';
-import { Bucket } from './kv-bucket.ts';
+import { Bucket, removedEntry } from './kv-bucket.ts';
 
 /** JetStream KV bucket of signed bindings (`b.<id>`) and unbindings (`u.<id>`). */
 export const BINDING_BUCKET = 'anx_v1_bindings';
@@ -65,8 +65,20 @@ export class BindingFeed implements BindingDistributor {
           if (unbinding !== undefined) await this.put('unbinding', unbinding);
         }
       },
-      onEntry: async (entry) => {
-        if (entry.operation === 'PUT') await this.take(entry.key, entry.value);
+      onEntry: (entry) => this.take(entry.key, entry.value),
+      // Bindings and unbindings are never withdrawn (an unbinding ends a binding): a removal changes
+      // nothing here, and this host puts back the entries of its Owners.
+      onRemoved: async (key, operation) => {
+        const id = key.slice(2);
+        const view = this.bindings.list().find((v) => v.id === id);
+        const value = key.startsWith('b.')
+          ? view
+          : key.startsWith('u.')
+            ? this.bindings.unbinding(id)
+            : undefined;
+        const restore = view !== undefined && value !== undefined && this.isLocal(view.statement.owner);
+        if (restore) await this.put(key.startsWith('b.') ? 'binding' : 'unbinding', value).catch(() => {});
+        this.onInvalid(key, removedEntry(this.bucket.name, key, operation, restore, value !== undefined));
       },
     });
   }

@@ -1,24 +1,32 @@
 // The directory: signed agent cards in a JetStream KV bucket, watched into a local cache and queried there.
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
+import type { AnxError } from '../../runtime/errors.ts';
 import { type AgentCard, CardError, type SignedCard, verifyCard } from './cards.ts';
-import { Bucket } from './kv-bucket.ts';
+import { Bucket, removedEntry } from './kv-bucket.ts';
 import { DIRECTORY_BUCKET, didKey } from './subjects.ts';
 
 /**
  * Keeps every valid card of the relay's directory in memory (by DID) from a KV watch, so queries
  * never wait for the network. Cards that do not verify are ignored and reported to `onInvalid`.
+ *
+ * A card is signed by its DID and never withdrawn, so a delete or purge of its key (only someone
+ * holding the join URL can make one) leaves the card known here; the host of a local DID puts the
+ * card back in the bucket, for hosts that join later. Either way the removal is reported.
  */
 export class Directory {
   private readonly bucket: Bucket;
   private readonly cards = new Map<string, AgentCard>();
+  /** The bytes of each card taken, by key: what goes back into the bucket after a removal. */
+  private readonly stored = new Map<string, Uint8Array>();
   private readonly listeners = new Set<(card: AgentCard) => void>();
   private stopped = false;
 
   constructor(
     nc: NatsConnection,
     private readonly suite: CryptoSuite,
-    private readonly onInvalid: (key: string, error: CardError) => void,
+    private readonly onInvalid: (key: string, error: AnxError) => void,
+    private readonly isLocal: (did: string) => boolean = () => false,
   ) {
     this.bucket = new Bucket(nc, DIRECTORY_BUCKET, { history: 1 });
   }
@@ -62,12 +70,13 @@ export class Directory {
   private async run(): Promise<void> {
     await this.bucket.follow({
       stopped: () => this.stopped,
-      onEntry: (entry) => {
-        if (entry.operation !== 'PUT') {
-          for (const [did, card] of this.cards) if (didKey(did) === entry.key) this.cards.delete(card.did);
-          return;
-        }
-        this.take(entry.key, entry.value);
+      onEntry: (entry) => this.take(entry.key, entry.value),
+      onRemoved: async (key, operation) => {
+        const card = [...this.cards.values()].find((c) => didKey(c.did) === key);
+        const bytes = this.stored.get(key);
+        const restore = card !== undefined && bytes !== undefined && this.isLocal(card.did);
+        if (restore) await (await this.bucket.open()).put(key, bytes).catch(() => {});
+        this.onInvalid(key, removedEntry(DIRECTORY_BUCKET, key, operation, restore, card !== undefined));
       },
     });
   }
@@ -89,6 +98,7 @@ export class Directory {
     const known = this.cards.get(card.did);
     if (known !== undefined && known.ts > card.ts) return;
     this.cards.set(card.did, card);
+    this.stored.set(key, value);
     for (const fn of this.listeners) fn(card);
   }
 }

@@ -93,8 +93,8 @@ export class MailStore {
 
   /**
    * Creates the stream when missing, and gives a stream created without limits its per-sender cap
-   * and size limit (limits another host already set are kept); retried on the next call after a
-   * failure.
+   * and size limit (limits another host already set are kept) and its refusal of message deletes and
+   * purges; retried on the next call after a failure.
    */
   ensureStream(): Promise<void> {
     this.ready ??= (async () => {
@@ -116,14 +116,30 @@ export class MailStore {
           storage: StorageType.File,
           max_age: nanos(this.retentionMs),
           duplicate_window: nanos(2 * 60_000),
+          // Mail leaves only when its recipient's host acknowledges it: JetStream refuses requests to
+          // delete or purge messages, whoever holds the join URL sends them.
+          deny_delete: true,
+          deny_purge: true,
           ...limits,
         });
         this.streamReady = true;
         return;
       }
       const config = existing.config;
-      if (!(config.max_msgs_per_subject > 0) || config.discard_new_per_subject !== true)
-        await this.jsm.streams.update(MAIL_STREAM, { ...config, ...limits });
+      // A stream made by an earlier version gets the refusals too (JetStream lets them be turned on,
+      // never off again).
+      if (
+        !(config.max_msgs_per_subject > 0) ||
+        config.discard_new_per_subject !== true ||
+        config.deny_delete !== true ||
+        config.deny_purge !== true
+      )
+        await this.jsm.streams.update(MAIL_STREAM, {
+          ...config,
+          ...limits,
+          deny_delete: true,
+          deny_purge: true,
+        });
       this.streamReady = true;
     })().catch((err) => {
       this.ready = undefined;

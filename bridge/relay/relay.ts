@@ -414,18 +414,24 @@ export class Relay implements RemoteRouter {
       }
     });
     if (this.options.nc !== undefined) {
-      // A directory, revocation, binding or attestation entry that does not verify: ignored, counted and reported.
+      // A directory, revocation, binding, attestation or webhook entry that does not verify, or a delete
+      // or purge marker in one of those buckets: ignored, counted and reported.
       const invalidEntry = (key: string, error: AnxError) => {
         this.stats.refused++;
         this.hostEvent('error', { code: error.code, level: 'warning', message: error.message, key });
       };
-      this.directory = new Directory(this.options.nc, host.suite, invalidEntry);
-      this.directory.start();
-      this.webhooks = new Webhooks(this.options.nc, host.suite, (r) => {
-        this.hostEvent(r.ok ? 'status' : 'error', { status: 'webhook.notified', ...r });
-      });
-      this.webhooks.start();
       const isLocal = (did: string) => host.keystore.has(did);
+      this.directory = new Directory(this.options.nc, host.suite, invalidEntry, isLocal);
+      this.directory.start();
+      this.webhooks = new Webhooks(
+        this.options.nc,
+        host.suite,
+        (r) => {
+          this.hostEvent(r.ok ? 'status' : 'error', { status: 'webhook.notified', ...r });
+        },
+        { isLocal, onInvalid: invalidEntry },
+      );
+      this.webhooks.start();
       this.revocations = new RevocationFeed(
         this.options.nc,
         host.authority.revocations,

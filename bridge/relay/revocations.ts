@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Revocation, RevocationList } from '../../runtime/authority/index.ts';
 import { type Clock, systemClock } from '../../runtime/clock.ts';
 import { AnxError } from '../../runtime/errors.ts';
-import { Bucket, type KV } from './kv-bucket.ts';
+import { Bucket, type KV, removedEntry } from './kv-bucket.ts';
 import { didKey, REVOCATION_BUCKET } from './subjects.ts';
 
 type Watch = Awaited<ReturnType<KV['watch']>>;
@@ -195,6 +195,7 @@ export class RevocationFeed {
         for await (const entry of watch) {
           if (this.stopped) break;
           if (entry.operation === 'PUT') await this.take(entry.key, entry.value);
+          else await this.removed(entry.key, entry.operation);
           this.applied = Math.max(this.applied, entry.revision);
           // `delta` counts the entries still pending in the initial read: 0 means caught up.
           if (entry.delta === 0) this.markSynced(before);
@@ -219,6 +220,17 @@ export class RevocationFeed {
     if (this.synced) return;
     this.synced = true;
     for (const fn of this.syncWaiters.splice(0)) fn();
+  }
+
+  /**
+   * A delete or purge marker: a revocation is never withdrawn, so the local list keeps it; one of this
+   * host's DIDs made is put back for hosts that have not read it yet.
+   */
+  private async removed(key: string, operation: 'DEL' | 'PURGE'): Promise<void> {
+    const rev = this.list.all().find((r) => revocationKey(r) === key);
+    const restore = rev !== undefined && this.isLocal(rev.iss);
+    if (restore) await this.publish(rev).catch(() => {});
+    this.onInvalid(key, removedEntry(REVOCATION_BUCKET, key, operation, restore, rev !== undefined));
   }
 
   private async take(key: string, value: Uint8Array): Promise<void> {

@@ -5,7 +5,7 @@ import type { CryptoSuite } from '../../runtime/crypto/suite.ts';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
 import { parseDid } from '../../runtime/identity/did.ts';
 import { canonicalJson } from './cards.ts';
-import { Bucket } from './kv-bucket.ts';
+import { Bucket, removedEntry } from './kv-bucket.ts';
 import { didKey, WEBHOOK_BUCKET } from './subjects.ts';
 
 /** A registration: where to notify `did`, and the secret the notices are signed with. */
@@ -73,13 +73,29 @@ export class Webhooks {
   >();
   private stopped = false;
 
+  /** The signed entry of each registration taken, by DID: what goes back into the bucket after a removal. */
+  private readonly signed = new Map<string, { reg: WebhookRegistration; sig: string }>();
+  private readonly minGapMs: number;
+  private readonly isLocal: (did: string) => boolean;
+  private readonly onInvalid: (key: string, error: AnxError) => void;
+
   constructor(
     nc: NatsConnection,
     private readonly suite: CryptoSuite,
     private readonly report: (event: { did: string; ok: boolean; status?: number; error?: string }) => void,
-    private readonly minGapMs = 1_000,
+    options: {
+      /** Least time between two notices to one DID (ms). Default 1 s. */
+      minGapMs?: number;
+      /** Whether a DID lives on this host: its registration is put back after a removal. */
+      isLocal?: (did: string) => boolean;
+      /** Told of delete and purge markers in the bucket. */
+      onInvalid?: (key: string, error: AnxError) => void;
+    } = {},
   ) {
     this.bucket = new Bucket(nc, WEBHOOK_BUCKET, { history: 1 });
+    this.minGapMs = options.minGapMs ?? 1_000;
+    this.isLocal = options.isLocal ?? (() => false);
+    this.onInvalid = options.onInvalid ?? (() => {});
   }
 
   start(): void {
@@ -94,6 +110,7 @@ export class Webhooks {
     const signed = { reg, sig: Buffer.from(sign(signingInput(reg))).toString('hex') };
     await this.bucket.putJson(didKey(reg.did), signed);
     this.regs.set(reg.did, reg);
+    this.signed.set(reg.did, signed);
   }
 
   /** Mail was stored for `did`: notify its webhook (coalesced), if it registered one. */
@@ -148,8 +165,14 @@ export class Webhooks {
   private async run(): Promise<void> {
     await this.bucket.follow({
       stopped: () => this.stopped,
-      onEntry: (entry) => {
-        if (entry.operation === 'PUT') this.take(entry.key, entry.value);
+      onEntry: (entry) => this.take(entry.key, entry.value),
+      // A registration is replaced, never withdrawn: a removal keeps it here, and the DID's host puts it back.
+      onRemoved: async (key, operation) => {
+        const did = [...this.signed.keys()].find((d) => didKey(d) === key);
+        const signed = did === undefined ? undefined : this.signed.get(did);
+        const restore = did !== undefined && signed !== undefined && this.isLocal(did);
+        if (restore) await this.bucket.putJson(key, signed).catch(() => {});
+        this.onInvalid(key, removedEntry(WEBHOOK_BUCKET, key, operation, restore, signed !== undefined));
       },
     });
   }
@@ -168,6 +191,7 @@ export class Webhooks {
       )
         return;
       this.regs.set(reg.did, reg);
+      this.signed.set(reg.did, { reg, sig: raw.sig });
     } catch {
       // A registration that does not verify is ignored: nobody may redirect another DID's notices.
     }

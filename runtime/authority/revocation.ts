@@ -178,6 +178,10 @@ export class RevocationList {
 
   /** Signs a revocation with a local DID's key, stores it durably and tells listeners. */
   async revoke(input: { tid: string; by: Did; exp: number; reason?: string }): Promise<Revocation> {
+    // The checks every other host applies (`verifyRevocation`): one they would refuse is refused here.
+    if (!HEX64.test(input.tid)) throw new RevocationError('a revocation "tid" expected 64 hex digits');
+    if (input.reason !== undefined && input.reason.length > 1_024)
+      throw new RevocationError('a revocation "reason" expected at most 1024 characters');
     const unsigned: Omit<Revocation, 'sig'> = {
       v: 1,
       tid: input.tid,

@@ -314,6 +314,19 @@ describe('capability tokens', () => {
     await expect(host.authority.revocations.add({ ...forged, tid: 'x' })).rejects.toMatchObject({
       code: 'ANX_REVOCATION_INVALID',
     });
+    // What other hosts would refuse is not signed here either.
+    await expect(
+      host.authority.revocations.revoke({ tid: 'x', by: owner, exp: grant.expiresAt }),
+    ).rejects.toMatchObject({ code: 'ANX_REVOCATION_INVALID' });
+    await expect(
+      host.authority.revocations.revoke({
+        tid: grant.id,
+        by: owner,
+        exp: grant.expiresAt,
+        reason: 'r'.repeat(1_025),
+      }),
+    ).rejects.toMatchObject({ code: 'ANX_REVOCATION_INVALID' });
+    expect(host.authority.revocations.has(grant.id)).toBe(false);
     expect(codeOf(() => host.authority.tokens.check(token, req(b)))).toBe('ALLOWED');
   });
 

@@ -99,6 +99,8 @@ it('gives a mail stream created without limits its limits, and replaces a consum
     max_msgs_per_subject: 2,
     max_bytes: 1024 * 1024,
     discard_new_per_subject: true,
+    deny_delete: true,
+    deny_purge: true,
   });
 
   const { got, reader } = readAll(store, bob);
@@ -306,6 +308,37 @@ it('makes the mail stream again when it vanished (a hub that lost its storage) a
     const b = await reopenB();
     await waitFor(() => inboxNumbers(b, bob).length >= 3, 30_000, 'the mail that survived');
     expect(inboxNumbers(b, bob)).toEqual([3, 4, 5]);
+  } finally {
+    await closeAll();
+  }
+}, 120_000);
+
+it('refuses requests to delete or purge stored mail, whoever sends them, and still removes mail its recipient acknowledged', async () => {
+  await resetStream();
+  const { a, alice, bob, reopenB, closeAll } = await aliceAndOfflineBob(() => ({}));
+  try {
+    await a.host.send([0, 1, 2].map((n) => ({ from: alice, to: bob, body: { n } })));
+    await waitFor(() => a.relay.stats.mailed === 3, 30_000, 'three stored');
+    // Any client of the hub (a host holding the join URL) may ask; JetStream says no to all of it.
+    const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
+    const first = (await jsm.streams.info(MAIL_STREAM)).state.first_seq;
+    await expect(jsm.streams.deleteMessage(MAIL_STREAM, first)).rejects.toThrow(/not permitted/);
+    await expect(jsm.streams.purge(MAIL_STREAM)).rejects.toThrow(/not permitted/);
+    const config = (await jsm.streams.info(MAIL_STREAM)).config;
+    await expect(
+      jsm.streams.update(MAIL_STREAM, { ...config, deny_delete: false, deny_purge: false }),
+    ).rejects.toThrow(/can not cancel/);
+    expect((await jsm.streams.info(MAIL_STREAM)).state.messages).toBe(3);
+
+    const b = await reopenB();
+    await waitFor(() => inboxNumbers(b, bob).length >= 3, 30_000, 'the stored mail');
+    expect(inboxNumbers(b, bob)).toEqual([0, 1, 2]);
+    // Acknowledged after the recipient's commit, the mail leaves the stream as before.
+    await waitFor(
+      async () => (await jsm.streams.info(MAIL_STREAM)).state.messages === 0,
+      30_000,
+      'the stream emptied by acknowledgements',
+    );
   } finally {
     await closeAll();
   }
