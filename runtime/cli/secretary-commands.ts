@@ -166,20 +166,20 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
     .argument('<owner_did>')
     .argument('<agent_did>')
     .option('--role <role>', 'secretary (acts for the Owner) or a work role such as developer', 'member')
-    .option('--expires <when>', 'duration (90d, 12h) or ISO date; default 365d')
+    .option('--expires <when>', 'duration (90d, 12h) or ISO date; default 365d', (v) => parseExpiry(v))
     .option('--as <did>', 'acting DID (default: the Owner)')
     .action(
       async (
         ownerDid: string,
         agent: string,
-        o: { role: string; expires?: string; as?: string },
+        o: { role: string; expires?: number; as?: string },
         cmd: Command,
       ) => {
         const b = await h.client(cmd).post<BindingJson>('/v1/bindings', {
           owner_did: ownerDid,
           agent_did: agent,
           role: o.role,
-          ...(o.expires === undefined ? {} : { expires_at: parseExpiry(o.expires) }),
+          ...(o.expires === undefined ? {} : { expires_at: o.expires }),
           ...(o.as === undefined ? {} : { actor_did: o.as }),
         });
         h.out(
@@ -258,15 +258,17 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
     .description('create a Secretary identity for an Owner and bind it as its secretary')
     .argument('<owner_did>')
     .option('--name <name>', 'a readable name')
-    .option('--expires <when>', 'binding expiry: duration (90d) or ISO date; default 365d')
+    .option('--expires <when>', 'binding expiry: duration (90d) or ISO date; default 365d', (v) =>
+      parseExpiry(v),
+    )
     .option('--as <did>', 'acting DID (default: the Owner)')
-    .action(async (ownerDid: string, o: { name?: string; expires?: string; as?: string }, cmd: Command) => {
+    .action(async (ownerDid: string, o: { name?: string; expires?: number; as?: string }, cmd: Command) => {
       const r = await h
         .client(cmd)
         .post<{ did: string; name: string; binding_id: string }>('/v1/secretaries', {
           owner_did: ownerDid,
           ...(o.name === undefined ? {} : { name: o.name }),
-          ...(o.expires === undefined ? {} : { expires_at: parseExpiry(o.expires) }),
+          ...(o.expires === undefined ? {} : { expires_at: o.expires }),
           ...(o.as === undefined ? {} : { actor_did: o.as }),
         });
       h.out(cmd, r, () => `secretary ${r.name}: ${r.did} (binding ${r.binding_id})`);
@@ -423,21 +425,20 @@ export function registerSecretaryCommands(program: Command, h: Helpers): void {
     .option(
       '--pending-ttl <duration>',
       'how long held messages wait: 30s, 15m, 12h, 7d or ms, at most 30d (default: 24h)',
+      (v) => parseDurationMs('--pending-ttl', v),
     )
     .option('--as <did>', 'acting DID (default: the DID itself)')
     .action(
       async (
         did: string,
-        o: { mode?: string; allow?: string; block?: string; pendingTtl?: string; as?: string },
+        o: { mode?: string; allow?: string; block?: string; pendingTtl?: number; as?: string },
         cmd: Command,
       ) => {
         const g = await h.client(cmd).post(`/v1/gatekeeper/${encodeURIComponent(did)}`, {
           ...(o.mode === undefined ? {} : { mode: o.mode }),
           ...(o.allow === undefined ? {} : { allow: dids(o.allow) }),
           ...(o.block === undefined ? {} : { block: dids(o.block) }),
-          ...(o.pendingTtl === undefined
-            ? {}
-            : { pending_ttl_ms: parseDurationMs('--pending-ttl', o.pendingTtl) }),
+          ...(o.pendingTtl === undefined ? {} : { pending_ttl_ms: o.pendingTtl }),
           ...(o.as === undefined ? {} : { actor_did: o.as }),
         });
         h.out(cmd, g, () => `gatekeeper of ${did}: ${(g as { mode: string }).mode}`);

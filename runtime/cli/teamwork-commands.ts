@@ -424,12 +424,14 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
           ? o.playbook
           : playbookFile(o.playbook);
         const tokens = parseTokens(o.token);
+        // Checked before the daemon is asked: a bad flag is the error, whether a daemon runs or not.
+        const assignments = parseAssignments(o.assign);
         const started = await h.client(cmd).post<{ run_id: string }>('/v1/runs', {
           playbook: definition,
           objective: o.objective,
           owner: o.owner,
           enclave: o.enclave,
-          assignments: parseAssignments(o.assign),
+          assignments,
           ...(o.coordinator === undefined ? {} : { coordinator: o.coordinator }),
           ...(o.runId === undefined ? {} : { run_id: o.runId }),
           ...(tokens === undefined ? {} : { tokens }),

@@ -129,6 +129,41 @@ describe('token issue and token delegate', () => {
   });
 });
 
+describe('flags checked before the daemon is asked', () => {
+  it('refuses a bad --expires, --pending-ttl or --assign as the user error it is, whether a daemon runs or not', async () => {
+    const cases: Array<[string[], string]> = [
+      [['owner', 'bind', DID, DID, '--expires', 'soon'], '--expires expected a duration'],
+      [['secretary', 'register', DID, '--expires', 'soon'], '--expires expected a duration'],
+      [['gatekeeper', 'set', DID, '--pending-ttl', 'forever'], '--pending-ttl expected a duration'],
+      [
+        [
+          'run',
+          'start',
+          '--playbook',
+          'dev-team',
+          '--objective',
+          'x',
+          '--owner',
+          DID,
+          '--enclave',
+          'e',
+          '--assign',
+          'bad',
+        ],
+        '--assign expected ROLE=DID',
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const error = await refused(args);
+      expect(error.code).toBe('ANX_ARGUMENT_INVALID');
+      expect(error.message).toContain(message);
+    }
+    // Good values get as far as asking the daemon (none runs here: exit 3).
+    expect((await cli('secretary', 'register', DID, '--expires', '30d')).code).toBe(3);
+    expect((await cli('gatekeeper', 'set', DID, '--pending-ttl', '15m')).code).toBe(3);
+  });
+});
+
 describe('files named on the command line', () => {
   it('refuses a file that cannot be read as the user error it is (exit 2), with the reason and a hint', async () => {
     const missing = join(noDaemon, 'missing.md');
