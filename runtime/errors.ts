@@ -23,7 +23,6 @@ export class AnxError extends Error {
   }
 }
 
-/** True when `err` is an `AnxError` with the given code. */
 /**
  * An id given for something new (an Enclave, task, discussion, run) is taken: nothing is wrong with the
  * id itself, it conflicts with what exists (HTTP 409, CLI exit 5).
@@ -36,6 +35,7 @@ export class IdTakenError extends AnxError {
   }
 }
 
+/** True when `err` is an `AnxError` with the given code. */
 export function isAnxError(err: unknown, code?: string): err is AnxError {
   return err instanceof AnxError && (code === undefined || err.code === code);
 }

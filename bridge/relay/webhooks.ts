@@ -66,15 +66,14 @@ export function noticeSignature(secret: string, timestamp: number, body: string)
  */
 export class Webhooks {
   private readonly bucket: Bucket;
-  private readonly regs = new Map<string, WebhookRegistration>();
+  /** Each registration taken, by DID, with its signature: what goes back into the bucket after a removal. */
+  private readonly regs = new Map<string, { reg: WebhookRegistration; sig: string }>();
   private readonly pending = new Map<
     string,
     { count: number; timer: ReturnType<typeof setTimeout> | undefined; last: number }
   >();
   private stopped = false;
 
-  /** The signed entry of each registration taken, by DID: what goes back into the bucket after a removal. */
-  private readonly signed = new Map<string, { reg: WebhookRegistration; sig: string }>();
   private readonly minGapMs: number;
   private readonly isLocal: (did: string) => boolean;
   private readonly onInvalid: (key: string, error: AnxError) => void;
@@ -103,14 +102,13 @@ export class Webhooks {
   }
 
   get(did: string): WebhookRegistration | undefined {
-    return this.regs.get(did);
+    return this.regs.get(did)?.reg;
   }
 
   async register(reg: WebhookRegistration, sign: (m: Uint8Array) => Uint8Array): Promise<void> {
     const signed = { reg, sig: Buffer.from(sign(signingInput(reg))).toString('hex') };
     await this.bucket.putJson(didKey(reg.did), signed);
-    this.regs.set(reg.did, reg);
-    this.signed.set(reg.did, signed);
+    this.regs.set(reg.did, signed);
   }
 
   /** Mail was stored for `did`: notify its webhook (coalesced), if it registered one. */
@@ -141,7 +139,7 @@ export class Webhooks {
   }
 
   private async post(did: string, count: number): Promise<void> {
-    const reg = this.regs.get(did);
+    const reg = this.regs.get(did)?.reg;
     if (reg === undefined) return;
     const ts = Date.now();
     const body = JSON.stringify({ type: 'anx.mail.stored', did, count, ts });
@@ -168,8 +166,8 @@ export class Webhooks {
       onEntry: (entry) => this.take(entry.key, entry.value),
       // A registration is replaced, never withdrawn: a removal keeps it here, and the DID's host puts it back.
       onRemoved: async (key, operation) => {
-        const did = [...this.signed.keys()].find((d) => didKey(d) === key);
-        const signed = did === undefined ? undefined : this.signed.get(did);
+        const did = [...this.regs.keys()].find((d) => didKey(d) === key);
+        const signed = did === undefined ? undefined : this.regs.get(did);
         const restore = did !== undefined && signed !== undefined && this.isLocal(did);
         if (restore) await this.bucket.putJson(key, signed).catch(() => {});
         this.onInvalid(key, removedEntry(WEBHOOK_BUCKET, key, operation, restore, signed !== undefined));
@@ -190,8 +188,7 @@ export class Webhooks {
         !this.suite.verify(parsed.publicKey, signingInput(reg), new Uint8Array(Buffer.from(raw.sig, 'hex')))
       )
         return;
-      this.regs.set(reg.did, reg);
-      this.signed.set(reg.did, { reg, sig: raw.sig });
+      this.regs.set(reg.did, { reg, sig: raw.sig });
     } catch {
       // A registration that does not verify is ignored: nobody may redirect another DID's notices.
     }

@@ -1,4 +1,4 @@
-// Values of command-line arguments that several command files take: whole numbers, JSON, and files the user names.
+// Values of command-line arguments that several command files take: whole numbers, durations, JSON, and files the user names.
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { AnxError } from '../errors.ts';
 import { jsonValueProblem } from '../value-checks.ts';
@@ -39,6 +39,35 @@ export function integerOption(flag: string, min = 0, max = NO_MAX, unit?: string
 /** A TCP port option: 0 to 65535 (0 lets the system pick one). */
 export function portOption(flag: string): (value: string) => number {
   return integerOption(flag, 0, 65535);
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
+
+/** `90s`, `30m`, `1h`, `7d` or plain milliseconds. */
+export function parseDurationMs(flag: string, value: string): number {
+  const m = DURATION.exec(value.trim());
+  if (m === null)
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `${flag} expected a duration like 90s, 30m, 1h or 7d, got "${value}"`,
+    );
+  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] as number);
+}
+
+/** `30d`, `12h`, `15m`, `45s` from now (a unit is required), or an ISO date: ms since the epoch. */
+export function parseExpiry(value: string, now = Date.now()): number {
+  if (/^\d+(ms|s|m|h|d)$/.test(value)) return now + parseDurationMs('--expires', value);
+  const at = Date.parse(value);
+  if (Number.isNaN(at))
+    throw new AnxError(
+      'ANX_ARGUMENT_INVALID',
+      `--expires expected a duration like 30d, 12h, 15m or an ISO date, got "${value}"`,
+      {
+        hint: 'for example --expires 90d or --expires 2027-01-01T00:00:00Z',
+      },
+    );
+  return at;
 }
 
 /**

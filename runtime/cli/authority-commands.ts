@@ -11,7 +11,7 @@ import type {
 import { TokenVerifier } from '../authority/tokens.ts';
 import { nodeSuite } from '../crypto/node.ts';
 import { AnxError } from '../errors.ts';
-import { integerOption } from './args.ts';
+import { integerOption, parseDurationMs } from './args.ts';
 import { EXIT } from './exit-codes.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
@@ -19,19 +19,6 @@ import { secretArg } from './secret-arg.ts';
 interface Helpers {
   client(cmd: Command): ApiClient;
   out(cmd: Command, json: unknown, text: () => string): void;
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `90s`, `30m`, `1h`, `7d` or plain milliseconds. */
-export function parseDurationMs(flag: string, value: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (m === null)
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `${flag} expected a duration like 90s, 30m, 1h or 7d, got "${value}"`,
-    );
-  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] as number);
 }
 
 function parseTime(flag: string, value: string): number {

@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
 import { parsePlaybook } from '../../machines/playbook/parse.ts';
 import { AnxError } from '../errors.ts';
-import { readTextArg } from './args.ts';
-import { parseDurationMs } from './authority-commands.ts';
+import { parseDurationMs, parseExpiry, readTextArg } from './args.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
 import { formatRunStatus } from './teamwork-commands.ts';
@@ -54,24 +53,6 @@ interface PendingJson {
   ts: number;
   expires_at: number;
   body: unknown;
-}
-
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `30d`, `12h`, `15m`, `45s` from now, or an ISO date: ms since the epoch. */
-export function parseExpiry(value: string, now = Date.now()): number {
-  const m = /^(\d+)([smhd])$/.exec(value);
-  if (m !== null) return now + Number(m[1]) * (UNITS[m[2] as string] as number);
-  const at = Date.parse(value);
-  if (Number.isNaN(at))
-    throw new AnxError(
-      'ANX_ARGUMENT_INVALID',
-      `--expires expected a duration like 30d, 12h, 15m or an ISO date, got "${value}"`,
-      {
-        hint: 'for example --expires 90d or --expires 2027-01-01T00:00:00Z',
-      },
-    );
-  return at;
 }
 
 function dids(value: string): string[] {

@@ -7,8 +7,7 @@ import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
 import { assertPlaybook, PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
-import { readFileArg, readTextArg } from './args.ts';
-import { parseDurationMs } from './authority-commands.ts';
+import { parseDurationMs, readFileArg, readTextArg } from './args.ts';
 import { formatTable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
 
