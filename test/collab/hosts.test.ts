@@ -87,7 +87,10 @@ describe('across two hosts', () => {
       candidates: [bob, carol],
     });
     // Bob's host learns of the task from the signed notice, and where it lives.
-    await until(() => b.inbox(bob).messages.some((m) => m.type === 'task.proposed'), 'the proposal notice');
+    // The inbox record is readable as soon as its transaction commits; the replica view is taken from it
+    // in the commit's follow-ups, a moment later: wait for the view, then check the record too.
+    await until(() => b.teamwork.collab.viewOf(task_id) !== undefined, 'the proposal notice');
+    expect(b.inbox(bob).messages.some((m) => m.type === 'task.proposed')).toBe(true);
     expect(b.teamwork.tasks.get(task_id)).toMatchObject({
       replica: true,
       state: 'proposed',
