@@ -61,6 +61,9 @@ export function jsonBytes(value: unknown): number {
  */
 export function truncateUtf8(text: string, maxBytes: number): string {
   if (maxBytes <= 0) return '';
+  // No character takes more than three bytes per UTF-16 unit, and ASCII takes one: most text needs no encoding.
+  if (text.length * 3 <= maxBytes) return text;
+  if (text.length <= maxBytes && !NOT_ASCII.test(text)) return text;
   if (encoder.encode(text).length <= maxBytes) return text;
   const ellipsisBytes = 3;
   if (maxBytes < ellipsisBytes) return '';
@@ -152,25 +155,29 @@ export function buildContextSnapshot(
 
   // Fixed part first: it must fit before any summary is worth adding. Text is cut down to a useful floor,
   // then input ref summaries go, then text is cut further, and only then are input refs themselves dropped.
-  let textCap = Math.max(jsonBytes(snap.stage.brief), jsonBytes(snap.objective), jsonBytes(snap.feedback));
-  const shrinkText = (floor: number) => {
-    while (!fits() && textCap > floor) {
-      textCap = Math.max(floor, Math.floor(textCap / 2));
-      snap.stage.brief = truncateUtf8(stage.brief, textCap);
-      snap.objective = truncateUtf8(run.objective, textCap);
-      if (snap.feedback !== null) snap.feedback = truncateUtf8(exec?.last_error ?? '', textCap);
+  let size = jsonBytes(snap);
+  if (size > budgetBytes) {
+    let textCap = Math.max(jsonBytes(snap.stage.brief), jsonBytes(snap.objective), jsonBytes(snap.feedback));
+    const shrinkText = (floor: number) => {
+      while (!fits() && textCap > floor) {
+        textCap = Math.max(floor, Math.floor(textCap / 2));
+        snap.stage.brief = truncateUtf8(stage.brief, textCap);
+        snap.objective = truncateUtf8(run.objective, textCap);
+        if (snap.feedback !== null) snap.feedback = truncateUtf8(exec?.last_error ?? '', textCap);
+        snap.truncated = true;
+      }
+    };
+    shrinkText(TEXT_FLOOR_BYTES);
+    if (!fits()) {
+      snap.inputs = snap.inputs.map((r) => ({ ...r, summary: '' }));
       snap.truncated = true;
     }
-  };
-  shrinkText(TEXT_FLOOR_BYTES);
-  if (!fits()) {
-    snap.inputs = snap.inputs.map((r) => ({ ...r, summary: '' }));
-    snap.truncated = true;
-  }
-  shrinkText(0);
-  while (!fits() && snap.inputs.length > 0) {
-    snap.inputs.pop();
-    snap.omitted_inputs += 1;
+    shrinkText(0);
+    while (!fits() && snap.inputs.length > 0) {
+      snap.inputs.pop();
+      snap.omitted_inputs += 1;
+    }
+    size = jsonBytes(snap);
   }
 
   // Then earlier stages, nearest first, so what is dropped is always the oldest.
@@ -185,7 +192,6 @@ export function buildContextSnapshot(
   let taken = 0;
   // The snapshot's size is tracked as summaries are added (one more array element adds its own JSON and,
   // after the first, a comma), so a long run costs one encoding per summary rather than one per prefix.
-  let size = jsonBytes(snap);
   for (const c of candidates) {
     const added = jsonBytes(c) + (snap.earlier.length > 0 ? 1 : 0);
     if (size + added <= budgetBytes) {

@@ -27,6 +27,12 @@ export interface StagedWrite {
   index: number;
 }
 
+/**
+ * A batch of at most this many writes commits on the calling thread when no other commit is in flight
+ * (see `commitInline`). A stage handoff writes about 36; a busy host's batches are far larger.
+ */
+export const INLINE_COMMIT_MAX_WRITES = 64;
+
 function emptyOps(): Ops {
   return { dbs: [], keys: [], values: [] };
 }
@@ -139,24 +145,23 @@ export class CommitQueue {
     this.callbacks = [];
     this.commitWaiters = [];
     this.pending++;
+    // Inside a transaction callback put/remove join that transaction directly.
+    const write = () => {
+      for (let i = 0; i < dbs.length; i++) {
+        const value = values[i];
+        if (value === SKIP) continue;
+        if (value === REMOVE) (dbs[i] as AnyDatabase).remove(keys[i] as Key);
+        else (dbs[i] as AnyDatabase).put(keys[i] as Key, value instanceof LazyValue ? value.make() : value);
+      }
+    };
     // A batch with no writes still waits for the commits before it: its callbacks and waiters may
     // stand for writes those commits carry.
-    const commit =
-      dbs.length === 0
-        ? this.lastCommit
-        : this.root.transaction(() => {
-            // Inside a transaction callback put/remove join this transaction directly.
-            for (let i = 0; i < dbs.length; i++) {
-              const value = values[i];
-              if (value === SKIP) continue;
-              if (value === REMOVE) (dbs[i] as AnyDatabase).remove(keys[i] as Key);
-              else
-                (dbs[i] as AnyDatabase).put(
-                  keys[i] as Key,
-                  value instanceof LazyValue ? value.make() : value,
-                );
-            }
-          });
+    let commit: Promise<unknown>;
+    if (dbs.length === 0) commit = this.lastCommit;
+    else if (this.pending === 1 && dbs.length <= INLINE_COMMIT_MAX_WRITES) commit = this.commitInline(write);
+    // On the write thread the callback runs inside LMDB's batch transaction (other modules' writes share
+    // it): as a child transaction, a write that throws takes back this batch's writes, not just itself.
+    else commit = this.root.childTransaction(write);
     const done = Promise.resolve(commit).then(
       () => {
         this.pending--;
@@ -177,6 +182,23 @@ export class CommitQueue {
       () => {},
     );
     return done;
+  }
+
+  /**
+   * Commits on this thread: the transaction, its pages and their fsync happen before this returns, so
+   * nothing waits for LMDB's write thread to open the transaction, call back into this one and report
+   * the commit (about 0.2 ms of a small commit). Only for a small batch with no other commit in flight:
+   * there is nothing to overlap with then, while under load the batches grow past the limit and go to
+   * the write thread, which syncs one batch while this thread stages the next. Atomic like the other
+   * path: a write that throws aborts the whole transaction.
+   */
+  private commitInline(write: () => void): Promise<unknown> {
+    try {
+      this.root.transactionSync(write);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Resolves when every staged write has committed and its callbacks have run. */

@@ -3,6 +3,7 @@ import { didActor } from '../../actors/did.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import { ActorSystem, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
 import { openStore, type Store } from '../../runtime/store/store.ts';
+import { countTransactions } from '../helpers/lmdb.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { counterActor, delayActor } from './fixtures.ts';
 
@@ -52,14 +53,9 @@ describe('actor system', () => {
   it('handles an envelope accepted for an idle local actor in the commit of the accept, leaving no outbox entry', async () => {
     const host = await boot(tempDir(), [counterActor()]);
     await host.sys.spawn('counter', 'counter/a');
-    let transactions = 0;
     let outboxWrites = 0;
     const { root, outbox } = host.store;
-    const transaction = root.transaction.bind(root);
-    root.transaction = ((fn: () => unknown) => {
-      transactions++;
-      return transaction(fn);
-    }) as typeof root.transaction;
+    const counts = countTransactions(root);
     const put = outbox.put.bind(outbox);
     outbox.put = ((...args: Parameters<typeof outbox.put>) => {
       outboxWrites++;
@@ -67,7 +63,7 @@ describe('actor system', () => {
     }) as typeof outbox.put;
     await host.sys.accept([tick(host.sys, 'counter/a')]);
     // Resolved: the transition is on disk already, in the one transaction that took the envelope.
-    expect(transactions).toBe(1);
+    expect(counts.transactions).toBe(1);
     expect(outboxWrites).toBe(0);
     expect((host.store.actors.get('counter/a') as { s: { context: unknown } }).s.context).toEqual({
       count: 1,

@@ -1,6 +1,7 @@
-// The group commit queue: withdrawn writes, waiting for the commit of a batch, and flushes that stand behind commits in flight.
+// The group commit queue: withdrawn writes, waiting for the commit of a batch, flushes that stand behind commits in flight,
+// and which batches commit on the calling thread.
 import { afterEach, expect, it } from 'vitest';
-import { CommitQueue } from '../../runtime/store/commit-queue.ts';
+import { CommitQueue, INLINE_COMMIT_MAX_WRITES } from '../../runtime/store/commit-queue.ts';
 import { openStore, type Store } from '../../runtime/store/store.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
@@ -78,4 +79,66 @@ it('makes a flush with nothing staged wait for the commit in flight', async () =
   expect(ran).toBe(true);
   await inFlight;
   await q.drain();
+});
+
+/** Which path each transaction `root` starts takes: `inline` (this thread) or `thread` (LMDB's write thread). */
+function paths(root: Store['root']): string[] {
+  const taken: string[] = [];
+  const childTransaction = root.childTransaction.bind(root);
+  root.childTransaction = ((fn: () => unknown) => {
+    taken.push('thread');
+    return childTransaction(fn);
+  }) as typeof root.childTransaction;
+  const transactionSync = root.transactionSync.bind(root);
+  root.transactionSync = ((fn: () => unknown, flags?: number) => {
+    taken.push('inline');
+    return transactionSync(fn, flags as never);
+  }) as typeof root.transactionSync;
+  return taken;
+}
+
+it('commits a small batch on this thread when nothing else is committing, and the rest on the write thread', async () => {
+  store = openStore(tempDir());
+  const q = new CommitQueue(store.root);
+  const taken = paths(store.root);
+  // Small, nothing in flight: committed before flush() returns.
+  q.put(store.meta, 'small', 1);
+  const small = q.flush();
+  expect(taken).toEqual(['inline']);
+  expect(store.meta.get('small')).toBe(1);
+  await small;
+  // Larger than the limit: the write thread.
+  for (let i = 0; i <= INLINE_COMMIT_MAX_WRITES; i++) q.put(store.meta, `big-${i}`, i);
+  const big = q.flush();
+  // Small, but staged while the big one commits: the write thread too, after it, in order.
+  q.put(store.meta, `big-${INLINE_COMMIT_MAX_WRITES}`, 'last');
+  const behind = q.flush();
+  expect(taken).toEqual(['inline', 'thread', 'thread']);
+  await Promise.all([big, behind]);
+  expect(store.meta.get('big-0')).toBe(0);
+  expect(store.meta.get(`big-${INLINE_COMMIT_MAX_WRITES}`)).toBe('last');
+});
+
+it('commits all or nothing on either path, and reports the failure', async () => {
+  store = openStore(tempDir());
+  const taken = paths(store.root);
+  for (const writes of [2, INLINE_COMMIT_MAX_WRITES + 2]) {
+    const q = new CommitQueue(store.root);
+    const failures: unknown[] = [];
+    q.onFailure((err) => failures.push(err));
+    for (let i = 0; i < writes - 1; i++) q.put(store.meta, `w${writes}-${i}`, i);
+    // A key longer than LMDB allows makes its put throw inside the transaction.
+    q.put(store.meta, 'k'.repeat(4096), 'too long a key');
+    let ran = false;
+    q.afterCommit(() => {
+      ran = true;
+    });
+    const waiter = q.committed();
+    await q.flush();
+    await expect(waiter).rejects.toThrow();
+    expect(failures).toHaveLength(1);
+    expect(ran).toBe(false);
+    expect([writes, store.meta.get(`w${writes}-0`)]).toEqual([writes, undefined]);
+  }
+  expect(taken).toEqual(['inline', 'thread']);
 });
