@@ -1,18 +1,26 @@
-// Counts the LMDB write transactions an environment starts, on LMDB's write thread or on the caller's.
+// Watches the LMDB write transactions an environment starts, on LMDB's write thread or on the caller's.
 import type { RootDatabase } from 'lmdb';
 
-/** From now on, `counts.transactions` goes up by one for every write transaction `root` starts. */
-export function countTransactions(root: RootDatabase): { transactions: number } {
-  const counts = { transactions: 0 };
+/**
+ * From now on, records each write transaction `root` starts: `inline` when it runs on the calling
+ * thread (`transactionSync`), `thread` when LMDB's write thread runs it (`childTransaction`).
+ */
+export function watchTransactions(root: RootDatabase): { paths: string[]; readonly transactions: number } {
+  const paths: string[] = [];
   const childTransaction = root.childTransaction.bind(root);
   root.childTransaction = ((fn: () => unknown) => {
-    counts.transactions++;
+    paths.push('thread');
     return childTransaction(fn);
   }) as typeof root.childTransaction;
   const transactionSync = root.transactionSync.bind(root);
   root.transactionSync = ((fn: () => unknown, flags?: number) => {
-    counts.transactions++;
+    paths.push('inline');
     return transactionSync(fn, flags as never);
   }) as typeof root.transactionSync;
-  return counts;
+  return {
+    paths,
+    get transactions() {
+      return paths.length;
+    },
+  };
 }

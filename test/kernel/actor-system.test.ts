@@ -3,7 +3,7 @@ import { didActor } from '../../actors/did.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import { ActorSystem, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
 import { openStore, type Store } from '../../runtime/store/store.ts';
-import { countTransactions } from '../helpers/lmdb.ts';
+import { watchTransactions } from '../helpers/lmdb.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { counterActor, delayActor } from './fixtures.ts';
 
@@ -55,7 +55,7 @@ describe('actor system', () => {
     await host.sys.spawn('counter', 'counter/a');
     let outboxWrites = 0;
     const { root, outbox } = host.store;
-    const counts = countTransactions(root);
+    const counts = watchTransactions(root);
     const put = outbox.put.bind(outbox);
     outbox.put = ((...args: Parameters<typeof outbox.put>) => {
       outboxWrites++;

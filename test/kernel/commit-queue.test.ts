@@ -3,6 +3,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { CommitQueue, INLINE_COMMIT_MAX_WRITES } from '../../runtime/store/commit-queue.ts';
 import { openStore, type Store } from '../../runtime/store/store.ts';
+import { watchTransactions } from '../helpers/lmdb.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 
 let store: Store | undefined;
@@ -81,26 +82,10 @@ it('makes a flush with nothing staged wait for the commit in flight', async () =
   await q.drain();
 });
 
-/** Which path each transaction `root` starts takes: `inline` (this thread) or `thread` (LMDB's write thread). */
-function paths(root: Store['root']): string[] {
-  const taken: string[] = [];
-  const childTransaction = root.childTransaction.bind(root);
-  root.childTransaction = ((fn: () => unknown) => {
-    taken.push('thread');
-    return childTransaction(fn);
-  }) as typeof root.childTransaction;
-  const transactionSync = root.transactionSync.bind(root);
-  root.transactionSync = ((fn: () => unknown, flags?: number) => {
-    taken.push('inline');
-    return transactionSync(fn, flags as never);
-  }) as typeof root.transactionSync;
-  return taken;
-}
-
 it('commits a small batch on this thread when nothing else is committing, and the rest on the write thread', async () => {
   store = openStore(tempDir());
   const q = new CommitQueue(store.root);
-  const taken = paths(store.root);
+  const taken = watchTransactions(store.root).paths;
   // Small, nothing in flight: committed before flush() returns.
   q.put(store.meta, 'small', 1);
   const small = q.flush();
@@ -121,7 +106,7 @@ it('commits a small batch on this thread when nothing else is committing, and th
 
 it('commits all or nothing on either path, and reports the failure', async () => {
   store = openStore(tempDir());
-  const taken = paths(store.root);
+  const taken = watchTransactions(store.root).paths;
   for (const writes of [2, INLINE_COMMIT_MAX_WRITES + 2]) {
     const q = new CommitQueue(store.root);
     const failures: unknown[] = [];

@@ -1,6 +1,6 @@
 // Mail between local durable actors: an idle receiver takes it in the group commit of the transition that sent it.
 import { describe, expect, it } from 'vitest';
-import { countTransactions } from '../helpers/lmdb.ts';
+import { watchTransactions } from '../helpers/lmdb.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { pingActor } from './fixtures.ts';
 import { closeSystem, openSystem } from './systems.ts';
@@ -10,7 +10,13 @@ async function pair(turnSize?: number) {
   const { sys, store } = await openSystem([pingActor], turnSize === undefined ? {} : { turnSize });
   await sys.spawn('ping', 'ping/a');
   await sys.spawn('ping', 'ping/b');
-  const counts = Object.assign(countTransactions(store.root), { outboxWrites: 0 });
+  const watched = watchTransactions(store.root);
+  const counts = {
+    outboxWrites: 0,
+    get transactions() {
+      return watched.transactions;
+    },
+  };
   const put = store.outbox.put.bind(store.outbox);
   store.outbox.put = ((...args: Parameters<typeof store.outbox.put>) => {
     counts.outboxWrites++;
