@@ -162,7 +162,7 @@ export class CommitQueue {
     // On the write thread the callback runs inside LMDB's batch transaction (other modules' writes share
     // it): as a child transaction, a write that throws takes back this batch's writes, not just itself.
     else commit = this.root.childTransaction(write);
-    const done = Promise.resolve(commit).then(
+    const done = commit.then(
       () => {
         this.pending--;
         for (const fn of callbacks) fn();

@@ -72,7 +72,8 @@ export class LmdbVault implements VaultBackend {
     try {
       // The version is read and both records written inside one write transaction, so concurrent puts
       // of one key get distinct, consecutive versions and a reader never sees metadata without content.
-      const meta = await this.db.transaction(() => {
+      // A child of LMDB's batch transaction: a write that throws takes back this put's other writes too.
+      const meta = await this.db.childTransaction(() => {
         const latest = this.db.get([LATEST, enclaveId, key]);
         const id = `${enclaveId}\u0000${key}`;
         const version = Math.max(typeof latest === 'number' ? latest : 0, this.reserved.get(id) ?? 0) + 1;
