@@ -51,7 +51,10 @@ export interface Delivery {
 export interface StageContext {
   task: StageTask;
   snapshot: ContextSnapshot;
-  /** Aborted when the run no longer needs the task (aborted, or the stage moved on). */
+  /**
+   * Aborted when the run no longer needs the task (aborted, or the stage moved on): on this host with a
+   * `TaskNotRunningError` (`ANX_TASK_NOT_RUNNING`) as its reason.
+   */
   signal: AbortSignal;
   vault: {
     /** Latest version of a key of the run's Enclave, or exactly the version a ref names. */
@@ -324,8 +327,14 @@ export class WorkerRuntime {
     for (const key of this.inflightByRun.get(runId) ?? []) {
       // A handler whose answer is being committed is done: the run moved on because of it.
       if (this.settled.has(key)) continue;
+      // Once aborted, a handler still finishing is told no more (every later status of its run came here).
+      const controller = this.inflight.get(key);
+      if (controller === undefined || controller.signal.aborted) continue;
       const [did, taskId] = key.split('\u0000') as [string, string];
-      if (!this.runs.isRunningTask(runId, taskId, did)) this.inflight.get(key)?.abort();
+      // So is one whose answer has been committed and which has not returned yet.
+      if (this.done.doesExist([did, taskId])) continue;
+      if (!this.runs.isRunningTask(runId, taskId, did))
+        controller.abort(new TaskNotRunningError(taskId, did));
     }
   }
 

@@ -211,7 +211,7 @@ export class Host {
       // Stage outcomes move the worker's trust (success, failure, timeout).
       system.events.subscribe(
         trustFromRunEvents(authority.trust, (runId, stage) => {
-          const worker = teamwork.runs.status(runId).stages.find((s) => s.stage === stage)?.worker;
+          const worker = teamwork.runs.context(runId).context.stages[stage]?.worker;
           return typeof worker === 'string' ? worker : undefined;
         }),
       );

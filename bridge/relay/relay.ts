@@ -1164,7 +1164,7 @@ export class Relay implements RemoteRouter {
       if (err instanceof EnvelopeDuplicateError && err.id !== undefined)
         return { env: undefined, id: err.id, inbound };
       // The session authenticated the peer, and the envelope claims to be from it: the bad signature is its own.
-      if (err instanceof EnvelopeSignatureError) host.authority.trust.record(inbound.peer, 'bad_signature');
+      if (err instanceof EnvelopeSignatureError) host.authority.trust.note(inbound.peer, 'bad_signature');
       throw err;
     } finally {
       xPriv?.fill(0);

@@ -26,7 +26,7 @@
  *   //   freeze.freeze(by: string, reason?): Promise<FreezeStatus> ; freeze.thaw(by, reason?): Promise<FreezeStatus>
  *   readonly trust: TrustStore;
  *   //   trust.score(did): { did, score: number (0..1, neutral 0.5), breakdown: TrustBreakdown }
- *   //   trust.record(did, kind: 'success' | 'failure' | 'timeout' | 'bad_signature' | 'rate_limited'): TrustScore
+ *   //   trust.record(did, kind: 'success' | 'failure' | 'timeout' | 'bad_signature' | 'rate_limited'): TrustScore ; trust.note(did, kind): void
  *   //   trust.attest({ issuer, subject, value: -100..100, note?, ttlMs? }): Attestation ; trust.addAttestation(signed)
  *   readonly rateLimits: RateLimiter;
  *   //   rateLimits.take(senderDid, recipientCard: { did, qps, concurrency } | recipientDid): Permit
@@ -200,7 +200,7 @@ export class Authority {
       freeze: this.freeze,
     });
     this.rateLimits = new RateLimiter(db<string>('authority'), commits, clock, this.audit, (sender) => {
-      this.trust.record(sender, 'rate_limited');
+      this.trust.note(sender, 'rate_limited');
     });
     this.schedulePrune();
   }

@@ -34,7 +34,7 @@ export function trustFromRunEvents(
       } catch {
         worker = undefined;
       }
-      if (worker !== undefined) trust.record(worker, outcome.kind);
+      if (worker !== undefined) trust.note(worker, outcome.kind);
     }
   };
 }

@@ -152,6 +152,12 @@ export class TrustStore {
    * ```
    */
   record(did: Did, kind: TrustEventKind, count = 1): TrustScore {
+    this.note(did, kind, count);
+    return this.score(did);
+  }
+
+  /** Records something `did` did, as `record` does, without working out the new score (for listeners that do not show it). */
+  note(did: Did, kind: TrustEventKind, count = 1): void {
     if (!isDid(did)) throw new AuthorityRequestError(`trust "did" expected a DID, got ${describeValue(did)}`);
     if (!TRUST_EVENT_KINDS.includes(kind))
       throw new AuthorityRequestError(
@@ -164,7 +170,6 @@ export class TrustStore {
     rec.decayed[kind] = (rec.decayed[kind] ?? 0) + count;
     rec.count[kind] = (rec.count[kind] ?? 0) + count;
     this.stage(`score/${did}`, rec);
-    return this.score(did, now);
   }
 
   /** The score of `did` now (0.5 for a DID with no evidence), with a breakdown of how it was reached. */

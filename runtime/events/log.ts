@@ -1,5 +1,5 @@
 // The event log: EventV1 appended in the same transaction as the change that caused it, indexed for trace.
-import type { Key } from 'lmdb';
+import type { Database, Key } from 'lmdb';
 import type { Clock } from '../clock.ts';
 import type { CommitQueue } from '../store/commit-queue.ts';
 import { lastNumericKey, type Store } from '../store/store.ts';
@@ -20,13 +20,49 @@ export interface TraceFilter {
 export type EventListener = (events: readonly EventV1[]) => void;
 
 /**
+ * Index entries are written for this many events at a time, in the group commit of the event that fills
+ * the tail; until then queries read them from memory, and a restart rebuilds them from the events
+ * database (see `EventLog`). A handoff appends about six events, so most of its commits leave the three
+ * index databases alone.
+ */
+export const INDEX_TAIL_EVENTS = 256;
+
+/** The `meta` key under which the highest sequence number whose index entries are written is kept. */
+export const INDEXED_THROUGH_KEY = 'events.indexed';
+
+/** The index keys of one event not yet in the index databases. */
+interface TailEntry {
+  seq: number;
+  run: string | undefined;
+  task: string | undefined;
+  actor: string | undefined;
+}
+
+type IndexField = 'run' | 'task' | 'actor';
+const INDEX_FIELDS: readonly IndexField[] = ['run', 'task', 'actor'];
+
+/**
  * Appends events through the commit queue so they share the transaction of the state change that
  * caused them; listeners hear of them only after that commit. Sequence numbers are dense and
  * monotonic per host; timestamps are made non-decreasing so time ranges are sequence ranges.
+ *
+ * The run, task and actor indexes trail the events by at most `INDEX_TAIL_EVENTS`: an event is durable
+ * with its cause, and its index entries join a later group commit together with those of the events
+ * before it, with the watermark `events.indexed` in `meta`. Queries merge the tail kept in memory with
+ * the index databases, so what they return is the same as with every entry written at once; after a
+ * crash the tail is read back from the events past the watermark.
  */
 export class EventLog {
   private seq: number;
   private lastTs = 0;
+  /** Every event up to this one has its index entries in the index databases (or staged there). */
+  private indexedThrough: number;
+  /** False until the watermark is in `meta` (a data directory from before the index tail has none). */
+  private watermarkKept: boolean;
+  /** Events past `indexedThrough`, in sequence order. */
+  private tail: TailEntry[] = [];
+  /** Entries staged into the index databases whose commit has not landed yet: queries still read them here. */
+  private landing: TailEntry[] = [];
   private readonly listeners = new Set<EventListener>();
   /** Events staged in the current group commit, announced together once it commits. */
   private announce: { batch: number; events: EventV1[] } | undefined;
@@ -38,6 +74,12 @@ export class EventLog {
   ) {
     this.seq = lastNumericKey(store.events);
     if (this.seq > 0) this.lastTs = (store.events.get(this.seq) as EventV1 | undefined)?.ts ?? 0;
+    const kept = store.meta.get(INDEXED_THROUGH_KEY) as number | undefined;
+    // Without a watermark every event was indexed in its own transaction.
+    this.watermarkKept = kept !== undefined;
+    this.indexedThrough = kept ?? this.seq;
+    for (const { value } of store.events.getRange({ start: this.indexedThrough + 1 }))
+      this.tail.push(tailEntry(value as EventV1));
   }
 
   /** The sequence number of the newest staged event. */
@@ -65,13 +107,37 @@ export class EventLog {
     if (input.team_run_id !== undefined) event.team_run_id = input.team_run_id;
     if (input.step !== undefined) event.step = input.step;
     if (input.metadata !== undefined) event.metadata = input.metadata;
-    const { store, commits } = this;
-    commits.put(store.events, event.seq, event);
-    if (event.run_id !== undefined) commits.put(store.eventsByRun, [event.run_id, event.seq], null);
-    if (event.task_id !== undefined) commits.put(store.eventsByTask, [event.task_id, event.seq], null);
-    if (event.actor !== undefined) commits.put(store.eventsByActor, [event.actor, event.seq], null);
+    this.commits.put(this.store.events, event.seq, event);
+    this.tail.push(tailEntry(event));
+    if (this.tail.length >= INDEX_TAIL_EVENTS) this.writeIndex();
+    else if (!this.watermarkKept) this.keepWatermark();
     if (this.listeners.size > 0) this.queueAnnouncement(event);
     return event;
+  }
+
+  /**
+   * Stages the index entries of the tail into the current group commit (the host does so when it
+   * stops, so a clean shutdown leaves nothing to read back).
+   */
+  writeIndex(): void {
+    const entries = this.tail;
+    if (entries.length === 0) return;
+    this.tail = [];
+    const { store, commits } = this;
+    for (const e of entries) {
+      if (e.run !== undefined) commits.put(store.eventsByRun, [e.run, e.seq], null);
+      if (e.task !== undefined) commits.put(store.eventsByTask, [e.task, e.seq], null);
+      if (e.actor !== undefined) commits.put(store.eventsByActor, [e.actor, e.seq], null);
+    }
+    this.indexedThrough = (entries[entries.length - 1] as TailEntry).seq;
+    this.keepWatermark();
+    this.landing = this.landing.length === 0 ? entries : this.landing.concat(entries);
+    const last = this.indexedThrough;
+    commits.afterCommit(() => {
+      let landed = 0;
+      while (landed < this.landing.length && (this.landing[landed] as TailEntry).seq <= last) landed++;
+      this.landing = this.landing.slice(landed);
+    });
   }
 
   /** Hears every event after the transaction holding it commits. Returns an unsubscribe function. */
@@ -100,8 +166,22 @@ export class EventLog {
 
   /** How many events are indexed under `id` (run, task or actor). */
   count(id: string): number {
-    for (const index of [this.store.eventsByRun, this.store.eventsByTask, this.store.eventsByActor]) {
-      const n = index.getKeysCount({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] });
+    for (const field of INDEX_FIELDS) {
+      const index = this.index(field);
+      let n = index.getKeysCount({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] });
+      const pending = this.pendingSeqs(field, id, 0);
+      if (pending.length > 0) {
+        // Entries that landed in the database a moment ago may still be in `landing`: count them once.
+        const newest = index.getKeys({
+          start: [id, Number.MAX_SAFE_INTEGER],
+          end: [id, 0],
+          reverse: true,
+          limit: 1,
+        });
+        let indexed = 0;
+        for (const key of newest) indexed = (key as Key[])[1] as number;
+        n += pending.filter((seq) => seq > indexed).length;
+      }
       if (n > 0) return n;
     }
     return 0;
@@ -112,14 +192,40 @@ export class EventLog {
       for (const key of this.store.events.getKeys({ start: afterSeq + 1 })) yield key as number;
       return;
     }
-    for (const index of [this.store.eventsByRun, this.store.eventsByTask, this.store.eventsByActor]) {
-      let any = false;
-      for (const key of index.getKeys({ start: [id, afterSeq + 1], end: [id, Number.MAX_SAFE_INTEGER] })) {
-        any = true;
-        yield (key as Key[])[1] as number;
+    for (const field of INDEX_FIELDS) {
+      let last = afterSeq;
+      for (const key of this.index(field).getKeys({
+        start: [id, afterSeq + 1],
+        end: [id, Number.MAX_SAFE_INTEGER],
+      })) {
+        last = (key as Key[])[1] as number;
+        yield last;
       }
-      if (any) return;
+      // Read after the database, so an entry that lands in between is not missed (and is yielded once).
+      for (const seq of this.pendingSeqs(field, id, last)) {
+        last = seq;
+        yield seq;
+      }
+      if (last > afterSeq) return;
     }
+  }
+
+  /** Sequence numbers after `afterSeq` of the events under `id` whose index entries are not in the database yet. */
+  private pendingSeqs(field: IndexField, id: string, afterSeq: number): number[] {
+    const out: number[] = [];
+    for (const entries of [this.landing, this.tail])
+      for (const e of entries) if (e[field] === id && e.seq > afterSeq) out.push(e.seq);
+    return out;
+  }
+
+  private index(field: IndexField): Database<null, Key> {
+    if (field === 'run') return this.store.eventsByRun;
+    return field === 'task' ? this.store.eventsByTask : this.store.eventsByActor;
+  }
+
+  private keepWatermark(): void {
+    this.commits.put(this.store.meta, INDEXED_THROUGH_KEY, this.indexedThrough);
+    this.watermarkKept = true;
   }
 
   private queueAnnouncement(event: EventV1): void {
@@ -142,6 +248,10 @@ export class EventLog {
       }
     }
   }
+}
+
+function tailEntry(event: EventV1): TailEntry {
+  return { seq: event.seq, run: event.run_id, task: event.task_id, actor: event.actor };
 }
 
 function matches(event: EventV1, filter: TraceFilter): boolean {

@@ -58,6 +58,12 @@ export const BATCH_EVENT = BATCH_TYPE;
 /** Envelopes taken from one mailbox as one batch at most, so a busy actor does not hold a whole turn. */
 const BATCH_MAX = 256;
 
+/**
+ * Record sequence numbers (the last part of a record's key) are reserved this many at a time: `seq.records`
+ * in `meta` is written once per block rather than in every commit that appends a record.
+ */
+export const RECORD_SEQ_BLOCK = 4096;
+
 /** What the kernel persists per actor (short keys: this record is written on every transition). */
 export interface ActorRecord {
   /** machine kind */
@@ -180,7 +186,8 @@ export class ActorSystem {
   private handling = false;
   private outboxSeq: number;
   private recordSeq: number;
-  private recordSeqPersisted: number;
+  /** The highest record sequence number `seq.records` has reserved (committed, or staged with its users). */
+  private recordSeqReserved: number;
   private pumpScheduled = false;
   private stopped = false;
   private readonly stagedAccepts = new Set<string>();
@@ -236,16 +243,17 @@ export class ActorSystem {
     // records of the actors that changed and the record sequence they used.
     this.commits.beforeFlush(() => {
       this.stageDirtyRecords();
-      if (this.recordSeq !== this.recordSeqPersisted) {
-        this.recordSeqPersisted = this.recordSeq;
-        this.commits.put(this.store.meta, 'seq.records', this.recordSeq);
+      if (this.recordSeq > this.recordSeqReserved) {
+        this.recordSeqReserved = this.recordSeq + RECORD_SEQ_BLOCK;
+        this.commits.put(this.store.meta, 'seq.records', this.recordSeqReserved);
       }
     });
     this.events = new EventLog(this.store, this.commits, this.clock);
     this.timers = new TimerService(this.clock, (address, id) => this.enqueueTimer(address, id));
     this.outboxSeq = lastNumericKey(this.store.outbox);
+    // Past every number reserved before: some of the last block may go unused, none is used twice.
     this.recordSeq = (this.store.meta.get('seq.records') as number | undefined) ?? 0;
-    this.recordSeqPersisted = this.recordSeq;
+    this.recordSeqReserved = this.recordSeq;
   }
 
   /** Makes a machine kind available. Register every kind before `start()`. */
@@ -637,6 +645,8 @@ export class ActorSystem {
     this.stopped = true;
     this.timers.stop();
     if (this.sweepHandle !== undefined) this.clock.clearTimeout(this.sweepHandle);
+    // A clean stop leaves the event indexes whole: nothing for the next start to read back.
+    if (this.fatal === undefined) this.events.writeIndex();
     await this.commits.drain();
     for (const live of this.live.values()) live.ref?.stop();
     this.live.clear();

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { didActor } from '../../actors/did.ts';
 import { ManualClock } from '../../runtime/clock.ts';
-import { ActorSystem, type MachineDefinition } from '../../runtime/kernel/actor-system.ts';
+import { ActorSystem, type MachineDefinition, RECORD_SEQ_BLOCK } from '../../runtime/kernel/actor-system.ts';
 import { openStore, type Store } from '../../runtime/store/store.ts';
 import { watchTransactions } from '../helpers/lmdb.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -109,6 +109,38 @@ describe('actor system', () => {
     await second.sys.accept([tick(second.sys, 'counter/a'), tick(second.sys, 'counter/a')]);
     await second.sys.quiesce();
     expect(second.sys.snapshot('counter/a').context).toEqual({ count: 3, ids: 0 });
+  });
+
+  it('reserves record sequence numbers a block at a time, and never uses one twice across a restart', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [counterActor()]);
+    await first.sys.spawn('counter', 'counter/a');
+    const meta = first.store.meta;
+    const put = meta.put.bind(meta);
+    const reserved: unknown[] = [];
+    meta.put = ((key: string, value: unknown) => {
+      if (key === 'seq.records') reserved.push(value);
+      return put(key, value);
+    }) as typeof meta.put;
+    // One record per commit: the counter appends each tick's id to its `seen` records.
+    for (let i = 0; i < 5; i++) await first.sys.accept([tick(first.sys, 'counter/a', {}, `one-${i}`)]);
+    await first.sys.quiesce();
+    expect(reserved).toEqual([1 + RECORD_SEQ_BLOCK]);
+    const before = first.sys.records('seen', 'counter/a').map((r) => r.seq);
+    expect(before).toEqual([1, 2, 3, 4, 5]);
+    // A stop (clean or not) leaves the reservation as it was: the next start goes on past the block, not
+    // from the last number used.
+    await shutdown(first);
+    const second = await boot(dir, [counterActor()]);
+    await second.sys.accept([
+      tick(second.sys, 'counter/a', {}, 'two-0'),
+      tick(second.sys, 'counter/a', {}, 'two-1'),
+    ]);
+    await second.sys.quiesce();
+    const after = second.sys.records('seen', 'counter/a');
+    expect(after.map((r) => r.seq)).toEqual([...before, 2 + RECORD_SEQ_BLOCK, 3 + RECORD_SEQ_BLOCK]);
+    expect(after.map((r) => r.value).slice(-2)).toEqual(['two-0', 'two-1']);
+    expect(second.store.meta.get('seq.records')).toBe(3 + 2 * RECORD_SEQ_BLOCK);
   });
 
   it('dead-letters mail to an unknown address with an error event and keeps running', async () => {

@@ -1,6 +1,7 @@
 // The worker runtime on one host: a handler's signal fires when its run moves on without the task; done marks and task
 // inbox records are pruned once their run has finished, and a restart after pruning runs nothing again.
 import { afterEach, expect, it } from 'vitest';
+import { TaskNotRunningError } from '../../actors/errors.ts';
 import { runAddress } from '../../actors/playbook-run.ts';
 import { Host } from '../../runtime/host.ts';
 import { waitFor } from '../helpers/daemon.ts';
@@ -118,6 +119,9 @@ it('aborts the handler of a task whose stage timed out and was assigned again, a
     }
     // The first attempt never answers: it waits until the run no longer needs it.
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+    // The reason says which task is no longer running, and for whom.
+    expect(ctx.signal.reason).toBeInstanceOf(TaskNotRunningError);
+    expect((ctx.signal.reason as TaskNotRunningError).code).toBe('ANX_TASK_NOT_RUNNING');
     aborted.push(ctx.task.attempt);
   });
   const { run_id } = await t.startRun({
