@@ -1007,28 +1007,36 @@ export class WorkerRuntime {
   ): Promise<void> {
     if (type === 'stage.delivered' && !isArtifactRef(body['ref']))
       throw new TeamworkInputError('"ref" expected an ArtifactRef');
+    // One outcome per task: an answer already staged (settled) or committed (its done mark) stands, and a
+    // second one, from a handler that answered twice at once, is dropped as the run would drop it.
+    const key = `${did}\u0000${taskId}`;
+    if (this.settled.has(key) || this.done.doesExist([did, taskId])) return;
     // The done mark joins the commit of the answer: after a crash, a task is open again only if neither landed.
     const mark: TaskAnswered = { at: this.system.clock.now() };
     if (type === 'stage.delivered') mark.ref = body['ref'] as ArtifactRef;
     this.system.commits.put(this.done, [did, taskId], mark);
-    const key = `${did}\u0000${taskId}`;
     this.settled.add(key);
     try {
-      await this.system.accept([
-        this.system.envelope({
-          id: outcomeId(did, taskId),
-          type,
-          from: did,
-          to: runAddress(runId),
-          body,
-          ctx: {
-            run_id: runId,
-            task_id: taskId,
-            stage,
-            ...(enclaveId === null ? {} : { enclave_id: enclaveId }),
-          },
-        }),
-      ]);
+      // The guard above and the done mark make the outcome's id fresh: it was never accepted and is never
+      // sent again, so the kernel keeps no duplicate marker for it (one write less in the handoff's commit).
+      await this.system.accept(
+        [
+          this.system.envelope({
+            id: outcomeId(did, taskId),
+            type,
+            from: did,
+            to: runAddress(runId),
+            body,
+            ctx: {
+              run_id: runId,
+              task_id: taskId,
+              stage,
+              ...(enclaveId === null ? {} : { enclave_id: enclaveId }),
+            },
+          }),
+        ],
+        { fresh: () => true },
+      );
     } finally {
       // Once the done mark is committed it answers for the task; until then this set does.
       this.settled.delete(key);

@@ -25,15 +25,35 @@ import {
 
 /*
  * Layout (ordered-binary array keys, so ranges walk one Enclave or one key in order):
- *   ['latest', enclave, key]           → latest version number
- *   ['meta', enclave, key, version]    → ArtifactVersion
- *   ['blob', enclave, key, version]    → content bytes
+ *   ['meta', enclave, key, version]    → ArtifactVersion, with the content inline (`inline`) when it is
+ *                                        at most INLINE_MAX bytes
+ *   ['blob', enclave, key, version]    → content bytes of a version whose content is not inline
+ * A key's latest version is its last `meta` entry. Stores written before kept the content of every version
+ * under `blob` and a `['latest', enclave, key]` pointer; both are still read, the pointer is no longer
+ * written or needed.
  */
-const LATEST = 'latest';
 const META = 'meta';
 const BLOB = 'blob';
 // Above every character a key may contain, so [prefix, prefix + HIGH) covers every key starting with prefix.
 const HIGH = '\u007f';
+const LAST_VERSION = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Content up to this size is kept in its version's metadata record: one write per version instead of
+ * two, on one leaf page of the B-tree. Larger content goes to its own record, so walking the metadata
+ * (history, list) does not read it.
+ */
+export const INLINE_MAX = 1024;
+
+/** A version's record as stored: its metadata, and its content when that is small. */
+type StoredVersion = ArtifactVersion & { inline?: Uint8Array };
+
+/** The metadata of a stored version, without its inline content. */
+function metaOf(stored: StoredVersion): ArtifactVersion {
+  if (stored.inline === undefined) return stored;
+  const { inline: _, ...meta } = stored;
+  return meta;
+}
 
 /**
  * Vault backend on an LMDB database the caller opened (msgpack values, the default ordered-binary keys).
@@ -74,14 +94,10 @@ export class LmdbVault implements VaultBackend {
       // of one key get distinct, consecutive versions and a reader never sees metadata without content.
       // A child of LMDB's batch transaction: a write that throws takes back this put's other writes too.
       const meta = await this.db.childTransaction(() => {
-        const latest = this.db.get([LATEST, enclaveId, key]);
-        const id = `${enclaveId}\u0000${key}`;
-        const version = Math.max(typeof latest === 'number' ? latest : 0, this.reserved.get(id) ?? 0) + 1;
-        this.reserved.set(id, version);
         const m: ArtifactVersion = {
           enclave_id: enclaveId,
           key,
-          version,
+          version: this.nextVersion(enclaveId, key),
           kind: artifact.kind,
           hash,
           size: content.length,
@@ -89,12 +105,7 @@ export class LmdbVault implements VaultBackend {
           summary: artifact.summary,
           ts,
         };
-        this.db.put([META, enclaveId, key, version], m);
-        this.db.put(
-          [BLOB, enclaveId, key, version],
-          Buffer.from(content.buffer, content.byteOffset, content.length),
-        );
-        this.db.put([LATEST, enclaveId, key], version);
+        for (const [k, v] of versionWrites(m, content)) this.db.put(k, v);
         return m;
       });
       return toRef(meta);
@@ -119,14 +130,10 @@ export class LmdbVault implements VaultBackend {
     checkEnclaveId(enclaveId);
     checkKey(key);
     const content = checkInput(artifact, this.maxSize);
-    const id = `${enclaveId}\u0000${key}`;
-    const latest = this.db.get([LATEST, enclaveId, key]);
-    const version = Math.max(typeof latest === 'number' ? latest : 0, this.reserved.get(id) ?? 0) + 1;
-    this.reserved.set(id, version);
     const meta: ArtifactVersion = {
       enclave_id: enclaveId,
       key,
-      version,
+      version: this.nextVersion(enclaveId, key),
       kind: artifact.kind,
       hash: sha256Hex(content),
       size: content.length,
@@ -134,29 +141,45 @@ export class LmdbVault implements VaultBackend {
       summary: artifact.summary,
       ts: this.now(),
     };
-    return {
-      ref: toRef(meta),
-      db: this.db,
-      writes: [
-        [[META, enclaveId, key, version], meta],
-        [[BLOB, enclaveId, key, version], Buffer.from(content.buffer, content.byteOffset, content.length)],
-        [[LATEST, enclaveId, key], version],
-      ],
-    };
+    return { ref: toRef(meta), db: this.db, writes: versionWrites(meta, content) };
+  }
+
+  /** Reserves the next version number of a key: above its last stored version and any reserved here. */
+  private nextVersion(enclaveId: string, key: string): number {
+    const id = `${enclaveId}\u0000${key}`;
+    const version = Math.max(this.lastVersion(enclaveId, key) ?? 0, this.reserved.get(id) ?? 0) + 1;
+    this.reserved.set(id, version);
+    return version;
+  }
+
+  /** The number of a key's last stored version, or undefined when it has none. */
+  private lastVersion(enclaveId: string, key: string): number | undefined {
+    for (const k of this.db.getKeys({
+      start: [META, enclaveId, key, LAST_VERSION],
+      end: [META, enclaveId, key, 0],
+      reverse: true,
+      limit: 1,
+    })) {
+      return (k as [string, string, string, number])[3];
+    }
+    return undefined;
   }
 
   async get(enclaveId: string, key: string, version?: number): Promise<ArtifactContent> {
     checkEnclaveId(enclaveId);
     checkKey(key);
     if (version !== undefined) checkVersion(version);
-    // No transaction needed: a version's metadata and content are written together with the pointer to it and
-    // never change afterwards, so whatever pointer is read names a complete version.
-    const v = version ?? this.db.get([LATEST, enclaveId, key]);
+    // No transaction needed: a version's records are written together and never change afterwards, so a
+    // version whose metadata is read has its content too.
+    const v = version ?? this.lastVersion(enclaveId, key);
     let found: ArtifactContent | undefined;
-    if (typeof v === 'number') {
-      const meta = this.db.get([META, enclaveId, key, v]) as ArtifactVersion | undefined;
-      const blob = this.db.get([BLOB, enclaveId, key, v]) as Uint8Array | undefined;
-      if (meta && blob) found = { meta, content: new Uint8Array(blob) };
+    if (v !== undefined) {
+      const stored = this.db.get([META, enclaveId, key, v]) as StoredVersion | undefined;
+      const blob =
+        stored === undefined
+          ? undefined
+          : (stored.inline ?? (this.db.get([BLOB, enclaveId, key, v]) as Uint8Array | undefined));
+      if (stored && blob) found = { meta: metaOf(stored), content: new Uint8Array(blob) };
     }
     if (!found) throw new VaultNotFoundError(enclaveId, key, version);
     checkIntegrity(found);
@@ -178,7 +201,7 @@ export class LmdbVault implements VaultBackend {
       start: [META, enclaveId, key, 0],
       end: [META, enclaveId, key, Number.MAX_SAFE_INTEGER],
     })) {
-      out.push(value as ArtifactVersion);
+      out.push(metaOf(value as StoredVersion));
     }
     return out;
   }
@@ -187,19 +210,40 @@ export class LmdbVault implements VaultBackend {
     checkEnclaveId(enclaveId);
     checkPrefix(prefix);
     const out: ArtifactVersion[] = [];
-    for (const { key, value } of this.db.getRange({
-      start: [LATEST, enclaveId, prefix],
-      end: [LATEST, enclaveId, prefix + HIGH],
-    })) {
-      const k = (key as unknown[])[2];
-      if (typeof k !== 'string' || !k.startsWith(prefix) || typeof value !== 'number') continue;
-      const meta = this.db.get([META, enclaveId, k, value]) as ArtifactVersion | undefined;
-      if (meta) out.push(meta);
+    // Backwards from the end of the prefix: the first entry of a key is its last version; the next step
+    // starts below that key's first version, so each key costs one seek however many versions it has.
+    let start: Key = [META, enclaveId, prefix + HIGH];
+    for (;;) {
+      let next: Key | undefined;
+      for (const { key, value } of this.db.getRange({
+        start,
+        end: [META, enclaveId, prefix],
+        reverse: true,
+        limit: 1,
+      })) {
+        const k = (key as unknown[])[2];
+        if (typeof k !== 'string') break;
+        if (k.startsWith(prefix)) out.push(metaOf(value as StoredVersion));
+        next = [META, enclaveId, k, 0];
+      }
+      if (next === undefined) break;
+      start = next;
     }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out.reverse();
   }
 
   async close(): Promise<void> {
     // The database belongs to the caller, who closes it.
   }
+}
+
+/** The records that store one version: its metadata, with the content inline or beside it. */
+function versionWrites(meta: ArtifactVersion, content: Uint8Array): Array<[Key, unknown]> {
+  const bytes = Buffer.from(content.buffer, content.byteOffset, content.length);
+  const at: Key = [META, meta.enclave_id, meta.key, meta.version];
+  if (content.length <= INLINE_MAX) return [[at, { ...meta, inline: bytes } satisfies StoredVersion]];
+  return [
+    [at, meta],
+    [[BLOB, meta.enclave_id, meta.key, meta.version], bytes],
+  ];
 }

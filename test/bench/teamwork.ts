@@ -88,22 +88,21 @@ async function handoff(noSync: boolean, runs: number): Promise<number[]> {
 
 /**
  * The raw layer of a handoff: one fsync'd LMDB transaction of the shape a handoff commits, each done
- * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 17
- * writes into 8 databases (the artifact version's three vault entries, six events, the run's record of
- * about 6 KB and the worker DID's, its inbox record of about 1 KB, a trust score, a task mark, a dedupe
- * marker, a timer moved). The event index entries of about 40 handoffs go together in one of them (see
- * `EventLog`), so the typical handoff commit has none.
+ * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 14
+ * writes into 7 databases (the artifact version's one vault record with its small content inline, six
+ * events, the run's record of about 6 KB and the worker DID's, its inbox record of about 1 KB, a trust
+ * score, a task mark, a timer moved). The event index entries of about 40 handoffs go together in one of
+ * them (see `EventLog`), so the typical handoff commit has none.
  */
 async function rawHandoffCommits(count: number): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'anx-bench-raw-'));
   const root = open({ path: dir, maxDbs: 16, compression: false });
   const db = (name: string) => root.openDB({ name, useRecords: false } as never);
-  const [vault, events, trust, tasks, seen, timers, records, actors] = [
+  const [vault, events, trust, tasks, timers, records, actors] = [
     'vault',
     'events',
     'trust',
     'worker_tasks',
-    'seen',
     'timers',
     'records',
     'actors',
@@ -117,13 +116,10 @@ async function rawHandoffCommits(count: number): Promise<number[]> {
     const t0 = process.hrtime.bigint();
     // Committed on this thread, as the runtime commits a batch of this size when nothing else is in flight.
     root.transactionSync(() => {
-      vault?.put(['meta', 'e', `k${i}`, 1], { summary: text(200) });
-      vault?.put(['blob', 'e', `k${i}`, 1], text(8));
-      vault?.put(['latest', 'e', `k${i}`], 1);
+      vault?.put(['meta', 'e', `k${i}`, 1], { summary: text(200), inline: text(8) });
       for (let e = 0; e < 6; e++) events?.put(++seq, event);
       trust?.put('score/did', { decayed: { success: i }, at: i });
       tasks?.put(['did', `run/s${i}/1`], { at: i, ref: { key: `k${i}` } });
-      seen?.put(['run/run', `id-${i}`], i);
       timers?.put([i + 1, 'run/run', 'xstate.after'], { type: 'timeout' });
       if (i > 0) timers?.remove([i, 'run/run', 'xstate.after']);
       records?.put(['inbox', 'did', i], { body: text(1000) });

@@ -1,11 +1,12 @@
 // Runs the shared vault suite against the LMDB backend on a real LMDB environment in a temp dir.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Key, open, type RootDatabase } from 'lmdb';
 import { expect, it } from 'vitest';
 import { VaultBackendError } from '../../runtime/vault/errors.ts';
-import { LmdbVault } from '../../runtime/vault/lmdb.ts';
+import { INLINE_MAX, LmdbVault } from '../../runtime/vault/lmdb.ts';
 import { vaultSuite } from './vault.case.ts';
 
 vaultSuite('lmdb', async (clock) => {
@@ -42,13 +43,113 @@ it('writes a version whole or not at all: a write that fails takes back the othe
       if (Array.isArray(key) && key[0] === 'blob') throw new Error('disk trouble');
       return put(key, value);
     }) as typeof db.put;
-    const artifact = { kind: 'text', content: 'draft', author: 'did:agentnexus:z6Mkx', summary: 's' };
+    // Content too large to go inline: its version is two records.
+    const draft = 'draft '.repeat(400);
+    const artifact = { kind: 'text', content: draft, author: 'did:agentnexus:z6Mkx', summary: 's' };
     await expect(vault.put('e1', 'notes/a', artifact)).rejects.toBeInstanceOf(VaultBackendError);
     expect([...db.getKeys({})]).toEqual([]);
     db.put = put;
     const ref = await vault.put('e1', 'notes/a', artifact);
-    expect(new TextDecoder().decode((await vault.get('e1', 'notes/a')).content)).toBe('draft');
+    expect(new TextDecoder().decode((await vault.get('e1', 'notes/a')).content)).toBe(draft);
     expect((await vault.history('e1', 'notes/a')).map((v) => v.version)).toEqual([ref.version]);
+  } finally {
+    await root.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('keeps small content in its version record and larger content beside it, with no pointer to write', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
+  const root = open({ path: dir, maxDbs: 8, compression: false });
+  try {
+    const db = root.openDB<unknown, Key>({ name: 'vault', encoding: 'msgpack' });
+    const vault = new LmdbVault(db);
+    const author = 'did:agentnexus:z6Mkx';
+    const small = 'x'.repeat(INLINE_MAX);
+    const large = 'y'.repeat(INLINE_MAX + 1);
+    await vault.put('e1', 'a', { kind: 'text', content: small, author, summary: 'small' });
+    await vault.put('e1', 'a', { kind: 'text', content: large, author, summary: 'large' });
+    expect([...db.getKeys({})]).toEqual([
+      ['blob', 'e1', 'a', 2],
+      ['meta', 'e1', 'a', 1],
+      ['meta', 'e1', 'a', 2],
+    ]);
+    const decode = (c: Uint8Array) => new TextDecoder().decode(c);
+    expect(decode((await vault.get('e1', 'a', 1)).content)).toBe(small);
+    expect(decode((await vault.get('e1', 'a')).content)).toBe(large);
+    // The inline content stays inside the store: metadata is the same shape whichever way it was kept.
+    const [v1, v2] = await vault.history('e1', 'a');
+    expect(Object.keys(v1 as object).sort()).toEqual(Object.keys(v2 as object).sort());
+    expect((await vault.get('e1', 'a', 1)).meta).toEqual(v1);
+    expect(await vault.list('e1')).toEqual([v2]);
+  } finally {
+    await root.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('reads a store written in the earlier layout (every content beside its metadata, a latest pointer)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
+  const root = open({ path: dir, maxDbs: 8, compression: false });
+  try {
+    const db = root.openDB<unknown, Key>({ name: 'vault', encoding: 'msgpack' });
+    const author = 'did:agentnexus:z6Mkx';
+    const old = (key: string, version: number, text: string) => {
+      const content = Buffer.from(text);
+      const meta = {
+        enclave_id: 'e1',
+        key,
+        version,
+        kind: 'text',
+        hash: createHash('sha256').update(content).digest('hex'),
+        size: content.length,
+        author,
+        summary: text,
+        ts: 1_700_000_000_000 + version,
+      };
+      db.putSync(['meta', 'e1', key, version], meta);
+      db.putSync(['blob', 'e1', key, version], content);
+      db.putSync(['latest', 'e1', key], version);
+      return meta;
+    };
+    old('spec.md', 1, 'one');
+    const two = old('spec.md', 2, 'two');
+    const notes = old('notes.md', 1, 'notes');
+    const vault = new LmdbVault(db);
+    const decode = (c: Uint8Array) => new TextDecoder().decode(c);
+    expect(decode((await vault.get('e1', 'spec.md')).content)).toBe('two');
+    expect(decode((await vault.get('e1', 'spec.md', 1)).content)).toBe('one');
+    expect((await vault.history('e1', 'spec.md')).map((v) => v.version)).toEqual([1, 2]);
+    expect(await vault.list('e1')).toEqual([notes, two]);
+    // A new version goes on from the last one stored, in the new layout.
+    const ref = await vault.put('e1', 'spec.md', { kind: 'text', content: 'three', author, summary: '3' });
+    expect(ref.version).toBe(3);
+    expect(decode((await vault.get('e1', 'spec.md')).content)).toBe('three');
+    expect(db.get(['blob', 'e1', 'spec.md', 3])).toBeUndefined();
+  } finally {
+    await root.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('lists a key with many versions by its last one, seeking past the rest', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
+  const root = open({ path: dir, maxDbs: 8, compression: false });
+  try {
+    const vault = LmdbVault.fromRoot(root);
+    const author = 'did:agentnexus:z6Mkx';
+    for (let i = 1; i <= 300; i++)
+      await vault.put('e1', 'b/log', { kind: 'text', content: `${i}`, author, summary: '' });
+    await vault.put('e1', 'a', { kind: 'text', content: 'a', author, summary: '' });
+    await vault.put('e1', 'b', { kind: 'text', content: 'b', author, summary: '' });
+    await vault.put('e1', 'c', { kind: 'text', content: 'c', author, summary: '' });
+    expect((await vault.list('e1')).map((m) => [m.key, m.version])).toEqual([
+      ['a', 1],
+      ['b', 1],
+      ['b/log', 300],
+      ['c', 1],
+    ]);
+    expect((await vault.list('e1', 'b/')).map((m) => [m.key, m.version])).toEqual([['b/log', 300]]);
   } finally {
     await root.close();
     await rm(dir, { recursive: true, force: true });

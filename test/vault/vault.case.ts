@@ -92,6 +92,12 @@ export function vaultSuite(name: string, make: (clock: { t: number }) => Promise
       const empty = await h.vault.put('enc1', 'empty', text('', { content: new Uint8Array(0) }));
       expect(empty.size).toBe(0);
       expect((await h.vault.get('enc1', 'empty')).content.length).toBe(0);
+      // Larger than a page, after a small version of the same key: each version keeps its own bytes.
+      const big = Uint8Array.from({ length: 20_000 }, (_, i) => (i * 31) % 251);
+      const bigRef = await h.vault.put('enc1', 'bin/blob.dat', text('', { content: big, kind: 'binary' }));
+      expect(bigRef.version).toBe(2);
+      expect(Array.from((await h.vault.resolve(bigRef)).content)).toEqual(Array.from(big));
+      expect(Array.from((await h.vault.get('enc1', 'bin/blob.dat', 1)).content)).toEqual(Array.from(bytes));
     });
 
     it('stores identical content twice as two versions', async () => {

@@ -1,9 +1,11 @@
 // The worker runtime on one host: a handler's signal fires when its run moves on without the task; done marks and task
 // inbox records are pruned once their run has finished, and a restart after pruning runs nothing again.
+import { createHash } from 'node:crypto';
 import { afterEach, expect, it } from 'vitest';
 import { TaskNotRunningError } from '../../actors/errors.ts';
 import { runAddress } from '../../actors/playbook-run.ts';
 import { Host } from '../../runtime/host.ts';
+import type { ArtifactRef } from '../../runtime/vault/types.ts';
 import { waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import {
@@ -149,4 +151,46 @@ it('aborts the handler of a task whose stage timed out and was assigned again, a
   await t.workers.idle();
   expect(aborted).toEqual([1]);
   expect(t.runs.status(run_id).stages[0]).toMatchObject({ status: 'delivered', attempt: 2 });
+});
+
+it('takes one outcome from a handler that delivers twice at once, and keeps no duplicate marker for it', async () => {
+  team = await teamHost({ dataDir: tempDir() });
+  const t = team.host.teamwork;
+  scriptedDevTeam(team, { rejectFirst: false });
+  const pm = team.workers['pm'] as string;
+  const refs: ArtifactRef[] = [];
+  t.worker(pm).onStage('pm', async (ctx) => {
+    refs.push(
+      ...(await Promise.all([
+        ctx.deliver({ value: 'first', summary: 'first' }),
+        ctx.deliver({ value: 'second', summary: 'second' }),
+      ])),
+    );
+  });
+  const run = await t.startRun({
+    playbook: 'dev-team',
+    objective: 'ship the login page',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: devTeamAssignments(team),
+  });
+  await waitFor(() => t.runs.status(run.run_id).state === 'completed', 30_000, 'the run completes');
+  await t.workers.idle();
+  const requirements = t.runs.status(run.run_id).stages.find((s) => s.stage === 'requirements');
+  // The first answer stands; the second was dropped before it was sent, so the stage ran once.
+  expect(refs).toHaveLength(2);
+  expect(requirements?.output_ref).toEqual(refs[0]);
+  expect(requirements?.attempt).toBe(1);
+  expect(t.workers.answered(pm, requirements?.task_id as string)?.ref).toEqual(refs[0]);
+  // Outcomes are accepted as fresh: the done mark is their record, the kernel keeps no [to, id] marker.
+  const outcomeIds = t.runs
+    .status(run.run_id)
+    .stages.flatMap((s) =>
+      s.task_id === null || s.worker === null
+        ? []
+        : [createHash('sha256').update(`${s.worker}\u0000${s.task_id}`).digest('base64url').slice(0, 32)],
+    );
+  expect(outcomeIds).toHaveLength(5);
+  for (const id of outcomeIds)
+    expect(team.host.store.seen.doesExist([runAddress(run.run_id), id])).toBe(false);
 });
