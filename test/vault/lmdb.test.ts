@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Key, open, type RootDatabase } from 'lmdb';
+import { type Database, type Key, open, type RootDatabase } from 'lmdb';
 import { expect, it } from 'vitest';
 import { VaultBackendError } from '../../runtime/vault/errors.ts';
 import { INLINE_MAX, LmdbVault } from '../../runtime/vault/lmdb.ts';
@@ -31,11 +31,20 @@ vaultSuite('lmdb', async (clock) => {
   };
 });
 
-it('writes a version whole or not at all: a write that fails takes back the others of that put', async () => {
+/** Runs `fn` on the `vault` database of a fresh LMDB environment in a temp dir, then removes it. */
+async function withVaultDb(fn: (db: Database<unknown, Key>) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
   const root = open({ path: dir, maxDbs: 8, compression: false });
   try {
-    const db = root.openDB<unknown, Key>({ name: 'vault', encoding: 'msgpack' });
+    await fn(root.openDB<unknown, Key>({ name: 'vault', encoding: 'msgpack' }));
+  } finally {
+    await root.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+it('writes a version whole or not at all: a write that fails takes back the others of that put', () =>
+  withVaultDb(async (db) => {
     const vault = new LmdbVault(db);
     // The content write fails after the metadata write of the same version.
     const put = db.put.bind(db);
@@ -52,17 +61,10 @@ it('writes a version whole or not at all: a write that fails takes back the othe
     const ref = await vault.put('e1', 'notes/a', artifact);
     expect(new TextDecoder().decode((await vault.get('e1', 'notes/a')).content)).toBe(draft);
     expect((await vault.history('e1', 'notes/a')).map((v) => v.version)).toEqual([ref.version]);
-  } finally {
-    await root.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-it('keeps small content in its version record and larger content beside it, with no pointer to write', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
-  const root = open({ path: dir, maxDbs: 8, compression: false });
-  try {
-    const db = root.openDB<unknown, Key>({ name: 'vault', encoding: 'msgpack' });
+it('keeps small content in its version record and larger content beside it, with no pointer to write', () =>
+  withVaultDb(async (db) => {
     const vault = new LmdbVault(db);
     const author = 'did:agentnexus:z6Mkx';
     const small = 'x'.repeat(INLINE_MAX);
@@ -82,17 +84,10 @@ it('keeps small content in its version record and larger content beside it, with
     expect(Object.keys(v1 as object).sort()).toEqual(Object.keys(v2 as object).sort());
     expect((await vault.get('e1', 'a', 1)).meta).toEqual(v1);
     expect(await vault.list('e1')).toEqual([v2]);
-  } finally {
-    await root.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-it('reads a store written in the earlier layout (every content beside its metadata, a latest pointer)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
-  const root = open({ path: dir, maxDbs: 8, compression: false });
-  try {
-    const db = root.openDB<unknown, Key>({ name: 'vault', encoding: 'msgpack' });
+it('reads a store written in the earlier layout (every content beside its metadata, a latest pointer)', () =>
+  withVaultDb(async (db) => {
     const author = 'did:agentnexus:z6Mkx';
     const old = (key: string, version: number, text: string) => {
       const content = Buffer.from(text);
@@ -126,17 +121,11 @@ it('reads a store written in the earlier layout (every content beside its metada
     expect(ref.version).toBe(3);
     expect(decode((await vault.get('e1', 'spec.md')).content)).toBe('three');
     expect(db.get(['blob', 'e1', 'spec.md', 3])).toBeUndefined();
-  } finally {
-    await root.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-it('lists a key with many versions by its last one, seeking past the rest', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'anx-vault-lmdb-'));
-  const root = open({ path: dir, maxDbs: 8, compression: false });
-  try {
-    const vault = LmdbVault.fromRoot(root);
+it('lists a key with many versions by its last one, seeking past the rest', () =>
+  withVaultDb(async (db) => {
+    const vault = new LmdbVault(db);
     const author = 'did:agentnexus:z6Mkx';
     for (let i = 1; i <= 300; i++)
       await vault.put('e1', 'b/log', { kind: 'text', content: `${i}`, author, summary: '' });
@@ -150,8 +139,4 @@ it('lists a key with many versions by its last one, seeking past the rest', asyn
       ['c', 1],
     ]);
     expect((await vault.list('e1', 'b/')).map((m) => [m.key, m.version])).toEqual([['b/log', 300]]);
-  } finally {
-    await root.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
