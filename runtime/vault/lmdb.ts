@@ -90,7 +90,7 @@ export class LmdbVault implements VaultBackend {
     const hash = sha256Hex(content);
     const ts = this.now();
     try {
-      // The version is read and both records written inside one write transaction, so concurrent puts
+      // The version is read and its records written inside one write transaction, so concurrent puts
       // of one key get distinct, consecutive versions and a reader never sees metadata without content.
       // A child of LMDB's batch transaction: a write that throws takes back this put's other writes too.
       const meta = await this.db.childTransaction(() => {
