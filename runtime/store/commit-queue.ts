@@ -29,7 +29,7 @@ export interface StagedWrite {
 
 /**
  * A batch of at most this many writes commits on the calling thread when no other commit is in flight
- * (see `commitInline`). A stage handoff writes about 36; a busy host's batches are far larger.
+ * (see `commitInline`). A stage handoff writes about 14; a busy host's batches are far larger.
  */
 export const INLINE_COMMIT_MAX_WRITES = 64;
 
