@@ -301,6 +301,16 @@ export class WorkerRuntime {
       inboxed ??= new Set();
       inboxed.add(`${e.actor}\u0000${e.task_id}`);
     }
+    // A commit usually carries several status events of one run: its handlers are checked once, against
+    // the state the whole commit left, before any new task of it starts.
+    let moved: Set<string> | undefined;
+    for (const e of events) {
+      if (e.kind !== 'status' || e.run_id === undefined || !this.inflightByRun.has(e.run_id)) continue;
+      if (e.actor === undefined || !e.actor.startsWith('run/')) continue;
+      moved ??= new Set();
+      moved.add(e.run_id);
+    }
+    if (moved !== undefined) for (const runId of moved) this.abortMovedOn(runId);
     for (const e of events) {
       if (
         e.kind !== 'status' ||
@@ -310,7 +320,6 @@ export class WorkerRuntime {
       )
         continue;
       const p = e.payload as { state?: unknown; workers?: unknown; stage?: unknown } | null;
-      if (this.inflightByRun.has(e.run_id)) this.abortMovedOn(e.run_id);
       if (p?.state !== 'stage.started' || !Array.isArray(p.workers) || !this.commandsFlowing()) continue;
       if (!p.workers.some((w) => typeof w === 'string' && this.handlers.has(w))) continue;
       try {

@@ -35,6 +35,8 @@ export function exitCodeOf(err: AnxError): number {
     code === 'ANX_NOT_LOCAL_IDENTITY' ||
     code === 'ANX_UNAUTHORIZED' ||
     code === 'ANX_PORT_IN_USE' ||
+    // A data directory written by a newer runtime, or whose format marker cannot be read.
+    code === 'ANX_STORE_FORMAT' ||
     code === 'ANX_RUN_REFUSED' ||
     // A relay command on a host that joined no relay.
     code === 'ANX_RELAY_UNAVAILABLE' ||

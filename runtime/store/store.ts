@@ -3,6 +3,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, type DatabaseOptions, type Key, open, type RootDatabase } from 'lmdb';
 import { AnxError } from '../errors.ts';
+import { VERSION } from '../version.ts';
 
 /** Raised when the data directory cannot be opened (permissions, another process holding it, disk full). */
 export class StoreError extends AnxError {}
@@ -34,6 +35,20 @@ export interface Store {
   readonly timers: Database<unknown, Key>;
   close(): Promise<void>;
 }
+
+/**
+ * The layout this runtime writes, kept in `meta` under `STORE_FORMAT_KEY`. A runtime opens a data directory
+ * of its own format or an older one (reading the older layout as it is, and marking the directory with its
+ * own format, since its writes from then on are in that layout), and refuses one of a newer format, whose
+ * records it could misread or overwrite.
+ *
+ * 1. No marker: directories written before the marker existed (every event indexed in the commit of the
+ *    event, a vault latest-version pointer per key).
+ * 2. Event index entries written in groups behind the `events.indexed` watermark, record sequence numbers
+ *    reserved in blocks (`seq.records`), vault versions with small content inline and no latest pointer.
+ */
+export const STORE_FORMAT = 2;
+export const STORE_FORMAT_KEY = 'store.format';
 
 export interface StoreOptions {
   /** Skip fsync on commit: only for benchmarks and throwaway tests; a machine crash may lose commits. */
@@ -76,10 +91,17 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
   // Plain msgpack maps (no shared record structures): faster to write, readable by any msgpack reader.
   const db = <V, K extends Key>(name: string, extra: Record<string, unknown> = {}) =>
     root.openDB<V, K>({ name, useRecords: false, ...extra } as DatabaseOptions & { name: string });
+  const meta = db<unknown, string>('meta');
+  try {
+    checkFormat(dir, meta);
+  } catch (err) {
+    void root.close();
+    throw err;
+  }
   const store: Store = {
     path: dir,
     root,
-    meta: db('meta'),
+    meta,
     actors: db('actors'),
     outbox: db('outbox', { encoding: 'binary' }),
     seen: db('seen'),
@@ -95,6 +117,26 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
     },
   };
   return store;
+}
+
+/** Refuses a data directory of a newer format than `STORE_FORMAT`; marks an older one with it. */
+function checkFormat(dir: string, meta: Database<unknown, string>): void {
+  const found = meta.get(STORE_FORMAT_KEY);
+  if (found === STORE_FORMAT) return;
+  if (found !== undefined && !(Number.isInteger(found) && (found as number) >= 1))
+    throw new StoreError(
+      'ANX_STORE_FORMAT',
+      `the data directory ${dir} has an unreadable format marker (${JSON.stringify(found)} under "${STORE_FORMAT_KEY}" in meta)`,
+      { hint: 'restore the directory from a backup, or start with an empty --data-dir' },
+    );
+  if (found !== undefined && (found as number) > STORE_FORMAT)
+    throw new StoreError(
+      'ANX_STORE_FORMAT',
+      `the data directory ${dir} was written in store format ${found} by a newer anx-runtime; this one (${VERSION}) reads formats up to ${STORE_FORMAT}`,
+      { hint: 'run the newer anx-runtime on it, or start this one with another --data-dir' },
+    );
+  // Before anything else is written: from here on the directory holds this format's layout.
+  meta.putSync(STORE_FORMAT_KEY, STORE_FORMAT);
 }
 
 /** The last key of a numerically keyed database, or 0 when it is empty. */
