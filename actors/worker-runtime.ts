@@ -179,7 +179,8 @@ export class WorkerRuntime {
   private readonly inflight = new Map<string, AbortController>();
   /** Keys of running handlers of local runs, by run id: what a run's status change may stop. */
   private readonly inflightByRun = new Map<string, Set<string>>();
-  private readonly settled = new Set<string>();
+  /** Tasks whose answer is being committed, each with the promise that settles with that commit. */
+  private readonly settled = new Map<string, Promise<unknown>>();
   /** Promises of running handlers, so callers (tests, shutdown) can wait for them. */
   private readonly running = new Set<Promise<void>>();
   private readonly unsubscribe: () => void;
@@ -852,27 +853,64 @@ export class WorkerRuntime {
       await this.markAnswered(did, taskId);
       return ref;
     }
+    // A second delivery while the first is being committed (a handler that delivered twice at once) writes
+    // nothing: it gets the outcome that stands, as a worker of another host that sends its answer again does.
+    // (A delivery after the answer was committed finds the task no longer running, below.)
+    const key = `${did}\u0000${taskId}`;
+    if (this.settled.has(key)) {
+      for (let pending = this.settled.get(key); pending !== undefined; pending = this.settled.get(key))
+        await pending.catch(() => {});
+      const standing = this.answered(did, taskId);
+      if (standing?.ref !== undefined) return standing.ref;
+      if (standing !== undefined) throw new TaskNotRunningError(taskId, did);
+    }
     const { runId, context, stage } = this.runningTask(did, taskId);
     if (context.enclave_id === null) throw new TeamworkInputError('the run has no enclave to deliver to');
     const summary = typeof delivery.summary === 'string' ? delivery.summary : '';
-    const ref = await this.vault.put(
-      context.enclave_id,
-      typeof delivery.key === 'string' ? delivery.key : stage.output.key,
-      {
-        kind: typeof delivery.kind === 'string' ? delivery.kind : stage.output.kind,
-        content: delivery.value,
-        summary,
-      },
-      as,
-      { run_id: runId, task_id: taskId, step: stage.id, deferCommit: true },
-    );
-    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.delivered', {
+    // Claimed before the artifact is staged, so no other answer to the task can stage one beside it.
+    const release = this.claimAnswer(key);
+    let ref: ArtifactRef;
+    try {
+      ref = await this.vault.put(
+        context.enclave_id,
+        typeof delivery.key === 'string' ? delivery.key : stage.output.key,
+        {
+          kind: typeof delivery.kind === 'string' ? delivery.kind : stage.output.kind,
+          content: delivery.value,
+          summary,
+        },
+        as,
+        { run_id: runId, task_id: taskId, step: stage.id, deferCommit: true },
+      );
+    } catch (err) {
+      release();
+      throw err;
+    }
+    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.delivered', release, {
       task_id: taskId,
       ref,
       summary,
       ...(typeof delivery.choice === 'string' ? { choice: delivery.choice } : {}),
     });
     return ref;
+  }
+
+  /**
+   * Marks the task's answer as being committed (see `settled`) and returns what ends that: the answer's
+   * commit settled, the claim goes. Synchronous, so nothing can come between a check and the claim.
+   */
+  private claimAnswer(key: string): () => void {
+    let end!: () => void;
+    this.settled.set(
+      key,
+      new Promise<void>((resolve) => {
+        end = resolve;
+      }),
+    );
+    return () => {
+      this.settled.delete(key);
+      end();
+    };
   }
 
   async reject(did: string, taskId: string, rejection: { reason: string; target?: string }): Promise<void> {
@@ -907,7 +945,7 @@ export class WorkerRuntime {
       throw new TeamworkInputError(
         `stage ${stage.id} is not a review stage: only review stages can reject (deliver or fail instead)`,
       );
-    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.rejected', {
+    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.rejected', undefined, {
       task_id: taskId,
       reason: rejection.reason,
       ...(typeof rejection.target === 'string' ? { target: rejection.target } : {}),
@@ -949,7 +987,7 @@ export class WorkerRuntime {
       return this.markAnswered(did, taskId);
     }
     const { runId, context, stage } = this.runningTask(did, taskId);
-    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.failed', {
+    await this.answer(did, taskId, runId, context.enclave_id, stage.id, 'stage.failed', undefined, {
       task_id: taskId,
       error: message.slice(0, 2000),
       ...(options.fatal === true ? { fatal: true } : {}),
@@ -1012,19 +1050,23 @@ export class WorkerRuntime {
     enclaveId: string | null,
     stage: string,
     type: string,
+    claimed: (() => void) | undefined,
     body: Record<string, unknown>,
   ): Promise<void> {
-    if (type === 'stage.delivered' && !isArtifactRef(body['ref']))
-      throw new TeamworkInputError('"ref" expected an ArtifactRef');
     // One outcome per task: an answer already staged (settled) or committed (its done mark) stands, and a
-    // second one, from a handler that answered twice at once, is dropped as the run would drop it.
+    // second one, from a handler that answered twice at once, is dropped as the run would drop it. A
+    // delivery claims the task before it stages its artifact (`claimed`: what releases that claim).
+    if (type === 'stage.delivered' && !isArtifactRef(body['ref'])) {
+      claimed?.();
+      throw new TeamworkInputError('"ref" expected an ArtifactRef');
+    }
     const key = `${did}\u0000${taskId}`;
-    if (this.settled.has(key) || this.done.doesExist([did, taskId])) return;
+    if (claimed === undefined && (this.settled.has(key) || this.done.doesExist([did, taskId]))) return;
+    const release = claimed ?? this.claimAnswer(key);
     // The done mark joins the commit of the answer: after a crash, a task is open again only if neither landed.
     const mark: TaskAnswered = { at: this.system.clock.now() };
     if (type === 'stage.delivered') mark.ref = body['ref'] as ArtifactRef;
     this.system.commits.put(this.done, [did, taskId], mark);
-    this.settled.add(key);
     try {
       // The guard above and the done mark make the outcome's id fresh: it was never accepted and is never
       // sent again, so the kernel keeps no duplicate marker for it (one write less in the handoff's commit).
@@ -1047,8 +1089,8 @@ export class WorkerRuntime {
         { fresh: () => true },
       );
     } finally {
-      // Once the done mark is committed it answers for the task; until then this set does.
-      this.settled.delete(key);
+      // Once the done mark is committed it answers for the task; until then `settled` does.
+      release();
     }
   }
 

@@ -153,7 +153,54 @@ it('aborts the handler of a task whose stage timed out and was assigned again, a
   expect(t.runs.status(run_id).stages[0]).toMatchObject({ status: 'delivered', attempt: 2 });
 });
 
-it('takes one outcome from a handler that delivers twice at once, and keeps no duplicate marker for it', async () => {
+it('refuses a delivery after a failure given at once, and a refused delivery leaves the task open for the next', async () => {
+  team = await teamHost({ dataDir: tempDir() });
+  const t = team.host.teamwork;
+  scriptedDevTeam(team, { rejectFirst: false });
+  const [pm, architect] = [team.workers['pm'] as string, team.workers['architect'] as string];
+  const outcomes: string[] = [];
+  t.worker(pm).onStage('pm', async (ctx) => {
+    // A key the vault refuses: the delivery fails before anything is written, and the task is still open.
+    await ctx.deliver({ key: 'bad key', value: 'x' }).catch((err) => outcomes.push(`bad key: ${err.code}`));
+    const ref = await ctx.deliver({ value: 'requirements', summary: 'requirements' });
+    outcomes.push(`delivered ${ref.key} v${ref.version}`);
+  });
+  let architectCalls = 0;
+  t.worker(architect).onStage('architect', async (ctx) => {
+    architectCalls += 1;
+    const [failed, delivered] = await Promise.allSettled([
+      ctx.fail(new Error('the design cannot be done'), { fatal: true }),
+      ctx.deliver({ value: 'design', summary: 'design' }),
+    ]);
+    outcomes.push(`fail ${failed.status}`);
+    outcomes.push(
+      `deliver ${delivered.status === 'rejected' ? (delivered.reason as { code: string }).code : 'fulfilled'}`,
+    );
+  });
+  const run = await t.startRun({
+    playbook: 'dev-team',
+    objective: 'ship the login page',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: devTeamAssignments(team),
+  });
+  await waitFor(() => outcomes.length === 4, 30_000, 'both handlers answered');
+  await t.workers.idle();
+  const status = t.runs.status(run.run_id);
+  expect(outcomes).toEqual([
+    'bad key: ANX_VAULT_INPUT',
+    `delivered ${status.stages[0]?.output_ref?.key} v${status.stages[0]?.output_ref?.version}`,
+    'fail fulfilled',
+    'deliver ANX_TASK_NOT_RUNNING',
+  ]);
+  expect(architectCalls).toBe(1);
+  const design = status.stages.find((s) => s.stage === 'design');
+  expect(design?.output_ref).toBeNull();
+  // The failure stood, and the delivery given beside it wrote no artifact.
+  expect(await t.vault.list(team.enclave, team.owner, 'design/')).toEqual([]);
+});
+
+it('takes one outcome from a handler that delivers twice at once, writes one artifact, and keeps no duplicate marker for it', async () => {
   team = await teamHost({ dataDir: tempDir() });
   const t = team.host.teamwork;
   scriptedDevTeam(team, { rejectFirst: false });
@@ -177,9 +224,15 @@ it('takes one outcome from a handler that delivers twice at once, and keeps no d
   await waitFor(() => t.runs.status(run.run_id).state === 'completed', 30_000, 'the run completes');
   await t.workers.idle();
   const requirements = t.runs.status(run.run_id).stages.find((s) => s.stage === 'requirements');
-  // The first answer stands; the second was dropped before it was sent, so the stage ran once.
+  // The first answer stands; the second wrote nothing and was given the first's ref, so the stage ran once.
   expect(refs).toHaveLength(2);
+  expect(refs[1]).toEqual(refs[0]);
   expect(requirements?.output_ref).toEqual(refs[0]);
+  const versions = await t.vault.history(team.enclave, refs[0]?.key as string, team.owner);
+  expect(versions.map((v) => v.version)).toEqual([refs[0]?.version]);
+  expect(Buffer.from((await t.vault.resolve(refs[0] as ArtifactRef, team.owner)).content).toString()).toBe(
+    'first',
+  );
   expect(requirements?.attempt).toBe(1);
   expect(t.workers.answered(pm, requirements?.task_id as string)?.ref).toEqual(refs[0]);
   // Outcomes are accepted as fresh: the done mark is their record, the kernel keeps no [to, id] marker.
