@@ -1,6 +1,7 @@
 // Client of a running daemon's local API: finds it through the data directory and authenticates with its token.
 import { readFileSync } from 'node:fs';
 import { AnxError } from '../../runtime/errors.ts';
+import type { EventV1 } from '../../runtime/events/event.ts';
 import { dataFiles } from '../../runtime/paths.ts';
 
 /** No daemon answers for this data directory. */
@@ -161,12 +162,7 @@ export class ApiClient {
     }
     if (this.#closing.signal.aborted) throw closedError();
     // One limit for connecting, sending and reading the whole answer; close() ends it sooner.
-    const ending = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ending.abort();
-    }, this.timeoutMs);
+    const { ending, timer, timedOut } = this.timeLimit();
     const onClose = () => ending.abort();
     this.#closing.signal.addEventListener('abort', onClose, { once: true });
     let res: Response;
@@ -183,15 +179,7 @@ export class ApiClient {
       });
       text = await res.text();
     } catch (err) {
-      if (this.#closing.signal.aborted) throw closedError();
-      if (timedOut) throw new DaemonTimeoutError(this.baseUrl, this.timeoutMs);
-      const cause = (err as Error).cause;
-      if (neverSent(cause))
-        throw new DaemonNotRunningError(
-          this.baseUrl,
-          `it does not answer: ${cause ?? (err as Error).message}`,
-        );
-      throw new DaemonConnectionLostError(this.baseUrl, String(cause ?? (err as Error).message));
+      throw this.fetchFailure(err, timedOut());
     } finally {
       clearTimeout(timer);
       this.#closing.signal.removeEventListener('abort', onClose);
@@ -206,26 +194,134 @@ export class ApiClient {
         `the daemon answered ${res.status} with a body that is not JSON`,
       );
     }
-    if (!res.ok) {
-      const error = (parsed as { error?: { code?: string; message?: string; hint?: string } } | undefined)
-        ?.error;
-      throw new ApiError(
-        res.status,
-        error?.code ?? 'ANX_API_ERROR',
-        error?.message ?? `HTTP ${res.status}`,
-        error?.hint,
-      );
-    }
+    if (!res.ok) throw answeredError(res.status, parsed);
     return parsed as T;
+  }
+
+  /** A controller aborted once the client's time limit passes; `timedOut` says whether that is why. */
+  private timeLimit(): { ending: AbortController; timer: NodeJS.Timeout; timedOut: () => boolean } {
+    const ending = new AbortController();
+    let fired = false;
+    const timer = setTimeout(() => {
+      fired = true;
+      ending.abort();
+    }, this.timeoutMs);
+    return { ending, timer, timedOut: () => fired };
+  }
+
+  /** What a request that threw before its answer came means: closed here, timed out, no daemon, or cut off. */
+  private fetchFailure(err: unknown, timedOut: boolean): AnxError {
+    if (this.#closing.signal.aborted) return closedError();
+    if (timedOut) return new DaemonTimeoutError(this.baseUrl, this.timeoutMs);
+    const cause = (err as Error).cause;
+    if (neverSent(cause))
+      return new DaemonNotRunningError(
+        this.baseUrl,
+        `it does not answer: ${cause ?? (err as Error).message}`,
+      );
+    return new DaemonConnectionLostError(this.baseUrl, String(cause ?? (err as Error).message));
   }
 
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
 
+  /**
+   * Follows `GET /v1/events` (Server-Sent Events): yields the events of `query.id` (`*`: all) with a
+   * sequence past `query.after`, those committed already and then each as it commits, until `signal`
+   * aborts (the generator returns) or the daemon ends the stream (`DaemonConnectionLostError`, which
+   * says how far it got: resume with `after` set to the last event's `seq`). The time limit covers the
+   * answer's headers only.
+   */
+  async *events(
+    query: { id: string; kinds?: readonly string[]; since?: number | string; after?: number },
+    signal?: AbortSignal,
+  ): AsyncGenerator<EventV1> {
+    if (this.#closing.signal.aborted) throw closedError();
+    const params = new URLSearchParams({ id: query.id, after: String(query.after ?? 0) });
+    if (query.kinds !== undefined) params.set('kind', query.kinds.join(','));
+    if (query.since !== undefined) params.set('since', String(query.since));
+    const { ending, timer, timedOut } = this.timeLimit();
+    const stop = () => ending.abort();
+    this.#closing.signal.addEventListener('abort', stop, { once: true });
+    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    const ended = () => signal?.aborted === true || this.#closing.signal.aborted;
+    try {
+      let res: Response;
+      try {
+        res = await fetch(`${this.baseUrl}/v1/events?${params}`, {
+          headers: { authorization: `Bearer ${this.#token}`, accept: 'text/event-stream' },
+          signal: ending.signal,
+        });
+      } catch (err) {
+        if (signal?.aborted) return;
+        throw this.fetchFailure(err, timedOut());
+      } finally {
+        clearTimeout(timer);
+      }
+      if (!res.ok || res.body === null) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(await res.text());
+        } catch {
+          parsed = undefined;
+        }
+        throw answeredError(res.status, parsed);
+      }
+      const decoder = new TextDecoder();
+      let buffer = '';
+      try {
+        const reader = res.body.getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let end = buffer.indexOf('\n\n');
+          while (end !== -1) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            end = buffer.indexOf('\n\n');
+            // Comments (`: keep-alive`) and the `id:`/`event:` lines carry nothing the data does not.
+            const data = block
+              .split('\n')
+              .filter((line) => line.startsWith('data: '))
+              .map((line) => line.slice(6))
+              .join('\n');
+            if (data !== '') yield JSON.parse(data) as EventV1;
+          }
+        }
+      } catch (err) {
+        if (ended()) return;
+        throw new DaemonConnectionLostError(
+          this.baseUrl,
+          `the event stream broke: ${(err as Error).message}`,
+        );
+      }
+      if (ended()) return;
+      throw new DaemonConnectionLostError(this.baseUrl, 'the daemon ended the event stream');
+    } finally {
+      this.#closing.signal.removeEventListener('abort', stop);
+      signal?.removeEventListener('abort', stop);
+      // A consumer that stops early (break) ends the request too.
+      ending.abort();
+    }
+  }
+
   post<T>(path: string, body?: unknown): Promise<T> {
     return this.request<T>('POST', path, body ?? {});
   }
+}
+
+/** The error an answer of the daemon that is not 2xx stands for: its `{error: {code, message, hint}}`. */
+function answeredError(status: number, parsed: unknown): ApiError {
+  const error = (parsed as { error?: { code?: string; message?: string; hint?: string } } | undefined)?.error;
+  return new ApiError(
+    status,
+    error?.code ?? 'ANX_API_ERROR',
+    error?.message ?? `HTTP ${status}`,
+    error?.hint,
+  );
 }
 
 function closedError(): AnxError {

@@ -10,6 +10,10 @@ export const EXIT = {
   refused: 5,
   /** `audit verify` found altered, missing or reordered records. */
   tampered: 6,
+  /** `run wait`: the run ended without completing (failed, aborted) or waits in takeover for its Owner. */
+  notCompleted: 7,
+  /** `run wait --timeout`: the time ran out with the run still going. */
+  waitTimeout: 8,
 } as const;
 
 export function exitCodeOf(err: AnxError): number {
@@ -30,6 +34,7 @@ export function exitCodeOf(err: AnxError): number {
   )
     return EXIT.refused;
   if (code === 'ANX_ACTOR_UNKNOWN' || code.endsWith('_NOT_FOUND')) return EXIT.notFound;
+  if (code === 'ANX_RUN_WAIT_TIMEOUT') return EXIT.waitTimeout;
   if (
     code === 'ANX_DAEMON_RUNNING' ||
     code === 'ANX_NOT_LOCAL_IDENTITY' ||

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Help, Option } from 'commander';
-import { type ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { readDaemonInfo } from '../../bridge/api/client.ts';
 import { DataDirApiClient } from '../../bridge/sdk/daemon-api.ts';
 import { PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
@@ -78,6 +78,8 @@ Exit codes:
   5  refused (already running, not authorized, not a local identity, frozen, token refused,
      an id given for something new that is taken)
   6  audit verify: the audit log does not verify
+  7  run wait: the run failed, was aborted, or waits in takeover for its Owner
+  8  run wait --timeout: the time ran out with the run still going
 
 Examples:
   anx-runtime start                      # run a host in the foreground
@@ -114,7 +116,7 @@ function dataDirOf(cmd: Command): string {
 }
 
 /** A client of the data directory's daemon that follows it across restarts (long-running commands need it). */
-function client(cmd: Command): ApiClient {
+function client(cmd: Command): DataDirApiClient {
   return new DataDirApiClient(dataDirOf(cmd));
 }
 
@@ -479,25 +481,79 @@ program
   .option('--since <time>', 'only events at or after this time (ms since epoch or ISO date)')
   .option('--until <time>', 'only events before this time')
   .option('--limit <n>', 'at most this many events', integerOption('--limit'))
+  .option(
+    '-f, --follow',
+    'then keep printing events as they commit, across daemon restarts, until interrupted (Ctrl-C); with --json one event per line',
+  )
   .action(
     async (
       traceId: string,
-      options: { kind?: string; since?: string; until?: string; limit?: number },
+      options: { kind?: string; since?: string; until?: string; limit?: number; follow?: boolean },
       cmd: Command,
     ) => {
+      if (options.follow === true && (options.until !== undefined || options.limit !== undefined))
+        throw new AnxError(
+          'ANX_ARGUMENT_INVALID',
+          '--follow prints events as they come: it takes no --until or --limit',
+          {
+            hint: 'drop --until and --limit, or --follow',
+          },
+        );
       const query = new URLSearchParams();
       if (options.kind !== undefined) query.set('kind', options.kind);
       if (options.since !== undefined) query.set('since', options.since);
       if (options.until !== undefined) query.set('until', options.until);
       if (options.limit !== undefined) query.set('limit', String(options.limit));
-      const { events } = await client(cmd).get<{ events: EventV1[] }>(
+      const api = client(cmd);
+      const { events } = await api.get<{ events: EventV1[] }>(
         `/v1/trace/${encodeURIComponent(traceId)}${query.size > 0 ? `?${query}` : ''}`,
       );
-      out(cmd, events, () =>
-        events.length === 0 ? `no events for ${traceId}` : events.map(formatEvent).join('\n'),
-      );
+      if (options.follow !== true) {
+        out(cmd, events, () =>
+          events.length === 0 ? `no events for ${traceId}` : events.map(formatEvent).join('\n'),
+        );
+        return;
+      }
+      const json = globals(cmd).json === true;
+      const print = (e: EventV1) =>
+        process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${printable(formatEvent(e))}\n`);
+      for (const e of events) print(e);
+      await followUntilInterrupted(async (signal) => {
+        for await (const e of api.follow(
+          {
+            id: traceId,
+            ...(options.kind === undefined ? {} : { kinds: options.kind.split(',') }),
+            ...(options.since === undefined ? {} : { since: options.since }),
+            after: events.at(-1)?.seq ?? 0,
+          },
+          signal,
+          waitNotice,
+        ))
+          print(e);
+      });
     },
   );
+
+/** Tells (on stderr) that a follower waits for its daemon to come back. */
+function waitNotice(reason: AnxError): void {
+  process.stderr.write(
+    `${printable(`waiting for the daemon (${reason.message}); it goes on once the daemon answers again (Ctrl-C to stop)`)}\n`,
+  );
+}
+
+/** Runs `follow` until Ctrl-C (SIGINT) or SIGTERM; both end the command normally. */
+async function followUntilInterrupted(follow: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await follow(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
 
 program
   .command('playground')
@@ -525,7 +581,7 @@ program
   });
 
 registerRelayCommands(program, { dataDirOf, client, out });
-registerTeamworkCommands(program, { dataDirOf, client, out });
+registerTeamworkCommands(program, { dataDirOf, client, out, waitNotice });
 registerCollabCommands(program, { client, out });
 registerAuthorityCommands(program, { client, out });
 registerSecretaryCommands(program, { client, out });

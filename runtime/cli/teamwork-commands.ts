@@ -2,19 +2,23 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import type { ApiClient } from '../../bridge/api/client.ts';
+import type { DataDirApiClient } from '../../bridge/sdk/daemon-api.ts';
 import { loadPlaybook, parsePlaybook } from '../../machines/playbook/parse.ts';
 import { playbookTemplate, TEMPLATE_NAMES } from '../../machines/playbook/templates.ts';
 import { assertPlaybook, PlaybookValidationError } from '../../machines/playbook/validate.ts';
 import { AnxError } from '../errors.ts';
+import type { EventV1 } from '../events/event.ts';
 import { parseDurationMs, readFileArg, readTextArg } from './args.ts';
-import { formatTable } from './format.ts';
+import { EXIT } from './exit-codes.ts';
+import { formatEvent, formatTable, printable } from './format.ts';
 import { secretArg } from './secret-arg.ts';
 
 interface Helpers {
   dataDirOf(cmd: Command): string;
-  client(cmd: Command): ApiClient;
+  client(cmd: Command): DataDirApiClient;
   out(cmd: Command, json: unknown, text: () => string): void;
+  /** Tells (on stderr) that a follower waits for its daemon to come back. */
+  waitNotice(reason: AnxError): void;
 }
 
 interface StageRecord {
@@ -39,6 +43,14 @@ interface RunStatusJson {
   stages: StageRecord[];
   takeover: { stage: string; reason: string } | null;
   end_reason: string | null;
+}
+
+/** The run's status events after which `run wait` reads where the run stands. */
+const WAIT_ENDS = new Set(['run.completed', 'run.failed', 'run.aborted', 'run.takeover']);
+
+/** Where `run wait` stops: the run ended, or it waits for its Owner to take over. */
+function waitIsOver(state: string): boolean {
+  return state === 'completed' || state === 'failed' || state === 'aborted' || state === 'takeover';
 }
 
 function short(did: string | null): string {
@@ -459,6 +471,58 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
     .action(async (id: string, _o: unknown, cmd: Command) => {
       const s = await h.client(cmd).get<RunStatusJson>(`/v1/runs/${encodeURIComponent(id)}`);
       h.out(cmd, s, () => formatRunStatus(s));
+    });
+  run
+    .command('wait')
+    .description(
+      `wait until the run ends or needs its Owner, printing its status events as they come (on stderr); exit ${EXIT.ok} when it completed, ${EXIT.notCompleted} when it failed, was aborted or waits in takeover, ${EXIT.waitTimeout} when --timeout ran out first`,
+    )
+    .argument('<run>')
+    .option('--timeout <duration>', 'give up after this long (90s, 30m, 2h); default: no limit')
+    .action(async (id: string, o: { timeout?: string }, cmd: Command) => {
+      const limitMs = o.timeout === undefined ? undefined : parseDurationMs('--timeout', o.timeout);
+      const api = h.client(cmd);
+      const path = `/v1/runs/${encodeURIComponent(id)}`;
+      const json = cmd.optsWithGlobals().json === true;
+      const progress = (e: EventV1) => {
+        if (!json) process.stderr.write(`${printable(formatEvent(e))}\n`);
+      };
+      // What the run did so far, then each status change as it commits, until one that ends the wait.
+      const past = await api.get<{ events: EventV1[] }>(`/v1/trace/${encodeURIComponent(id)}?kind=status`);
+      let status = await api.get<RunStatusJson>(path);
+      for (const e of past.events) progress(e);
+      let after = past.events.at(-1)?.seq ?? 0;
+      const controller = new AbortController();
+      const timer =
+        limitMs === undefined ? undefined : setTimeout(() => controller.abort(), Math.max(1, limitMs));
+      try {
+        while (!waitIsOver(status.state) && !controller.signal.aborted) {
+          for await (const e of api.follow(
+            { id, kinds: ['status'], after },
+            controller.signal,
+            h.waitNotice,
+          )) {
+            progress(e);
+            after = e.seq;
+            if (WAIT_ENDS.has(String((e.payload as { state?: unknown } | null)?.state))) break;
+          }
+          // Read once the daemon answers (it may be restarting): an Owner may already have moved the run on.
+          status =
+            (await api.getOnceAnswered<RunStatusJson>(path, controller.signal, h.waitNotice)) ?? status;
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      // The time ran out: where the run stands now, if the daemon answers.
+      if (!waitIsOver(status.state)) status = await api.get<RunStatusJson>(path).catch(() => status);
+      if (!waitIsOver(status.state))
+        throw new AnxError(
+          'ANX_RUN_WAIT_TIMEOUT',
+          `run ${id} is still ${status.state}${status.current === null ? '' : ` at ${status.current}`} after ${o.timeout}`,
+          { hint: `wait again, or see where it stands with \`anx-runtime run status ${id}\`` },
+        );
+      h.out(cmd, status, () => formatRunStatus(status));
+      if (status.state !== 'completed') process.exitCode = EXIT.notCompleted;
     });
   run
     .command('manifest')
