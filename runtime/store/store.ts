@@ -50,6 +50,9 @@ export interface Store {
 export const STORE_FORMAT = 2;
 export const STORE_FORMAT_KEY = 'store.format';
 
+const WRITABLE_HINT =
+  'check that the directory is writable and not on a full disk, or pass another --data-dir';
+
 export interface StoreOptions {
   /** Skip fsync on commit: only for benchmarks and throwaway tests; a machine crash may lose commits. */
   noSync?: boolean;
@@ -84,7 +87,7 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
       `cannot open the data directory ${dir}: ${(err as Error).message}`,
       {
         cause: err,
-        hint: 'check that the directory is writable and not on a full disk, or pass another --data-dir',
+        hint: WRITABLE_HINT,
       },
     );
   }
@@ -136,7 +139,18 @@ function checkFormat(dir: string, meta: Database<unknown, string>): void {
       { hint: 'run the newer anx-runtime on it, or start this one with another --data-dir' },
     );
   // Before anything else is written: from here on the directory holds this format's layout.
-  meta.putSync(STORE_FORMAT_KEY, STORE_FORMAT);
+  try {
+    meta.putSync(STORE_FORMAT_KEY, STORE_FORMAT);
+  } catch (err) {
+    throw new StoreError(
+      'ANX_STORE_OPEN',
+      `cannot write to the data directory ${dir}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: WRITABLE_HINT,
+      },
+    );
+  }
 }
 
 /** The last key of a numerically keyed database, or 0 when it is empty. */
