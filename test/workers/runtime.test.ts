@@ -23,6 +23,17 @@ afterEach(async () => {
   cleanupTempDirs();
 });
 
+/** Starts a dev-team run with the team's scripted workers assigned. */
+function startDevTeam(team: TeamHost) {
+  return team.host.teamwork.startRun({
+    playbook: 'dev-team',
+    objective: 'ship the login page',
+    owner: team.owner,
+    enclave: team.enclave,
+    assignments: devTeamAssignments(team),
+  });
+}
+
 /** The task inbox records (assignments) a DID holds for a run. */
 function assignments(host: Host, did: string, runId: string): number {
   return host.system.records('inbox', did).filter((r) => {
@@ -177,13 +188,7 @@ it('refuses a delivery after a failure given at once, and a refused delivery lea
       `deliver ${delivered.status === 'rejected' ? (delivered.reason as { code: string }).code : 'fulfilled'}`,
     );
   });
-  const run = await t.startRun({
-    playbook: 'dev-team',
-    objective: 'ship the login page',
-    owner: team.owner,
-    enclave: team.enclave,
-    assignments: devTeamAssignments(team),
-  });
+  const run = await startDevTeam(team);
   await waitFor(() => outcomes.length === 4, 30_000, 'both handlers answered');
   await t.workers.idle();
   const status = t.runs.status(run.run_id);
@@ -214,13 +219,7 @@ it('takes one outcome from a handler that delivers twice at once, writes one art
       ])),
     );
   });
-  const run = await t.startRun({
-    playbook: 'dev-team',
-    objective: 'ship the login page',
-    owner: team.owner,
-    enclave: team.enclave,
-    assignments: devTeamAssignments(team),
-  });
+  const run = await startDevTeam(team);
   await waitFor(() => t.runs.status(run.run_id).state === 'completed', 30_000, 'the run completes');
   await t.workers.idle();
   const requirements = t.runs.status(run.run_id).stages.find((s) => s.stage === 'requirements');
