@@ -180,7 +180,7 @@ export class WorkerRuntime {
   /** Keys of running handlers of local runs, by run id: what a run's status change may stop. */
   private readonly inflightByRun = new Map<string, Set<string>>();
   /** Tasks whose answer is being committed, each with the promise that settles with that commit. */
-  private readonly settled = new Map<string, Promise<unknown>>();
+  private readonly settled = new Map<string, Promise<void>>();
   /** Promises of running handlers, so callers (tests, shutdown) can wait for them. */
   private readonly running = new Set<Promise<void>>();
   private readonly unsubscribe: () => void;
@@ -858,8 +858,9 @@ export class WorkerRuntime {
     // (A delivery after the answer was committed finds the task no longer running, below.)
     const key = `${did}\u0000${taskId}`;
     if (this.settled.has(key)) {
+      // The claim's promise only resolves (when that answer's commit settled, either way).
       for (let pending = this.settled.get(key); pending !== undefined; pending = this.settled.get(key))
-        await pending.catch(() => {});
+        await pending;
       const standing = this.answered(did, taskId);
       if (standing?.ref !== undefined) return standing.ref;
       if (standing !== undefined) throw new TaskNotRunningError(taskId, did);

@@ -45,9 +45,6 @@ interface RunStatusJson {
   end_reason: string | null;
 }
 
-/** The run's status events after which `run wait` reads where the run stands. */
-const WAIT_ENDS = new Set(['run.completed', 'run.failed', 'run.aborted', 'run.takeover']);
-
 /** Where `run wait` stops: the run ended, or it waits for its Owner to take over. */
 function waitIsOver(state: string): boolean {
   return state === 'completed' || state === 'failed' || state === 'aborted' || state === 'takeover';
@@ -504,7 +501,9 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
           )) {
             progress(e);
             after = e.seq;
-            if (WAIT_ENDS.has(String((e.payload as { state?: unknown } | null)?.state))) break;
+            // The run's own status event of such a state (`run.completed`, `run.takeover`, …): read where it stands.
+            const state = (e.payload as { state?: unknown } | null)?.state;
+            if (typeof state === 'string' && state.startsWith('run.') && waitIsOver(state.slice(4))) break;
           }
           // Read once the daemon answers (it may be restarting): an Owner may already have moved the run on.
           status =

@@ -115,7 +115,7 @@ it('waits for a run and follows its trace across a kill -9 of the daemon, printi
   expect(wait.out.stdout).toContain('final.md@1');
   // Progress went to stderr as it came: the stages starting and the run's end.
   expect(wait.out.stderr).toMatch(/stage\.started/);
-  expect(wait.out.stderr).toMatch(/run\.completed|completed/);
+  expect(wait.out.stderr).toContain('"state":"run.completed"');
 
   await waitFor(
     () =>
