@@ -1,6 +1,5 @@
 // Watches local DIDs' inboxes and hands new records of chosen types to host-side consumers, after their commit.
-import type { EventV1 } from '../runtime/events/event.ts';
-import type { ActorSystem } from '../runtime/kernel/actor-system.ts';
+import type { ActorSystem, AppendedRecord } from '../runtime/kernel/actor-system.ts';
 
 /** An inbox record as the DID actor appends it. */
 export interface InboxRecord {
@@ -16,18 +15,19 @@ export interface InboxRecord {
 type Consumer = { types: ReadonlySet<string>; handle: (did: string, record: InboxRecord) => void };
 
 /**
- * A DID actor announces each stored message with a `message` event, committed in the same transaction
- * as the inbox record; the tap hears the event after that commit and reads the records it has not seen
- * yet. A new consumer first gets every record already in the inbox, so nothing committed before it
- * registered (or before a crash) is missed: consumers decide what is still to do.
+ * The kernel tells the tap of every record an actor appends once the transaction holding it commits
+ * (`ActorSystem.onAppended`), with the value as written, so nothing is read back. A new consumer first
+ * gets every record already in the inbox, so nothing committed before it registered (or before a crash)
+ * is missed: consumers decide what is still to do.
  */
 export class InboxTap {
   private readonly consumers = new Map<string, Set<Consumer>>();
+  /** Per watched DID, the last inbox record handed over (records are numbered in commit order). */
   private readonly cursor = new Map<string, number>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly system: ActorSystem) {
-    this.unsubscribe = system.events.subscribe((events) => this.onEvents(events));
+    this.unsubscribe = system.onAppended((records) => this.onAppended(records));
   }
 
   /** Hands `handle` every record of `types` in `did`'s inbox, those there now and those to come. */
@@ -58,27 +58,17 @@ export class InboxTap {
     this.unsubscribe();
   }
 
-  private onEvents(events: readonly EventV1[]): void {
-    let touched: Set<string> | undefined;
-    for (const e of events) {
-      if (e.kind !== 'message' || e.actor === undefined || !this.consumers.has(e.actor)) continue;
-      touched ??= new Set();
-      touched.add(e.actor);
-    }
-    if (touched === undefined) return;
-    for (const did of touched) this.scan(did);
-  }
-
-  private scan(did: string): void {
-    const consumers = this.consumers.get(did);
-    if (consumers === undefined || consumers.size === 0) return;
-    let last = this.cursor.get(did) ?? 0;
-    for (const { seq, value } of this.system.records('inbox', did, { afterSeq: last })) {
-      last = seq;
+  private onAppended(records: readonly AppendedRecord[]): void {
+    for (const { collection, owner, seq, value } of records) {
+      if (collection !== 'inbox') continue;
+      const consumers = this.consumers.get(owner);
+      if (consumers === undefined || consumers.size === 0) continue;
+      // A consumer that registered after this commit already got the record from its catch-up read.
+      if (seq <= (this.cursor.get(owner) ?? 0)) continue;
+      this.cursor.set(owner, seq);
       const record = { seq, ...(value as Omit<InboxRecord, 'seq'>) };
-      for (const c of consumers) if (c.types.has(record.type)) this.deliver(c, did, record);
+      for (const c of consumers) if (c.types.has(record.type)) this.deliver(c, owner, record);
     }
-    this.cursor.set(did, last);
   }
 
   private deliver(consumer: Consumer, did: string, record: InboxRecord): void {

@@ -170,10 +170,18 @@ function checkArtifacts(
  * Stores playbook definitions (by content hash) and the run index in LMDB, and resolves machine kinds
  * `playbook/<hash>` to the compiled statechart, so a restarted host restores every run with its exact machine.
  */
+/** Run index entries kept in memory (see `PlaybookRuns.entries`). */
+const ENTRY_CACHE_MAX = 4096;
+
 export class PlaybookRuns {
   private readonly definitions: Database<unknown, Key>;
   private readonly index: Database<unknown, Key>;
   private readonly compiled = new Map<string, { def: PlaybookDefinition; machine: MachineDefinition }>();
+  /**
+   * Index entries read lately (an entry never changes once committed): a handoff looks its run up several
+   * times. Most recently used last; at most `ENTRY_CACHE_MAX`.
+   */
+  private readonly entries = new Map<string, RunIndexEntry>();
   /** Called before every change it makes (the host's freeze switch); throws to refuse the change. */
   writeGuard: ((action: string, actor: string) => void) | undefined;
 
@@ -347,8 +355,7 @@ export class PlaybookRuns {
 
   /** The token the run's coordinator presents when it assigns work to `worker`, if it was given one. */
   assignToken(runId: string, worker: string): string | undefined {
-    const entry = this.index.get(runId) as RunIndexEntry | undefined;
-    return entry?.tokens?.[worker];
+    return this.entry(runId)?.tokens?.[worker];
   }
 
   /** `run.start` under an id derived from the run: sent again after a crash, it is a duplicate. */
@@ -421,12 +428,25 @@ export class PlaybookRuns {
     return out.sort((a, b) => a.created_at - b.created_at);
   }
 
+  /** The run's committed index entry, if there is one. */
+  private entry(runId: string): RunIndexEntry | undefined {
+    const cached = this.entries.get(runId);
+    if (cached !== undefined) {
+      this.entries.delete(runId);
+      this.entries.set(runId, cached);
+      return cached;
+    }
+    const entry = this.index.get(runId) as RunIndexEntry | undefined;
+    if (entry === undefined) return undefined;
+    this.entries.set(runId, entry);
+    if (this.entries.size > ENTRY_CACHE_MAX) this.entries.delete(this.entries.keys().next().value as string);
+    return entry;
+  }
+
   /** The run's context (activating it if passivated). */
   context(runId: string): { value: unknown; context: RunContext; hash: string } {
     // Not a run id (a huge string would not even fit an LMDB key): no such run.
-    const entry = (typeof runId === 'string' && RUN_ID.test(runId) ? this.index.get(runId) : undefined) as
-      | RunIndexEntry
-      | undefined;
+    const entry = typeof runId === 'string' && RUN_ID.test(runId) ? this.entry(runId) : undefined;
     if (entry === undefined) throw new RunNotFoundError(String(runId));
     const snap = this.system.snapshot(runAddress(runId));
     return { value: snap.value, context: snap.context as RunContext, hash: entry.hash };

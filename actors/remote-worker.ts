@@ -144,6 +144,11 @@ async function inWindow<T>(count: number, each: (index: number) => Promise<T>): 
  */
 export class WorkerHome {
   private readonly tracked: Database<unknown, Key>;
+  /**
+   * What `tracked` holds (with what is staged for it), by run then task: read once at start, so the status
+   * events of the many runs with no remote task cost no read.
+   */
+  private readonly trackedByRun = new Map<string, Map<string, TrackedTask>>();
   private readonly watched = new Set<string>();
   private readonly unwatch: Array<() => void> = [];
   private readonly unsubscribe: () => void;
@@ -167,6 +172,8 @@ export class WorkerHome {
     readonly limit = remoteArtifactLimit(),
   ) {
     this.tracked = system.store.root.openDB({ name: 'worker_remote', useRecords: false } as never);
+    for (const { key, value } of this.tracked.getRange({}))
+      this.track(...(key as [string, string]), value as TrackedTask);
     this.staging = new TransferStaging(system, (worker, taskId) =>
       runs.isRunningTask(taskId.slice(0, Math.max(0, taskId.indexOf('/'))), taskId, worker),
     );
@@ -201,9 +208,11 @@ export class WorkerHome {
     }
     const taskId = (env.body as { task_id?: unknown } | null)?.task_id;
     if (typeof taskId === 'string') {
-      if (env.type === 'stage.assign')
-        this.system.commits.put(this.tracked, [runId, taskId], { worker: env.to, home: coordinator });
-      else this.system.commits.remove(this.tracked, [runId, taskId]);
+      if (env.type === 'stage.assign') {
+        const task: TrackedTask = { worker: env.to, home: coordinator };
+        this.system.commits.put(this.tracked, [runId, taskId], task);
+        this.track(runId, taskId, task);
+      } else this.untrack(runId, taskId);
     }
     this.watch(coordinator);
     // The worker's host checks that the coordinator may give it work: a token from its Owner goes along.
@@ -243,13 +252,13 @@ export class WorkerHome {
   /** Tasks of remote workers in this run that stopped running unanswered: their worker is told. */
   private checkTracked(runId: string): void {
     if (this.closed) return;
+    const tasks = this.trackedByRun.get(runId);
+    if (tasks === undefined) return;
     const cancels: KernelEnvelope[] = [];
     let ended: boolean | undefined;
-    for (const { key, value } of this.tracked.getRange({ start: [runId], end: [runId, '\uffff'] })) {
-      const [, taskId] = key as [string, string];
-      const { worker, home } = value as TrackedTask;
+    for (const [taskId, { worker, home }] of [...tasks]) {
       if (this.runs.isRunningTask(runId, taskId, worker)) continue;
-      this.system.commits.remove(this.tracked, key);
+      this.untrack(runId, taskId);
       // An ended run sends its own cancels; an answered task needs none.
       ended ??= ['aborted', 'failed', 'completed'].includes(runStateOf(this.runs.context(runId).value));
       if (ended || this.workers.answered(worker, taskId) !== undefined) continue;
@@ -265,6 +274,22 @@ export class WorkerHome {
       );
     }
     if (cancels.length > 0) void this.system.accept(cancels).catch(() => {});
+  }
+
+  private track(runId: string, taskId: string, task: TrackedTask): void {
+    let tasks = this.trackedByRun.get(runId);
+    if (tasks === undefined) {
+      tasks = new Map();
+      this.trackedByRun.set(runId, tasks);
+    }
+    tasks.set(taskId, task);
+  }
+
+  /** Stages the removal of a tracked task (and forgets it here at once). */
+  private untrack(runId: string, taskId: string): void {
+    this.system.commits.remove(this.tracked, [runId, taskId]);
+    const tasks = this.trackedByRun.get(runId);
+    if (tasks?.delete(taskId) === true && tasks.size === 0) this.trackedByRun.delete(runId);
   }
 
   private async handle(home: string, record: InboxRecord): Promise<void> {

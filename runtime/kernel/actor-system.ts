@@ -116,6 +116,16 @@ interface PendingSend {
   staged?: StagedWrite;
 }
 
+/** A record an actor appended to one of its collections, as committed (see `ActorSystem.onAppended`). */
+export interface AppendedRecord {
+  collection: string;
+  owner: string;
+  seq: number;
+  value: unknown;
+}
+
+export type AppendListener = (records: readonly AppendedRecord[]) => void;
+
 interface FollowUp {
   batch: number;
   /** Actors whose record must be written in this commit (and are released when it lands). */
@@ -196,6 +206,9 @@ export class ActorSystem {
   private readonly fatalListeners: Array<(err: CommitFailedError) => void> = [];
   private sweepHandle: unknown;
   private followUp: FollowUp | undefined;
+  private readonly appendListeners = new Set<AppendListener>();
+  /** The records appended in the group commit being staged, for `onAppended` listeners. */
+  private appended: { batch: number; records: AppendedRecord[] } | undefined;
   /**
    * Mail a durable actor sent to an idle local durable actor in the transition just handled: the
    * receiver takes it right after, in the same group commit (see `handOverTarget`).
@@ -603,6 +616,16 @@ export class ActorSystem {
    * Hears the failure that stops the system for good (a group commit that failed): from then on every
    * call throws it. The daemon logs it and exits, so a supervisor restarts it from what is on disk.
    */
+  /**
+   * Hears the records actors append (an inbox message, say) once the transaction holding them commits,
+   * each commit's records in order, with the values as they were written: a listener need not read them
+   * back. A listener must not change them. Returns an unsubscribe function.
+   */
+  onAppended(listener: AppendListener): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
   onFatal(listener: (err: CommitFailedError) => void): void {
     this.fatalListeners.push(listener);
   }
@@ -1130,8 +1153,37 @@ export class ActorSystem {
         if (!live.durable) return;
         const seq = ++this.recordSeq;
         this.commits.put(this.store.records, [effect.collection, live.address, seq], effect.value);
+        if (this.appendListeners.size > 0)
+          this.announceAppend({
+            collection: effect.collection,
+            owner: live.address,
+            seq,
+            value: effect.value,
+          });
         return;
       }
+    }
+  }
+
+  /** Queues a record for the `onAppended` listeners, told after the commit it joins (in staging order). */
+  private announceAppend(record: AppendedRecord): void {
+    const batch = this.commits.batch;
+    if (this.appended === undefined || this.appended.batch !== batch) {
+      const pending = { batch, records: [record] };
+      this.appended = pending;
+      // Before the commit's other follow-ups: a record hands work on (a task to a worker), and what it
+      // starts joins the next commit together with what the event listeners stage.
+      this.commits.afterCommit(() => {
+        for (const listener of this.appendListeners) {
+          try {
+            listener(pending.records);
+          } catch {
+            // A listener's failure must not disturb the kernel or the other listeners.
+          }
+        }
+      }, true);
+    } else {
+      this.appended.records.push(record);
     }
   }
 

@@ -45,6 +45,8 @@ function emptyOps(): Ops {
 export class CommitQueue {
   private ops: Ops = emptyOps();
   private callbacks: Array<() => void> = [];
+  /** Callbacks that run before the others of their commit (see `afterCommit`). */
+  private firstCallbacks: Array<() => void> = [];
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
   private failure: ((err: unknown) => void) | undefined;
@@ -99,8 +101,14 @@ export class CommitQueue {
     this.ops.values.push(REMOVE);
   }
 
-  afterCommit(fn: () => void): void {
-    this.callbacks.push(fn);
+  /**
+   * Runs `fn` once the group commit that writes staged now join is durable, in staging order; with
+   * `first`, before the callbacks registered without it (for handing committed work on before the
+   * bookkeeping that listens to the same commit).
+   */
+  afterCommit(fn: () => void, first = false): void {
+    if (first) this.firstCallbacks.push(fn);
+    else this.callbacks.push(fn);
   }
 
   /** True when nothing is staged and no commit is in flight. */
@@ -110,7 +118,12 @@ export class CommitQueue {
 
   /** Writes, callbacks or waiters are waiting for the next group commit. */
   private get waiting(): boolean {
-    return this.ops.dbs.length > 0 || this.callbacks.length > 0 || this.commitWaiters.length > 0;
+    return (
+      this.ops.dbs.length > 0 ||
+      this.callbacks.length > 0 ||
+      this.firstCallbacks.length > 0 ||
+      this.commitWaiters.length > 0
+    );
   }
 
   /** Identifies the group commit that staged writes currently join; it changes at every flush. */
@@ -138,11 +151,13 @@ export class CommitQueue {
     if (!this.waiting) return this.lastCommit;
     this.prepare?.();
     const { dbs, keys, values } = this.ops;
-    const callbacks = this.callbacks;
+    const callbacks =
+      this.firstCallbacks.length === 0 ? this.callbacks : this.firstCallbacks.concat(this.callbacks);
     const waiters = this.commitWaiters;
     this.batchNumber++;
     this.ops = emptyOps();
     this.callbacks = [];
+    this.firstCallbacks = [];
     this.commitWaiters = [];
     this.pending++;
     // Inside a transaction callback put/remove join that transaction directly.

@@ -83,6 +83,40 @@ describe('actor system', () => {
     expect(host.store.outbox.getKeysCount()).toBe(0);
   });
 
+  it('tells onAppended listeners of the records of each commit after it lands, as written and before its event listeners', async () => {
+    const host = await boot(tempDir(), [counterActor()]);
+    await host.sys.spawn('counter', 'counter/a');
+    await host.sys.spawn('counter', 'counter/b');
+    const heard: Array<{ collection: string; owner: string; seq: number; value: unknown; onDisk: boolean }> = [];
+    const order: string[] = [];
+    host.sys.onAppended(() => {
+      throw new Error('a failing listener');
+    });
+    const stop = host.sys.onAppended((records) => {
+      order.push('records');
+      for (const r of records)
+        heard.push({ ...r, onDisk: host.sys.records(r.collection, r.owner).some((x) => x.seq === r.seq) });
+    });
+    host.sys.events.subscribe(() => order.push('events'));
+    const envs = [
+      tick(host.sys, 'counter/a', { next: 'counter/b' }, 'first'),
+      tick(host.sys, 'counter/a', {}, 'second'),
+    ];
+    await host.sys.accept(envs);
+    await host.sys.quiesce();
+    // Every record, once, committed before it was told, with the seq it has on disk.
+    for (const owner of ['counter/a', 'counter/b'])
+      expect(heard.filter((r) => r.owner === owner).map(({ seq, value }) => ({ seq, value }))).toEqual(
+        host.sys.records('seen', owner),
+      );
+    expect(heard.every((r) => r.collection === 'seen' && r.onDisk)).toBe(true);
+    expect(order[0]).toBe('records');
+    stop();
+    await host.sys.accept([tick(host.sys, 'counter/a', {}, 'third')]);
+    await host.sys.quiesce();
+    expect(heard).toHaveLength(3);
+  });
+
   it('keeps per-sender order and handles each accepted message once', async () => {
     const host = await boot(tempDir(), [counterActor()]);
     await host.sys.spawn('counter', 'counter/a');

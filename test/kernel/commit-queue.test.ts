@@ -127,3 +127,20 @@ it('commits all or nothing on either path, and reports the failure', async () =>
   }
   expect(taken).toEqual(['inline', 'thread']);
 });
+
+it('runs the callbacks registered first before the others of their commit, each list in staging order', async () => {
+  store = openStore(tempDir());
+  const q = new CommitQueue(store.root);
+  const order: string[] = [];
+  q.put(store.meta, 'a', 1);
+  q.afterCommit(() => order.push('event 1'));
+  q.afterCommit(() => order.push('record 1'), true);
+  q.afterCommit(() => order.push('event 2'));
+  q.afterCommit(() => order.push('record 2'), true);
+  await q.flush();
+  expect(order).toEqual(['record 1', 'record 2', 'event 1', 'event 2']);
+  // A batch holding only a first callback still commits and runs it.
+  q.afterCommit(() => order.push('alone'), true);
+  await q.flush();
+  expect(order.at(-1)).toBe('alone');
+});
