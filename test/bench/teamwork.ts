@@ -31,14 +31,14 @@ async function closeTeam(team: TeamHost & { dir: string }): Promise<void> {
 }
 
 /** Runs of the handoff measurement done first and not counted. */
-const HANDOFF_WARMUP_RUNS = 10;
+const HANDOFF_WARMUP_RUNS = Number(process.env.WU ?? 10);
 
 /**
  * Handoff overhead: from a worker's `deliver()` call (vault write included) to the next stage's handler
  * being invoked, through the run's transition, the commit, the assignment to the next DID and its commit.
  * Workers do nothing else, so no worker time is in it. Linear runs of 20 stages, one after another.
  */
-async function handoff(noSync: boolean, runs: number): Promise<number[]> {
+export async function handoff(noSync: boolean, runs: number): Promise<number[]> {
   const team = await benchTeam(noSync);
   const t = team.host.teamwork;
   const worker = team.workers['developer'] as string;
@@ -94,7 +94,7 @@ async function handoff(noSync: boolean, runs: number): Promise<number[]> {
  * score, a task mark, a timer moved). The event index entries of about 40 handoffs go together in one of
  * them (see `EventLog`), so the typical handoff commit has none.
  */
-async function rawHandoffCommits(count: number): Promise<number[]> {
+export async function rawHandoffCommits(count: number): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'anx-bench-raw-'));
   const root = open({ path: dir, maxDbs: 16, compression: false });
   const db = (name: string) => root.openDB({ name, useRecords: false } as never);

@@ -87,7 +87,8 @@ describe('actor system', () => {
     const host = await boot(tempDir(), [counterActor()]);
     await host.sys.spawn('counter', 'counter/a');
     await host.sys.spawn('counter', 'counter/b');
-    const heard: Array<{ collection: string; owner: string; seq: number; value: unknown; onDisk: boolean }> = [];
+    const heard: Array<{ collection: string; owner: string; seq: number; value: unknown; onDisk: boolean }> =
+      [];
     const order: string[] = [];
     host.sys.onAppended(() => {
       throw new Error('a failing listener');
