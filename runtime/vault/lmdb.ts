@@ -144,10 +144,14 @@ export class LmdbVault implements VaultBackend {
     return { ref: toRef(meta), db: this.db, writes: versionWrites(meta, content) };
   }
 
-  /** Reserves the next version number of a key: above its last stored version and any reserved here. */
+  /**
+   * Reserves the next version number of a key: above its last stored version and any reserved here. Once a
+   * key has a number reserved here, that number is at least its last stored version (every version of this
+   * database is numbered here, and one process owns it), so the database is read once per key.
+   */
   private nextVersion(enclaveId: string, key: string): number {
     const id = `${enclaveId}\u0000${key}`;
-    const version = Math.max(this.lastVersion(enclaveId, key) ?? 0, this.reserved.get(id) ?? 0) + 1;
+    const version = (this.reserved.get(id) ?? this.lastVersion(enclaveId, key) ?? 0) + 1;
     this.reserved.set(id, version);
     return version;
   }

@@ -140,3 +140,25 @@ it('lists a key with many versions by its last one, seeking past the rest', () =
     ]);
     expect((await vault.list('e1', 'b/')).map((m) => [m.key, m.version])).toEqual([['b/log', 300]]);
   }));
+
+it("reads a key's last stored version once, then numbers its versions from what it reserved", () =>
+  withVaultDb(async (db) => {
+    const author = 'did:agentnexus:z6Mkx';
+    const first = new LmdbVault(db);
+    await first.put('e1', 'k', { kind: 'text', content: 'one', author, summary: '' });
+    // A vault opened later (a restarted host) goes on from the stored versions, reading them once.
+    const vault = new LmdbVault(db);
+    let reads = 0;
+    const getKeys = db.getKeys.bind(db);
+    db.getKeys = ((...args: Parameters<typeof db.getKeys>) => {
+      reads++;
+      return getKeys(...args);
+    }) as typeof db.getKeys;
+    const write = (content: string) => vault.put('e1', 'k', { kind: 'text', content, author, summary: '' });
+    expect((await write('two')).version).toBe(2);
+    expect(reads).toBe(1);
+    const staged = vault.prepare('e1', 'k', { kind: 'text', content: 'three', author, summary: '' });
+    expect(staged.ref.version).toBe(3);
+    expect((await write('four')).version).toBe(4);
+    expect(reads).toBe(1);
+  }));
