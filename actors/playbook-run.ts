@@ -166,13 +166,13 @@ function checkArtifacts(
   }
   return out;
 }
+/** Run index entries kept in memory (see `PlaybookRuns.entries`). */
+const ENTRY_CACHE_MAX = 4096;
+
 /**
  * Stores playbook definitions (by content hash) and the run index in LMDB, and resolves machine kinds
  * `playbook/<hash>` to the compiled statechart, so a restarted host restores every run with its exact machine.
  */
-/** Run index entries kept in memory (see `PlaybookRuns.entries`). */
-const ENTRY_CACHE_MAX = 4096;
-
 export class PlaybookRuns {
   private readonly definitions: Database<unknown, Key>;
   private readonly index: Database<unknown, Key>;

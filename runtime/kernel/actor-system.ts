@@ -613,19 +613,20 @@ export class ActorSystem {
   }
 
   /**
-   * Hears the failure that stops the system for good (a group commit that failed): from then on every
-   * call throws it. The daemon logs it and exits, so a supervisor restarts it from what is on disk.
-   */
-  /**
    * Hears the records actors append (an inbox message, say) once the transaction holding them commits,
-   * each commit's records in order, with the values as they were written: a listener need not read them
-   * back. A listener must not change them. Returns an unsubscribe function.
+   * before that commit's other follow-ups (event listeners included), each commit's records in order, with
+   * the values as they were written: a listener need not read them back. A listener must not change them.
+   * Returns an unsubscribe function.
    */
   onAppended(listener: AppendListener): () => void {
     this.appendListeners.add(listener);
     return () => this.appendListeners.delete(listener);
   }
 
+  /**
+   * Hears the failure that stops the system for good (a group commit that failed): from then on every
+   * call throws it. The daemon logs it and exits, so a supervisor restarts it from what is on disk.
+   */
   onFatal(listener: (err: CommitFailedError) => void): void {
     this.fatalListeners.push(listener);
   }
