@@ -1,7 +1,7 @@
 // The event log: EventV1 appended in the same transaction as the change that caused it, indexed for trace.
 import type { Database, Key } from 'lmdb';
 import type { Clock } from '../clock.ts';
-import type { CommitQueue } from '../store/commit-queue.ts';
+import { type CommitQueue, PerCommit } from '../store/commit-queue.ts';
 import { lastNumericKey, type Store } from '../store/store.ts';
 import type { EventInput, EventKind, EventV1 } from './event.ts';
 
@@ -64,14 +64,15 @@ export class EventLog {
   /** Entries staged into the index databases whose commit has not landed yet: queries still read them here. */
   private landing: TailEntry[] = [];
   private readonly listeners = new Set<EventListener>();
-  /** Events staged in the current group commit, announced together once it commits. */
-  private announce: { batch: number; events: EventV1[] } | undefined;
+  /** Events staged in each group commit, announced together once it commits. */
+  private readonly announce: PerCommit<EventV1>;
 
   constructor(
     private readonly store: Store,
     private readonly commits: CommitQueue,
     private readonly clock: Clock,
   ) {
+    this.announce = new PerCommit(commits, (events) => this.notify(events));
     this.seq = lastNumericKey(store.events);
     if (this.seq > 0) this.lastTs = (store.events.get(this.seq) as EventV1 | undefined)?.ts ?? 0;
     const kept = store.meta.get(INDEXED_THROUGH_KEY) as number | undefined;
@@ -111,7 +112,7 @@ export class EventLog {
     this.tail.push(tailEntry(event));
     if (this.tail.length >= INDEX_TAIL_EVENTS) this.writeIndex();
     else if (!this.watermarkKept) this.keepWatermark();
-    if (this.listeners.size > 0) this.queueAnnouncement(event);
+    if (this.listeners.size > 0) this.announce.add(event);
     return event;
   }
 
@@ -210,17 +211,6 @@ export class EventLog {
   private keepWatermark(): void {
     this.commits.put(this.store.meta, INDEXED_THROUGH_KEY, this.indexedThrough);
     this.watermarkKept = true;
-  }
-
-  private queueAnnouncement(event: EventV1): void {
-    const batch = this.commits.batch;
-    if (this.announce === undefined || this.announce.batch !== batch) {
-      const pending = { batch, events: [event] };
-      this.announce = pending;
-      this.commits.afterCommit(() => this.notify(pending.events));
-    } else {
-      this.announce.events.push(event);
-    }
   }
 
   private notify(events: readonly EventV1[]): void {

@@ -6,7 +6,7 @@ import { BATCH_TYPE } from '../envelope/envelope.ts';
 import { AnxError } from '../errors.ts';
 import type { EventInput, EventV1 } from '../events/event.ts';
 import { EventLog } from '../events/log.ts';
-import { CommitQueue, type StagedWrite } from '../store/commit-queue.ts';
+import { CommitQueue, PerCommit, type StagedWrite } from '../store/commit-queue.ts';
 import { lastNumericKey, type Store } from '../store/store.ts';
 import { isKernelEffect, type KernelEffect } from './effects.ts';
 import {
@@ -207,8 +207,12 @@ export class ActorSystem {
   private sweepHandle: unknown;
   private followUp: FollowUp | undefined;
   private readonly appendListeners = new Set<AppendListener>();
-  /** The records appended in the group commit being staged, for `onAppended` listeners. */
-  private appended: { batch: number; records: AppendedRecord[] } | undefined;
+  /**
+   * The records appended in each group commit, told to `onAppended` listeners once it lands, before the
+   * commit's other follow-ups: a record hands work on (a task to a worker), and what that starts joins the
+   * next commit together with what the event listeners stage.
+   */
+  private readonly appended: PerCommit<AppendedRecord>;
   /**
    * Mail a durable actor sent to an idle local durable actor in the transition just handled: the
    * receiver takes it right after, in the same group commit (see `handOverTarget`).
@@ -241,6 +245,7 @@ export class ActorSystem {
     this.idleMs = options.idleMs ?? 5 * 60_000;
     this.turnSize = options.turnSize ?? 1024;
     this.commits = new CommitQueue(this.store.root);
+    this.appended = new PerCommit(this.commits, (records) => this.tellAppended(records), true);
     this.commits.onFailure((err) => {
       if (this.fatal !== undefined) return;
       this.fatal = new CommitFailedError(err);
@@ -1155,7 +1160,7 @@ export class ActorSystem {
         const seq = ++this.recordSeq;
         this.commits.put(this.store.records, [effect.collection, live.address, seq], effect.value);
         if (this.appendListeners.size > 0)
-          this.announceAppend({
+          this.appended.add({
             collection: effect.collection,
             owner: live.address,
             seq,
@@ -1166,25 +1171,13 @@ export class ActorSystem {
     }
   }
 
-  /** Queues a record for the `onAppended` listeners, told after the commit it joins (in staging order). */
-  private announceAppend(record: AppendedRecord): void {
-    const batch = this.commits.batch;
-    if (this.appended === undefined || this.appended.batch !== batch) {
-      const pending = { batch, records: [record] };
-      this.appended = pending;
-      // Before the commit's other follow-ups: a record hands work on (a task to a worker), and what it
-      // starts joins the next commit together with what the event listeners stage.
-      this.commits.afterCommit(() => {
-        for (const listener of this.appendListeners) {
-          try {
-            listener(pending.records);
-          } catch {
-            // A listener's failure must not disturb the kernel or the other listeners.
-          }
-        }
-      }, true);
-    } else {
-      this.appended.records.push(record);
+  private tellAppended(records: readonly AppendedRecord[]): void {
+    for (const listener of this.appendListeners) {
+      try {
+        listener(records);
+      } catch {
+        // A listener's failure must not disturb the kernel or the other listeners.
+      }
     }
   }
 

@@ -232,3 +232,29 @@ export class CommitQueue {
     }
   }
 }
+
+/**
+ * Gathers items staged with each group commit (events, appended records) and hands each commit's items,
+ * in staging order, to `deliver` once that commit has landed: one callback per commit, not one per item.
+ * With `first`, that callback runs before the commit's others (see `CommitQueue.afterCommit`).
+ */
+export class PerCommit<T> {
+  private current: { batch: number; items: T[] } | undefined;
+
+  constructor(
+    private readonly commits: CommitQueue,
+    private readonly deliver: (items: readonly T[]) => void,
+    private readonly first = false,
+  ) {}
+
+  add(item: T): void {
+    const batch = this.commits.batch;
+    if (this.current !== undefined && this.current.batch === batch) {
+      this.current.items.push(item);
+      return;
+    }
+    const pending = { batch, items: [item] };
+    this.current = pending;
+    this.commits.afterCommit(() => this.deliver(pending.items), this.first);
+  }
+}
