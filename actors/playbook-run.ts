@@ -227,6 +227,9 @@ export class PlaybookRuns {
       version: RUN_MACHINE_VERSION,
       machine: compilePlaybook(def),
       input: (_address, init) => init,
+      // A handoff changes one or two stage executions of up to 200: each is its own record, so a
+      // transition does not rewrite every earlier stage's execution.
+      entryFields: ['stages'],
     };
     const entry = { def, machine };
     this.compiled.set(hash, entry);

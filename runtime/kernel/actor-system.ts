@@ -47,6 +47,14 @@ export interface MachineDefinition {
    * one transition instead of one each. The machine must decide each item as it would decide it alone.
    */
   batch?: (envelope: KernelEnvelope) => boolean;
+  /**
+   * Context fields holding an object of entries by id (a run's stage executions) that are persisted one
+   * record per entry next to the actor's record, written only when the machine has replaced the entry: a
+   * transition that changes one entry of many writes that one, not the whole collection again. The
+   * machine must replace an entry to change it, never mutate it in place (as `assign` with spread does);
+   * entry ids are strings.
+   */
+  entryFields?: readonly string[];
 }
 
 /**
@@ -78,6 +86,11 @@ export interface ActorRecord {
   t?: TimerRecord[];
   /** error message when st is 'error' */
   e?: string;
+  /**
+   * For machines with `entryFields`: each such field's entry ids, in order. The field is left out of
+   * `s.context`; each entry is the record at `[address, field, id]` in the same database.
+   */
+  p?: Record<string, string[]>;
 }
 
 /** Routes envelopes whose receiver is not on this host (the relay transport plugs in here). */
@@ -152,6 +165,11 @@ interface LiveActor {
   status: ActorRecord['st'];
   /** Why the actor failed, when status is 'error'. */
   error?: string;
+  /**
+   * For machines with `entryFields`: the entry objects last staged for writing, by field and id. An entry
+   * whose object is still the same is not written again. Undefined: write every entry.
+   */
+  entries?: Map<string, Map<string, unknown>>;
 }
 
 const IGNORE_ERRORS = { error: () => {} };
@@ -249,6 +267,8 @@ export class ActorSystem {
     this.commits.onFailure((err) => {
       if (this.fatal !== undefined) return;
       this.fatal = new CommitFailedError(err);
+      // What was staged as written did not all land: any record still written rewrites every entry.
+      for (const live of this.live.values()) live.entries = undefined;
       for (const listener of this.fatalListeners) {
         try {
           listener(this.fatal as CommitFailedError);
@@ -329,7 +349,9 @@ export class ActorSystem {
     let restored = 0;
     const refused: AnxError[] = [];
     for (const { key, value } of this.store.actors.getRange({})) {
-      const address = key as string;
+      // Entry records (`entryFields`) have array keys; an actor's own record has its address.
+      if (typeof key !== 'string') continue;
+      const address = key;
       if (this.live.has(address)) continue;
       try {
         const live = this.activate(address, kind, value as ActorRecord);
@@ -443,7 +465,8 @@ export class ActorSystem {
   /** Addresses of persisted actors, optionally of one kind. */
   *addresses(kind?: string): Iterable<string> {
     for (const { key, value } of this.store.actors.getRange({})) {
-      if (kind === undefined || (value as ActorRecord).k === kind) yield key as string;
+      if (typeof key !== 'string') continue;
+      if (kind === undefined || (value as ActorRecord).k === kind) yield key;
     }
   }
 
@@ -772,7 +795,21 @@ export class ActorSystem {
       this.refuse(address, error as AnxError);
       throw error;
     }
-    const live = this.liveActor(def, address, record.s);
+    let snapshot = record.s;
+    let entries: LiveActor['entries'];
+    if (record.p !== undefined) {
+      try {
+        ({ snapshot, entries } = this.joinEntries(
+          address,
+          record as ActorRecord & { p: Record<string, string[]> },
+        ));
+      } catch (err) {
+        this.refuse(address, err as AnxError);
+        throw err;
+      }
+    }
+    const live = this.liveActor(def, address, snapshot);
+    live.entries = entries;
     live.status = record.st;
     if (record.t !== undefined && record.t.length > 0) live.timers = new Map(record.t.map((t) => [t.id, t]));
     this.live.set(address, live);
@@ -1271,14 +1308,76 @@ export class ActorSystem {
     };
     if (live.status === 'error') {
       // Keep the last good snapshot for diagnosis; the failed state itself cannot be restored.
-      record.s = (this.store.actors.get(live.address) as ActorRecord | undefined)?.s;
+      const previous = this.store.actors.get(live.address) as ActorRecord | undefined;
+      record.s = previous?.s;
+      if (previous?.p !== undefined) record.p = previous.p;
       record.e = live.error;
     } else {
-      record.s = this.hydrate(live).getPersistedSnapshot();
+      const snapshot = this.hydrate(live).getPersistedSnapshot();
+      record.s = live.def.entryFields === undefined ? snapshot : this.stageEntries(live, snapshot, record);
     }
     if (live.timers !== undefined && live.timers.size > 0)
       record.t = [...live.timers.values()].map(({ id, at, event }) => ({ id, at, event }));
     this.commits.put(this.store.actors, live.address, record);
+  }
+
+  /**
+   * Stages the entries of the actor's `entryFields` that the machine replaced since they were last staged
+   * (and removes those it dropped); returns the snapshot without those fields, and lists their entry ids
+   * in the record.
+   */
+  private stageEntries(live: LiveActor, snapshot: unknown, record: ActorRecord): unknown {
+    const { context } = snapshot as { context: Record<string, unknown> };
+    const rest = { ...context };
+    const ids: Record<string, string[]> = {};
+    const staged = live.entries ?? new Map<string, Map<string, unknown>>();
+    for (const field of live.def.entryFields ?? []) {
+      const before = staged.get(field);
+      const now = new Map<string, unknown>();
+      for (const [id, entry] of Object.entries((context[field] ?? {}) as Record<string, unknown>)) {
+        if (entry === undefined) continue;
+        if (before?.get(id) !== entry) this.commits.put(this.store.actors, [live.address, field, id], entry);
+        now.set(id, entry);
+      }
+      if (before !== undefined)
+        for (const id of before.keys())
+          if (!now.has(id)) this.commits.remove(this.store.actors, [live.address, field, id]);
+      staged.set(field, now);
+      ids[field] = [...now.keys()];
+      delete rest[field];
+    }
+    live.entries = staged;
+    record.p = ids;
+    return { ...(snapshot as object), context: rest };
+  }
+
+  /**
+   * The persisted snapshot of a record whose `entryFields` are stored as records of their own, with the
+   * entries read back in; throws a restore error when one the record lists is missing.
+   */
+  private joinEntries(
+    address: string,
+    record: ActorRecord & { p: Record<string, string[]> },
+  ): { snapshot: unknown; entries: Map<string, Map<string, unknown>> } {
+    const persisted = record.s as { context: Record<string, unknown> };
+    const context = { ...persisted.context };
+    const entries = new Map<string, Map<string, unknown>>();
+    for (const [field, ids] of Object.entries(record.p)) {
+      const byId = new Map<string, unknown>();
+      for (const id of ids) {
+        const entry = this.store.actors.get([address, field, id]);
+        if (entry === undefined)
+          throw new AnxError(
+            'ANX_ACTOR_RESTORE',
+            `actor "${address}" could not be restored: its record lists the entry ${field}/${id}, which is not in the data directory`,
+            { hint: 'the data directory is damaged; restore it from a backup' },
+          );
+        byId.set(id, entry);
+      }
+      context[field] = Object.fromEntries(byId);
+      entries.set(field, byId);
+    }
+    return { snapshot: { ...persisted, context }, entries };
   }
 
   /** Above `maxActive`, passivates the least recently active idle actors down to 90% of it. */

@@ -17,8 +17,11 @@ export interface Store {
   readonly root: RootDatabase;
   /** Host metadata: counters, host identity, format version. */
   readonly meta: Database<unknown, string>;
-  /** Persisted actors by address: kind, machine version, snapshot, status, timers. */
-  readonly actors: Database<unknown, string>;
+  /**
+   * Persisted actors by address: kind, machine version, snapshot, status, timers; and, under
+   * `[address, field, id]`, the entries of machines that store a context field entry by entry.
+   */
+  readonly actors: Database<unknown, string | [string, string, string]>;
   /** Envelopes committed but not yet acknowledged by their receiver, by host sequence. */
   readonly outbox: Database<Uint8Array, number>;
   /** Ids already accepted per receiver (`[to, id]` → ts): dedupe and replay protection. */
@@ -46,8 +49,11 @@ export interface Store {
  *    event, a vault latest-version pointer per key).
  * 2. Event index entries written in groups behind the `events.indexed` watermark, record sequence numbers
  *    reserved in blocks (`seq.records`), vault versions with small content inline and no latest pointer.
+ * 3. Actors whose machine names `entryFields` (playbook runs: their stage executions) keep each entry of
+ *    those fields as a record of its own at `[address, field, id]` in `actors`, their record listing the
+ *    ids; records written whole before (no `p`) are read as they are.
  */
-export const STORE_FORMAT = 2;
+export const STORE_FORMAT = 3;
 export const STORE_FORMAT_KEY = 'store.format';
 
 const WRITABLE_HINT =

@@ -92,10 +92,10 @@ async function handoff(noSync: boolean, runs: number): Promise<number[]> {
 
 /**
  * The raw layer of a handoff: one fsync'd LMDB transaction of the shape a handoff commits, each done
- * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 14
+ * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 16
  * writes into 7 databases (the artifact version's one vault record with its small content inline, six
- * events, the run's record of about 6 KB and the worker DID's, its inbox record of about 1 KB, a trust
- * score, a task mark, a timer moved). The event index entries of about 40 handoffs go together in one of
+ * events, the run's record of about 900 bytes and the two stage executions the handoff changed, the worker
+ * DID's record, its inbox record of about 1 KB, a trust score, a task mark, a timer moved). The event index entries of about 40 handoffs go together in one of
  * them (see `EventLog`), so the typical handoff commit has none.
  */
 async function rawHandoffCommits(count: number): Promise<number[]> {
@@ -112,7 +112,7 @@ async function rawHandoffCommits(count: number): Promise<number[]> {
     'actors',
   ].map(db);
   const text = (bytes: number) => randomBytes(bytes).toString('base64').slice(0, bytes);
-  const run = { context: text(6000) };
+  const run = { context: text(800) };
   const event = { kind: 'status', payload: text(400) };
   const samples: number[] = [];
   let seq = 0;
@@ -127,6 +127,9 @@ async function rawHandoffCommits(count: number): Promise<number[]> {
       timers?.put([i + 1, 'run/run', 'xstate.after'], { type: 'timeout' });
       if (i > 0) timers?.remove([i, 'run/run', 'xstate.after']);
       records?.put(['inbox', 'did', i], { body: text(1000) });
+      // The run's record and the two stage executions the handoff changed (see `entryFields`).
+      actors?.put(['run/run', 'stages', `s${i}`], { exec: text(330) });
+      actors?.put(['run/run', 'stages', `s${i + 1}`], { exec: text(190) });
       actors?.put('run/run', run);
       actors?.put('did', { context: text(300) });
     });

@@ -5,7 +5,7 @@ import { ActorSystem, type MachineDefinition, RECORD_SEQ_BLOCK } from '../../run
 import { openStore, type Store } from '../../runtime/store/store.ts';
 import { watchTransactions } from '../helpers/lmdb.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
-import { counterActor, delayActor } from './fixtures.ts';
+import { counterActor, delayActor, ledgerActor } from './fixtures.ts';
 
 const open: Array<{ sys: ActorSystem; store: Store }> = [];
 
@@ -306,6 +306,127 @@ describe('actor system', () => {
     expect(host.sys.liveCount).toBeLessThanOrEqual(20);
     for (let i = 0; i < 100; i += 9)
       expect(host.sys.snapshot(`counter/${i}`).context).toMatchObject({ count: 1 });
+  });
+});
+
+describe('entry fields', () => {
+  const send = (sys: ActorSystem, type: 'add' | 'drop', key: string) =>
+    sys.envelope({ type, from: 'host', to: 'ledger/a', body: { key } });
+
+  /** The keys `store.actors` is written under from now on (puts and removals, in order). */
+  function watchActorWrites(store: Store) {
+    const writes: string[] = [];
+    const { actors } = store;
+    const put = actors.put.bind(actors);
+    actors.put = ((key: unknown, ...rest: unknown[]) => {
+      writes.push(`put ${JSON.stringify(key)}`);
+      return (put as (...a: unknown[]) => unknown)(key, ...rest);
+    }) as typeof actors.put;
+    const remove = actors.remove.bind(actors);
+    actors.remove = ((key: unknown, ...rest: unknown[]) => {
+      writes.push(`remove ${JSON.stringify(key)}`);
+      return (remove as (...a: unknown[]) => unknown)(key, ...rest);
+    }) as typeof actors.remove;
+    return writes;
+  }
+
+  it('keeps each entry in a record of its own, writing only the entries a transition replaced', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [ledgerActor, counterActor()]);
+    await first.sys.spawn('ledger', 'ledger/a');
+    await first.sys.spawn('counter', 'counter/a');
+    for (const key of ['x', 'y', 'z']) await first.sys.accept([send(first.sys, 'add', key)]);
+    await first.sys.quiesce();
+    const writes = watchActorWrites(first.store);
+    await first.sys.accept([send(first.sys, 'add', 'y')]);
+    await first.sys.quiesce();
+    expect(writes).toEqual(['put ["ledger/a","items","y"]', 'put "ledger/a"']);
+    const record = first.store.actors.get('ledger/a') as { s: { context: object }; p: unknown };
+    expect(record.p).toEqual({ items: ['x', 'y', 'z'] });
+    expect(record.s.context).toEqual({ changes: 4 });
+    expect(first.store.actors.get(['ledger/a', 'items', 'y'])).toEqual({ n: 2 });
+
+    writes.length = 0;
+    await first.sys.accept([send(first.sys, 'drop', 'x')]);
+    await first.sys.quiesce();
+    expect(writes).toEqual(['remove ["ledger/a","items","x"]', 'put "ledger/a"']);
+    expect(first.store.actors.doesExist(['ledger/a', 'items', 'x'])).toBe(false);
+    // Entry records are not actors.
+    expect([...first.sys.addresses()].sort()).toEqual(['counter/a', 'ledger/a']);
+    await shutdown(first);
+
+    // Restored with its entries; the restored entries count as written, so the next change writes one.
+    const second = await boot(dir, [ledgerActor, counterActor()]);
+    expect(second.sys.snapshot('ledger/a').context).toEqual({
+      items: { y: { n: 2 }, z: { n: 1 } },
+      changes: 5,
+    });
+    const again = watchActorWrites(second.store);
+    await second.sys.accept([send(second.sys, 'add', 'z')]);
+    await second.sys.quiesce();
+    expect(again).toEqual(['put ["ledger/a","items","z"]', 'put "ledger/a"']);
+    expect(second.sys.restoreAll()).toEqual({ restored: 1, refused: [] });
+    expect(second.sys.snapshot('ledger/a').context).toEqual({
+      items: { y: { n: 2 }, z: { n: 2 } },
+      changes: 6,
+    });
+  });
+
+  it('reads a record written whole (an older store) as it is, and splits it at its next write', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [ledgerActor]);
+    await first.sys.spawn('ledger', 'ledger/a');
+    await first.sys.accept([send(first.sys, 'add', 'x')]);
+    await first.sys.quiesce();
+    await shutdown(first);
+    const store = openStore(dir);
+    const record = store.actors.get('ledger/a') as { s: { context: object }; p?: unknown };
+    await store.actors.remove(['ledger/a', 'items', 'x']);
+    delete record.p;
+    record.s.context = { items: { x: { n: 1 }, w: { n: 7 } }, changes: 1 };
+    await store.actors.put('ledger/a', record);
+    await store.close();
+
+    const second = await boot(dir, [ledgerActor]);
+    expect(second.sys.snapshot('ledger/a').context).toEqual({
+      items: { x: { n: 1 }, w: { n: 7 } },
+      changes: 1,
+    });
+    await second.sys.accept([send(second.sys, 'add', 'x')]);
+    await second.sys.quiesce();
+    expect(second.store.actors.get('ledger/a')).toMatchObject({
+      p: { items: ['x', 'w'] },
+      s: { context: { changes: 2 } },
+    });
+    expect(second.store.actors.get(['ledger/a', 'items', 'w'])).toEqual({ n: 7 });
+    expect(second.store.actors.get(['ledger/a', 'items', 'x'])).toEqual({ n: 2 });
+  });
+
+  it('refuses an actor whose record lists an entry that is missing, keeping its mail and other actors', async () => {
+    const dir = tempDir();
+    const first = await boot(dir, [ledgerActor, counterActor()]);
+    await first.sys.spawn('ledger', 'ledger/a');
+    await first.sys.spawn('counter', 'counter/a');
+    await first.sys.accept([send(first.sys, 'add', 'x'), send(first.sys, 'add', 'y')]);
+    await first.sys.quiesce();
+    await shutdown(first);
+    const store = openStore(dir);
+    await store.actors.remove(['ledger/a', 'items', 'y']);
+    await store.close();
+
+    const second = await boot(dir, [ledgerActor, counterActor()]);
+    const { refused } = second.sys.restoreAll();
+    expect(refused.map((e) => [e.code, e.message])).toEqual([
+      [
+        'ANX_ACTOR_RESTORE',
+        expect.stringMatching(/"ledger\/a" could not be restored: its record lists the entry items\/y/),
+      ],
+    ]);
+    await second.sys.accept([send(second.sys, 'add', 'z'), tick(second.sys, 'counter/a')]);
+    await second.sys.quiesce();
+    expect(second.store.outbox.getKeysCount()).toBe(1);
+    expect(second.sys.snapshot('counter/a').context).toMatchObject({ count: 1 });
+    expect(() => second.sys.snapshot('ledger/a')).toThrow(/items\/y/);
   });
 });
 

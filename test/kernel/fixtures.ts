@@ -141,3 +141,41 @@ export const pingActor: MachineDefinition = {
   machine: pingMachine,
   input: (address) => ({ address }),
 };
+
+/**
+ * Keeps a count per key in `items` (an `entryFields` field): `add` replaces the key's entry with a new
+ * one, `drop` leaves it out; other keys keep their entry objects.
+ */
+export const ledgerMachine = setup({
+  types: {
+    context: {} as { items: Record<string, { n: number }>; changes: number },
+    events: {} as Ev,
+  },
+}).createMachine({
+  id: 'ledger',
+  context: { items: {}, changes: 0 },
+  on: {
+    add: {
+      actions: assign(({ context, event }) => {
+        const key = (event.body as { key: string }).key;
+        return {
+          items: { ...context.items, [key]: { n: (context.items[key]?.n ?? 0) + 1 } },
+          changes: context.changes + 1,
+        };
+      }),
+    },
+    drop: {
+      actions: assign(({ context, event }) => {
+        const { [(event.body as { key: string }).key]: _dropped, ...items } = context.items;
+        return { items, changes: context.changes + 1 };
+      }),
+    },
+  },
+});
+
+export const ledgerActor: MachineDefinition = {
+  kind: 'ledger',
+  version: 1,
+  machine: ledgerMachine,
+  entryFields: ['items'],
+};
