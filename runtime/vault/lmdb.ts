@@ -55,6 +55,9 @@ function metaOf(stored: StoredVersion): ArtifactVersion {
   return meta;
 }
 
+/** Keys whose last version number an LMDB vault keeps in memory by default (`versionCacheKeys`). */
+export const DEFAULT_VERSION_CACHE_KEYS = 16_384;
+
 /**
  * Vault backend on an LMDB database the caller opened (msgpack values, the default ordered-binary keys).
  * The database may be shared with other data: everything lives under the three tags above.
@@ -69,13 +72,21 @@ export class LmdbVault implements VaultBackend {
   private readonly db: Database<unknown, Key>;
   private readonly now: () => number;
   private readonly maxSize: number;
-  /** Highest version handed out per `enclave\u0000key`, including versions staged but not yet committed. */
+  /**
+   * Highest version handed out per `enclave\u0000key`, including versions staged but not yet committed;
+   * least recently written first.
+   */
   private readonly reserved = new Map<string, number>();
+  private readonly reservedMax: number;
+  /** Size of `reserved` past which stored versions are forgotten (above the cap while many are in flight). */
+  private forgetAt: number;
 
   constructor(db: Database<unknown, Key>, options: VaultOptions = {}) {
     this.db = db;
     this.now = options.now ?? Date.now;
     this.maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
+    this.reservedMax = Math.max(1, options.versionCacheKeys ?? DEFAULT_VERSION_CACHE_KEYS);
+    this.forgetAt = this.reservedMax;
   }
 
   /** Opens (or creates) the named database `name` in `root` with the encoding this backend needs. */
@@ -147,13 +158,35 @@ export class LmdbVault implements VaultBackend {
   /**
    * Reserves the next version number of a key: above its last stored version and any reserved here. Once a
    * key has a number reserved here, that number is at least its last stored version (every version of this
-   * database is numbered here, and one process owns it), so the database is read once per key.
+   * database is numbered here, and one process owns it), so the database is read once per key while the
+   * key stays among the `versionCacheKeys` most recently written.
    */
   private nextVersion(enclaveId: string, key: string): number {
     const id = `${enclaveId}\u0000${key}`;
-    const version = (this.reserved.get(id) ?? this.lastVersion(enclaveId, key) ?? 0) + 1;
+    const known = this.reserved.get(id);
+    const version = (known ?? this.lastVersion(enclaveId, key) ?? 0) + 1;
+    // Re-inserted: the map's order is the order of last use.
+    if (known !== undefined) this.reserved.delete(id);
     this.reserved.set(id, version);
+    if (this.reserved.size > this.forgetAt) this.forgetStored();
     return version;
+  }
+
+  /**
+   * Forgets the least recently written keys whose reserved version is stored, down to three quarters of
+   * the cap. A version still on its way to disk (staged, or committing) is kept: forgotten, its number
+   * could be handed out again. When too many are in flight to get there (a bulk import staged in one
+   * commit), the next attempt waits until another quarter of the cap has been added, so puts do not each
+   * scan the map.
+   */
+  private forgetStored(): void {
+    const target = Math.floor((this.reservedMax * 3) / 4);
+    for (const [id, version] of this.reserved) {
+      if (this.reserved.size <= target) break;
+      const split = id.indexOf('\u0000');
+      if (this.lastVersion(id.slice(0, split), id.slice(split + 1)) === version) this.reserved.delete(id);
+    }
+    this.forgetAt = Math.max(this.reservedMax, this.reserved.size + Math.ceil(this.reservedMax / 4));
   }
 
   /** The number of a key's last stored version, or undefined when it has none. */

@@ -69,6 +69,12 @@ export interface VaultOptions {
   now?: () => number;
   /** Largest artifact accepted, in bytes (default 64 MiB). */
   maxSize?: number;
+  /**
+   * LMDB backend: keys whose last version number it keeps in memory (default 16,384). Beyond it, the
+   * least recently written keys whose version has been stored are forgotten and read again at their
+   * next put.
+   */
+  versionCacheKeys?: number;
 }
 
 /** Turns version metadata into the ref stages pass around. */

@@ -141,6 +141,25 @@ it('lists a key with many versions by its last one, seeking past the rest', () =
     expect((await vault.list('e1', 'b/')).map((m) => [m.key, m.version])).toEqual([['b/log', 300]]);
   }));
 
+it('keeps at most versionCacheKeys version numbers in memory, never forgetting one still on its way to disk', () =>
+  withVaultDb(async (db) => {
+    const author = 'did:agentnexus:z6Mkx';
+    const vault = new LmdbVault(db, { versionCacheKeys: 4 });
+    const input = (content: string) => ({ kind: 'text', content, author, summary: '' });
+    // Staged for a commit that has not happened yet: its number must not be handed out again.
+    const staged = vault.prepare('e1', 'pending', input('staged'));
+    expect(staged.ref.version).toBe(1);
+    for (let i = 0; i < 12; i++) await vault.put('e1', `k${i}`, input(`v${i}`));
+    const held = (vault as unknown as { reserved: Map<string, number> }).reserved;
+    expect(held.size).toBeLessThanOrEqual(5);
+    expect(held.has('e1\u0000pending')).toBe(true);
+    expect((await vault.put('e1', 'pending', input('direct'))).version).toBe(2);
+    // A forgotten key is read again and goes on from its stored version.
+    expect(held.has('e1\u0000k0')).toBe(false);
+    expect((await vault.put('e1', 'k0', input('again'))).version).toBe(2);
+    expect((await vault.history('e1', 'k0')).map((v) => v.version)).toEqual([1, 2]);
+  }));
+
 it("reads a key's last stored version once, then numbers its versions from what it reserved", () =>
   withVaultDb(async (db) => {
     const author = 'did:agentnexus:z6Mkx';
