@@ -472,7 +472,7 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
   run
     .command('wait')
     .description(
-      `wait until the run ends or needs its Owner, printing its status events as they come (on stderr); exit ${EXIT.ok} when it completed, ${EXIT.notCompleted} when it failed, was aborted or waits in takeover, ${EXIT.waitTimeout} when --timeout ran out first`,
+      `wait until the run ends or needs its Owner, printing its status events as they come (on stderr; with --json one event per line as JSON); exit ${EXIT.ok} when it completed, ${EXIT.notCompleted} when it failed, was aborted or waits in takeover, ${EXIT.waitTimeout} when --timeout ran out first`,
     )
     .argument('<run>')
     .option('--timeout <duration>', 'give up after this long (90s, 30m, 2h); default: no limit')
@@ -481,8 +481,9 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
       const api = h.client(cmd);
       const path = `/v1/runs/${encodeURIComponent(id)}`;
       const json = cmd.optsWithGlobals().json === true;
+      // Progress goes to stderr, so stdout stays the one answer (a single JSON document with --json).
       const progress = (e: EventV1) => {
-        if (!json) process.stderr.write(`${printable(formatEvent(e))}\n`);
+        process.stderr.write(`${json ? JSON.stringify(e) : printable(formatEvent(e))}\n`);
       };
       // What the run did so far, then each status change as it commits, until one that ends the wait.
       const past = await api.get<{ events: EventV1[] }>(`/v1/trace/${encodeURIComponent(id)}?kind=status`);

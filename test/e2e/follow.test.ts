@@ -154,7 +154,15 @@ it('ends `run wait` with exit 8 when --timeout runs out and 7 when the run is ab
   const again = await runCli(dataDir, '--json', 'run', 'wait', runId);
   expect(again.code).toBe(7);
   expect(JSON.parse(again.stdout)).toMatchObject({ run_id: runId, state: 'aborted' });
-  expect(again.stderr).toBe('');
+  // With --json the progress on stderr is one status event per line, as JSON.
+  const progress = again.stderr
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { kind: string; run_id: string; payload: { state: string } });
+  expect(progress.every((e) => e.kind === 'status' && e.run_id === runId)).toBe(true);
+  expect(progress.map((e) => e.payload.state)).toEqual(
+    expect.arrayContaining(['run.started', 'run.aborted']),
+  );
   expect((await runCli(dataDir, 'run', 'wait', 'no-such-run')).code).toBe(4);
   expect((await runCli(dataDir, 'run', 'wait', runId, '--timeout', 'soon')).code).toBe(2);
   const both = await runCli(dataDir, 'trace', runId, '--follow', '--limit', '5');
