@@ -36,6 +36,10 @@ async function closeTeam(team: TeamHost & { dir: string }): Promise<void> {
  * 0.2–0.9 ms lower (five tries). A host that runs for real is past that.
  */
 const HANDOFF_WARMUP_RUNS = 40;
+/** Runs the handoff figure is measured over, after the warm-up. */
+const HANDOFF_RUNS = 20;
+/** Handoffs in the handoff figure's store when it is measured; the raw store is filled to as many first. */
+const RAW_AGED_HANDOFFS = (HANDOFF_WARMUP_RUNS + HANDOFF_RUNS) * 20;
 
 /**
  * Handoff overhead: from a worker's `deliver()` call (vault write included) to the next stage's handler
@@ -95,8 +99,11 @@ async function handoff(noSync: boolean, runs: number): Promise<number[]> {
  * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 16
  * writes into 7 databases (the artifact version's one vault record with its small content inline, six
  * events, the run's record of about 900 bytes and the two stage executions the handoff changed, the worker
- * DID's record, its inbox record of about 1 KB, a trust score, a task mark, a timer moved). The event index entries of about 40 handoffs go together in one of
- * them (see `EventLog`), so the typical handoff commit has none.
+ * DID's record, its inbox record of about 1 KB, a trust score, a task mark, a timer moved). The event index
+ * entries of about 40 handoffs go together in one of them (see `EventLog`), so the typical handoff commit
+ * has none. The environment is first filled as the handoff figure's store is when it is measured (60 runs
+ * of 20 stages, `RAW_AGED_HANDOFFS`): a commit writes the path from each tree's root to its leaf, and deeper
+ * trees mean more pages to sync.
  */
 async function rawHandoffCommits(count: number): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'anx-bench-raw-'));
@@ -114,25 +121,31 @@ async function rawHandoffCommits(count: number): Promise<number[]> {
   const text = (bytes: number) => randomBytes(bytes).toString('base64').slice(0, bytes);
   const run = { context: text(800) };
   const event = { kind: 'status', payload: text(400) };
-  const samples: number[] = [];
   let seq = 0;
-  for (let i = 0; i < count; i++) {
+  const handoffWrites = (i: number) => {
+    const runKey = `run/run${i % HANDOFF_RUNS}`;
+    vault?.put(['meta', 'e', `k${i}`, 1], { summary: text(200), inline: text(8) });
+    for (let e = 0; e < 6; e++) events?.put(++seq, event);
+    trust?.put('score/did', { decayed: { success: i }, at: i });
+    tasks?.put(['did', `run/s${i}/1`], { at: i, ref: { key: `k${i}` } });
+    timers?.put([i + 1, runKey, 'xstate.after'], { type: 'timeout' });
+    if (i > 0) timers?.remove([i, `run/run${(i - 1) % HANDOFF_RUNS}`, 'xstate.after']);
+    records?.put(['inbox', 'did', i], { body: text(1000) });
+    // The run's record and the two stage executions the handoff changed (see `entryFields`).
+    actors?.put([runKey, 'stages', `s${i}`], { exec: text(330) });
+    actors?.put([runKey, 'stages', `s${i + 1}`], { exec: text(190) });
+    actors?.put(runKey, run);
+    actors?.put('did', { context: text(300) });
+  };
+  for (let i = 0; i < RAW_AGED_HANDOFFS; i += 100)
+    root.transactionSync(() => {
+      for (let j = i; j < i + 100; j++) handoffWrites(j);
+    });
+  const samples: number[] = [];
+  for (let i = RAW_AGED_HANDOFFS; i < RAW_AGED_HANDOFFS + count; i++) {
     const t0 = process.hrtime.bigint();
     // Committed on this thread, as the runtime commits a batch of this size when nothing else is in flight.
-    root.transactionSync(() => {
-      vault?.put(['meta', 'e', `k${i}`, 1], { summary: text(200), inline: text(8) });
-      for (let e = 0; e < 6; e++) events?.put(++seq, event);
-      trust?.put('score/did', { decayed: { success: i }, at: i });
-      tasks?.put(['did', `run/s${i}/1`], { at: i, ref: { key: `k${i}` } });
-      timers?.put([i + 1, 'run/run', 'xstate.after'], { type: 'timeout' });
-      if (i > 0) timers?.remove([i, 'run/run', 'xstate.after']);
-      records?.put(['inbox', 'did', i], { body: text(1000) });
-      // The run's record and the two stage executions the handoff changed (see `entryFields`).
-      actors?.put(['run/run', 'stages', `s${i}`], { exec: text(330) });
-      actors?.put(['run/run', 'stages', `s${i + 1}`], { exec: text(190) });
-      actors?.put('run/run', run);
-      actors?.put('did', { context: text(300) });
-    });
+    root.transactionSync(() => handoffWrites(i));
     samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   await root.close();
@@ -184,7 +197,7 @@ export const teamworkGroup: BenchGroup = {
   async run(log) {
     const results: BenchResult[] = [];
 
-    const durable = await handoff(false, 20);
+    const durable = await handoff(false, HANDOFF_RUNS);
     const p50 = percentile(durable, 50);
     const p99 = percentile(durable, 99);
     const fast = await handoff(true, 10);
@@ -198,7 +211,7 @@ export const teamworkGroup: BenchGroup = {
       unit: 'ms',
       raw,
       ratio: p50 / raw,
-      note: `p99 ${p99.toFixed(2)} ms; ${durable.length} handoffs, fsync on; ${percentile(fast, 50).toFixed(2)} ms without fsync; raw = one fsync'd LMDB transaction of a handoff's shape`,
+      note: `p99 ${p99.toFixed(2)} ms; ${durable.length} handoffs, fsync on; ${percentile(fast, 50).toFixed(2)} ms without fsync; raw = one fsync'd LMDB transaction of a handoff's shape in a store as full as the measured one`,
     });
 
     const concurrent = await concurrentRuns(1000);
