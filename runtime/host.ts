@@ -208,7 +208,15 @@ export class Host {
         stillWanted: (env) =>
           teamwork.runs.isRunningTask(env.ctx?.run_id ?? '', env.ctx?.task_id ?? '', env.to),
       });
-      // Stage outcomes move the worker's trust (success, failure, timeout).
+      // Stage outcomes move the worker's trust (success, failure, timeout). The scores are written in
+      // groups: the outcomes of events after the last group, lost from memory by a crash, are read
+      // again first (their events name the worker; no run is read before the system starts).
+      const through = authority.trust.followEvents(system.events.lastSeq);
+      replayTrust(
+        store,
+        through,
+        trustFromRunEvents(authority.trust, () => undefined),
+      );
       system.events.subscribe(
         trustFromRunEvents(authority.trust, (runId, stage) => {
           const worker = teamwork.runs.context(runId).context.stages[stage]?.worker;
@@ -526,4 +534,17 @@ export function parseKinds(value: string | undefined): EventKind[] | undefined {
     }
   }
   return kinds as EventKind[];
+}
+
+/** Hands the events after `through` to `listener`, a thousand at a time (trust outcomes a crash left unwritten). */
+function replayTrust(store: Store, through: number, listener: (events: readonly EventV1[]) => void): void {
+  let batch: EventV1[] = [];
+  for (const { value } of store.events.getRange({ start: through + 1 })) {
+    batch.push(value as EventV1);
+    if (batch.length === 1000) {
+      listener(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) listener(batch);
 }

@@ -470,7 +470,18 @@ export function compilePlaybook(def: PlaybookDefinition) {
           step: stageId,
           payload: { checkpoint },
         },
-        status(next, 'stage.completed', { stage: stageId, by, refs: checkpoint.refs, decision }, stageId),
+        status(
+          next,
+          'stage.completed',
+          {
+            stage: stageId,
+            by,
+            refs: checkpoint.refs,
+            decision,
+            ...(done.worker === null ? {} : { worker: done.worker }),
+          },
+          stageId,
+        ),
       ],
     };
   };
@@ -499,6 +510,7 @@ export function compilePlaybook(def: PlaybookDefinition) {
         retry ? 'stage.retrying' : 'stage.failed',
         {
           stage: stageId,
+          ...(exec.worker === null ? {} : { worker: exec.worker }),
           reason: failed.last_error,
           retry_count,
           ...(retry ? { backoff_ms: backoffDelay(stage.backoff, retry_count) } : {}),

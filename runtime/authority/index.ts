@@ -238,6 +238,8 @@ export class Authority {
   close(): void {
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
     this.revocations.setUnavailable('the host is closing');
+    // Scores noted from events go into the host's last commit: a clean stop leaves nothing to replay.
+    this.trust.writeEvents();
   }
 
   private schedulePrune(): void {

@@ -17,8 +17,11 @@ export function stageOutcome(event: EventV1): { stage: string; kind: TrustEventK
 }
 
 /**
- * Listens to committed events and records each stage outcome against the worker that held the
- * stage (`workerOf`, from the run's status). Returns the event-log listener.
+ * Listens to committed events and records each stage outcome against the worker that held the stage:
+ * the worker the status event names, or for events that name none (written before they did) the one
+ * `workerOf` finds in the run's status. The scores follow the event log (`TrustStore.followEvents`):
+ * each outcome is noted in memory and the seq heard is passed on, so they are written in groups. Returns
+ * the event-log listener; the same function replays events a crash left unwritten.
  */
 export function trustFromRunEvents(
   trust: TrustStore,
@@ -30,11 +33,14 @@ export function trustFromRunEvents(
       if (outcome === undefined) continue;
       let worker: string | undefined;
       try {
-        worker = workerOf(event.run_id as string, outcome.stage);
+        const named = (event.payload as { worker?: unknown }).worker;
+        worker = typeof named === 'string' ? named : workerOf(event.run_id as string, outcome.stage);
+        if (worker !== undefined) trust.noteEvent(worker, outcome.kind, event.ts);
       } catch {
-        worker = undefined;
+        // A worker that is not a DID (or a run that cannot be read) moves no score.
       }
-      if (worker !== undefined) trust.note(worker, outcome.kind);
     }
+    const last = events[events.length - 1];
+    if (last !== undefined) trust.heard(last.seq);
   };
 }

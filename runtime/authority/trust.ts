@@ -96,6 +96,12 @@ export interface TrustOptions {
 
 const round = (n: number): number => Math.round(n * 10_000) / 10_000;
 
+/** Key in `trust` of the highest event seq whose stage outcome the stored scores include. */
+export const TRUST_EVENTS_KEY = 'meta/events';
+
+/** Scores noted from the event log are written together once this many events have been heard since the last write. */
+export const TRUST_WRITE_EVENTS = 256;
+
 export function attestationSigningInput(a: Omit<Attestation, 'sig'> & { sig?: string }): Uint8Array {
   return statementSigningInput(ATTESTATION_DOMAIN, a as unknown as Record<string, unknown>);
 }
@@ -128,8 +134,13 @@ export function verifyAttestation(raw: unknown, suite: CryptoSuite): Attestation
 export class TrustStore {
   readonly halfLifeMs: number;
   private flushScheduled = false;
-  /** Values staged for the next group commit: reads see them before LMDB does. */
+  /** Values staged for the next group commit, or noted from events and not written yet: reads see them first. */
   private readonly pending = new Map<string, unknown>();
+  /** Score keys noted from the event log since the last write of those (see `followEvents`). */
+  private readonly deferred = new Set<string>();
+  /** The event log's seq heard through, and the one the stored scores include; undefined until `followEvents`. */
+  private eventsThrough: number | undefined;
+  private writtenThrough = 0;
   private readonly listeners = new Set<(att: Attestation, origin: 'local' | 'remote') => void>();
 
   constructor(
@@ -158,6 +169,54 @@ export class TrustStore {
 
   /** Records something `did` did, as `record` does, without working out the new score (for listeners that do not show it). */
   note(did: Did, kind: TrustEventKind, count = 1): void {
+    this.stage(`score/${did}`, this.withEvidence(did, kind, count, this.clock.now()));
+  }
+
+  /**
+   * Makes the scores follow the event log (stage outcomes, see `trustFromRunEvents`): what `noteEvent`
+   * records is kept in memory and written with the highest seq heard, `TRUST_WRITE_EVENTS` events at a
+   * time and when the host stops, so a stage handoff's commit does not carry a trust score. Returns the
+   * seq the stored scores include: the caller replays the events after it (those a crash lost from
+   * memory) before it hears new ones. A directory without that mark wrote each score with its event, so
+   * nothing is replayed and the mark starts at `lastSeq`.
+   */
+  followEvents(lastSeq: number): number {
+    const stored = this.db.get(TRUST_EVENTS_KEY);
+    const through = typeof stored === 'number' ? stored : lastSeq;
+    if (typeof stored !== 'number') this.commits.put(this.db, TRUST_EVENTS_KEY, through);
+    this.eventsThrough = through;
+    this.writtenThrough = through;
+    return through;
+  }
+
+  /** Records a stage outcome read from the event log, as of `at` (the event's time); written later (`followEvents`). */
+  noteEvent(did: Did, kind: TrustEventKind, at: number): void {
+    const key = `score/${did}`;
+    this.pending.set(key, this.withEvidence(did, kind, 1, at));
+    this.deferred.add(key);
+  }
+
+  /** The event log has been heard through `seq` (every outcome up to it noted): writes once enough have passed. */
+  heard(seq: number): void {
+    if (this.eventsThrough === undefined || seq <= this.eventsThrough) return;
+    this.eventsThrough = seq;
+    if (seq - this.writtenThrough >= TRUST_WRITE_EVENTS) this.writeEvents();
+  }
+
+  /** Stages the scores noted from events and the seq they include, in one commit. */
+  writeEvents(): void {
+    if (this.eventsThrough === undefined) return;
+    if (this.deferred.size === 0 && this.eventsThrough === this.writtenThrough) return;
+    const keys = [...this.deferred];
+    this.deferred.clear();
+    for (const key of keys) this.stage(key, this.pending.get(key));
+    this.commits.put(this.db, TRUST_EVENTS_KEY, this.eventsThrough);
+    this.writtenThrough = this.eventsThrough;
+    this.scheduleFlush();
+  }
+
+  /** `did`'s record decayed to `now` with `count` more of `kind`; checks the arguments. */
+  private withEvidence(did: Did, kind: TrustEventKind, count: number, now: number): TrustRecord {
     if (!isDid(did)) throw new AuthorityRequestError(`trust "did" expected a DID, got ${describeValue(did)}`);
     if (!TRUST_EVENT_KINDS.includes(kind))
       throw new AuthorityRequestError(
@@ -165,11 +224,10 @@ export class TrustStore {
       );
     if (!Number.isInteger(count) || count < 1 || count > 1_000_000)
       throw new AuthorityRequestError('trust event "count" expected a positive integer');
-    const now = this.clock.now();
     const rec = this.decayedRecord(did, now);
     rec.decayed[kind] = (rec.decayed[kind] ?? 0) + count;
     rec.count[kind] = (rec.count[kind] ?? 0) + count;
-    this.stage(`score/${did}`, rec);
+    return rec;
   }
 
   /** The score of `did` now (0.5 for a DID with no evidence), with a breakdown of how it was reached. */
@@ -308,6 +366,9 @@ export class TrustStore {
   }
 
   private stage(key: string, value: unknown): void {
+    // A score with evidence from events not written yet: written with all of it and its seq, or a
+    // replay after a crash would count those events a second time.
+    if (this.deferred.has(key)) this.writeEvents();
     this.pending.set(key, value);
     this.commits.put(this.db, key, value);
     this.commits.afterCommit(() => {
