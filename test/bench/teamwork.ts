@@ -96,12 +96,12 @@ async function handoff(noSync: boolean, runs: number): Promise<number[]> {
 
 /**
  * The raw layer of a handoff: one fsync'd LMDB transaction of the shape a handoff commits, each done
- * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 16
- * writes into 7 databases (the artifact version's one vault record with its small content inline, six
+ * before the next starts, with nothing but LMDB. The shape was read off the handoff's own transactions: 15
+ * writes into 6 databases (the artifact version's one vault record with its small content inline, six
  * events, the run's record of about 900 bytes and the two stage executions the handoff changed, the worker
- * DID's record, its inbox record of about 1 KB, a trust score, a task mark, a timer moved). The event index
- * entries of about 40 handoffs go together in one of them (see `EventLog`), so the typical handoff commit
- * has none. The environment is first filled as the handoff figure's store is when it is measured (60 runs
+ * DID's record, its inbox record of about 1 KB, a task mark, a timer moved). The event index entries and
+ * the trust scores of about 40 handoffs go together in one of them (see `EventLog`, `TrustStore`), so the
+ * typical handoff commit has neither. The environment is first filled as the handoff figure's store is when it is measured (60 runs
  * of 20 stages, `RAW_AGED_HANDOFFS`): a commit writes the path from each tree's root to its leaf, and deeper
  * trees mean more pages to sync.
  */
@@ -109,10 +109,9 @@ async function rawHandoffCommits(count: number): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'anx-bench-raw-'));
   const root = open({ path: dir, maxDbs: 16, compression: false });
   const db = (name: string) => root.openDB({ name, useRecords: false } as never);
-  const [vault, events, trust, tasks, timers, records, actors] = [
+  const [vault, events, tasks, timers, records, actors] = [
     'vault',
     'events',
-    'trust',
     'worker_tasks',
     'timers',
     'records',
@@ -126,7 +125,6 @@ async function rawHandoffCommits(count: number): Promise<number[]> {
     const runKey = `run/run${i % HANDOFF_RUNS}`;
     vault?.put(['meta', 'e', `k${i}`, 1], { summary: text(200), inline: text(8) });
     for (let e = 0; e < 6; e++) events?.put(++seq, event);
-    trust?.put('score/did', { decayed: { success: i }, at: i });
     tasks?.put(['did', `run/s${i}/1`], { at: i, ref: { key: `k${i}` } });
     timers?.put([i + 1, runKey, 'xstate.after'], { type: 'timeout' });
     if (i > 0) timers?.remove([i, `run/run${(i - 1) % HANDOFF_RUNS}`, 'xstate.after']);
