@@ -208,21 +208,12 @@ export class Host {
         stillWanted: (env) =>
           teamwork.runs.isRunningTask(env.ctx?.run_id ?? '', env.ctx?.task_id ?? '', env.to),
       });
-      // Stage outcomes move the worker's trust (success, failure, timeout). The scores are written in
-      // groups: the outcomes of events after the last group, lost from memory by a crash, are read
-      // again first (their events name the worker; no run is read before the system starts).
-      const through = authority.trust.followEvents(system.events.lastSeq);
-      replayTrust(
-        store,
-        through,
-        trustFromRunEvents(authority.trust, () => undefined),
-      );
-      system.events.subscribe(
-        trustFromRunEvents(authority.trust, (runId, stage) => {
-          const worker = teamwork.runs.context(runId).context.stages[stage]?.worker;
-          return typeof worker === 'string' ? worker : undefined;
-        }),
-      );
+      // Stage outcomes move the worker's trust (success, failure, timeout); their status events name
+      // the worker. The scores are written in groups: the outcomes of events after the last group, lost
+      // from memory by a crash, are read again before the system starts.
+      const trustListener = trustFromRunEvents(authority.trust);
+      replayTrust(store, authority.trust.followEvents(system.events.lastSeq), trustListener);
+      system.events.subscribe(trustListener);
       const { replayed, refused } = await system.start();
       await hold.recover();
       const host = new Host(

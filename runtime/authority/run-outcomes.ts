@@ -17,27 +17,22 @@ export function stageOutcome(event: EventV1): { stage: string; kind: TrustEventK
 }
 
 /**
- * Listens to committed events and records each stage outcome against the worker that held the stage:
- * the worker the status event names, or for events that name none (written before they did) the one
- * `workerOf` finds in the run's status. The scores follow the event log (`TrustStore.followEvents`):
- * each outcome is noted in memory and the seq heard is passed on, so they are written in groups. Returns
- * the event-log listener; the same function replays events a crash left unwritten.
+ * Listens to committed events and records each stage outcome against the worker its status event
+ * names. The scores follow the event log (`TrustStore.followEvents`): each outcome is noted in memory
+ * and the seq heard is passed on, so they are written in groups. Returns the event-log listener; the
+ * same function replays the events a crash left unwritten.
  */
-export function trustFromRunEvents(
-  trust: TrustStore,
-  workerOf: (runId: string, stage: string) => string | undefined,
-): (events: readonly EventV1[]) => void {
+export function trustFromRunEvents(trust: TrustStore): (events: readonly EventV1[]) => void {
   return (events) => {
     for (const event of events) {
       const outcome = stageOutcome(event);
       if (outcome === undefined) continue;
-      let worker: string | undefined;
+      const worker = (event.payload as { worker?: unknown }).worker;
+      if (typeof worker !== 'string') continue;
       try {
-        const named = (event.payload as { worker?: unknown }).worker;
-        worker = typeof named === 'string' ? named : workerOf(event.run_id as string, outcome.stage);
-        if (worker !== undefined) trust.noteEvent(worker, outcome.kind, event.ts);
+        trust.noteEvent(worker, outcome.kind, event.ts);
       } catch {
-        // A worker that is not a DID (or a run that cannot be read) moves no score.
+        // A worker that is not a DID moves no score.
       }
     }
     const last = events[events.length - 1];
