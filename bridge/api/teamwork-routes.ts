@@ -266,6 +266,10 @@ export function installTeamworkRoutes(host: Host, route: TeamworkRoute): ScriptW
     const b = obj(body);
     return scripts.add(str(b, 'did') as string, str(b, 'role') as string, b);
   });
+  route('POST', '/v1/workers/scripts/remove', (_u, _p, body) => {
+    const b = obj(body);
+    return scripts.remove(str(b, 'did') as string, str(b, 'role') as string);
+  });
   route('GET', '/v1/workers/:did/tasks', (_u, [did]) => ({
     tasks: t.workers.pending(dec(did)).map((task) => {
       const claim = t.workers.claimOf(task.did, task.task_id);

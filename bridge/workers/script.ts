@@ -121,8 +121,19 @@ export function scriptHandler(spec: ScriptSpec): StageHandler {
 /** Script workers bound to local DIDs, kept in LMDB so a restarted daemon runs them again. */
 const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** Raised when a script worker to remove is not registered. */
+export class ScriptWorkerNotFoundError extends AnxError {
+  constructor(did: string, role: string) {
+    super('ANX_SCRIPT_NOT_FOUND', `no script worker is registered for ${did} as ${role}`, {
+      hint: 'anx-runtime worker scripts lists the registered ones',
+    });
+  }
+}
+
 export class ScriptWorkers {
   private readonly db: Database<unknown, Key>;
+  /** What takes each registered script's handler back, by `did`, NUL, `role`. */
+  private readonly offs = new Map<string, () => void>();
 
   constructor(private readonly teamwork: Teamwork) {
     this.db = teamwork.system.store.root.openDB({ name: 'script_workers', useRecords: false } as never);
@@ -141,8 +152,23 @@ export class ScriptWorkers {
     this.teamwork.workers.writeGuard?.('worker.script.register', did);
     const worker = this.teamwork.worker(did);
     await this.db.put([did, role], checked);
-    worker.onStage(role, scriptHandler(checked));
+    this.offs.set(`${did}\0${role}`, worker.onStage(role, scriptHandler(checked)));
     return { did, role, ...checked };
+  }
+
+  /**
+   * Removes the script registered for `did` as `role`: its tasks from now on wait for another worker
+   * (a command already running finishes). Refused on a frozen host, like registering.
+   */
+  async remove(did: string, role: string): Promise<{ did: string; role: string } & ScriptSpec> {
+    const found = typeof did === 'string' && typeof role === 'string' ? this.db.get([did, role]) : undefined;
+    if (found === undefined) throw new ScriptWorkerNotFoundError(String(did), String(role));
+    this.teamwork.workers.writeGuard?.('worker.script.remove', did);
+    await this.db.remove([did, role]);
+    const key = `${did}\0${role}`;
+    this.offs.get(key)?.();
+    this.offs.delete(key);
+    return { did, role, ...(found as ScriptSpec) };
   }
 
   list(): Array<{ did: string; role: string } & ScriptSpec> {
@@ -159,7 +185,7 @@ export class ScriptWorkers {
     let n = 0;
     for (const w of this.list()) {
       try {
-        this.teamwork.worker(w.did).onStage(w.role, scriptHandler(w));
+        this.offs.set(`${w.did}\0${w.role}`, this.teamwork.worker(w.did).onStage(w.role, scriptHandler(w)));
         n++;
       } catch {
         // A worker whose identity is gone stays listed but does not run.

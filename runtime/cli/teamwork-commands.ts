@@ -644,6 +644,31 @@ export function registerTeamworkCommands(program: Command, h: Helpers): void {
       },
     );
   worker
+    .command('scripts')
+    .description('the script workers registered on this host')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { scripts } = await h.client(cmd).get<{
+        scripts: Array<{ did: string; role: string; argv: string[]; cwd?: string; timeout_ms?: number }>;
+      }>('/v1/workers/scripts');
+      h.out(cmd, scripts, () =>
+        scripts.length === 0
+          ? 'no script workers'
+          : formatTable([
+              ['DID', 'ROLE', 'COMMAND', 'CWD'],
+              ...scripts.map((w) => [w.did, w.role, JSON.stringify(w.argv), w.cwd ?? '-']),
+            ]),
+      );
+    });
+  worker
+    .command('remove-script')
+    .description("stop running a command for ROLE's tasks of DID (a command already running finishes)")
+    .requiredOption('--did <did>', 'the identity the script works as')
+    .requiredOption('--role <role>', 'the role it takes')
+    .action(async (o: { did: string; role: string }, cmd: Command) => {
+      const w = await h.client(cmd).post('/v1/workers/scripts/remove', { did: o.did, role: o.role });
+      h.out(cmd, w, () => `${o.did} no longer runs a script for ${o.role}`);
+    });
+  worker
     .command('tasks')
     .description('open tasks assigned to a DID')
     .argument('<did>')

@@ -139,6 +139,16 @@ describe('local API under hostile input', () => {
     );
     expect(role.status).toBe(400);
     expect(role.json.error.code).toBe('ANX_SCRIPT_INVALID');
+    const noRole = await raw('POST', '/v1/workers/scripts/remove', JSON.stringify({ did: alice }));
+    expect(noRole.status).toBe(400);
+    expect(noRole.json.error.message).toMatch(/"role" expected/);
+    const unknown = await raw(
+      'POST',
+      '/v1/workers/scripts/remove',
+      JSON.stringify({ did: alice, role: 'x' }),
+    );
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error.code).toBe('ANX_SCRIPT_NOT_FOUND');
     const deadline = await raw(
       'POST',
       '/v1/discussions',

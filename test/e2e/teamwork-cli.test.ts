@@ -125,6 +125,25 @@ it('registers a script worker with paths made absolute where the CLI runs, and r
   const badDir = await script(join(dir, 'no-dir'), 'true');
   expect(badDir.code).toBe(2);
   expect(badDir.stdout + badDir.stderr).toContain('--cwd expected a directory');
+
+  // Listed, then removed; a second removal says there is nothing to remove.
+  const listed = await cli('--json', 'worker', 'scripts');
+  expect(JSON.parse(listed.stdout)).toContainEqual(expect.objectContaining({ did: worker, role: 'scribe' }));
+  expect((await cli('worker', 'scripts')).stdout).toContain(join(dir, 'w.sh'));
+  const removed = await cli('--json', 'worker', 'remove-script', '--did', worker, '--role', 'scribe');
+  expect(removed.code).toBe(0);
+  expect(JSON.parse(removed.stdout)).toMatchObject({
+    did: worker,
+    role: 'scribe',
+    argv: [join(dir, 'w.sh'), 'x'],
+  });
+  const listedAfter = JSON.parse((await cli('--json', 'worker', 'scripts')).stdout) as Array<{
+    role: string;
+  }>;
+  expect(listedAfter.filter((w) => w.role === 'scribe')).toEqual([]);
+  const again = await cli('worker', 'remove-script', '--did', worker, '--role', 'scribe');
+  expect(again.code).toBe(4);
+  expect(again.stdout + again.stderr).toContain('no script worker is registered');
 });
 
 it('runs a playbook whose worker lives in another process and answers over the local API', async () => {
