@@ -106,6 +106,9 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     throw new AnxError('ANX_ARGUMENT_INVALID', 'joining the relay expected exactly one of --relay or --nats');
   }
   let leaf: NatsServer | undefined;
+  /** Starts this host's leaf, or answers undefined when one already serves the port (shared). */
+  let startLeaf: (() => Promise<NatsServer | undefined>) | undefined;
+  let sharedGone: (() => Promise<boolean>) | undefined;
   let url: string;
   let relayDir: string | undefined;
   let login: LeafCredentials | undefined;
@@ -121,28 +124,32 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     // A leaf bound to one LAN address is reached there, not on loopback.
     url = natsUrlOf(options.leafHost, port);
     relayDir = join(options.dataDir, 'relay');
-    // The leaf a killed host of this data directory left running: stopped, so this host supervises its own.
-    await stopOrphanLeaf(relayDir);
-    if (!(await portOpen(port, connectHost(options.leafHost)))) {
-      leaf = new NatsServer({
-        dir: relayDir,
-        name: 'leaf.conf',
+    const dir = relayDir;
+    const leafSpec = {
+      dir,
+      name: 'leaf.conf',
+      port,
+      ...(options.leafHost === undefined ? {} : { host: options.leafHost }),
+      config: leafConfig({
         port,
-        ...(options.leafHost === undefined ? {} : { host: options.leafHost }),
-        config: leafConfig({
-          port,
-          hub,
-          credentials,
-          ...(tls ? { tls: options.relayCa === undefined ? {} : { caFile: resolve(options.relayCa) } } : {}),
-          ...(options.leafHost === undefined ? {} : { clientHost: options.leafHost }),
-          clients: login,
-        }),
-      });
-      const dir = relayDir;
+        hub,
+        credentials,
+        ...(tls ? { tls: options.relayCa === undefined ? {} : { caFile: resolve(options.relayCa) } } : {}),
+        ...(options.leafHost === undefined ? {} : { clientHost: options.leafHost }),
+        clients: login,
+      }),
+    };
+    startLeaf = async () => {
+      // The leaf a killed host of this data directory left running: stopped, so this host supervises its own.
+      await stopOrphanLeaf(dir);
+      if (await portOpen(port, connectHost(options.leafHost))) return undefined;
+      const own = new NatsServer(leafSpec);
       // Each process of the leaf (a restart is a new one) is recorded for the next start to find.
-      leaf.onSpawn = (pid) => recordLeaf(dir, pid);
-      await leaf.start({ supervise: true });
-    }
+      own.onSpawn = (pid) => recordLeaf(dir, pid);
+      await own.start({ supervise: true });
+      return own;
+    };
+    sharedGone = async () => !(await portOpen(port, connectHost(options.leafHost)));
   } else {
     // Credentials in the URL go to the connection, never into messages or the status.
     const split = splitNatsUrl(options.natsUrl as string);
@@ -150,15 +157,22 @@ export async function joinRelay(options: JoinOptions): Promise<RelayConnection> 
     login = split.login;
   }
   let transport: NatsTransport;
-  try {
-    transport = await NatsTransport.connect({
-      servers: url,
-      name: `anx-runtime ${options.dataDir}`,
-      ...(login === undefined ? {} : { user: login.user, pass: login.password }),
-    });
-  } catch (err) {
-    await leaf?.stop();
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    leaf = await startLeaf?.();
+    try {
+      transport = await NatsTransport.connect({
+        servers: url,
+        name: `anx-runtime ${options.dataDir}`,
+        ...(login === undefined ? {} : { user: login.user, pass: login.password }),
+      });
+      break;
+    } catch (err) {
+      await leaf?.stop();
+      // A shared leaf (another host's, or one a killed host left that was exiting as this one looked)
+      // can stop between finding its port open and connecting: then this host starts its own.
+      if (startLeaf !== undefined && leaf === undefined && attempt < 3 && (await sharedGone?.())) continue;
+      throw err;
+    }
   }
   const hub = options.relayUrl === undefined ? url : parseLeafUrl(options.relayUrl).hub;
   try {

@@ -1,6 +1,7 @@
 // The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, expect, it } from 'vitest';
@@ -135,6 +136,27 @@ it('joins a hub with a leaf bound to one address other than 127.0.0.1, and reach
     const port = Number(new URL(conn.url).port);
     expect(await portOpen(port, '127.0.0.2')).toBe(true);
     expect(await portOpen(port, '127.0.0.1')).toBe(false);
+  } finally {
+    await conn.close();
+    await hub.stop();
+  }
+});
+
+it('starts its own leaf when the leaf it found on the port stops before it connects', async () => {
+  const hub = await startHub();
+  const leafPort = await freePort();
+  // Something that serves the port for the one look the join takes at it, then stops listening: a
+  // shared leaf going away, or the leaf of a killed host exiting, at that moment.
+  const vanishing = createServer((socket) => {
+    socket.destroy();
+    vanishing.close();
+  });
+  await new Promise<void>((resolve) => vanishing.listen(leafPort, '127.0.0.1', resolve));
+  const conn = await joinRelay({ dataDir: tempDir(), relayUrl: hub.leafUrl, leafPort });
+  try {
+    expect(vanishing.listening).toBe(false);
+    expect(conn.leaf).toBeDefined();
+    expect(await portOpen(leafPort, '127.0.0.1')).toBe(true);
   } finally {
     await conn.close();
     await hub.stop();
