@@ -108,7 +108,7 @@ export class RemoteWorker {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    void this.poll();
+    this.polling = this.poll();
   }
 
   stop(): void {
@@ -125,6 +125,8 @@ export class RemoteWorker {
    */
   async close(graceMs = 5_000): Promise<void> {
     this.stop();
+    // A poll on its way may still be granted claims: it gives those back itself (see `poll`).
+    await this.polling;
     if (this.invocations.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
@@ -151,6 +153,9 @@ export class RemoteWorker {
 
   /** Tasks this process holds a claim on (granted, not yet answered or released). */
   private readonly claimed = new Set<string>();
+
+  /** The poll in progress or last finished. */
+  private polling: Promise<void> | undefined;
 
   /** Fetches open tasks once, renews the claims of those at work and starts handlers for the new ones it gets. */
   async poll(): Promise<void> {
@@ -188,7 +193,12 @@ export class RemoteWorker {
         const task = tasks.find((t) => t.task_id === r.task_id);
         if (task !== undefined && !renew.includes(r.task_id)) this.refused(task, r.reason, r.holder);
       }
-      if (this.stopped) return;
+      // Stopped while the claim was on its way: nothing will work the tasks just granted, so they go
+      // back at once instead of waiting out the lease.
+      if (this.stopped) {
+        await this.release();
+        return;
+      }
       for (const task of wanted) {
         const handler = this.handlers.get(task.role);
         if (handler === undefined || !granted.has(task.task_id) || this.seen.has(task.task_id)) continue;
@@ -203,7 +213,10 @@ export class RemoteWorker {
         this.onConnection?.(false, err);
       }
     } finally {
-      if (!this.stopped) this.timer = setTimeout(() => void this.poll(), this.pollMs);
+      if (!this.stopped)
+        this.timer = setTimeout(() => {
+          this.polling = this.poll();
+        }, this.pollMs);
     }
   }
 

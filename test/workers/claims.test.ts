@@ -117,9 +117,10 @@ it('lists who works on a task, refuses it to others, and hands it on when the ho
   await waitFor(() => t.host.teamwork.runs.status(run_id).state === 'completed', 10_000);
   expect(worked).toEqual([id]);
 
-  // Released claims go on at once; bad claims are refused with a typed error.
+  // Released claims go on at once; bad claims are refused with a typed error. B is closed first (a
+  // poll of its own on the way would otherwise take the next task before C asks).
+  await b.close();
   const second = await startRun(t, writer, 'released');
-  b.stop();
   await waitFor(() => w.pending(writer).length === 1, 10_000);
   const next = w.pending(writer)[0]?.task_id as string;
   got = await api.post(`/v1/workers/${encodeURIComponent(writer)}/claim`, {
@@ -153,6 +154,44 @@ it('lists who works on a task, refuses it to others, and hands it on when the ho
       .catch((e: unknown) => e);
     expect(isAnxError(err) && err.code).toBe('ANX_TEAMWORK_INVALID');
   }
+});
+
+it('gives back a claim granted to a worker closed while it was asking, so the next worker takes the task at once', async () => {
+  const { team: t, writer } = await setUp();
+  const w = t.host.teamwork.workers;
+  await startRun(t, writer, 'closed mid-claim');
+  await waitFor(() => w.pending(writer).length === 1, 10_000);
+  const id = w.pending(writer)[0]?.task_id as string;
+  let closing: Promise<void> | undefined;
+  let claimAnswered: Promise<unknown> | undefined;
+  let worker: RemoteWorker | undefined;
+  // The worker is closed the moment its claim request leaves, before the grant comes back.
+  class CloseOnClaim extends ApiClient {
+    override post<T>(path: string, body?: unknown): Promise<T> {
+      const answer = super.post<T>(path, body);
+      if (path.endsWith('/claim') && (body as { take?: string[] }).take?.length && closing === undefined) {
+        claimAnswered = answer.catch(() => {});
+        closing = worker?.close();
+      }
+      return answer;
+    }
+  }
+  const worked: string[] = [];
+  worker = new RemoteWorker(new CloseOnClaim(server?.url as string, TOKEN), writer, 20, {
+    holder: 'worker A',
+    leaseMs: 600_000,
+  });
+  worker.onStage('writer', async (ctx) => {
+    worked.push(ctx.task.task_id);
+  });
+  workers.push(worker);
+  worker.start();
+  await waitFor(() => closing !== undefined, 10_000, 'the claim request');
+  await closing;
+  await claimAnswered;
+  expect(worked).toEqual([]);
+  expect(w.claimOf(writer, id)).toBeUndefined();
+  expect(w.claim(writer, { holder: 'worker B', take: [id] }).granted).toEqual([id]);
 });
 
 it('keeps a task that was at work before a restart for the worker that renews it', async () => {
