@@ -1,7 +1,7 @@
 // Runs `nats-server` for the relay: generated hub and leaf configurations, readiness checks and supervision by PID.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { AnxError, describeValue } from '../../runtime/errors.ts';
@@ -298,6 +298,9 @@ export function hubLinkProblemOf(line: string, at = Date.now()): HubLinkProblem 
  * One `nats-server` process started from a written config. `start` resolves once it serves; `stop`
  * ends it by its PID. With `supervise`, an unexpected exit restarts it after a short pause.
  */
+/** How often a server's log file is read for what it reports (hub-link problems). */
+const LOG_READ_MS = 200;
+
 export class NatsServer {
   private child: ChildProcess | undefined;
   private stopping = false;
@@ -306,6 +309,9 @@ export class NatsServer {
   private restarts = 0;
   private log = '';
   private partial = '';
+  /** The log file of the running process, read from `logOffset` on (see `spawnChild`). */
+  private logFd: number | undefined;
+  private logOffset = 0;
   private problem: HubLinkProblem | undefined;
   /** Told of each hub-link problem a leaf logs (`closed` only after a refusal or when it was up). */
   onHubLinkProblem: ((problem: HubLinkProblem) => void) | undefined;
@@ -329,7 +335,31 @@ export class NatsServer {
 
   /** The server's recent output, for error messages. */
   output(): string {
+    this.readLog();
     return this.log.slice(-4000);
+  }
+
+  /** The file the running (or last) process writes its output to: `<name without .conf>.log` in `dir`. */
+  get logFile(): string {
+    return join(this.spec.dir, `${this.spec.name.replace(/\.conf$/, '')}.log`);
+  }
+
+  /** Takes in what the process wrote to its log file since the last look. */
+  private readLog(): void {
+    const fd = this.logFd;
+    if (fd === undefined) return;
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= this.logOffset) return;
+      const chunk = Buffer.alloc(Math.min(size - this.logOffset, 1 << 20));
+      const n = readSync(fd, chunk, 0, chunk.length, this.logOffset);
+      this.logOffset += n;
+      const text = chunk.subarray(0, n).toString();
+      this.log = (this.log + text).slice(-16_000);
+      this.readLines(text);
+    } catch {
+      // The file went away (its directory removed): nothing more to read.
+    }
   }
 
   /**
@@ -393,16 +423,28 @@ export class NatsServer {
   }
 
   private spawnChild(binary: string): void {
-    const child = spawn(binary, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The output goes to a file, not a pipe: a host killed with -9 takes a pipe's reading end with it,
+    // and nats-server (a Go program) dies of SIGPIPE at its next log line, a leaf other hosts share
+    // included. One file per process start (truncated), owner-only, read from here as it grows.
+    if (this.logFd !== undefined) closeSync(this.logFd);
+    const out = openSync(this.logFile, 'w', 0o600);
+    const child = spawn(binary, ['-c', this.configFile], { stdio: ['ignore', out, out] });
+    closeSync(out);
+    const log = openSync(this.logFile, 'r');
+    this.logFd = log;
+    this.logOffset = 0;
     this.child = child;
     if (child.pid !== undefined) this.onSpawn?.(child.pid);
-    const keep = (d: Buffer) => {
-      const text = d.toString();
-      this.log = (this.log + text).slice(-16_000);
-      this.readLines(text);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    const reading = setInterval(() => this.readLog(), LOG_READ_MS);
+    reading.unref();
+    // First among the exit listeners: what the process wrote last is read before anyone reports it.
+    child.once('exit', () => {
+      clearInterval(reading);
+      if (this.logFd !== log) return;
+      this.readLog();
+      closeSync(log);
+      this.logFd = undefined;
+    });
     const started = Date.now();
     child.once('exit', (code) => {
       if (this.child !== child) return;

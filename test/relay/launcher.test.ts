@@ -1,6 +1,6 @@
 // The nats-server launcher: a hub and leaves on free loopback ports, an authenticated leaf link, restart on the same ports.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -231,6 +231,22 @@ it('runs without a hub that does not answer, says so, and shows in its status wh
   }
 }, 90_000);
 
+/** Connects to a NATS client port with a password that is not the leaf's, and waits for the refusal. */
+async function wrongLogin(port: number): Promise<void> {
+  const err = await connect({
+    servers: `nats://127.0.0.1:${port}`,
+    user: 'intruder',
+    pass: 'wrong',
+    reconnect: false,
+  })
+    .then(async (nc) => {
+      await nc.close();
+      return undefined;
+    })
+    .catch((e: unknown) => e);
+  expect(err).toBeDefined();
+}
+
 it('stops the leaf a kill -9-ed host left running and supervises a new one when the host starts again', async () => {
   const hub = await startHub();
   const dataDir = tempDir();
@@ -255,8 +271,20 @@ it('stops the leaf a kill -9-ed host left running and supervises a new one when 
   const orphan = leafPid();
   try {
     await killHard(daemon);
-    // The leaf outlived its host.
+    // The leaf outlived its host, also past its next log line (its output goes to a file, not to a
+    // pipe whose reader is gone: a write there would kill it with SIGPIPE). A client with the wrong
+    // password makes it log one.
     expect(alive(orphan)).toBe(true);
+    await wrongLogin(leafPort);
+    const logFile = join(dataDir, 'relay', 'leaf.log');
+    await waitFor(
+      () => /authoriz|authentication/i.test(readFileSync(logFile, 'utf8')),
+      10_000,
+      'the logged refusal',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(alive(orphan)).toBe(true);
+    expect(statSync(logFile).mode & 0o777).toBe(0o600);
     daemon = await start();
     expect(alive(orphan)).toBe(false);
     const fresh = leafPid();
