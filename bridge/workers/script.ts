@@ -153,6 +153,7 @@ export class ScriptWorkers {
     const worker = this.teamwork.worker(did);
     await this.db.put([did, role], checked);
     this.offs.set(`${did}\0${role}`, worker.onStage(role, scriptHandler(checked)));
+    this.audit('worker.script.register', did, role, checked);
     return { did, role, ...checked };
   }
 
@@ -168,7 +169,16 @@ export class ScriptWorkers {
     const key = `${did}\0${role}`;
     this.offs.get(key)?.();
     this.offs.delete(key);
+    this.audit('worker.script.remove', did, role, found as ScriptSpec);
     return { did, role, ...(found as ScriptSpec) };
+  }
+
+  /** A registration runs commands on this host for every task: each one, and each removal, is audited. */
+  private audit(action: string, did: string, role: string, spec: ScriptSpec): void {
+    this.teamwork.secretaries.authorizer.auditAllow(
+      { actor: did, principal: did, action, resource: `worker:${did}` },
+      { role, argv: spec.argv, ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }) },
+    );
   }
 
   list(): Array<{ did: string; role: string } & ScriptSpec> {

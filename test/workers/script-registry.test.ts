@@ -40,6 +40,15 @@ it('removes a script worker: the next task waits for another worker, and a resta
   expect(scripts.list()).toMatchObject([{ did: tester, role: 'tester' }]);
 
   const removed = await scripts.remove(tester, 'tester');
+  // Registering and removing are audited: the host runs commands for whoever registered them.
+  const audited = (action: string) =>
+    host.authority.audit.list({ action }).map((e) => [e.decision, e.actor, e.resource, e.details]);
+  expect(audited('worker.script.register')).toEqual([
+    ['allow', tester, `worker:${tester}`, { role: 'tester', argv: printing('old script').argv }],
+  ]);
+  expect(audited('worker.script.remove')).toEqual([
+    ['allow', tester, `worker:${tester}`, { role: 'tester', argv: printing('old script').argv }],
+  ]);
   expect(removed).toMatchObject({ did: tester, role: 'tester', argv: printing('old script').argv });
   expect(scripts.list()).toEqual([]);
 
