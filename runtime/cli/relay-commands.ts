@@ -258,6 +258,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
           {
             pid: server.pid,
             config: server.configFile,
+            log: server.logFile,
             clientUrl: server.url,
             hostUrl,
             leafListen: `${o.leafHost}:${o.leafPort}`,
@@ -267,7 +268,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
           },
           () =>
             [
-              `relay hub running (nats-server pid ${server.pid}), config ${server.configFile}`,
+              `relay hub running (nats-server pid ${server.pid}), config ${server.configFile}, log ${server.logFile}`,
               `  clients:   ${server.url}`,
               `  leafnodes: ${o.leafHost}:${o.leafPort}${tls === undefined ? '' : ' over TLS'} (user/password in ${credentialsFile}, readable by you only)`,
               'Hosts join with:',

@@ -181,6 +181,8 @@ export interface RelayStartInfo {
   /** The same with the credentials hosts present (derived from the join URL). */
   hostUrl: string;
   tls: boolean;
+  /** The file the hub's nats-server writes its output to. */
+  log: string;
 }
 
 /**

@@ -312,6 +312,13 @@ it('asks hosts for the credentials of the join URL on every client port it start
     const creds = hostCredentialsOf(parseLeafUrl(info.join).credentials);
     // The hub's client port: refused without the credentials, taken with them.
     await expect(connect({ servers: info.clientUrl, reconnect: false })).rejects.toThrow(/authorization/i);
+    // The hub's output goes to its log file (owner-only), the refusal included.
+    await waitFor(
+      () => /authentication error/.test(readFileSync(info.log, 'utf8')),
+      10_000,
+      "the hub's logged refusal",
+    );
+    expect(statSync(info.log).mode & 0o777).toBe(0o600);
     const viaHub = await connect({ servers: info.clientUrl, ...hostLogin(info.join) });
     await viaHub.close();
     expect(info.hostUrl).toContain(`${creds.user}:${encodeURIComponent(creds.password)}@`);
