@@ -100,6 +100,7 @@ export class LmdbVault implements VaultBackend {
     const content = checkInput(artifact, this.maxSize);
     const hash = sha256Hex(content);
     const ts = this.now();
+    let version: number | undefined;
     try {
       // The version is read and its records written inside one write transaction, so concurrent puts
       // of one key get distinct, consecutive versions and a reader never sees metadata without content.
@@ -108,7 +109,7 @@ export class LmdbVault implements VaultBackend {
         const m: ArtifactVersion = {
           enclave_id: enclaveId,
           key,
-          version: this.nextVersion(enclaveId, key),
+          version: (version = this.nextVersion(enclaveId, key)),
           kind: artifact.kind,
           hash,
           size: content.length,
@@ -121,6 +122,7 @@ export class LmdbVault implements VaultBackend {
       });
       return toRef(meta);
     } catch (err) {
+      if (version !== undefined) this.unreserve(enclaveId, key, version);
       throw new VaultBackendError(`cannot store ${enclaveId}/${key}: ${(err as Error).message}`, {
         cause: err,
       });
@@ -170,6 +172,17 @@ export class LmdbVault implements VaultBackend {
     this.reserved.set(id, version);
     if (this.reserved.size > this.forgetAt) this.forgetStored();
     return version;
+  }
+
+  /**
+   * Gives back a version number whose put failed, so the key's next version takes it (no gap), unless a
+   * later number of the key was reserved meanwhile (a put on its way already has it).
+   */
+  private unreserve(enclaveId: string, key: string, version: number): void {
+    const id = `${enclaveId}\u0000${key}`;
+    // Back to the number before it (stored, or reserved by a put still on its way), not forgotten:
+    // read from the database, an earlier number on its way could be handed out twice.
+    if (this.reserved.get(id) === version) this.reserved.set(id, version - 1);
   }
 
   /**

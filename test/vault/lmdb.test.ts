@@ -60,7 +60,9 @@ it('writes a version whole or not at all: a write that fails takes back the othe
     db.put = put;
     const ref = await vault.put('e1', 'notes/a', artifact);
     expect(new TextDecoder().decode((await vault.get('e1', 'notes/a')).content)).toBe(draft);
-    expect((await vault.history('e1', 'notes/a')).map((v) => v.version)).toEqual([ref.version]);
+    // The failed put's number is given back: no gap in the key's versions.
+    expect(ref.version).toBe(1);
+    expect((await vault.history('e1', 'notes/a')).map((v) => v.version)).toEqual([1]);
   }));
 
 it('keeps small content in its version record and larger content beside it, with no pointer to write', () =>
@@ -180,4 +182,25 @@ it("reads a key's last stored version once, then numbers its versions from what 
     expect(staged.ref.version).toBe(3);
     expect((await write('four')).version).toBe(4);
     expect(reads).toBe(1);
+  }));
+
+it('gives a failed put its number back without handing out again a number still on its way to disk', () =>
+  withVaultDb(async (db) => {
+    const vault = new LmdbVault(db);
+    const artifact = { kind: 'text', content: 'v', author: 'did:agentnexus:z6Mkx', summary: 's' };
+    // Version 1 is staged for a caller's own transaction and not committed yet.
+    const staged = vault.prepare('e1', 'k', artifact);
+    expect(staged.ref.version).toBe(1);
+    const put = db.put.bind(db);
+    db.put = (() => {
+      throw new Error('disk trouble');
+    }) as typeof db.put;
+    await expect(vault.put('e1', 'k', artifact)).rejects.toBeInstanceOf(VaultBackendError);
+    db.put = put;
+    // The failed put had 2: the next one takes 2, not 1 (the staged version's).
+    expect((await vault.put('e1', 'k', artifact)).version).toBe(2);
+    await db.transaction(() => {
+      for (const [key, value] of staged.writes) db.put(key, value);
+    });
+    expect((await vault.history('e1', 'k')).map((v) => v.version)).toEqual([1, 2]);
   }));
