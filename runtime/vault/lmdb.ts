@@ -106,10 +106,11 @@ export class LmdbVault implements VaultBackend {
       // of one key get distinct, consecutive versions and a reader never sees metadata without content.
       // A child of LMDB's batch transaction: a write that throws takes back this put's other writes too.
       const meta = await this.db.childTransaction(() => {
+        version = this.nextVersion(enclaveId, key);
         const m: ArtifactVersion = {
           enclave_id: enclaveId,
           key,
-          version: (version = this.nextVersion(enclaveId, key)),
+          version,
           kind: artifact.kind,
           hash,
           size: content.length,
