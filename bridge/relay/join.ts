@@ -252,7 +252,12 @@ async function waitForHub(
 const LEAF_PID_FILE = 'leaf.pid';
 
 function recordLeaf(relayDir: string, pid: number): void {
-  writeFileSync(join(relayDir, LEAF_PID_FILE), `${pid} ${startTimeOf(pid) ?? ''}\n`, { mode: 0o600 });
+  recordServer(join(relayDir, LEAF_PID_FILE), pid);
+}
+
+/** Writes `pid starttime` of a `nats-server` this process started and supervises to `file`. */
+export function recordServer(file: string, pid: number): void {
+  writeFileSync(file, `${pid} ${startTimeOf(pid) ?? ''}\n`, { mode: 0o600 });
 }
 
 /**
@@ -262,8 +267,18 @@ function recordLeaf(relayDir: string, pid: number): void {
  * when the file says (so a reused pid is not taken for it), running `nats-server` with this directory's
  * `leaf.conf`. Where `/proc` cannot tell (not Linux), nothing is stopped and the leaf is shared as before.
  */
-export async function stopOrphanLeaf(relayDir: string): Promise<boolean> {
-  const file = join(relayDir, LEAF_PID_FILE);
+export function stopOrphanLeaf(relayDir: string): Promise<boolean> {
+  return stopOrphanServer(join(relayDir, LEAF_PID_FILE), join(relayDir, 'leaf.conf'));
+}
+
+/**
+ * Stops the `nats-server` that `pidFile` names if it is still the one started then (same start time)
+ * with `configFile`: a supervisor killed with `kill -9` left it running unsupervised (the hub of `relay
+ * start`, the leaf of a host). SIGTERM, SIGKILL after 3 s; resolves once it is gone. Anything else
+ * (another process with that pid now, or no `/proc` to tell) is left alone; the file is removed.
+ */
+export async function stopOrphanServer(pidFile: string, configFile: string): Promise<boolean> {
+  const file = pidFile;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -277,7 +292,7 @@ export async function stopOrphanLeaf(relayDir: string): Promise<boolean> {
     if (startTimeOf(pid) !== start) return false;
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv.includes(join(relayDir, 'leaf.conf')) && /nats-server$/.test(argv[0] ?? '');
+      return argv.includes(configFile) && /nats-server$/.test(argv[0] ?? '');
     } catch {
       return false;
     }

@@ -1,9 +1,10 @@
 // The relay's CLI commands: `relay start` (a hub), `relay status`, `discover`, `card publish`, `webhook set`, and `start`'s relay flags.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { ApiClient } from '../../bridge/api/client.ts';
+import { recordServer, stopOrphanServer } from '../../bridge/relay/join.ts';
 import {
   freeLoopbackPort,
   generateCredentials,
@@ -241,6 +242,10 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
             ...(tls === undefined ? {} : { tls }),
           }),
         });
+        // The hub a `relay start` killed with -9 left running: stopped, so this one supervises its own.
+        const pidFile = join(dir, 'hub.pid');
+        await stopOrphanServer(pidFile, server.configFile);
+        server.onSpawn = (pid) => recordServer(pidFile, pid);
         server.onRestart = (code, output) => {
           const last = output.trim().split('\n').at(-1) ?? '';
           if (cmd.optsWithGlobals().json === true)
@@ -286,6 +291,7 @@ export function registerRelayCommands(program: Command, h: Helpers): void {
           process.once('SIGTERM', () => resolve());
         });
         await server.stop();
+        rmSync(pidFile, { force: true });
         process.stderr.write('relay hub stopped.\n');
       },
     );

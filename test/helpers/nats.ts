@@ -186,13 +186,14 @@ export interface RelayStartInfo {
 }
 
 /**
- * Runs `anx-runtime relay start` on free loopback ports as a child process (with `extra` flags) and
+ * Runs `anx-runtime relay start` on free loopback ports (or those `extra` names) in `dataDir` as a child process (with `extra` flags) and
  * resolves once it printed its JSON. `stop()` ends it with SIGTERM and waits for it to exit.
  */
 export async function startRelayCli(
   extra: string[] = [],
+  dataDir = tempDir(),
 ): Promise<{ info: RelayStartInfo; child: ChildProcess; stop(): Promise<void> }> {
-  const args = ['--data-dir', tempDir(), '--json', 'relay', 'start', '--port', '0', '--leaf-port', '0'];
+  const args = ['--data-dir', dataDir, '--json', 'relay', 'start', '--port', '0', '--leaf-port', '0'];
   args.push('--leaf-host', '127.0.0.1', '--public-host', '127.0.0.1', ...extra);
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stop = async () => {

@@ -304,6 +304,41 @@ it('stops the leaf a kill -9-ed host left running and supervises a new one when 
   }
 }, 120_000);
 
+it('stops the hub a killed relay start left running, and supervises a new one on the same ports', async () => {
+  const dataDir = tempDir();
+  const extra = ['--port', String(await freePort()), '--leaf-port', String(await freePort())];
+  const pidFile = join(dataDir, 'hub', 'hub.pid');
+  const running = (pid: number) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  const first = await startRelayCli(extra, dataDir);
+  const orphan = first.info.pid;
+  let second: Awaited<ReturnType<typeof startRelayCli>> | undefined;
+  try {
+    expect(readFileSync(pidFile, 'utf8').split(' ')[0]).toBe(String(orphan));
+    const exited = new Promise((resolve) => first.child.once('exit', resolve));
+    process.kill(first.child.pid as number, 'SIGKILL');
+    await exited;
+    // The hub outlived its supervisor (its output goes to a file, not to the killed process).
+    expect(running(orphan)).toBe(true);
+    second = await startRelayCli(extra, dataDir);
+    expect(running(orphan)).toBe(false);
+    expect(second.info.pid).not.toBe(orphan);
+    expect(readFileSync(pidFile, 'utf8').split(' ')[0]).toBe(String(second.info.pid));
+    await second.stop();
+    expect(running(second.info.pid)).toBe(false);
+    expect(existsSync(pidFile)).toBe(false);
+  } finally {
+    await second?.stop();
+    if (running(orphan)) process.kill(orphan, 'SIGKILL');
+  }
+}, 90_000);
+
 it('asks hosts for the credentials of the join URL on every client port it starts, and lets the holders share a leaf', async () => {
   const relay = await startRelayCli();
   const conns: Array<{ close(): Promise<void> }> = [];
