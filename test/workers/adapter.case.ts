@@ -161,9 +161,9 @@ export function adapterSuite(
       );
     });
 
-    it.skipIf(suite.progress === false)(
-      "streams the worker's progress into the trace of the run and the task",
-      async () => {
+    // A worker that streams nothing (the script worker) has no case here rather than a skipped one.
+    if (suite.progress !== false)
+      it("streams the worker's progress into the trace of the run and the task", async () => {
         serve('architect', 'echo');
         const runId = await start();
         await waitFor(() => team.host.teamwork.manifests.has(runId), 120_000, 'the manifest');
@@ -178,8 +178,7 @@ export function adapterSuite(
         ).toBe(true);
         // The same events are found by the task's own trace.
         expect(team.host.trace(taskId, { kinds: ['reasoning'] }).length).toBe(reasoning.length);
-      },
-    );
+      });
 
     it('fails the stage with a readable error when the agent fails, and the owner takes over', async () => {
       serve('architect', 'fail');
