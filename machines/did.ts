@@ -114,6 +114,8 @@ export function bodyText(body: unknown): string | undefined {
  * a longer name) and case-insensitively.
  */
 export function mentions(text: string, did: string, name: string | undefined): boolean {
+  // Most text mentions nobody: no "@" spares the lower-casing of the whole text.
+  if (!text.includes('@')) return false;
   if (text.includes(`@${did}`)) return true;
   if (name === undefined || name.length === 0) return false;
   const lower = text.toLowerCase();

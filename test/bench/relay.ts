@@ -16,7 +16,7 @@ import {
   Session,
   startHandshake,
 } from '../../runtime/session/index.ts';
-import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
+import { type DaemonProcess, startDaemonProcess, stopDaemon, waitFor } from '../helpers/daemon.ts';
 import { startHub, startLeaf, stopAllNats } from '../helpers/nats.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { type BenchGroup, type BenchResult, median, percentile, withRatio } from './harness.ts';
@@ -296,7 +296,7 @@ export const relayGroup: BenchGroup = {
           `1 KiB, 2 host processes, fsync, no loss; receiving kernel alone ${Math.round(kernelRate)} msgs/s`,
         ),
       );
-      for (const d of daemons.splice(0)) await killHard(d);
+      for (const d of daemons.splice(0)) await stopDaemon(d);
 
       // Round trips: DID-to-DID request/response in session mode vs raw request/reply, same leaves.
       const [ta, tb] = [
@@ -435,7 +435,7 @@ export const relayGroup: BenchGroup = {
       await nc1.close();
       await nc2.close();
     } finally {
-      for (const d of daemons) await killHard(d);
+      for (const d of daemons) await stopDaemon(d);
       for (const n of nodes) {
         await n.relay.close().catch(() => {});
         await n.host.close().catch(() => {});

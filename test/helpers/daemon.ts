@@ -47,7 +47,19 @@ export async function startDaemonProcess(
   timeoutMs = 30_000,
   options: { args?: string[]; env?: Record<string, string> } = {},
 ): Promise<DaemonProcess> {
-  const args = [CLI, '--data-dir', dataDir, '--json', 'start', '--port', '0', ...(options.args ?? [])];
+  // Node options for the daemons alone (NODE_OPTIONS refuses some, such as --cpu-prof): docs/benchmarks.md.
+  const nodeArgs = (process.env['ANX_DAEMON_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const args = [
+    ...nodeArgs,
+    CLI,
+    '--data-dir',
+    dataDir,
+    '--json',
+    'start',
+    '--port',
+    '0',
+    ...(options.args ?? []),
+  ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
@@ -75,6 +87,19 @@ export async function killHard(daemon: DaemonProcess): Promise<void> {
   const exited = new Promise<void>((resolve) => daemon.child.once('exit', () => resolve()));
   process.kill(daemon.pid, 'SIGKILL');
   await exited;
+}
+
+/**
+ * Stops the daemon we started as a user would (SIGTERM: it closes its stores and writes any
+ * `--cpu-prof` profile), with `kill -9` after `graceMs`; resolves once it has exited.
+ */
+export async function stopDaemon(daemon: DaemonProcess, graceMs = 10_000): Promise<void> {
+  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => daemon.child.once('exit', () => resolve()));
+  process.kill(daemon.pid, 'SIGTERM');
+  const timer = setTimeout(() => void killHard(daemon), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** Polls `probe` until it returns true, failing after `timeoutMs`. */
