@@ -147,7 +147,22 @@ export class ApiClient {
     return new ApiClient(info.url, token, options);
   }
 
+  /**
+   * Sends one request and returns the daemon's JSON answer; an answered error is thrown as `ApiError`.
+   * A GET cut off before its answer is sent once more on a new connection (a read is safe to repeat;
+   * most often the cut is an idle keep-alive connection the daemon closed just as this request was
+   * written on it). A POST cut off that way throws `DaemonConnectionLostError`: it may have been applied.
+   */
   async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.attempt<T>(method, path, body);
+    } catch (err) {
+      if (method !== 'GET' || !(err instanceof DaemonConnectionLostError)) throw err;
+      return this.attempt<T>(method, path, body);
+    }
+  }
+
+  private async attempt<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let payload: string | undefined;
     try {
       payload = body === undefined ? undefined : JSON.stringify(body);

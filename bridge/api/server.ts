@@ -252,6 +252,12 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
   const server: Server = createServer((req, res) => {
     void handle(req, res);
   });
+  // Clients (the CLI, SDK processes, the playground) keep a connection between calls that are often
+  // seconds apart. Node's default of 5 s idle closes many of them just as the next request is being
+  // written on them, which the client sees as a connection cut before the answer; a minute apart,
+  // that is rare (and the client retries a read that meets it). Headers must outlast the idle time.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   const streams = new Set<ServerResponse>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

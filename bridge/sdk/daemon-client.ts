@@ -1,6 +1,6 @@
 // Daemon mode: the agent talks to a running daemon through its local API; the daemon holds the identity's key.
 import type { ArtifactRef } from '../../machines/playbook/definition.ts';
-import { type ApiClient, DaemonNotRunningError } from '../api/client.ts';
+import { type ApiClient, DaemonConnectionLostError, DaemonNotRunningError } from '../api/client.ts';
 import { RemoteWorker } from '../api/worker-client.ts';
 import type { CardQuery } from '../relay/cards.ts';
 import { BaseClient } from './base-client.ts';
@@ -112,7 +112,9 @@ export class DaemonClient extends BaseClient {
 
   /** The daemon is restarting (or stopped): `messages()` keeps waiting for it until closed. */
   protected override isTransient(err: unknown): boolean {
-    return err instanceof DaemonNotRunningError;
+    // The iterator only reads: a read cut off by a daemon killed mid-answer is waited out like one that
+    // is not running yet.
+    return err instanceof DaemonNotRunningError || err instanceof DaemonConnectionLostError;
   }
 
   protected async shutdown(): Promise<void> {

@@ -26,9 +26,9 @@ function json<T>(...args: string[]): T {
 }
 
 /**
- * The test's API client. The CLI processes between calls take seconds on a loaded machine, long
- * enough for the daemon to close the client's idle keep-alive socket; a request that meets such a
- * closed socket never reached the daemon, so it is sent once more.
+ * The test's API client. A request that never reached the daemon (refused: it is restarting) is sent
+ * once more. (Idle connections live a minute on the daemon's side, longer than the CLI processes run
+ * between calls here; a read cut off on one is sent again by the client itself.)
  */
 async function again<T>(call: () => Promise<T>): Promise<T> {
   try {

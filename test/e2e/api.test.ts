@@ -45,6 +45,8 @@ describe('local API', () => {
     );
     const res = await fetch(`${api.url}/v1/status`);
     expect(res.status).toBe(401);
+    // Idle connections are kept a minute (clients' calls are often seconds apart), not Node's 5 s.
+    expect(res.headers.get('keep-alive')).toBe('timeout=65');
   });
 
   it('answers bad requests with typed errors that name the field', async () => {

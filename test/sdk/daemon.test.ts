@@ -4,7 +4,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ApiClient, DaemonTimeoutError } from '../../bridge/api/client.ts';
+import { ApiClient, DaemonConnectionLostError, DaemonTimeoutError } from '../../bridge/api/client.ts';
 import { type AnxClient, connect, type Message } from '../../bridge/sdk/index.ts';
 import { exitCodeOf } from '../../runtime/cli/exit-codes.ts';
 import { type DaemonProcess, killHard, startDaemonProcess, waitFor } from '../helpers/daemon.ts';
@@ -308,6 +308,41 @@ it('tells a daemon that never took the request from a connection lost after it d
       code: 'ANX_DAEMON_NOT_RUNNING',
     },
   );
+});
+
+it('sends a read cut off before its answer once more on a new connection, and never a write', async () => {
+  // The first request on each connection is cut off unanswered (an idle keep-alive connection the
+  // daemon closes just as a request is written on it); the next connection's request is answered.
+  let requests = 0;
+  let cutNext = true;
+  const flaky = createServer((socket) =>
+    socket.once('data', () => {
+      requests++;
+      if (cutNext) {
+        cutNext = false;
+        socket.destroy();
+        return;
+      }
+      cutNext = true;
+      const body = '{"ok":true}';
+      socket.end(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }),
+  );
+  await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+  const { port } = flaky.address() as AddressInfo;
+  try {
+    const client = new ApiClient(`http://127.0.0.1:${port}`, 't');
+    expect(await client.get('/v1/status')).toEqual({ ok: true });
+    expect(requests).toBe(2);
+    // A write that may have been applied is not sent again: the caller is told.
+    const error = await client.post('/v1/messages', {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DaemonConnectionLostError);
+    expect(requests).toBe(3);
+  } finally {
+    await new Promise((resolve) => flaky.close(resolve));
+  }
 });
 
 it('gives up on a daemon that took the request and never answers, after the time limit', async () => {
