@@ -277,8 +277,7 @@ export function stopOrphanLeaf(relayDir: string): Promise<boolean> {
  * start`, the leaf of a host). SIGTERM, SIGKILL after 3 s; resolves once it is gone. Anything else
  * (another process with that pid now, or no `/proc` to tell) is left alone; the file is removed.
  */
-export async function stopOrphanServer(pidFile: string, configFile: string): Promise<boolean> {
-  const file = pidFile;
+export async function stopOrphanServer(file: string, configFile: string): Promise<boolean> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -294,13 +294,13 @@ export function hubLinkProblemOf(line: string, at = Date.now()): HubLinkProblem 
   return undefined;
 }
 
+/** How often a server's log file is read for what it reports (hub-link problems). */
+const LOG_READ_MS = 200;
+
 /**
  * One `nats-server` process started from a written config. `start` resolves once it serves; `stop`
  * ends it by its PID. With `supervise`, an unexpected exit restarts it after a short pause.
  */
-/** How often a server's log file is read for what it reports (hub-link problems). */
-const LOG_READ_MS = 200;
-
 export class NatsServer {
   private child: ChildProcess | undefined;
   private stopping = false;

@@ -118,7 +118,7 @@ export function scriptHandler(spec: ScriptSpec): StageHandler {
   };
 }
 
-/** Script workers bound to local DIDs, kept in LMDB so a restarted daemon runs them again. */
+/** A role name a script worker can take. */
 const ROLE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Raised when a script worker to remove is not registered. */
@@ -130,9 +130,15 @@ export class ScriptWorkerNotFoundError extends AnxError {
   }
 }
 
+/** The key of one registration (a DID and a role) in `ScriptWorkers`' map of handlers. */
+function offKey(did: string, role: string): string {
+  return `${did}\u0000${role}`;
+}
+
+/** Script workers bound to local DIDs, kept in LMDB so a restarted daemon runs them again. */
 export class ScriptWorkers {
   private readonly db: Database<unknown, Key>;
-  /** What takes each registered script's handler back, by `did`, NUL, `role`. */
+  /** What takes each registered script's handler back, by `offKey(did, role)`. */
   private readonly offs = new Map<string, () => void>();
 
   constructor(private readonly teamwork: Teamwork) {
@@ -152,7 +158,7 @@ export class ScriptWorkers {
     this.teamwork.workers.writeGuard?.('worker.script.register', did);
     const worker = this.teamwork.worker(did);
     await this.db.put([did, role], checked);
-    this.offs.set(`${did}\0${role}`, worker.onStage(role, scriptHandler(checked)));
+    this.offs.set(offKey(did, role), worker.onStage(role, scriptHandler(checked)));
     this.audit('worker.script.register', did, role, checked);
     return { did, role, ...checked };
   }
@@ -166,7 +172,7 @@ export class ScriptWorkers {
     if (found === undefined) throw new ScriptWorkerNotFoundError(String(did), String(role));
     this.teamwork.workers.writeGuard?.('worker.script.remove', did);
     await this.db.remove([did, role]);
-    const key = `${did}\0${role}`;
+    const key = offKey(did, role);
     this.offs.get(key)?.();
     this.offs.delete(key);
     this.audit('worker.script.remove', did, role, found as ScriptSpec);
@@ -195,7 +201,7 @@ export class ScriptWorkers {
     let n = 0;
     for (const w of this.list()) {
       try {
-        this.offs.set(`${w.did}\0${w.role}`, this.teamwork.worker(w.did).onStage(w.role, scriptHandler(w)));
+        this.offs.set(offKey(w.did, w.role), this.teamwork.worker(w.did).onStage(w.role, scriptHandler(w)));
         n++;
       } catch {
         // A worker whose identity is gone stays listed but does not run.
