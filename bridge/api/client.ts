@@ -1,5 +1,6 @@
 // Client of a running daemon's local API: finds it through the data directory and authenticates with its token.
 import { readFileSync } from 'node:fs';
+import { Packr } from 'msgpackr';
 import { AnxError } from '../../runtime/errors.ts';
 import type { EventV1 } from '../../runtime/events/event.ts';
 import { dataFiles } from '../../runtime/paths.ts';
@@ -57,7 +58,18 @@ export const MAX_REQUEST_TIMEOUT_MS = 3_600_000;
 export interface ApiClientOptions {
   /** How long one request waits for the daemon's whole answer (ms, 1 to an hour); default 60,000. */
   timeoutMs?: number;
+  /**
+   * How request bodies travel: `json` (the default), or `msgpack`, which costs both ends far less for
+   * large bodies (a batch of thousands of messages). Either way a body must be plain JSON data: with
+   * `msgpack`, bytes, Dates and `undefined` in a list are refused by the daemon (`ANX_REQUEST_INVALID`,
+   * naming where) instead of being turned into text or dropped as `JSON.stringify` would. Answers are
+   * JSON either way.
+   */
+  bodies?: 'json' | 'msgpack';
 }
+
+// Plain maps, no records: what the daemon's msgpack body decoder takes.
+const bodyPackr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
 /** Errors of a connection that never reached a listening daemon: nothing was sent. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EADDRNOTAVAIL', 'EHOSTUNREACH', 'ENETUNREACH']);
@@ -105,6 +117,7 @@ export class ApiClient {
   readonly #token: string;
   readonly #closing = new AbortController();
   readonly timeoutMs: number;
+  readonly bodies: 'json' | 'msgpack';
 
   constructor(
     readonly baseUrl: string,
@@ -119,6 +132,10 @@ export class ApiClient {
         `timeoutMs expected a whole number of milliseconds from 1 to ${MAX_REQUEST_TIMEOUT_MS}, got ${timeoutMs}`,
       );
     this.timeoutMs = timeoutMs;
+    const bodies = options.bodies ?? 'json';
+    if (bodies !== 'json' && bodies !== 'msgpack')
+      throw new AnxError('ANX_REQUEST_INVALID', `bodies expected "json" or "msgpack", got ${String(bodies)}`);
+    this.bodies = bodies;
   }
 
   /** The same daemon with the same token (a client that follows restarts compares them). */
@@ -163,9 +180,15 @@ export class ApiClient {
   }
 
   private async attempt<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    let payload: string | undefined;
+    let payload: string | Uint8Array<ArrayBuffer> | undefined;
     try {
-      payload = body === undefined ? undefined : JSON.stringify(body);
+      payload =
+        body === undefined
+          ? undefined
+          : this.bodies === 'msgpack'
+            ? // msgpackr's output lives in a plain ArrayBuffer, never a shared one.
+              (bodyPackr.pack(body) as Uint8Array<ArrayBuffer>)
+            : JSON.stringify(body);
     } catch (err) {
       throw new AnxError(
         'ANX_REQUEST_INVALID',
@@ -187,7 +210,9 @@ export class ApiClient {
         method,
         headers: {
           authorization: `Bearer ${this.#token}`,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': typeof payload === 'string' ? 'application/json' : 'application/msgpack' }),
         },
         ...(payload === undefined ? {} : { body: payload }),
         signal: ending.signal,

@@ -1,7 +1,9 @@
 // Bench group `relay`: session-mode throughput between host processes, DID-to-DID round trips, card visibility and
 // offline detection, on a hub with two leaves (real nats-server processes), each next to raw NATS on the same path.
+import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ApiClient } from '../../bridge/api/client.ts';
 import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { NatsTransport } from '../../bridge/relay/nats-transport.ts';
 import { Relay } from '../../bridge/relay/relay.ts';
@@ -22,6 +24,9 @@ import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
 import { type BenchGroup, type BenchResult, median, percentile, withRatio } from './harness.ts';
 
 const KIB = new Uint8Array(1024).fill(97);
+/** The throughput producer: messages per POST, and POSTs in flight. */
+const POST_MESSAGES = 500;
+const POSTS_IN_FLIGHT = 4;
 
 /** Raw NATS: 1 KiB messages published on one leaf and received on the other, none lost. */
 async function rawThroughput(pub: NatsConnection, sub: NatsConnection, n: number): Promise<number> {
@@ -235,7 +240,8 @@ export const relayGroup: BenchGroup = {
 
       // Throughput: two host processes (fsync'd LMDB), alice on leaf 1 sending 1 KiB bodies to bob on leaf 2.
       const env = { ANX_HEARTBEAT_MS: '500' };
-      const h1 = await startDaemonProcess(tempDir('anx-bench-h1-'), 30_000, {
+      const h1Dir = tempDir('anx-bench-h1-');
+      const h1 = await startDaemonProcess(h1Dir, 30_000, {
         args: ['--nats', l1.url],
         env,
       });
@@ -257,21 +263,25 @@ export const relayGroup: BenchGroup = {
         (
           await h2.api.get<{ identities: Array<{ did: string; received: number }> }>('/v1/identities')
         ).identities.find((i) => i.did === bob)?.received ?? 0;
+      // The producer: msgpack request bodies of 500 messages, four in flight, each posted as soon as one
+      // is answered (the sustained shape of a busy agent process), so sending overlaps delivery.
+      const producer = new ApiClient(h1.api.baseUrl, readFileSync(`${h1Dir}/api.token`, 'utf8').trim(), {
+        bodies: 'msgpack',
+      });
       const burst = async (n: number) => {
         const before = await received();
         const start = process.hrtime.bigint();
-        const posts: Promise<unknown>[] = [];
-        for (let i = 0; i < n; i += 2_500)
-          posts.push(
-            h1.api.post('/v1/messages', {
-              messages: Array.from({ length: Math.min(2_500, n - i) }, () => ({
-                from: alice,
-                to: bob,
-                body: { text },
-              })),
-            }),
-          );
-        await Promise.all(posts);
+        let queued = 0;
+        const post = async () => {
+          while (queued < n) {
+            const count = Math.min(POST_MESSAGES, n - queued);
+            queued += count;
+            await producer.post('/v1/messages', {
+              messages: Array.from({ length: count }, () => ({ from: alice, to: bob, body: { text } })),
+            });
+          }
+        };
+        await Promise.all(Array.from({ length: POSTS_IN_FLIGHT }, post));
         await waitFor(async () => (await received()) >= before + n, 120_000, 'all messages');
         const rate = n / (Number(process.hrtime.bigint() - start) / 1e9);
         if ((await received()) !== before + n) throw new Error('message count mismatch: loss or duplicates');
@@ -296,6 +306,7 @@ export const relayGroup: BenchGroup = {
           `1 KiB, 2 host processes, fsync, no loss; receiving kernel alone ${Math.round(kernelRate)} msgs/s`,
         ),
       );
+      producer.close();
       for (const d of daemons.splice(0)) await stopDaemon(d);
 
       // Round trips: DID-to-DID request/response in session mode vs raw request/reply, same leaves.
