@@ -303,7 +303,7 @@ export const relayGroup: BenchGroup = {
           sessionRate,
           'msgs/s',
           median(raws),
-          `1 KiB, 2 host processes, fsync, no loss; receiving kernel alone ${Math.round(kernelRate)} msgs/s`,
+          `1 KiB, 2 host processes, fsync, no loss, msgpack POSTs of ${POST_MESSAGES} (${POSTS_IN_FLIGHT} in flight); receiving kernel alone ${Math.round(kernelRate)} msgs/s`,
         ),
       );
       producer.close();
