@@ -161,6 +161,38 @@ export function isBase64(text: string): boolean {
  * ```
  */
 export function jsonValueProblem(value: unknown): (ValueProblem & { value: unknown }) | undefined {
+  // Most values pass: the first walk builds no paths (a body of a thousand messages has thousands of
+  // nodes); a second one, on a problem, names where it is.
+  return isJsonData(value) ? undefined : namedJsonProblem(value);
+}
+
+function isJsonData(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return false;
+      continue;
+    }
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+      continue;
+    }
+    if (typeof v === 'object' && isPlainObject(v)) {
+      for (const key in v) {
+        if (!Object.hasOwn(v, key)) continue;
+        const item = (v as Record<string, unknown>)[key];
+        if (item !== undefined) stack.push(item);
+      }
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+function namedJsonProblem(value: unknown): (ValueProblem & { value: unknown }) | undefined {
   const stack: Array<[unknown, string]> = [[value, '$']];
   while (stack.length > 0) {
     const [v, path] = stack.pop() as [unknown, string];
