@@ -1,5 +1,5 @@
 // Session batch plaintexts: a msgpack array of bin, one item per envelope (docs/protocol.md, "Data frames").
-import { unpack } from 'msgpackr';
+import { pack, unpack } from 'msgpackr';
 import { expect, it } from 'vitest';
 import { packBatch, RelayFrameError, unpackBatch } from '../../bridge/relay/relay.ts';
 
@@ -11,7 +11,8 @@ it('packs items of every bin size, in fixarray and array 16, as standard msgpack
       item([1, 255, 256, 65_535, 65_536][i % 5] as number, i),
     );
     const packed = packBatch(items);
-    // Any msgpack decoder reads the same array of byte strings.
+    // The bytes a general msgpack encoder writes, and any msgpack decoder reads the same array of byte strings.
+    expect(Buffer.from(packed).equals(Buffer.from(pack(items)))).toBe(true);
     expect((unpack(packed) as Uint8Array[]).map((b) => b.length)).toEqual(items.map((b) => b.length));
     expect(unpackBatch(packed).map((b) => Array.from(b.subarray(0, 1)))).toEqual(
       items.map((b) => Array.from(b.subarray(0, 1))),
