@@ -188,7 +188,8 @@ type Emitted =
       payload: unknown;
       run_id?: string;
       task_id?: string;
-    };
+    }
+  | { type: 'anx.effects'; effects: Emitted[] };
 
 /** The inbox record of an accepted message. */
 function inboxRecord(context: DidContext, event: DidEnvelopeEvent): Emitted {
@@ -346,7 +347,8 @@ export const didMachine = setup({
     takeBatch: enqueueActions(({ context, event, enqueue }) => {
       const { update, emitted } = takeBatch(context, event.items ?? []);
       enqueue.assign(update);
-      for (const e of emitted) enqueue.emit(e);
+      // One emitted event for the whole batch: the kernel applies its effects in order.
+      if (emitted.length > 0) enqueue.emit({ type: 'anx.effects', effects: emitted });
     }),
     // `{id, message, allow}` from the host, which read the held record: the message enters the inbox
     // now, and with `allow` (the default) its sender joins the allow-list.

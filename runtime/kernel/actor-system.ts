@@ -515,6 +515,9 @@ export class ActorSystem {
       group = undefined;
       handledNow += this.handleNow(live, mails.length === 1 ? (mails[0] as EnvelopeMail) : { batch: mails });
     };
+    // Ids marked here stay marked in memory until their commit: one callback for all of them, after the
+    // loop, so it runs with (or after) the commit of the last.
+    const marked: string[] = [];
     for (const env of envelopes) {
       if (options.fresh?.(env) !== true) {
         const key = `${env.to}\u0000${env.id}`;
@@ -524,7 +527,7 @@ export class ActorSystem {
         }
         this.stagedAccepts.add(key);
         this.commits.put(this.store.seen, [env.to, env.id], env.ts);
-        this.commits.afterCommit(() => this.stagedAccepts.delete(key));
+        marked.push(key);
       }
       // Encoded only when needed: an envelope handled at once has its outbox write withdrawn unwritten.
       let encoded: Uint8Array | undefined;
@@ -566,6 +569,10 @@ export class ActorSystem {
       results.push({ id: env.id, duplicate: false });
     }
     handleGroup();
+    if (marked.length > 0)
+      this.commits.afterCommit(() => {
+        for (const key of marked) this.stagedAccepts.delete(key);
+      });
     // Handled or handed on, the next pump turn starts the commit: accepts made in the same turn of the
     // event loop, and the transitions of that turn, share one group commit.
     if (handedOn || handledNow > 0) {
@@ -1190,6 +1197,13 @@ export class ActorSystem {
         if (effect.step !== undefined) input.step = effect.step;
         if (effect.metadata !== undefined) input.metadata = effect.metadata;
         this.events.append(input);
+        return;
+      }
+      case 'anx.effects': {
+        if (!Array.isArray(effect.effects)) return;
+        for (const inner of effect.effects)
+          if (isKernelEffect(inner) && inner.type !== 'anx.effects')
+            this.applyEffect(live, inner, cause, sends);
         return;
       }
       case 'anx.append': {

@@ -33,9 +33,24 @@ export interface AppendEffect {
   value: unknown;
 }
 
-export type KernelEffect = SendEffect | EventEffect | AppendEffect;
+/**
+ * Several effects as one emitted event, applied in their order as if emitted one by one: a machine
+ * that handles a batch of messages emits one event for the batch (each XState `emit` costs about a
+ * kilobyte of allocation and its share of the transition). Nested `anx.effects` are not applied.
+ */
+export interface EffectsEffect {
+  type: 'anx.effects';
+  effects: ReadonlyArray<SendEffect | EventEffect | AppendEffect>;
+}
+
+export type KernelEffect = SendEffect | EventEffect | AppendEffect | EffectsEffect;
 
 /** Event types the kernel reserves for effects; a machine's other emitted events are ignored. */
 export function isKernelEffect(event: { type: string }): event is KernelEffect {
-  return event.type === 'anx.send' || event.type === 'anx.event' || event.type === 'anx.append';
+  return (
+    event.type === 'anx.send' ||
+    event.type === 'anx.event' ||
+    event.type === 'anx.append' ||
+    event.type === 'anx.effects'
+  );
 }

@@ -5,7 +5,7 @@ import { ActorSystem, type MachineDefinition, RECORD_SEQ_BLOCK } from '../../run
 import { openStore, type Store } from '../../runtime/store/store.ts';
 import { watchTransactions } from '../helpers/lmdb.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
-import { counterActor, delayActor, ledgerActor } from './fixtures.ts';
+import { bundledActor, counterActor, delayActor, ledgerActor } from './fixtures.ts';
 
 const open: Array<{ sys: ActorSystem; store: Store }> = [];
 
@@ -47,6 +47,29 @@ describe('actor system', () => {
     expect(host.sys.snapshot('counter/b').context).toEqual({ count: 1, ids: 0 });
     expect(host.sys.countRecords('seen', 'counter/b')).toBe(1);
     expect(host.sys.events.trace('counter/a')).toHaveLength(1);
+    expect(host.store.outbox.getKeysCount()).toBe(0);
+  });
+
+  it('applies the effects of one anx.effects event in their order, and no nested ones', async () => {
+    const host = await boot(tempDir(), [bundledActor(), counterActor()]);
+    await host.sys.spawn('bundled', 'bundled/a');
+    await host.sys.spawn('counter', 'counter/b');
+    const first = tick(host.sys, 'bundled/a', { next: 'counter/b' });
+    const second = tick(host.sys, 'bundled/a');
+    await host.sys.accept([first, second]);
+    await host.sys.quiesce();
+    expect(host.sys.records('seen', 'bundled/a').map((r) => r.value)).toEqual([
+      `${first.id}/1`,
+      `${first.id}/2`,
+      `${second.id}/1`,
+      `${second.id}/2`,
+    ]);
+    expect(host.sys.events.trace('bundled/a').map((e) => (e.payload as { id: string }).id)).toEqual([
+      first.id,
+      second.id,
+    ]);
+    // The send inside the bundle went out after the commit, like any other.
+    expect(host.sys.snapshot('counter/b').context).toEqual({ count: 1, ids: 0 });
     expect(host.store.outbox.getKeysCount()).toBe(0);
   });
 

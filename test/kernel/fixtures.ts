@@ -179,3 +179,44 @@ export const ledgerActor: MachineDefinition = {
   machine: ledgerMachine,
   entryFields: ['items'],
 };
+
+/**
+ * Emits its effects as one `anx.effects` event: a record, an event and a forward per `tick`, then a
+ * nested `anx.effects` (which the kernel does not apply) and something that is no effect at all.
+ */
+export const bundledMachine = setup({
+  types: { context: {} as { count: number }, events: {} as Ev },
+}).createMachine({
+  id: 'bundled',
+  context: { count: 0 },
+  on: {
+    tick: {
+      actions: [
+        assign({ count: ({ context }) => context.count + 1 }),
+        emit(({ event }) => {
+          const next = (event.body as { next?: string } | undefined)?.next;
+          return {
+            type: 'anx.effects',
+            effects: [
+              { type: 'anx.append', collection: 'seen', value: `${event.id}/1` },
+              { type: 'anx.event', kind: 'message', payload: { id: event.id } },
+              { type: 'anx.append', collection: 'seen', value: `${event.id}/2` },
+              ...(next === undefined ? [] : [{ type: 'anx.send', to: next, msgType: 'tick', body: {} }]),
+              {
+                type: 'anx.effects',
+                effects: [{ type: 'anx.append', collection: 'seen', value: 'nested' }],
+              },
+              { type: 'noop' },
+            ],
+          };
+        }),
+      ],
+    },
+  },
+});
+
+export const bundledActor = (): MachineDefinition => ({
+  kind: 'bundled',
+  version: 1,
+  machine: bundledMachine,
+});
