@@ -193,22 +193,16 @@ type Emitted =
 
 /** The inbox record of an accepted message. */
 function inboxRecord(context: DidContext, event: DidEnvelopeEvent): Emitted {
-  return {
-    type: 'anx.append',
-    collection: 'inbox',
-    value: {
-      id: event.id,
-      type: event.type,
-      from: event.from,
-      ts: event.ts,
-      ...(event.thread === undefined ? {} : { thread: event.thread }),
-      ...(event.reply === undefined ? {} : { reply: event.reply }),
-      ...(event.ctx === undefined ? {} : { ctx: event.ctx }),
-      ...(event.cap === undefined || event.cap === null ? {} : { cap: event.cap }),
-      ...(mentionsMe(context, event) ? { mention: true } : {}),
-      body: event.body ?? null,
-    },
-  };
+  // Built field by field (one per message on the busiest path: spreads of optional fields cost an
+  // object each), in the order readers have always seen.
+  const value: Record<string, unknown> = { id: event.id, type: event.type, from: event.from, ts: event.ts };
+  if (event.thread !== undefined) value['thread'] = event.thread;
+  if (event.reply !== undefined) value['reply'] = event.reply;
+  if (event.ctx !== undefined) value['ctx'] = event.ctx;
+  if (event.cap !== undefined && event.cap !== null) value['cap'] = event.cap;
+  if (mentionsMe(context, event)) value['mention'] = true;
+  value['body'] = event.body ?? null;
+  return { type: 'anx.append', collection: 'inbox', value };
 }
 
 function messageEvent(event: DidEnvelopeEvent): Emitted {
@@ -269,15 +263,14 @@ function takeBatch(context: DidContext, items: readonly DidEnvelopeEvent[]) {
     lastMessageId: context.lastMessageId,
   };
   const emitted: Emitted[] = [];
+  // The event is made here for this item alone: its ids are set on it rather than on a copy.
   const withIds = (e: Emitted, item: DidEnvelopeEvent): Emitted => {
     if (e.type !== 'anx.event') return e;
     const runId = item.ctx?.['run_id'];
     const taskId = item.ctx?.['task_id'];
-    return {
-      ...e,
-      ...(runId === undefined ? {} : { run_id: runId }),
-      ...(taskId === undefined ? {} : { task_id: taskId }),
-    };
+    if (runId !== undefined) e.run_id = runId;
+    if (taskId !== undefined) e.task_id = taskId;
+    return e;
   };
   const refuse = (item: DidEnvelopeEvent, code: string) => {
     update.refused++;
