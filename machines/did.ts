@@ -130,15 +130,23 @@ export function mentions(text: string, did: string, name: string | undefined): b
 /** Verdicts of `mentionsMe` per event: one message is looked at by two actions, its text scanned once. */
 const mentionVerdicts = new WeakMap<DidEnvelopeEvent, boolean>();
 
-/** A `mention` notice, or a message whose text mentions this DID. */
+/**
+ * A `mention` notice, or a message whose text mentions this DID, remembered per event for the other
+ * action of the same transition (a batch asks `scanMentions` once per message instead: a WeakMap entry
+ * per message costs the garbage collector more than the scan).
+ */
 function mentionsMe(context: DidContext, event: DidEnvelopeEvent): boolean {
-  if (event.type === 'mention') return true;
   const known = mentionVerdicts.get(event);
   if (known !== undefined) return known;
-  const text = bodyText(event.body);
-  const verdict = text !== undefined && mentions(text, context.did, context.name);
+  const verdict = scanMentions(context, event);
   mentionVerdicts.set(event, verdict);
   return verdict;
+}
+
+function scanMentions(context: DidContext, event: DidEnvelopeEvent): boolean {
+  if (event.type === 'mention') return true;
+  const text = bodyText(event.body);
+  return text !== undefined && mentions(text, context.did, context.name);
 }
 
 function isControl(type: string): boolean {
@@ -192,7 +200,7 @@ type Emitted =
   | { type: 'anx.effects'; effects: Emitted[] };
 
 /** The inbox record of an accepted message. */
-function inboxRecord(context: DidContext, event: DidEnvelopeEvent): Emitted {
+function inboxRecord(event: DidEnvelopeEvent, mentioned: boolean): Emitted {
   // Built field by field (one per message on the busiest path: spreads of optional fields cost an
   // object each), in the order readers have always seen.
   const value: Record<string, unknown> = { id: event.id, type: event.type, from: event.from, ts: event.ts };
@@ -200,7 +208,7 @@ function inboxRecord(context: DidContext, event: DidEnvelopeEvent): Emitted {
   if (event.reply !== undefined) value['reply'] = event.reply;
   if (event.ctx !== undefined) value['ctx'] = event.ctx;
   if (event.cap !== undefined && event.cap !== null) value['cap'] = event.cap;
-  if (mentionsMe(context, event)) value['mention'] = true;
+  if (mentioned) value['mention'] = true;
   value['body'] = event.body ?? null;
   return { type: 'anx.append', collection: 'inbox', value };
 }
@@ -282,9 +290,10 @@ function takeBatch(context: DidContext, items: readonly DidEnvelopeEvent[]) {
     else if (verdict === 'accept') {
       update.received++;
       update.unread++;
-      if (mentionsMe(context, item)) update.mentions++;
+      const mentioned = scanMentions(context, item);
+      if (mentioned) update.mentions++;
       update.lastMessageId = item.id;
-      emitted.push(inboxRecord(context, item), withIds(messageEvent(item), item));
+      emitted.push(inboxRecord(item, mentioned), withIds(messageEvent(item), item));
     } else if (verdict === 'hold' && update.pending.length < PENDING_MAX) {
       update.held++;
       update.pending = [...update.pending, pendingEntry(context, item)];
@@ -330,7 +339,7 @@ export const didMachine = setup({
       mentions: (context.mentions ?? 0) + (mentionsMe(context, event) ? 1 : 0),
       lastMessageId: event.id,
     })),
-    appendToInbox: emit(({ context, event }) => inboxRecord(context, event)),
+    appendToInbox: emit(({ context, event }) => inboxRecord(event, mentionsMe(context, event))),
     announceMessage: emit(({ event }) => messageEvent(event)),
     holdMessage: assign(({ context, event }) => ({
       held: context.held + 1,
