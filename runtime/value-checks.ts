@@ -163,53 +163,35 @@ export function isBase64(text: string): boolean {
 export function jsonValueProblem(value: unknown): (ValueProblem & { value: unknown }) | undefined {
   // Most values pass: the first walk builds no paths (a body of a thousand messages has thousands of
   // nodes); a second one, on a problem, names where it is.
-  return isJsonData(value) ? undefined : namedJsonProblem(value);
+  return jsonWalk(value, false) === undefined ? undefined : jsonWalk(value, true);
 }
 
-function isJsonData(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return false;
-      continue;
-    }
-    if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-      continue;
-    }
-    if (typeof v === 'object' && isPlainObject(v)) {
-      for (const key in v) {
-        if (!Object.hasOwn(v, key)) continue;
-        const item = (v as Record<string, unknown>)[key];
-        if (item !== undefined) stack.push(item);
-      }
-      continue;
-    }
-    return false;
-  }
-  return true;
-}
-
-function namedJsonProblem(value: unknown): (ValueProblem & { value: unknown }) | undefined {
-  const stack: Array<[unknown, string]> = [[value, '$']];
-  while (stack.length > 0) {
-    const [v, path] = stack.pop() as [unknown, string];
+function jsonWalk(value: unknown, named: boolean): (ValueProblem & { value: unknown }) | undefined {
+  const values: unknown[] = [value];
+  const paths: string[] = named ? ['$'] : [];
+  while (values.length > 0) {
+    const v = values.pop();
+    const path = named ? (paths.pop() as string) : '';
     if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) return { path, expected: 'a finite number', value: v };
       continue;
     }
     if (Array.isArray(v)) {
-      v.forEach((item, i) => {
-        stack.push([item, `${path}[${i}]`]);
-      });
+      for (let i = 0; i < v.length; i++) {
+        values.push(v[i]);
+        if (named) paths.push(`${path}[${i}]`);
+      }
       continue;
     }
     if (typeof v === 'object' && isPlainObject(v)) {
-      for (const [key, item] of Object.entries(v))
-        if (item !== undefined) stack.push([item, `${path}.${key.slice(0, 64)}`]);
+      for (const key in v) {
+        if (!Object.hasOwn(v, key)) continue;
+        const item = (v as Record<string, unknown>)[key];
+        if (item === undefined) continue;
+        values.push(item);
+        if (named) paths.push(`${path}.${key.slice(0, 64)}`);
+      }
       continue;
     }
     return {

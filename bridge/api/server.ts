@@ -291,7 +291,7 @@ export async function startApiServer(host: Host, options: ApiServerOptions): Pro
             ? undefined
             : url.pathname === '/v1/envelopes'
               ? await readBytes(req)
-              : await readJson(
+              : await readValue(
                   req,
                   ARTIFACT_ROUTES.test(url.pathname) ? ARTIFACT_BODY_BYTES : MAX_BODY_BYTES,
                 );
@@ -460,7 +460,7 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * msgpack (a producer sending thousands of messages a second spends far less on either end: no
  * megabyte-long strings to build, measure and decode). Either way it must be plain JSON data.
  */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+async function readValue(req: IncomingMessage, limit: number): Promise<unknown> {
   // Decoded straight from the bytes read: a body of thousands of messages is megabytes, and each
   // copy of it costs about as much as decoding it.
   const bytes = await readBody(req, limit);

@@ -52,10 +52,11 @@ const idBytes = Buffer.alloc(16);
  * milliseconds (big-endian), the other 10 random. Ids made close together share their leading
  * characters, so the receivers' dedupe index (`[to, id]`, kept a day) takes them at neighbouring keys:
  * fully random ids land each on a page of its own in that large B-tree, and a commit of a thousand
- * messages copied and wrote about a thousand pages. The time is no secret (every envelope carries `ts` in the clear); 80 random bits keep ids of
- * one millisecond apart. The first character is `A` (the time's top six bits) until the year 2109, so
- * an id never begins with `-` and a CLI does not take it for an option. Random bytes are drawn in
- * blocks because one `randomBytes` call per message would dominate in-process delivery.
+ * messages copied and wrote about a thousand pages. The time is no secret (every envelope carries
+ * `ts` in the clear); 80 random bits keep ids of one millisecond apart. The first character is `A`
+ * (the time's top six bits) until the year 2109, so an id never begins with `-` and a CLI does not
+ * take it for an option. Random bytes are drawn in blocks because one `randomBytes` call per message
+ * would dominate in-process delivery.
  */
 export function newMessageId(): string {
   if (idOffset + 10 > idPool.length) {

@@ -1,9 +1,7 @@
 // Bench group `relay`: session-mode throughput between host processes, DID-to-DID round trips, card visibility and
 // offline detection, on a hub with two leaves (real nats-server processes), each next to raw NATS on the same path.
-import { readFileSync } from 'node:fs';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ApiClient } from '../../bridge/api/client.ts';
 import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { NatsTransport } from '../../bridge/relay/nats-transport.ts';
 import { Relay } from '../../bridge/relay/relay.ts';
@@ -240,10 +238,10 @@ export const relayGroup: BenchGroup = {
 
       // Throughput: two host processes (fsync'd LMDB), alice on leaf 1 sending 1 KiB bodies to bob on leaf 2.
       const env = { ANX_HEARTBEAT_MS: '500' };
-      const h1Dir = tempDir('anx-bench-h1-');
-      const h1 = await startDaemonProcess(h1Dir, 30_000, {
+      const h1 = await startDaemonProcess(tempDir('anx-bench-h1-'), 30_000, {
         args: ['--nats', l1.url],
         env,
+        api: { bodies: 'msgpack' },
       });
       daemons.push(h1);
       const h2 = await startDaemonProcess(tempDir('anx-bench-h2-'), 30_000, {
@@ -265,9 +263,6 @@ export const relayGroup: BenchGroup = {
         ).identities.find((i) => i.did === bob)?.received ?? 0;
       // The producer: msgpack request bodies of 500 messages, four in flight, each posted as soon as one
       // is answered (the sustained shape of a busy agent process), so sending overlaps delivery.
-      const producer = new ApiClient(h1.api.baseUrl, readFileSync(`${h1Dir}/api.token`, 'utf8').trim(), {
-        bodies: 'msgpack',
-      });
       const burst = async (n: number) => {
         const before = await received();
         const start = process.hrtime.bigint();
@@ -276,7 +271,7 @@ export const relayGroup: BenchGroup = {
           while (queued < n) {
             const count = Math.min(POST_MESSAGES, n - queued);
             queued += count;
-            await producer.post('/v1/messages', {
+            await h1.api.post('/v1/messages', {
               messages: Array.from({ length: count }, () => ({ from: alice, to: bob, body: { text } })),
             });
           }
@@ -306,7 +301,6 @@ export const relayGroup: BenchGroup = {
           `1 KiB, 2 host processes, fsync, no loss, msgpack POSTs of ${POST_MESSAGES} (${POSTS_IN_FLIGHT} in flight); receiving kernel alone ${Math.round(kernelRate)} msgs/s`,
         ),
       );
-      producer.close();
       for (const d of daemons.splice(0)) await stopDaemon(d);
 
       // Round trips: DID-to-DID request/response in session mode vs raw request/reply, same leaves.

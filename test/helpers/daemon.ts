@@ -3,7 +3,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ApiClient, readDaemonInfo } from '../../bridge/api/client.ts';
+import { ApiClient, type ApiClientOptions, readDaemonInfo } from '../../bridge/api/client.ts';
 
 export const CLI = fileURLToPath(new URL('../../bin/anx-runtime.js', import.meta.url));
 
@@ -45,7 +45,7 @@ export interface DaemonProcess {
 export async function startDaemonProcess(
   dataDir: string,
   timeoutMs = 30_000,
-  options: { args?: string[]; env?: Record<string, string> } = {},
+  options: { args?: string[]; env?: Record<string, string>; api?: ApiClientOptions } = {},
 ): Promise<DaemonProcess> {
   // Node options for the daemons alone (NODE_OPTIONS refuses some, such as --cpu-prof): docs/benchmarks.md.
   const nodeArgs = (process.env['ANX_DAEMON_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
@@ -72,7 +72,7 @@ export async function startDaemonProcess(
     if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${output}`);
     const info = readDaemonInfo(dataDir);
     if (info !== undefined && info.pid === child.pid && existsSync(`${dataDir}/api.token`)) {
-      const api = new ApiClient(info.url, readFileSync(`${dataDir}/api.token`, 'utf8').trim());
+      const api = new ApiClient(info.url, readFileSync(`${dataDir}/api.token`, 'utf8').trim(), options.api);
       return { child, api, pid: child.pid as number, output: () => output };
     }
     await new Promise((r) => setTimeout(r, 50));
