@@ -1,5 +1,6 @@
 // The composition root: one host = one LMDB environment, its keystore, the actor system and the machines it runs.
 import { join } from 'node:path';
+import type { Key } from 'lmdb';
 import { DID_KIND, didActor } from '../actors/did.ts';
 import { Teamwork } from '../actors/teamwork.ts';
 import { FreezeHold } from './authority/freeze-hold.ts';
@@ -101,8 +102,18 @@ export class NotLocalIdentityError extends AnxError {
 
 const MESSAGE_TYPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
 
-/** How long accepted message ids are remembered for idempotent retries and replay refusal. */
-const SEEN_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * How long accepted message ids are remembered at the least, for idempotent retries and replay refusal:
+ * longer when a path accepts older messages (the replay window, the relay's mail retention; see
+ * `Host.retainSeenFor`).
+ */
+export const SEEN_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Entries of `seen` one slice of a prune pass reads; the slice's removals commit before the next slice is
+ * read, and other work runs in between, so a large table never stalls the host or makes one huge commit.
+ */
+const PRUNE_SLICE = 5_000;
 
 /**
  * One running host. `Host.open` restores every persisted actor's pending work (outbox, timers)
@@ -113,6 +124,11 @@ export class Host {
   readonly suite: CryptoSuite = defaultSuite();
   private readonly replayGuard: DurableReplayGuard;
   private pruneHandle: unknown;
+  /** The prune pass under way, if any, and the one asked for while it runs. */
+  private pruning: Promise<number> | undefined;
+  private nextPrune: { now: number; done: Promise<number> } | undefined;
+  private closing = false;
+  private seenRetention = SEEN_RETENTION_MS;
   /** Identities being created by `identityNamed`, by name. */
   private readonly naming = new Map<string, Promise<KeyRecord>>();
 
@@ -132,6 +148,7 @@ export class Host {
   ) {
     this.startedAt = clock.now();
     this.replayGuard = new DurableReplayGuard(store, system.commits);
+    this.retainSeenFor(replayWindowMs);
     this.schedulePrune();
   }
 
@@ -392,7 +409,10 @@ export class Host {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
+    // A pass stops after its current slice; what that slice staged commits with everything else.
+    await (this.nextPrune?.done ?? this.pruning)?.catch(() => {});
     this.authority.close();
     await this.teamwork.close();
     try {
@@ -406,21 +426,81 @@ export class Host {
   /** Forgets accepted ids older than the retention period, hourly. */
   private schedulePrune(): void {
     this.pruneHandle = this.clock.setTimeout(() => {
-      this.pruneSeen();
+      // A failed commit is reported (and stops the host) by the commit queue itself.
+      this.pruneSeen().catch(() => {});
       this.schedulePrune();
     }, 60 * 60_000);
   }
 
-  /** Drops `seen` entries older than the retention: retries and replays older than that are refused by their timestamp. */
-  pruneSeen(now = this.clock.now()): number {
-    let removed = 0;
-    for (const { key, value } of this.store.seen.getRange({})) {
-      if (typeof value === 'number' && value < now - SEEN_RETENTION_MS) {
-        this.system.commits.remove(this.store.seen, key);
-        removed++;
-      }
+  /**
+   * Keeps accepted message ids at least `ms` after their `ts`: a path that accepts messages up to `ms`
+   * old (the relay's offline mail, held for its retention) must still find them in `seen`, or a copy
+   * delivered again after a lost acknowledgement would be taken twice. Never shortens the retention.
+   */
+  retainSeenFor(ms: number): void {
+    if (Number.isFinite(ms) && ms > this.seenRetention) this.seenRetention = ms;
+  }
+
+  /** How long accepted message ids are kept after their `ts` (see `retainSeenFor`). */
+  get seenRetentionMs(): number {
+    return this.seenRetention;
+  }
+
+  /**
+   * Drops `seen` entries whose `ts` is older than the retention: retries and replays older than that are
+   * refused by their timestamp. Goes through the table in slices of `sliceSize` entries, each slice's
+   * removals committed before the next is read, yielding to other work in between; resolves with how
+   * many entries it removed. One pass runs at a time: a call during a pass gets the pass after it (calls
+   * meanwhile share that one, with the latest `now`).
+   */
+  pruneSeen(now = this.clock.now(), sliceSize = PRUNE_SLICE): Promise<number> {
+    const size = Math.max(1, Math.floor(sliceSize));
+    const current = this.pruning;
+    if (current === undefined) return this.startPrune(now, size);
+    if (this.nextPrune !== undefined) {
+      this.nextPrune.now = Math.max(this.nextPrune.now, now);
+      return this.nextPrune.done;
     }
-    if (removed > 0) void this.system.commits.flush();
+    const next = { now, done: Promise.resolve(0) };
+    next.done = current
+      .catch(() => 0)
+      .then(() => {
+        this.nextPrune = undefined;
+        return this.startPrune(next.now, size);
+      });
+    this.nextPrune = next;
+    return next.done;
+  }
+
+  private startPrune(now: number, sliceSize: number): Promise<number> {
+    const pass: Promise<number> = this.prunePass(now - this.seenRetention, sliceSize).finally(() => {
+      if (this.pruning === pass) this.pruning = undefined;
+    });
+    this.pruning = pass;
+    return pass;
+  }
+
+  private async prunePass(cutoff: number, sliceSize: number): Promise<number> {
+    let removed = 0;
+    let after: Key | undefined;
+    while (!this.closing) {
+      let read = 0;
+      let staged = 0;
+      const range =
+        after === undefined ? { limit: sliceSize } : { start: after, exclusiveStart: true, limit: sliceSize };
+      for (const { key, value } of this.store.seen.getRange(range)) {
+        read++;
+        after = key;
+        if (typeof value === 'number' && value < cutoff) {
+          this.system.commits.remove(this.store.seen, key);
+          staged++;
+        }
+      }
+      if (staged > 0) await this.system.commits.flush();
+      removed += staged;
+      if (read < sliceSize) break;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     return removed;
   }
 

@@ -57,6 +57,9 @@ export interface MailItem {
   term(): void;
 }
 
+/** How long mail waits for its DID unless told otherwise: 7 days. */
+export const DEFAULT_MAIL_RETENTION_MS = 7 * 24 * 60 * 60_000;
+
 export interface MailStoreOptions {
   /** How long mail waits for its DID (ms). Default 7 days. */
   retentionMs?: number;
@@ -86,7 +89,7 @@ export class MailStore {
     options: MailStoreOptions = {},
   ) {
     this.js = jetstream(nc, { timeout: 5_000, domain: JETSTREAM_DOMAIN });
-    this.retentionMs = options.retentionMs ?? 7 * 24 * 60 * 60_000;
+    this.retentionMs = options.retentionMs ?? DEFAULT_MAIL_RETENTION_MS;
     this.maxPerSender = options.maxPerSender ?? 10_000;
     this.maxBytes = options.maxBytes ?? 1024 ** 3;
   }

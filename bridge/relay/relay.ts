@@ -51,7 +51,7 @@ import { AttestationFeed } from './attestations.ts';
 import { BindingFeed } from './bindings.ts';
 import { type AgentCard, type CardQuery, cardMatches, makeCard, signCard } from './cards.ts';
 import { Directory } from './directory.ts';
-import { MailStore } from './mail.ts';
+import { DEFAULT_MAIL_RETENTION_MS, MailStore } from './mail.ts';
 import { decodeHeartbeat, HeartbeatSigner, HeartbeatVerifier, PresenceTracker } from './presence.ts';
 import { RevocationFeed } from './revocations.ts';
 import { checkRegistration, Webhooks } from './webhooks.ts';
@@ -393,6 +393,11 @@ export class Relay implements RemoteRouter {
     return Buffer.from(this.need().keystore.hostPublicKey()).toString('base64url');
   }
 
+  /** How old a sealed envelope may be when it arrives: the mail retention, as long as the relay keeps mail. */
+  private get mailWindowMs(): number {
+    return this.mail?.retentionMs ?? DEFAULT_MAIL_RETENTION_MS;
+  }
+
   /** The relay server (NATS leaf or hub) this host is connected through, when the transport knows it. */
   get server(): string | undefined {
     return this.transport.server;
@@ -402,6 +407,9 @@ export class Relay implements RemoteRouter {
   bind(host: Host): void {
     this.host = host;
     this.mailGuard = new DurableReplayGuard(host.store, host.system.commits);
+    // Mail is accepted up to the mail retention old: its ids must be remembered as long, or a copy
+    // delivered again after a lost acknowledgement (the host cut off from the relay for days) is taken twice.
+    host.retainSeenFor(this.mailWindowMs);
     let id = host.store.meta.get('relay.host_id') as string | undefined;
     if (id === undefined) {
       id = Buffer.from(host.suite.randomBytes(12)).toString('base64url');
@@ -1192,7 +1200,7 @@ export class Relay implements RemoteRouter {
       const accepted = acceptEnvelope(bytes, {
         suite: host.suite,
         guard: this.mailGuard as DurableReplayGuard,
-        windowMs: this.mail?.retentionMs ?? 7 * 24 * 60 * 60_000,
+        windowMs: this.mailWindowMs,
         recipientX25519Private: (to) => {
           if (to !== inbound.local) return undefined;
           xPriv = host.keystore.x25519Private(to);
@@ -1283,7 +1291,7 @@ export class Relay implements RemoteRouter {
           const accepted = acceptEnvelope(item.data, {
             suite: host.suite,
             guard: this.mailGuard as DurableReplayGuard,
-            windowMs: this.mail?.retentionMs ?? 7 * 24 * 60 * 60_000,
+            windowMs: this.mailWindowMs,
             recipientX25519Private: (to) => {
               if (to !== did || !host.keystore.has(to)) return undefined;
               xPriv ??= host.keystore.x25519Private(to);
