@@ -7,7 +7,7 @@ import { MailQuotaError, MailStore } from '../../bridge/relay/mail.ts';
 import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { NatsTransport } from '../../bridge/relay/nats-transport.ts';
 import { Relay } from '../../bridge/relay/relay.ts';
-import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailFilter } from '../../bridge/relay/subjects.ts';
+import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailFilter, mailSubject } from '../../bridge/relay/subjects.ts';
 import { Host } from '../../runtime/host.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { waitFor } from '../helpers/daemon.ts';
@@ -410,3 +410,34 @@ it('keeps stored order when a pull request of a running reader is lost while mai
     reader.stop();
   }
 });
+
+it('refuses a copy of offline mail delivered again days after it was taken, once the host has pruned its ids', async () => {
+  await resetStream();
+  const { a, alice, bob, reopenB, closeAll } = await aliceAndOfflineBob(() => ({}));
+  try {
+    await a.host.send([{ from: alice, to: bob, body: { n: 1 } }]);
+    await waitFor(() => a.relay.stats.mailed === 1, 30_000, 'stored for bob');
+    // The sealed envelope as the hub holds it: what a redelivery after a lost acknowledgement hands over again.
+    const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
+    const stored = await jsm.streams.getMessage(MAIL_STREAM, { last_by_subj: mailSubject(bob, alice) });
+    expect(stored).not.toBeNull();
+    const sealed = new Uint8Array((stored as { data: Uint8Array }).data);
+
+    const b = await reopenB();
+    await waitFor(() => inboxNumbers(b, bob).length === 1, 60_000, 'the mail');
+    const store = new MailStore(nc);
+    await waitFor(() => store.waitDelivered(bob, alice, 1_000), 30_000, 'the mail acknowledged');
+    // Two days of hourly prunes on bob's host: mail is accepted up to the mail retention (7 days) old,
+    // so its id is kept as long.
+    expect(b.host.seenRetentionMs).toBeGreaterThanOrEqual(7 * 24 * 60 * 60_000);
+    await b.host.pruneSeen(Date.now() + 2 * 24 * 60 * 60_000);
+
+    // The same envelope comes again (its first acknowledgement lost): refused as a duplicate and acknowledged.
+    await store.store(bob, alice, 'redelivered-copy-1', sealed);
+    await waitFor(() => store.waitDelivered(bob, alice, 1_000), 30_000, 'the copy acknowledged');
+    await b.host.system.quiesce();
+    expect(inboxNumbers(b, bob)).toEqual([1]);
+  } finally {
+    await closeAll();
+  }
+}, 120_000);
