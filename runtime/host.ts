@@ -411,7 +411,7 @@ export class Host {
   async close(): Promise<void> {
     this.closing = true;
     if (this.pruneHandle !== undefined) this.clock.clearTimeout(this.pruneHandle);
-    // A pass stops after its current slice; what that slice staged commits with everything else.
+    // A pass under way stops once its current slice has committed.
     await (this.nextPrune?.done ?? this.pruning)?.catch(() => {});
     this.authority.close();
     await this.teamwork.close();
