@@ -403,6 +403,11 @@ export class Host {
       identities: this.keystore.list().length,
       actors: { live: this.system.liveCount, timers: this.system.pendingTimers },
       outbox: this.store.outbox.getKeysCount(),
+      // Accepted message ids kept for dedupe (see `retainSeenFor`): what they cost grows with the retention.
+      seen: {
+        entries: (this.store.seen.getStats() as { entryCount: number }).entryCount,
+        retentionMs: this.seenRetention,
+      },
       lastEventSeq: this.system.events.lastSeq,
       restored: this.restored,
     };

@@ -14,6 +14,19 @@ export function formatTable(rows: string[][]): string {
     .join('\n');
 }
 
+/** A span of milliseconds in the largest whole unit that states it exactly: `7d`, `36h`, `90s`, `250ms`. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 /** `#seq time kind actor [run/task/step] payload` on one line. */
 export function formatEvent(event: EventV1): string {
   const where = [

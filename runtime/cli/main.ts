@@ -19,7 +19,7 @@ import {
   wantsUnread,
 } from './collab-commands.ts';
 import { EXIT, exitCodeOf } from './exit-codes.ts';
-import { formatEvent, formatTable, printable } from './format.ts';
+import { formatDuration, formatEvent, formatTable, printable } from './format.ts';
 import { registerMcpCommand } from './mcp-command.ts';
 import {
   RELAY_ENV,
@@ -309,7 +309,10 @@ program
   .description('show whether a daemon runs for the data directory, and what it holds')
   .action(async (_options: unknown, cmd: Command) => {
     const status = await client(cmd).get<
-      Record<string, unknown> & { actors: { live: number; timers: number } }
+      Record<string, unknown> & {
+        actors: { live: number; timers: number };
+        seen?: { entries: number; retentionMs: number };
+      }
     >('/v1/status');
     out(cmd, { running: true, ...status }, () =>
       formatTable([
@@ -322,6 +325,14 @@ program
         ['live actors', String(status.actors.live)],
         ['pending timers', String(status.actors.timers)],
         ['outbox (unacknowledged)', String(status.outbox)],
+        ...(status.seen === undefined
+          ? []
+          : [
+              [
+                'accepted ids kept',
+                `${status.seen.entries} (for ${formatDuration(status.seen.retentionMs)} after their ts)`,
+              ] as [string, string],
+            ]),
         ['last event seq', String(status.lastEventSeq)],
       ]),
     );

@@ -248,8 +248,22 @@ describe('anx-runtime CLI', () => {
     expect(events.map((e) => e.payload.id)).toEqual([messageId]);
     expect(cli('trace', bob.did).stdout).toContain('message');
 
-    const status = json<{ running: boolean; identities: number; outbox: number }>('status');
+    const status = json<{
+      running: boolean;
+      identities: number;
+      outbox: number;
+      seen: { entries: number; retentionMs: number };
+    }>('status');
     expect(status).toMatchObject({ running: true, identities: 2, outbox: 0 });
+    // Ids the host made itself leave no marker; one a caller gives is kept for dedupe, a day on a host
+    // without a relay.
+    const given = 'cli-given-id-0000000001';
+    expect(
+      json<{ id: string }>('send', '--from', alice.did, '--to', bob.did, '--id', given, 'again').id,
+    ).toBe(given);
+    expect(json<{ seen: { entries: number } }>('status').seen.entries).toBe(status.seen.entries + 1);
+    expect(status.seen.retentionMs).toBe(24 * 60 * 60_000);
+    expect(cli('status').stdout).toMatch(/accepted ids kept\s+\d+ \(for 1d after their ts\)/);
     // No private key material anywhere in what the CLI prints.
     const seedish = readFileSync(join(dataDir, 'host.key')).toString('hex');
     expect(JSON.stringify(ids) + JSON.stringify(status)).not.toContain(seedish);
