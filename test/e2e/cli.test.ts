@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCliConfig } from '../../bridge/workers/cli.ts';
 import { checkScriptSpec } from '../../bridge/workers/script.ts';
-import { printable } from '../../runtime/cli/format.ts';
+import { formatDuration, printable } from '../../runtime/cli/format.ts';
 import { secretArg } from '../../runtime/cli/secret-arg.ts';
 import { CLI, waitFor } from '../helpers/daemon.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/tmp.ts';
@@ -49,6 +49,17 @@ describe('anx-runtime CLI', () => {
       'evil \\x1b]0;pwned\\x07 \\x1b[2J \\x1b]52;c;ZXZpbA==\\x07 a\\x0db \\x9b31m',
     );
     expect(printable('two\tcolumns\nnext line é ✓')).toBe('two\tcolumns\nnext line é ✓');
+  });
+
+  it('states a duration in the largest whole unit', () => {
+    expect([7 * 86_400_000, 36 * 3_600_000, 90_000, 1_500, 250, 0].map(formatDuration)).toEqual([
+      '7d',
+      '36h',
+      '90s',
+      '1500ms',
+      '250ms',
+      '0ms',
+    ]);
   });
 
   it('refuses worker time limits that Node timers cannot hold (they would fire at once)', () => {
