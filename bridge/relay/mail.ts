@@ -81,6 +81,8 @@ export class MailStore {
   /** The stream was found or made: publishes need not wait for `ready`. */
   private streamReady = false;
   readonly retentionMs: number;
+  /** The stream's own `max_age` (ms) once it is known and finite: another host, or its operator, may have set it longer. */
+  private streamMaxAgeMs = 0;
   readonly maxPerSender: number;
   readonly maxBytes: number;
 
@@ -129,6 +131,8 @@ export class MailStore {
         return;
       }
       const config = existing.config;
+      // JetStream counts in nanoseconds; 0 is "no limit", which no window can follow.
+      if (config.max_age > 0) this.streamMaxAgeMs = Math.floor(config.max_age / 1e6);
       // A stream made by an earlier version gets the refusals too (JetStream lets them be turned on,
       // never off again).
       if (
@@ -149,6 +153,14 @@ export class MailStore {
       throw err;
     });
     return this.ready;
+  }
+
+  /**
+   * How old a stored message may be when it is delivered: this store's retention, or the stream's
+   * `max_age` when that is longer (known once the stream was found; see `ensureStream`).
+   */
+  get windowMs(): number {
+    return Math.max(this.retentionMs, this.streamMaxAgeMs);
   }
 
   /**

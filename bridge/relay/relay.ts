@@ -393,9 +393,12 @@ export class Relay implements RemoteRouter {
     return Buffer.from(this.need().keystore.hostPublicKey()).toString('base64url');
   }
 
-  /** How old a sealed envelope may be when it arrives: the mail retention, as long as the relay keeps mail. */
+  /**
+   * How old a sealed envelope may be when it arrives: as long as the relay keeps mail (the hub's stream
+   * may keep it longer than this host's own retention: see `MailStore.windowMs`).
+   */
   private get mailWindowMs(): number {
-    return this.mail?.retentionMs ?? DEFAULT_MAIL_RETENTION_MS;
+    return this.mail?.windowMs ?? DEFAULT_MAIL_RETENTION_MS;
   }
 
   /** The relay server (NATS leaf or hub) this host is connected through, when the transport knows it. */
@@ -1282,6 +1285,10 @@ export class Relay implements RemoteRouter {
     batch: Array<{ data: Uint8Array; ack(): void; term(): void }>,
   ): Promise<void> {
     const host = this.need();
+    // Mail is read only from a stream this store has found: its `max_age` is known, and ids of mail
+    // accepted up to that age must be kept as long.
+    const windowMs = this.mailWindowMs;
+    host.retainSeenFor(windowMs);
     const take: KernelEnvelope[] = [];
     const ack: Array<() => void> = [];
     let xPriv: Uint8Array | undefined;
@@ -1291,7 +1298,7 @@ export class Relay implements RemoteRouter {
           const accepted = acceptEnvelope(item.data, {
             suite: host.suite,
             guard: this.mailGuard as DurableReplayGuard,
-            windowMs: this.mailWindowMs,
+            windowMs,
             recipientX25519Private: (to) => {
               if (to !== did || !host.keystore.has(to)) return undefined;
               xPriv ??= host.keystore.x25519Private(to);

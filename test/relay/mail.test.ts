@@ -1,13 +1,15 @@
 // Offline mail limits on a real hub: each sender may keep a bounded number of messages waiting for one
 // recipient; a refused message stays in the sender's outbox and arrives, in order, once there is room.
 import { AckPolicy, DeliverPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MailQuotaError, MailStore } from '../../bridge/relay/mail.ts';
 import { JETSTREAM_DOMAIN } from '../../bridge/relay/nats-server.ts';
 import { NatsTransport } from '../../bridge/relay/nats-transport.ts';
 import { Relay } from '../../bridge/relay/relay.ts';
 import { didKey, MAIL_STREAM, MAIL_SUBJECTS, mailFilter, mailSubject } from '../../bridge/relay/subjects.ts';
+import { nodeSuite } from '../../runtime/crypto/index.ts';
+import { createEnvelope, encodeEnvelope, seal } from '../../runtime/envelope/index.ts';
 import { Host } from '../../runtime/host.ts';
 import { generateIdentity } from '../../runtime/identity/keys.ts';
 import { waitFor } from '../helpers/daemon.ts';
@@ -437,6 +439,40 @@ it('refuses a copy of offline mail delivered again days after it was taken, once
     await waitFor(() => store.waitDelivered(bob, alice, 1_000), 30_000, 'the copy acknowledged');
     await b.host.system.quiesce();
     expect(inboxNumbers(b, bob)).toEqual([1]);
+  } finally {
+    await closeAll();
+  }
+}, 120_000);
+
+it('accepts offline mail as old as the hub keeps it when the stream keeps mail longer than the host would, and keeps its id as long', async () => {
+  await resetStream();
+  const DAY = 24 * 60 * 60_000;
+  // The stream as another host or an operator left it: mail kept 30 days, not this host's 7.
+  const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
+  await jsm.streams.add({
+    name: MAIL_STREAM,
+    subjects: [MAIL_SUBJECTS],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    max_age: nanos(30 * DAY),
+  });
+  const { bob, reopenB, closeAll } = await aliceAndOfflineBob(() => ({}));
+  try {
+    const stranger = generateIdentity();
+    const env = createEnvelope({
+      type: 'message',
+      from: stranger.did,
+      to: bob,
+      body: { n: 10 },
+      ts: Date.now() - 10 * DAY,
+    });
+    const sealed = seal(env, { senderSeed: stranger.seed, recipientDid: bob, suite: nodeSuite });
+    await new MailStore(nc).store(bob, stranger.did, 'ten-days-old-mail-1', encodeEnvelope(sealed));
+
+    const b = await reopenB();
+    await waitFor(() => inboxNumbers(b, bob).length === 1, 60_000, 'the ten-day-old mail');
+    expect(inboxNumbers(b, bob)).toEqual([10]);
+    expect(b.host.seenRetentionMs).toBe(30 * DAY);
   } finally {
     await closeAll();
   }
