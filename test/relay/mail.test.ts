@@ -36,6 +36,20 @@ async function resetStream(): Promise<void> {
   await jsm.streams.delete(MAIL_STREAM).catch(() => false);
 }
 
+/** The mail stream made afresh by someone else than a host (an earlier version, an operator), with `extra` settings. */
+async function foreignStream(extra: { max_age?: number } = {}) {
+  await resetStream();
+  const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
+  await jsm.streams.add({
+    name: MAIL_STREAM,
+    subjects: [MAIL_SUBJECTS],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    ...extra,
+  });
+  return jsm;
+}
+
 /** Reads `did`'s mail as it comes, acknowledging each message; `got` holds their first bytes. */
 function readAll(store: MailStore, did: string): { got: number[]; reader: { stop(): void } } {
   const got: number[] = [];
@@ -78,14 +92,7 @@ it('caps what one sender keeps waiting for one recipient, leaves other senders a
 });
 
 it('gives a mail stream created without limits its limits, and replaces a consumer with an older filter', async () => {
-  await resetStream();
-  const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
-  await jsm.streams.add({
-    name: MAIL_STREAM,
-    subjects: [MAIL_SUBJECTS],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-  });
+  const jsm = await foreignStream();
   const [bob, alice] = [did(), did()];
   const name = didKey(bob);
   await jsm.consumers.add(MAIL_STREAM, {
@@ -445,17 +452,9 @@ it('refuses a copy of offline mail delivered again days after it was taken, once
 }, 120_000);
 
 it('accepts offline mail as old as the hub keeps it when the stream keeps mail longer than the host would, and keeps its id as long', async () => {
-  await resetStream();
   const DAY = 24 * 60 * 60_000;
   // The stream as another host or an operator left it: mail kept 30 days, not this host's 7.
-  const jsm = await jetstreamManager(nc, { domain: JETSTREAM_DOMAIN });
-  await jsm.streams.add({
-    name: MAIL_STREAM,
-    subjects: [MAIL_SUBJECTS],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    max_age: nanos(30 * DAY),
-  });
+  await foreignStream({ max_age: nanos(30 * DAY) });
   const { bob, reopenB, closeAll } = await aliceAndOfflineBob(() => ({}));
   try {
     const stranger = generateIdentity();
