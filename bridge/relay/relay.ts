@@ -1199,11 +1199,14 @@ export class Relay implements RemoteRouter {
   private openSealedArrival(bytes: Uint8Array, inbound: Inbound): Omit<Arrival, 'permit'> {
     const host = this.need();
     let xPriv: Uint8Array | undefined;
+    // The window grows to the stream's `max_age` once the mail store has found it: ids are kept as long.
+    const windowMs = this.mailWindowMs;
+    host.retainSeenFor(windowMs);
     try {
       const accepted = acceptEnvelope(bytes, {
         suite: host.suite,
         guard: this.mailGuard as DurableReplayGuard,
-        windowMs: this.mailWindowMs,
+        windowMs,
         recipientX25519Private: (to) => {
           if (to !== inbound.local) return undefined;
           xPriv = host.keystore.x25519Private(to);
