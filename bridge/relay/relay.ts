@@ -65,6 +65,25 @@ export class RelayFrameError extends AnxError {
   }
 }
 
+/**
+ * A hello refused because this host already remembers as many answered hellos, all still inside the
+ * handshake window, as it may (`ANX_RELAY_BUSY`): forgetting one would let it be replayed.
+ */
+export class HandshakeCapacityError extends AnxError {
+  constructor(limit: number) {
+    super(
+      'ANX_RELAY_BUSY',
+      `this host has answered ${limit} handshakes in the last few minutes and takes no more now`,
+      {
+        hint: 'the sender retries with backoff; if this is not an attack, raise the relay option maxRememberedHellos',
+      },
+    );
+  }
+}
+
+/** How far a hello's `ts` may be from the receiver's clock (ms), either way. */
+const HANDSHAKE_WINDOW_MS = 5 * 60_000;
+
 /** The relay needs JetStream (hub) for this, and has none (`ANX_RELAY_UNAVAILABLE`). */
 export class RelayUnavailableError extends AnxError {}
 
@@ -129,6 +148,12 @@ export interface RelayOptions {
    * Default: types `vote`, `artifact`, `token`, `manifest` and their dotted subtypes.
    */
   nonRepudiable?: (env: KernelEnvelope) => boolean;
+  /**
+   * Most answered hellos remembered at once, each until its `ts` leaves the handshake window, so none is
+   * answered twice; past it new hellos are refused (`ANX_RELAY_BUSY`) until old ones expire. Default
+   * 1,000,000 (about 100 MB at most).
+   */
+  maxRememberedHellos?: number;
 }
 
 interface Outgoing {
@@ -337,7 +362,11 @@ export class Relay implements RemoteRouter {
   private readonly outboundBySid = new Map<string, Link>();
   private readonly inbound = new Map<string, Inbound>();
   private readonly inboundByPair = new Map<string, string>();
-  private readonly seenHellos = new Set<string>();
+  /** Answered hellos by session id, each with the time its `ts` leaves the handshake window. */
+  private readonly seenHellos = new Map<string, number>();
+  /** `seenHellos` is swept of expired entries when it reaches this size, and was last swept then (see `makeRoomForHello`). */
+  private helloSweepAt = 1_024;
+  private helloSweptAt = 0;
   private signer: HeartbeatSigner | undefined;
   private gatekeeperOf: Gatekeeper | undefined;
   private verifier: HeartbeatVerifier | undefined;
@@ -1044,6 +1073,23 @@ export class Relay implements RemoteRouter {
     }
   }
 
+  /**
+   * Forgets answered hellos whose `ts` has left the window (the window check refuses them now) each time
+   * the table has doubled since the last sweep, so a sweep costs O(1) per hello on average. Throws
+   * `HandshakeCapacityError` when the table is full of hellos still inside the window (none of them may
+   * be forgotten); full, it is swept again at most once a second.
+   */
+  private makeRoomForHello(now: number): void {
+    const limit = this.options.maxRememberedHellos ?? 1_000_000;
+    const size = this.seenHellos.size;
+    if (size < this.helloSweepAt && size < limit) return;
+    if (size >= limit && now - this.helloSweptAt < 1_000) throw new HandshakeCapacityError(limit);
+    for (const [sid, until] of this.seenHellos) if (until < now) this.seenHellos.delete(sid);
+    this.helloSweptAt = now;
+    this.helloSweepAt = Math.max(1_024, 2 * this.seenHellos.size);
+    if (this.seenHellos.size >= limit) throw new HandshakeCapacityError(limit);
+  }
+
   private get gatekeeper(): Gatekeeper {
     this.gatekeeperOf ??= new Gatekeeper(this.need().system);
     return this.gatekeeperOf;
@@ -1061,15 +1107,17 @@ export class Relay implements RemoteRouter {
         if (reply === undefined) throw new RelayFrameError('hello expected a reply address, got none');
         const sid = sidText(hello.sid);
         if (this.seenHellos.has(sid)) throw new SessionUnknownError(`${sid} (a replayed hello)`);
+        const now = Date.now();
+        this.makeRoomForHello(now);
         const answered = answerHandshake({
           suite: host.suite,
           hello,
           sign: (m) => host.keystore.sign(local, m),
-          now: Date.now(),
-          windowMs: 5 * 60_000,
+          now,
+          windowMs: HANDSHAKE_WINDOW_MS,
         });
-        this.seenHellos.add(sid);
-        if (this.seenHellos.size > 100_000) this.seenHellos.clear();
+        // Kept until the window check refuses the hello by itself.
+        this.seenHellos.set(sid, hello.ts + HANDSHAKE_WINDOW_MS);
         // The recipient's gatekeeper decides on the (now authenticated) peer before any session exists:
         // a blocked sender, or a stranger to a private DID, gets no answer and retries with backoff.
         const verdict = this.gatekeeper.verdict(local, hello.from);

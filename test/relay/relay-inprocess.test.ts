@@ -21,8 +21,17 @@ afterEach(async () => {
   cleanupTempDirs();
 });
 
-async function node(board: Switchboard, dataDir = tempDir()) {
-  const relay = new Relay({ transport: new InProcessTransport(board), heartbeatMs: 200, ackTimeoutMs: 500 });
+async function node(
+  board: Switchboard,
+  dataDir = tempDir(),
+  extra: Partial<ConstructorParameters<typeof Relay>[0]> = {},
+) {
+  const relay = new Relay({
+    transport: new InProcessTransport(board),
+    heartbeatMs: 200,
+    ackTimeoutMs: 500,
+    ...extra,
+  });
   const host = await Host.open({ dataDir, router: relay, noSync: true });
   relay.bind(host);
   await relay.start();
@@ -234,4 +243,90 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
   expect(b.host.inbox(bob.did, { limit: 100 }).messages.every((m) => m.from === mallory.did)).toBe(true);
   expect(refusals().filter((c) => c === 'ANX_RELAY_FRAME').length).toBeGreaterThanOrEqual(3 + forged.length);
   await wire.close();
+});
+
+it('refuses a replayed hello however many hellos came since, refusing new ones instead when it may remember no more, and the live session goes on', async () => {
+  const board = new Switchboard();
+  const b = await node(board, tempDir(), { maxRememberedHellos: 3 });
+  const bob = await b.host.createIdentity({ name: 'bob' });
+  const wire = new InProcessTransport(board);
+  await waitFor(() => b.relay.isOnline(bob.did), 30_000, "bob's inbox listened to");
+  const hello = (who = generateIdentity(nodeSuite)) =>
+    startHandshake({
+      suite: nodeSuite,
+      from: who.did,
+      to: bob.did,
+      sign: (m) => nodeSuite.sign(who.seed, m),
+      now: Date.now(),
+    });
+  const mallory = generateIdentity(nodeSuite);
+  const first = hello(mallory);
+  const session = new Session(
+    nodeSuite,
+    completeHandshake(nodeSuite, first, decodeAccept(await wire.request(bob.did, first.frame, 5_000))),
+  );
+  const send = (n: number) =>
+    wire.sendToDid(
+      bob.did,
+      session.seal(
+        encodeKernelEnvelope({
+          v: 1,
+          id: newMessageId(),
+          type: 'message',
+          from: mallory.did,
+          to: bob.did,
+          ts: Date.now(),
+          body: { n },
+        }),
+      ),
+    );
+  const bodies = () => b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
+  const refusals = () =>
+    b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
+  send(1);
+  await waitFor(() => bodies().length === 1, 10_000, 'the first message');
+
+  // Two more hellos fill what bob's host may remember; a fourth is refused, not answered by forgetting one.
+  for (let i = 0; i < 2; i++) {
+    const other = hello();
+    await wire.request(bob.did, other.frame, 5_000);
+  }
+  await expect(wire.request(bob.did, hello().frame, 1_000)).rejects.toThrow();
+  await waitFor(() => refusals().includes('ANX_RELAY_BUSY'), 10_000, 'the refusal of the fourth hello');
+  // Mallory's hello sent again is still known: refused, and her session was not replaced.
+  await expect(wire.request(bob.did, first.frame, 1_000)).rejects.toThrow();
+  await waitFor(() => refusals().includes('ANX_SESSION_UNKNOWN'), 10_000, 'the replayed hello refused');
+  send(2);
+  await waitFor(() => bodies().length === 2, 10_000, 'the message after, in the same session');
+  expect(bodies()).toEqual([1, 2]);
+});
+
+it('forgets an answered hello once its timestamp has left the handshake window, and then answers new ones again', async () => {
+  const board = new Switchboard();
+  const b = await node(board, tempDir(), { maxRememberedHellos: 2 });
+  const bob = await b.host.createIdentity({ name: 'bob' });
+  const wire = new InProcessTransport(board);
+  await waitFor(() => b.relay.isOnline(bob.did), 30_000, "bob's inbox listened to");
+  const hello = (now: number) => {
+    const who = generateIdentity(nodeSuite);
+    return startHandshake({
+      suite: nodeSuite,
+      from: who.did,
+      to: bob.did,
+      sign: (m) => nodeSuite.sign(who.seed, m),
+      now,
+    });
+  };
+  // One hello dated just inside the 5-minute window (it leaves it in a second), one of now: full.
+  const aging = hello(Date.now() - 5 * 60_000 + 1_000);
+  await wire.request(bob.did, aging.frame, 5_000);
+  await wire.request(bob.did, hello(Date.now()).frame, 5_000);
+  await expect(wire.request(bob.did, hello(Date.now()).frame, 1_000)).rejects.toThrow();
+  // Once the first has left the window (and a second has passed since the last sweep), there is room.
+  await new Promise((r) => setTimeout(r, 1_500));
+  await wire.request(bob.did, hello(Date.now()).frame, 5_000);
+  // The forgotten hello is not answered again (it is out of the window now; here the table is full too).
+  await expect(wire.request(bob.did, aging.frame, 1_000)).rejects.toThrow();
+  const codes = b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
+  expect(codes).toContain('ANX_RELAY_BUSY');
 });
