@@ -40,6 +40,36 @@ async function node(
   return entry;
 }
 
+/** A hello to `to` from `who` (a fresh identity unless given), dated `now`, as another implementation would send it. */
+function helloTo(to: string, who = generateIdentity(nodeSuite), now = Date.now()) {
+  return startHandshake({
+    suite: nodeSuite,
+    from: who.did,
+    to,
+    sign: (m) => nodeSuite.sign(who.seed, m),
+    now,
+  });
+}
+
+/** An envelope from `from` to `to` carrying `n`, for a session frame; `extra` adds or replaces fields (for forged ones). */
+function envelopeOf(from: string, to: string, n: number, extra: Record<string, unknown> = {}) {
+  return encodeKernelEnvelope({
+    v: 1,
+    id: newMessageId(),
+    type: 'message',
+    from,
+    to,
+    ts: Date.now(),
+    body: { n },
+    ...extra,
+  } as never);
+}
+
+/** The codes of the error events a host recorded, oldest first. */
+function errorCodes(host: Host): Array<string | undefined> {
+  return host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
+}
+
 it('delivers in order and exactly once between two hosts, and empties the sender outbox after the receiver commits', async () => {
   const board = new Switchboard();
   const a = await node(board);
@@ -156,30 +186,14 @@ it('takes a batch frame envelope by envelope: a bad item is refused with a typed
   const mallory = generateIdentity(nodeSuite);
   const wire = new InProcessTransport(board);
   await waitFor(() => b.relay.isOnline(bob.did), 30_000, "bob's inbox listened to");
-  const pending = startHandshake({
-    suite: nodeSuite,
-    from: mallory.did,
-    to: bob.did,
-    sign: (m) => nodeSuite.sign(mallory.seed, m),
-    now: Date.now(),
-  });
+  const pending = helloTo(bob.did, mallory);
   const accept = await wire.request(bob.did, pending.frame, 5_000);
   const session = new Session(nodeSuite, completeHandshake(nodeSuite, pending, decodeAccept(accept)));
   /** Mallory's envelope carrying `n`; `extra` adds or replaces fields (for forged ones). */
   const envelope = (n: number, extra: Record<string, unknown> = {}) =>
-    encodeKernelEnvelope({
-      v: 1,
-      id: newMessageId(),
-      type: 'message',
-      from: mallory.did,
-      to: bob.did,
-      ts: Date.now(),
-      body: { n },
-      ...extra,
-    } as never);
+    envelopeOf(mallory.did, bob.did, n, extra);
   const bodies = () => b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
-  const refusals = () =>
-    b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
+  const refusals = () => errorCodes(b.host);
 
   wire.sendToDid(bob.did, session.seal(packBatch([envelope(0), envelope(1)])));
   await waitFor(() => bodies().length === 2, 10_000, 'a two-envelope batch');
@@ -251,47 +265,21 @@ it('refuses a replayed hello however many hellos came since, refusing new ones i
   const bob = await b.host.createIdentity({ name: 'bob' });
   const wire = new InProcessTransport(board);
   await waitFor(() => b.relay.isOnline(bob.did), 30_000, "bob's inbox listened to");
-  const hello = (who = generateIdentity(nodeSuite)) =>
-    startHandshake({
-      suite: nodeSuite,
-      from: who.did,
-      to: bob.did,
-      sign: (m) => nodeSuite.sign(who.seed, m),
-      now: Date.now(),
-    });
   const mallory = generateIdentity(nodeSuite);
-  const first = hello(mallory);
+  const first = helloTo(bob.did, mallory);
   const session = new Session(
     nodeSuite,
     completeHandshake(nodeSuite, first, decodeAccept(await wire.request(bob.did, first.frame, 5_000))),
   );
-  const send = (n: number) =>
-    wire.sendToDid(
-      bob.did,
-      session.seal(
-        encodeKernelEnvelope({
-          v: 1,
-          id: newMessageId(),
-          type: 'message',
-          from: mallory.did,
-          to: bob.did,
-          ts: Date.now(),
-          body: { n },
-        }),
-      ),
-    );
+  const send = (n: number) => wire.sendToDid(bob.did, session.seal(envelopeOf(mallory.did, bob.did, n)));
   const bodies = () => b.host.inbox(bob.did, { limit: 100 }).messages.map((m) => (m.body as { n: number }).n);
-  const refusals = () =>
-    b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
+  const refusals = () => errorCodes(b.host);
   send(1);
   await waitFor(() => bodies().length === 1, 10_000, 'the first message');
 
   // Two more hellos fill what bob's host may remember; a fourth is refused, not answered by forgetting one.
-  for (let i = 0; i < 2; i++) {
-    const other = hello();
-    await wire.request(bob.did, other.frame, 5_000);
-  }
-  await expect(wire.request(bob.did, hello().frame, 1_000)).rejects.toThrow();
+  for (let i = 0; i < 2; i++) await wire.request(bob.did, helloTo(bob.did).frame, 5_000);
+  await expect(wire.request(bob.did, helloTo(bob.did).frame, 1_000)).rejects.toThrow();
   await waitFor(() => refusals().includes('ANX_RELAY_BUSY'), 10_000, 'the refusal of the fourth hello');
   // Mallory's hello sent again is still known: refused, and her session was not replaced.
   await expect(wire.request(bob.did, first.frame, 1_000)).rejects.toThrow();
@@ -299,6 +287,7 @@ it('refuses a replayed hello however many hellos came since, refusing new ones i
   send(2);
   await waitFor(() => bodies().length === 2, 10_000, 'the message after, in the same session');
   expect(bodies()).toEqual([1, 2]);
+  await wire.close();
 });
 
 it('forgets an answered hello once its timestamp has left the handshake window, and then answers new ones again', async () => {
@@ -307,16 +296,7 @@ it('forgets an answered hello once its timestamp has left the handshake window, 
   const bob = await b.host.createIdentity({ name: 'bob' });
   const wire = new InProcessTransport(board);
   await waitFor(() => b.relay.isOnline(bob.did), 30_000, "bob's inbox listened to");
-  const hello = (now: number) => {
-    const who = generateIdentity(nodeSuite);
-    return startHandshake({
-      suite: nodeSuite,
-      from: who.did,
-      to: bob.did,
-      sign: (m) => nodeSuite.sign(who.seed, m),
-      now,
-    });
-  };
+  const hello = (now: number) => helloTo(bob.did, undefined, now);
   // One hello dated just inside the 5-minute window (it leaves it in a second), one of now: full.
   const aging = hello(Date.now() - 5 * 60_000 + 1_000);
   await wire.request(bob.did, aging.frame, 5_000);
@@ -327,6 +307,6 @@ it('forgets an answered hello once its timestamp has left the handshake window, 
   await wire.request(bob.did, hello(Date.now()).frame, 5_000);
   // The forgotten hello is not answered again (it is out of the window now; here the table is full too).
   await expect(wire.request(bob.did, aging.frame, 1_000)).rejects.toThrow();
-  const codes = b.host.trace('host', { kinds: ['error'] }).map((e) => (e.payload as { code?: string }).code);
-  expect(codes).toContain('ANX_RELAY_BUSY');
+  expect(errorCodes(b.host)).toContain('ANX_RELAY_BUSY');
+  await wire.close();
 });
