@@ -9,6 +9,13 @@ type Version = ArtifactVersion;
 export class VaultView {
   private enclave = '';
   private key = '';
+  /**
+   * Bumped by every read that fills the artifact list (`lists`) or the view below it (`views`): a read
+   * that a later one overtook leaves the screen to it, so a slow answer for the Enclave or key chosen
+   * before never replaces what was chosen after.
+   */
+  private lists = 0;
+  private views = 0;
 
   constructor(private readonly api: PlaygroundApi) {
     select('vault-enclave').addEventListener('change', () =>
@@ -56,8 +63,28 @@ export class VaultView {
     await this.showEnclave(select('vault-enclave').value);
   }
 
-  private async showEnclave(id: string): Promise<void> {
-    if (id === '') return;
+  /** Runs `read` as the latest of its kind: false (and its errors dropped) once a later one has started. */
+  private async latest(
+    kind: 'lists' | 'views',
+    read: (current: () => boolean) => Promise<void>,
+  ): Promise<void> {
+    const mine = ++this[kind];
+    const current = () => this[kind] === mine;
+    try {
+      await read(current);
+    } catch (err) {
+      if (current()) throw err;
+    }
+  }
+
+  private showEnclave(id: string): Promise<void> {
+    if (id === '') return Promise.resolve();
+    // Whatever the view shows belongs to the Enclave being left.
+    this.views++;
+    return this.latest('lists', (current) => this.listEnclave(id, current));
+  }
+
+  private async listEnclave(id: string, current: () => boolean): Promise<void> {
     // What was shown of another Enclave, or as another reader, goes before anything is read.
     $('vault-artifacts').replaceChildren();
     $('vault-versions').replaceChildren();
@@ -66,6 +93,7 @@ export class VaultView {
       const e = await this.api.get<{ owner: string; members: Record<string, { role: string }> }>(
         `/v1/enclaves/${encodeURIComponent(id)}`,
       );
+      if (!current()) return;
       setOptions(select('vault-as'), [
         { value: '', label: `owner ${short(e.owner)}` },
         ...Object.entries(e.members).map(([did, m]) => ({ value: did, label: `${m.role} ${short(did)}` })),
@@ -75,6 +103,7 @@ export class VaultView {
     const { artifacts } = await this.api.get<{ artifacts: Version[] }>(
       `/v1/vault/${encodeURIComponent(id)}/list?prefix=${this.as()}`,
     );
+    if (!current()) return;
     $('vault-artifacts').replaceChildren(
       h('tr', {}, ...['key', 'v', 'kind', 'size', 'author', 'summary'].map((c) => h('th', {}, c))),
       ...artifacts.map((a) => {
@@ -94,11 +123,16 @@ export class VaultView {
     );
   }
 
-  private async showKey(key: string): Promise<void> {
+  private showKey(key: string): Promise<void> {
+    return this.latest('views', (current) => this.showVersions(key, current));
+  }
+
+  private async showVersions(key: string, current: () => boolean): Promise<void> {
     this.key = key;
     const { versions } = await this.api.get<{ versions: Version[] }>(
       `/v1/vault/${encodeURIComponent(this.enclave)}/history?key=${encodeURIComponent(key)}${this.as()}`,
     );
+    if (!current()) return;
     const from = h('select', { id: 'diff-from', 'aria-label': 'diff from version' });
     const to = h('select', { id: 'diff-to', 'aria-label': 'diff to version' });
     for (const sel of [from, to])
@@ -116,14 +150,20 @@ export class VaultView {
     const view = h('button', { type: 'button', id: 'version-show' }, 'Show "to"');
     show.addEventListener('click', () =>
       this.guard(
-        this.diff(Number((from as HTMLSelectElement).value), Number((to as HTMLSelectElement).value)),
+        this.latest('views', (now) =>
+          this.diff(Number((from as HTMLSelectElement).value), Number((to as HTMLSelectElement).value), now),
+        ),
       ),
     );
     view.addEventListener('click', () =>
-      this.guard(this.showVersion(Number((to as HTMLSelectElement).value))),
+      this.guard(
+        this.latest('views', (now) => this.showVersion(Number((to as HTMLSelectElement).value), now)),
+      ),
     );
     $('vault-versions').replaceChildren(h('strong', {}, key), ' from ', from, ' to ', to, show, view);
-    await (versions.length > 1 ? this.diff(Math.max(1, last - 1), last) : this.showVersion(last));
+    await (versions.length > 1
+      ? this.diff(Math.max(1, last - 1), last, current)
+      : this.showVersion(last, current));
   }
 
   private async text(version: number): Promise<string> {
@@ -133,13 +173,16 @@ export class VaultView {
     return a.content ?? `(binary, ${a.meta.size} bytes)`;
   }
 
-  private async showVersion(version: number): Promise<void> {
-    $('vault-view').replaceChildren(await this.text(version));
+  private async showVersion(version: number, current: () => boolean): Promise<void> {
+    const text = await this.text(version);
+    if (!current()) return;
+    $('vault-view').replaceChildren(text);
     $('vault-view').dataset['mode'] = 'content';
   }
 
-  private async diff(from: number, to: number): Promise<void> {
+  private async diff(from: number, to: number, current: () => boolean): Promise<void> {
     const [a, b] = await Promise.all([this.text(from), this.text(to)]);
+    if (!current()) return;
     const lines = diffLines(a, b);
     // Appended one by one: a spread of every line as arguments overflows the stack on long texts.
     const rows = document.createDocumentFragment();
@@ -156,16 +199,22 @@ export class VaultView {
     $('vault-view').dataset['mode'] = 'diff';
   }
 
-  private async showManifest(runId: string): Promise<void> {
-    if (runId === '') return;
+  private showManifest(runId: string): Promise<void> {
+    if (runId === '') return Promise.resolve();
+    return this.latest('views', (current) => this.manifest(runId, current));
+  }
+
+  private async manifest(runId: string, current: () => boolean): Promise<void> {
     try {
       const m = await this.api.get<unknown>(`/v1/runs/${encodeURIComponent(runId)}/manifest`);
+      if (!current()) return;
       $('vault-view').replaceChildren(
         h('div', { class: 'diff-head' }, `Delivery Manifest of ${runId}`),
         JSON.stringify(m, null, 2),
       );
       $('vault-view').dataset['mode'] = 'manifest';
     } catch (err) {
+      if (!current()) return;
       $('vault-view').replaceChildren(`No Delivery Manifest for ${runId} yet: ${(err as Error).message}`);
     }
   }

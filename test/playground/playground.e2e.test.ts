@@ -275,6 +275,31 @@ describe('playground in Chromium', () => {
     await page.close();
   });
 
+  it('keeps the Enclave chosen last when the answer for the one chosen before comes later', async () => {
+    for (const id of ['race-x', 'race-y']) {
+      await daemon.api.post('/v1/enclaves', { owner: team.owner, id, name: id });
+      await daemon.api.post(`/v1/vault/${id}/put`, { as: team.owner, key: `${id}/only.txt`, content: id });
+    }
+    const page = await openPlayground(browser, apiUrl, token);
+    await page.click('button[data-tab="vault"]');
+    await page.waitForSelector('#vault-enclave option[value="race-y"]', { state: 'attached' });
+    // The list of the first choice answers late.
+    await page.route('**/v1/vault/race-x/list*', async (route) => {
+      await new Promise((r) => setTimeout(r, 1_500));
+      await route.continue().catch(() => {});
+    });
+    await page.selectOption('#vault-enclave', 'race-x');
+    await page.selectOption('#vault-enclave', 'race-y');
+    await page.waitForSelector('#vault-artifacts tr[data-key="race-y/only.txt"]');
+    await new Promise((r) => setTimeout(r, 2_500));
+    const keys = await page.$$eval('#vault-artifacts tr[data-key]', (rows) =>
+      rows.map((r) => r.getAttribute('data-key')),
+    );
+    expect(keys).toEqual(['race-y/only.txt']);
+    expect(await page.inputValue('#vault-enclave')).toBe('race-y');
+    await page.close();
+  }, 60_000);
+
   it("shows a reader's refusal with nothing of the owner's view, diffs a long artifact, and survives a bad deep link", async () => {
     const enclave = 'vault-checks';
     await daemon.api.post('/v1/enclaves', { owner: team.owner, id: enclave, name: 'checks' });
