@@ -53,6 +53,8 @@ class Playground {
   private actors: ActorEntry[] = [];
   private drawn: DrawnGraph | undefined;
   private graph: MachineGraph | undefined;
+  /** Bumped by every `showMachine`: a graph that arrives after another was asked for is not drawn. */
+  private machineAsked = 0;
   private zoom = 1;
   private followed: ActorEntry | undefined;
   private run: RunStatus | undefined;
@@ -197,8 +199,11 @@ class Playground {
   }
 
   async showMachine(kind: string): Promise<void> {
+    const asked = ++this.machineAsked;
     if (this.graph?.kind === kind) return;
     const graph = await this.api.get<MachineGraph>(`/v1/playground/machines/${encodeURIComponent(kind)}`);
+    // Another machine was asked for meanwhile (another actor followed, another kind picked): it is drawn instead.
+    if (asked !== this.machineAsked) return;
     this.graph = graph;
     select('machine-select').value = kind;
     this.drawn = drawGraph(graph);
@@ -229,9 +234,13 @@ class Playground {
     this.followed = actor;
     select('actor-select').value = address;
     await this.showMachine(actor.kind);
+    // Each step waits for the host: once another actor is followed, this one's steps stop.
+    if (this.followed !== actor) return;
     await this.refreshFollowed();
+    if (this.followed !== actor) return;
     if (actor.run_id !== undefined) {
       await this.timeline.load(actor.run_id);
+      if (this.followed !== actor) return;
       this.prepareReplay();
     }
   }

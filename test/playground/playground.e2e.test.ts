@@ -275,6 +275,29 @@ describe('playground in Chromium', () => {
     await page.close();
   });
 
+  it('draws the machine of the actor followed last when the graph of the one followed before comes later', async () => {
+    const run_id = await startDevTeamRun(daemon.api, team, 'run-playground-race', 'Race');
+    const page = await openPlayground(browser, apiUrl, token);
+    await page.waitForSelector(`#actor-select option[value="run/${run_id}"]`, { state: 'attached' });
+    // The page opens on the run machine's statechart.
+    await page.waitForFunction(() =>
+      document.getElementById('graph')?.dataset['kind']?.startsWith('playbook/'),
+    );
+    const runKind = await page.getAttribute('#graph', 'data-kind');
+    // A DID's statechart answers late.
+    await page.route('**/v1/playground/machines/did', async (route) => {
+      await new Promise((r) => setTimeout(r, 1_500));
+      await route.continue().catch(() => {});
+    });
+    await page.selectOption('#actor-select', team.owner);
+    await page.selectOption('#actor-select', `run/${run_id}`);
+    await page.waitForFunction(() => document.getElementById('actor-title')?.textContent?.includes('Run'));
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await page.getAttribute('#graph', 'data-kind')).toBe(runKind);
+    expect(await page.inputValue('#actor-select')).toBe(`run/${run_id}`);
+    await page.close();
+  }, 60_000);
+
   it('keeps the Enclave chosen last when the answer for the one chosen before comes later', async () => {
     for (const id of ['race-x', 'race-y']) {
       await daemon.api.post('/v1/enclaves', { owner: team.owner, id, name: id });
