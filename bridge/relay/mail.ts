@@ -83,6 +83,8 @@ export class MailStore {
   readonly retentionMs: number;
   /** The stream's own `max_age` (ms) once it is known and finite: another host, or its operator, may have set it longer. */
   private streamMaxAgeMs = 0;
+  /** Told the new `windowMs` when finding the stream makes it longer (see `onWindow`). */
+  private windowListener: ((windowMs: number) => void) | undefined;
   readonly maxPerSender: number;
   readonly maxBytes: number;
 
@@ -132,7 +134,11 @@ export class MailStore {
       }
       const config = existing.config;
       // JetStream counts in nanoseconds; 0 is "no limit", which no window can follow.
-      if (config.max_age > 0) this.streamMaxAgeMs = Math.floor(config.max_age / 1e6);
+      if (config.max_age > 0) {
+        const before = this.windowMs;
+        this.streamMaxAgeMs = Math.floor(config.max_age / 1e6);
+        if (this.windowMs > before) this.windowListener?.(this.windowMs);
+      }
       // A stream made by an earlier version gets the refusals too (JetStream lets them be turned on,
       // never off again).
       if (
@@ -161,6 +167,11 @@ export class MailStore {
    */
   get windowMs(): number {
     return Math.max(this.retentionMs, this.streamMaxAgeMs);
+  }
+
+  /** Calls `listener` with the new `windowMs` whenever it grows (once the stream is found with a longer `max_age`). */
+  onWindow(listener: (windowMs: number) => void): void {
+    this.windowListener = listener;
   }
 
   /**

@@ -439,9 +439,11 @@ export class Relay implements RemoteRouter {
   bind(host: Host): void {
     this.host = host;
     this.mailGuard = new DurableReplayGuard(host.store, host.system.commits);
-    // Mail is accepted up to the mail retention old: its ids must be remembered as long, or a copy
-    // delivered again after a lost acknowledgement (the host cut off from the relay for days) is taken twice.
+    // Mail is accepted up to the mail window old: its ids must be remembered as long, or a copy delivered
+    // again after a lost acknowledgement (the host cut off from the relay for days) is taken twice. The
+    // window grows once the stream is found with a longer `max_age`, before any mail is read at that age.
     host.retainSeenFor(this.mailWindowMs);
+    this.mail?.onWindow((windowMs) => host.retainSeenFor(windowMs));
     let id = host.store.meta.get('relay.host_id') as string | undefined;
     if (id === undefined) {
       id = Buffer.from(host.suite.randomBytes(12)).toString('base64url');
@@ -1247,14 +1249,11 @@ export class Relay implements RemoteRouter {
   private openSealedArrival(bytes: Uint8Array, inbound: Inbound): Omit<Arrival, 'permit'> {
     const host = this.need();
     let xPriv: Uint8Array | undefined;
-    // The window grows to the stream's `max_age` once the mail store has found it: ids are kept as long.
-    const windowMs = this.mailWindowMs;
-    host.retainSeenFor(windowMs);
     try {
       const accepted = acceptEnvelope(bytes, {
         suite: host.suite,
         guard: this.mailGuard as DurableReplayGuard,
-        windowMs,
+        windowMs: this.mailWindowMs,
         recipientX25519Private: (to) => {
           if (to !== inbound.local) return undefined;
           xPriv = host.keystore.x25519Private(to);
@@ -1336,10 +1335,7 @@ export class Relay implements RemoteRouter {
     batch: Array<{ data: Uint8Array; ack(): void; term(): void }>,
   ): Promise<void> {
     const host = this.need();
-    // Mail is read only from a stream this store has found: its `max_age` is known, and ids of mail
-    // accepted up to that age must be kept as long.
     const windowMs = this.mailWindowMs;
-    host.retainSeenFor(windowMs);
     const take: KernelEnvelope[] = [];
     const ack: Array<() => void> = [];
     let xPriv: Uint8Array | undefined;
